@@ -1,0 +1,40 @@
+# The README's commands. `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+
+.PHONY: run test lint typecheck unit system-deps bench clean
+
+$(BIN)/certscope: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+## run: start the exporter (embedded default config unless ARGS="--config.file FILE")
+run: $(BIN)/certscope
+	$(BIN)/certscope serve $(ARGS)
+
+system-deps:
+	scripts/install-system-deps.sh
+
+## test: lint, type-check and run the whole test suite
+test: $(BIN)/certscope system-deps lint typecheck unit
+
+lint: $(BIN)/certscope
+	$(BIN)/ruff check exporter tests bench
+	$(BIN)/ruff format --check exporter tests bench
+
+typecheck: $(BIN)/certscope
+	$(BIN)/mypy
+
+unit: $(BIN)/certscope
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(BIN)/certscope
+	scripts/install-system-deps.sh prometheus-blackbox-exporter
+	$(BIN)/python bench/probe_bench.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

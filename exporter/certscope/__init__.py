@@ -1,0 +1,3 @@
+"""certscope: prove that cryptographic controls work."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,385 @@
+"""Certificate facts: pure functions from DER/PEM bytes to :class:`CertFacts`. No I/O.
+
+Every field is extracted on its own so that one malformed extension (hostile servers send
+them) costs that field, not the whole certificate: the certificate is still reported, with the
+problem listed in ``parse_errors``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.x509.oid import (
+    AuthorityInformationAccessOID,
+    ExtensionOID,
+    NameOID,
+    SignatureAlgorithmOID,
+)
+
+T = TypeVar("T")
+
+#: Certificates larger than this are not parsed (a hostile chain could hold one huge one).
+MAX_CERT_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class CertFacts:
+    """What certscope knows about one certificate, independent of where it was found."""
+
+    der_sha256: str
+    subject: str = ""
+    subject_cn: str = ""
+    issuer: str = ""
+    issuer_cn: str = ""
+    serial: str = ""
+    sans: tuple[str, ...] = ()
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    key_algorithm: str = ""
+    key_bits: int = 0
+    key_curve: str = ""
+    public_key_sha256: str = ""
+    signature_algorithm: str = ""
+    signature_hash: str = ""
+    is_ca: bool = False
+    self_signed: bool = False
+    self_issued: bool = False
+    ocsp_urls: tuple[str, ...] = ()
+    ca_issuer_urls: tuple[str, ...] = ()
+    crl_urls: tuple[str, ...] = ()
+    subject_key_id: str = ""
+    authority_key_id: str = ""
+    size_bytes: int = 0
+    parse_errors: tuple[str, ...] = field(default=())
+
+    @property
+    def fingerprint_sha256(self) -> str:
+        return self.der_sha256
+
+    @property
+    def validity_seconds(self) -> float | None:
+        if self.not_before is None or self.not_after is None:
+            return None
+        return (self.not_after - self.not_before).total_seconds()
+
+    def days_left(self, now: datetime) -> float | None:
+        if self.not_after is None:
+            return None
+        return (self.not_after - now).total_seconds() / 86400.0
+
+    def matches_host(self, host: str) -> bool:
+        return hostname_matches(host, self.sans, self.subject_cn)
+
+
+def _cn(name: x509.Name) -> str:
+    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not attrs:
+        return ""
+    value = attrs[0].value
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
+def _key_facts(cert: x509.Certificate) -> tuple[str, int, str, str]:
+    from cryptography.hazmat.primitives import serialization
+
+    key = cert.public_key()
+    spki = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    spki_hash = hashlib.sha256(spki).hexdigest()
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", key.key_size, "", spki_hash
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC", key.curve.key_size, key.curve.name, spki_hash
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", 256, "", spki_hash
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448", 456, "", spki_hash
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", key.key_size, "", spki_hash
+    return type(key).__name__, 0, "", spki_hash
+
+
+_S = SignatureAlgorithmOID
+_SIGNATURES = {
+    _S.RSA_WITH_SHA256: ("RSA", "sha256"),
+    _S.RSA_WITH_SHA384: ("RSA", "sha384"),
+    _S.RSA_WITH_SHA512: ("RSA", "sha512"),
+    _S.RSA_WITH_SHA224: ("RSA", "sha224"),
+    _S.RSA_WITH_SHA1: ("RSA", "sha1"),
+    _S.RSA_WITH_MD5: ("RSA", "md5"),
+    _S.ECDSA_WITH_SHA256: ("ECDSA", "sha256"),
+    _S.ECDSA_WITH_SHA384: ("ECDSA", "sha384"),
+    _S.ECDSA_WITH_SHA512: ("ECDSA", "sha512"),
+    _S.ECDSA_WITH_SHA224: ("ECDSA", "sha224"),
+    _S.ECDSA_WITH_SHA1: ("ECDSA", "sha1"),
+    _S.RSASSA_PSS: ("RSA-PSS", ""),
+    _S.ED25519: ("Ed25519", ""),
+    _S.ED448: ("Ed448", ""),
+    _S.DSA_WITH_SHA1: ("DSA", "sha1"),
+    _S.DSA_WITH_SHA224: ("DSA", "sha224"),
+    _S.DSA_WITH_SHA256: ("DSA", "sha256"),
+}
+# md2WithRSAEncryption is not in cryptography's table but still turns up in old roots.
+_MD2_RSA = "1.2.840.113549.1.1.2"
+
+
+def _signature(cert: x509.Certificate) -> tuple[str, str]:
+    oid = cert.signature_algorithm_oid
+    if oid.dotted_string == _MD2_RSA:
+        return "RSA", "md2"
+    algo, digest = _SIGNATURES.get(oid, (oid.dotted_string, ""))
+    if not digest and algo == "RSA-PSS":
+        try:
+            h = cert.signature_hash_algorithm
+            digest = h.name if h is not None else ""
+        except Exception:  # unsupported parameters: the algorithm name alone is still useful
+            digest = ""
+    return algo, digest
+
+
+def _sans(cert: x509.Certificate) -> tuple[str, ...]:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return ()
+    out: list[str] = []
+    for gn in ext.value:
+        if isinstance(gn, x509.DNSName):
+            out.append(gn.value)
+        elif isinstance(gn, x509.IPAddress):
+            out.append(str(gn.value))
+        elif isinstance(gn, x509.UniformResourceIdentifier):
+            out.append("URI:" + gn.value)
+        elif isinstance(gn, x509.RFC822Name):
+            out.append("email:" + gn.value)
+    return tuple(out)
+
+
+def _basic_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _aia(cert: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
+    except x509.ExtensionNotFound:
+        return (), ()
+    ocsp: list[str] = []
+    issuers: list[str] = []
+    for d in ext.value:
+        if not isinstance(d.access_location, x509.UniformResourceIdentifier):
+            continue
+        if d.access_method == AuthorityInformationAccessOID.OCSP:
+            ocsp.append(d.access_location.value)
+        elif d.access_method == AuthorityInformationAccessOID.CA_ISSUERS:
+            issuers.append(d.access_location.value)
+    return tuple(ocsp), tuple(issuers)
+
+
+def _crl(cert: x509.Certificate) -> tuple[str, ...]:
+    try:
+        ext = cert.extensions.get_extension_for_oid(ExtensionOID.CRL_DISTRIBUTION_POINTS)
+    except x509.ExtensionNotFound:
+        return ()
+    urls: list[str] = []
+    value = ext.value
+    assert isinstance(value, x509.CRLDistributionPoints)
+    for dp in value:
+        for gn in dp.full_name or ():
+            if isinstance(gn, x509.UniformResourceIdentifier):
+                urls.append(gn.value)
+    return tuple(urls)
+
+
+def _ski(cert: x509.Certificate) -> str:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex()
+    except x509.ExtensionNotFound:
+        return ""
+
+
+def _aki(cert: x509.Certificate) -> str:
+    try:
+        v = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return ""
+    return v.key_identifier.hex() if v.key_identifier else ""
+
+
+def _self_signed(cert: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(cert)
+    except Exception:  # wrong issuer, bad signature or unsupported algorithm: not self-signed
+        return False
+    return True
+
+
+def _serial_hex(cert: x509.Certificate) -> str:
+    n = cert.serial_number
+    sign = "-" if n < 0 else ""
+    digits = format(abs(n), "X")
+    if len(digits) % 2:
+        digits = "0" + digits
+    return sign + digits
+
+
+def _try(errors: list[str], what: str, fn: Callable[[], T], default: T) -> T:
+    try:
+        return fn()
+    except Exception as exc:  # one bad field must not hide the rest of the certificate
+        errors.append(f"{what}: {type(exc).__name__}: {str(exc)[:160]}")
+        return default
+
+
+def facts_from_der(der: bytes) -> CertFacts:
+    """Facts for one DER certificate. Never raises: unparseable input gives ``parse_errors``."""
+    return _facts_cached(bytes(der))
+
+
+@lru_cache(maxsize=8192)
+def _facts_cached(der: bytes) -> CertFacts:
+    # Probes see the same few certificates again and again; parsing once per distinct DER is
+    # most of the exporter's CPU saving. Facts are immutable, so sharing them is safe.
+    digest = hashlib.sha256(der).hexdigest()
+    if len(der) > MAX_CERT_BYTES:
+        return CertFacts(
+            der_sha256=digest, size_bytes=len(der), parse_errors=("certificate too large",)
+        )
+    errors: list[str] = []
+    with warnings.catch_warnings():
+        # cryptography warns about negative serials and similar RFC 5280 violations; they are
+        # reported as facts, not as warnings on the exporter's log.
+        warnings.simplefilter("ignore")
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except Exception as exc:
+            return CertFacts(
+                der_sha256=digest,
+                size_bytes=len(der),
+                parse_errors=(f"certificate: {type(exc).__name__}: {str(exc)[:160]}",),
+            )
+        return _facts(cert, digest, len(der), errors)
+
+
+def _facts(cert: x509.Certificate, digest: str, size: int, errors: list[str]) -> CertFacts:
+    key_algorithm, key_bits, key_curve, spki = _try(
+        errors, "public key", lambda: _key_facts(cert), ("unknown", 0, "", "")
+    )
+    sig_algo, sig_hash = _try(errors, "signature algorithm", lambda: _signature(cert), ("", ""))
+    no_urls: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    ocsp, ca_issuers = _try(errors, "authority information access", lambda: _aia(cert), no_urls)
+    subject = _try(errors, "subject", lambda: cert.subject.rfc4514_string(), "")
+    issuer = _try(errors, "issuer", lambda: cert.issuer.rfc4514_string(), "")
+    return CertFacts(
+        der_sha256=digest,
+        subject=subject,
+        subject_cn=_try(errors, "subject CN", lambda: _cn(cert.subject), ""),
+        issuer=issuer,
+        issuer_cn=_try(errors, "issuer CN", lambda: _cn(cert.issuer), ""),
+        serial=_try(errors, "serial", lambda: _serial_hex(cert), ""),
+        sans=_try(errors, "subject alternative name", lambda: _sans(cert), ()),
+        not_before=_try(errors, "not before", lambda: cert.not_valid_before_utc, None),
+        not_after=_try(errors, "not after", lambda: cert.not_valid_after_utc, None),
+        key_algorithm=key_algorithm,
+        key_bits=key_bits,
+        key_curve=key_curve,
+        public_key_sha256=spki,
+        signature_algorithm=sig_algo,
+        signature_hash=sig_hash,
+        is_ca=_try(errors, "basic constraints", lambda: _basic_ca(cert), False),
+        self_signed=_try(errors, "self-signature", lambda: _self_signed(cert), False),
+        self_issued=bool(subject) and subject == issuer,
+        ocsp_urls=ocsp,
+        ca_issuer_urls=ca_issuers,
+        crl_urls=_try(errors, "CRL distribution points", lambda: _crl(cert), ()),
+        subject_key_id=_try(errors, "subject key identifier", lambda: _ski(cert), ""),
+        authority_key_id=_try(errors, "authority key identifier", lambda: _aki(cert), ""),
+        size_bytes=size,
+        parse_errors=tuple(errors),
+    )
+
+
+_PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
+_PEM_END = b"-----END CERTIFICATE-----"
+
+
+def iter_pem_blocks(data: bytes) -> Iterator[tuple[int, bytes | None, str]]:
+    """Yield ``(position, der or None, error)`` for each CERTIFICATE block in a PEM bundle.
+
+    A corrupt block yields ``None`` with a reason, and the rest of the bundle is still read:
+    a bundle with one bad entry must not hide the other certificates.
+    """
+    import base64
+    import binascii
+
+    pos = 0
+    start = data.find(_PEM_BEGIN)
+    while start != -1:
+        end = data.find(_PEM_END, start)
+        if end == -1:
+            yield pos, None, "unterminated PEM block"
+            return
+        body = data[start + len(_PEM_BEGIN) : end]
+        try:
+            der = base64.b64decode(b"".join(body.split()), validate=True)
+        except (binascii.Error, ValueError):
+            yield pos, None, "invalid base64 in PEM block"
+        else:
+            yield pos, der, ""
+        pos += 1
+        start = data.find(_PEM_BEGIN, end)
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def hostname_matches(host: str, sans: Iterable[str], subject_cn: str = "") -> bool:
+    """RFC 6125 matching: DNS names case-insensitively, one left-most ``*`` label, IPs exactly.
+
+    The subject CN is consulted only when the certificate has no SAN of the right kind, as
+    browsers stopped doing it long ago but many internal services still rely on it (that case
+    still passes here; policy can flag missing SANs separately).
+    """
+    host = host.strip("[]").rstrip(".").lower()
+    sans = tuple(sans)
+    if is_ip(host):
+        want = ipaddress.ip_address(host)
+        return any(is_ip(s) and ipaddress.ip_address(s) == want for s in sans)
+    dns = [
+        s.rstrip(".").lower() for s in sans if not s.startswith(("URI:", "email:")) and not is_ip(s)
+    ]
+    if not dns and subject_cn:
+        dns = [subject_cn.rstrip(".").lower()]
+    return any(_dns_match(host, pattern) for pattern in dns)
+
+
+def _dns_match(host: str, pattern: str) -> bool:
+    if pattern == host:
+        return True
+    if not pattern.startswith("*."):
+        return False
+    suffix = pattern[1:]  # ".example.com"
+    if "*" in suffix or suffix.count(".") < 2:
+        return False  # no wildcards below a public suffix-like single label, no inner stars
+    if not host.endswith(suffix):
+        return False
+    first = host[: -len(suffix)]
+    return bool(first) and "." not in first

@@ -1,0 +1,306 @@
+"""Command-line entry points: ``serve``, ``check-config`` and ``scan``.
+
+Exit codes: 0 success; 1 a config error, or (``scan``) a target that could not be probed;
+2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from . import __version__
+from .config import (
+    DEFAULT_TIMEOUT,
+    STARTTLS_PROTOCOLS,
+    Config,
+    Target,
+    TLSOptions,
+    default_config,
+    load_config,
+    parse_duration,
+    split_address,
+)
+from .errors import ConfigError, UsageError
+from .probe import probe
+from .results import ProbeResult
+
+DEFAULT_LISTEN = "0.0.0.0:9793"
+log = logging.getLogger("certscope")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="certscope",
+        description="Prometheus exporter for TLS endpoints and certificate stores.",
+    )
+    p.add_argument("--version", action="version", version=f"certscope {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the exporter")
+    s.add_argument("--config.file", dest="config_file", help="YAML config (default: embedded)")
+    s.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN, help="HOST:PORT")
+    s.add_argument(
+        "--log.level",
+        dest="log_level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+    )
+
+    c = sub.add_parser("check-config", help="validate a config file and exit")
+    c.add_argument("file")
+
+    sc = sub.add_parser("scan", help="probe endpoints once and print what they present")
+    sc.add_argument("targets", nargs="+", metavar="TARGET", help="host[:port] (443 by default)")
+    sc.add_argument("--format", choices=["table", "json"], default="table")
+    sc.add_argument("--sni", help="server name to send (default: the host)")
+    sc.add_argument("--ca-file", help="CA bundle to verify against (default: system store)")
+    sc.add_argument("--starttls", choices=STARTTLS_PROTOCOLS)
+    sc.add_argument("--alpn", action="append", default=[], help="ALPN protocol (repeatable)")
+    sc.add_argument("--client-cert", help="client certificate (PEM) for mTLS")
+    sc.add_argument("--client-key", help="client private key (PEM) for mTLS")
+    sc.add_argument("--timeout", default=f"{int(DEFAULT_TIMEOUT)}s", help="per-target timeout")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check-config":
+            return cmd_check_config(args.file)
+        if args.command == "scan":
+            return cmd_scan(args)
+        return cmd_serve(args)
+    except UsageError as exc:
+        print(f"certscope: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"certscope: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_check_config(path: str) -> int:
+    config = load_config(path)
+    print(f"{path}: OK ({len(config.targets)} targets, {len(config.sources)} sources)")
+    return 0
+
+
+def _loader(path: str | None) -> Config:
+    return load_config(path) if path else default_config()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)r",
+    )
+    config = _loader(args.config_file)
+    try:
+        host, port = split_address(args.listen)
+    except ValueError as exc:
+        raise UsageError(f"--web.listen-address {args.listen!r}: {exc}") from None
+    from .app import make_app, reload_config
+
+    app = make_app(config, lambda: _loader(args.config_file))
+
+    async def _on_startup(app: web.Application) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: reload_config(app))
+
+    app.on_startup.append(_on_startup)
+    log.info(
+        "starting certscope %s on %s with %s (%d targets, %d sources)",
+        __version__,
+        args.listen,
+        config.origin,
+        len(config.targets),
+        len(config.sources),
+    )
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    return 0
+
+
+def parse_scan_target(text: str) -> tuple[str, int]:
+    text = text.strip()
+    if "://" in text:
+        parts = urlsplit(text)
+        if not parts.hostname:
+            raise UsageError(f"cannot read a host name from {text!r}")
+        return parts.hostname, parts.port or 443
+    try:
+        return split_address(text)
+    except ValueError:
+        pass
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        return split_address(f"[{text}]:443" if ":" in text else f"{text}:443")
+    except ValueError as exc:
+        raise UsageError(f"bad target {text!r}: {exc}") from None
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    try:
+        timeout = parse_duration(args.timeout)
+    except ValueError as exc:
+        raise UsageError(f"--timeout: {exc}") from None
+    if bool(args.client_cert) != bool(args.client_key):
+        raise UsageError("--client-cert and --client-key go together")
+    for flag, path in (
+        ("--ca-file", args.ca_file),
+        ("--client-cert", args.client_cert),
+        ("--client-key", args.client_key),
+    ):
+        if path and not os.access(path, os.R_OK):
+            raise UsageError(f"{flag}: cannot read {path}")
+    tls = TLSOptions(
+        sni=args.sni,
+        starttls=args.starttls,
+        alpn=tuple(args.alpn),
+        ca_file=args.ca_file,
+        client_cert=args.client_cert,
+        client_key=args.client_key,
+        timeout=timeout,
+    )
+    targets = []
+    for raw in args.targets:
+        host, port = parse_scan_target(raw)
+        targets.append(Target(name=raw, host=host, port=port, tls=tls, interval=timeout * 2))
+    results = asyncio.run(_scan_all(targets))
+    now = datetime.now(UTC)
+    if args.format == "json":
+        print(json.dumps([scan_json(r, now) for r in results], indent=2))
+    else:
+        print(scan_table(results, now))
+    return 0 if all(r.success for r in results) else 1
+
+
+async def _scan_all(targets: list[Target]) -> list[ProbeResult]:
+    sem = asyncio.Semaphore(32)
+
+    async def one(t: Target) -> ProbeResult:
+        async with sem:
+            return await probe(t)
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
+
+
+def scan_json(r: ProbeResult, now: datetime) -> dict[str, Any]:
+    err = r.outcome.error
+    neg = r.outcome.negotiated
+    v = r.verdict
+    return {
+        "target": r.name,
+        "address": r.address,
+        "peer_address": r.outcome.peer_address or None,
+        "ok": r.success,
+        "error": (
+            {"reason": str(err.reason), "message": err.message, "alert": err.alert or None}
+            if err
+            else None
+        ),
+        "tls": (
+            {
+                "version": neg.version,
+                "cipher": neg.cipher,
+                "group": neg.group or None,
+                "alpn": neg.alpn or None,
+            }
+            if neg
+            else None
+        ),
+        "client_cert_required": r.outcome.client_cert_required,
+        "verification": (
+            {
+                "verified": v.verified,
+                "chain_trusted": v.chain_trusted,
+                "hostname_match": v.hostname_match,
+                "errors": [str(e) for e in v.errors],
+            }
+            if v
+            else None
+        ),
+        "chain_truncated": r.outcome.chain_truncated,
+        "certificates": [
+            {
+                "subject": f.subject,
+                "subject_cn": f.subject_cn,
+                "issuer": f.issuer,
+                "issuer_cn": f.issuer_cn,
+                "serial": f.serial,
+                "not_before": _iso(f.not_before),
+                "not_after": _iso(f.not_after),
+                "days_left": round(d, 2) if (d := f.days_left(now)) is not None else None,
+                "sans": list(f.sans),
+                "key_algorithm": f.key_algorithm,
+                "key_bits": f.key_bits,
+                "key_curve": f.key_curve or None,
+                "signature_algorithm": f.signature_algorithm,
+                "signature_hash": f.signature_hash or None,
+                "is_ca": f.is_ca,
+                "self_signed": f.self_signed,
+                "fingerprint_sha256": f.fingerprint_sha256,
+                "ocsp_urls": list(f.ocsp_urls),
+                "crl_urls": list(f.crl_urls),
+                "parse_errors": list(f.parse_errors),
+            }
+            for f in r.facts
+        ],
+        "duration_seconds": round(r.duration, 4),
+    }
+
+
+def scan_table(results: list[ProbeResult], now: datetime) -> str:
+    out: list[str] = []
+    for r in results:
+        err = r.outcome.error
+        neg = r.outcome.negotiated
+        status = "OK" if r.success else f"FAILED {err.reason if err else 'no_certificate'}"
+        out.append(f"{r.name}  [{status}]  {r.outcome.peer_address}")
+        if err:
+            out.append(f"  error:    {err.message}")
+        if neg:
+            group = f"  group {neg.group}" if neg.group else ""
+            out.append(f"  tls:      {neg.version}  {neg.cipher}{group}")
+        if r.outcome.client_cert_required:
+            out.append("  note:     server requires a client certificate")
+        if r.verdict:
+            verdict = "trusted" if r.verdict.verified else ", ".join(r.verdict.errors)
+            out.append(f"  verify:   {verdict}")
+        for i, f in enumerate(r.facts):
+            days = f.days_left(now)
+            subject = f.subject_cn or f.subject or "?"
+            out.append(f"  [{i}] {subject}  issuer {f.issuer_cn or f.issuer or '?'}")
+            out.append(
+                f"      not after {_iso(f.not_after)} ({days:.1f} days)  {f.key_algorithm} "
+                f"{f.key_bits}  {f.signature_algorithm}/{f.signature_hash}  serial {f.serial}"
+                if days is not None
+                else f"      unparsed: {'; '.join(f.parse_errors)}"
+            )
+            if f.sans and i == 0:
+                out.append(
+                    f"      SANs: {', '.join(f.sans[:10])}" + (" …" if len(f.sans) > 10 else "")
+                )
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

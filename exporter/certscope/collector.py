@@ -1,0 +1,289 @@
+"""Snapshot → Prometheus text exposition. All metric names live here, documented in docs/metrics.md.
+
+Each result's sample lines are rendered once, when the result is first seen, and cached for
+as long as that result is current; a scrape only concatenates cached fragments under each
+family's HELP/TYPE header. That keeps ``/metrics`` for 10,000 targets well under the scrape
+budget, and a scrape never does I/O or waits for probes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .certs import CertFacts
+from .results import Labels, ProbeResult, SourceResult
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    type: str
+    help: str
+
+
+_CACHED = " Cached: the value from the most recent probe or refresh, not taken at scrape time."
+
+FAMILIES: tuple[Family, ...] = (
+    # certificates: one series per slot (source kind, source, location, chain position)
+    Family(
+        "certscope_cert_not_after_timestamp_seconds",
+        "gauge",
+        "Certificate notAfter as a Unix timestamp, per certificate slot." + _CACHED,
+    ),
+    Family(
+        "certscope_cert_not_before_timestamp_seconds",
+        "gauge",
+        "Certificate notBefore as a Unix timestamp, per certificate slot." + _CACHED,
+    ),
+    Family(
+        "certscope_cert_info",
+        "gauge",
+        "Certificate details (serial, fingerprint, SANs, key, signature) as labels; value 1.",
+    ),
+    Family(
+        "certscope_cert_verified",
+        "gauge",
+        "1 when the presented chain is trusted, currently valid and matches the host name.",
+    ),
+    Family(
+        "certscope_cert_chain_trusted",
+        "gauge",
+        "1 when the presented chain builds to a trusted root (time checks excluded).",
+    ),
+    Family(
+        "certscope_cert_hostname_match",
+        "gauge",
+        "1 when the leaf certificate matches the host name (SNI or configured name).",
+    ),
+    Family(
+        "certscope_cert_verification_failure",
+        "gauge",
+        "1 for each reason the presented chain failed verification.",
+    ),
+    Family(
+        "certscope_cert_chain_certificates", "gauge", "Number of certificates the server presented."
+    ),
+    # probes
+    Family(
+        "certscope_probe_success",
+        "gauge",
+        "1 when the last probe completed a TLS handshake and captured the certificate chain.",
+    ),
+    Family(
+        "certscope_probe_error_info",
+        "gauge",
+        "The reason the last probe failed (and the TLS alert, if any); value 1.",
+    ),
+    Family("certscope_probe_duration_seconds", "gauge", "Duration of the last probe."),
+    Family(
+        "certscope_probe_phase_duration_seconds",
+        "gauge",
+        "Duration of each phase of the last probe (resolve, connect, starttls, handshake).",
+    ),
+    Family(
+        "certscope_probe_timestamp_seconds",
+        "gauge",
+        "When the last probe finished, as a Unix timestamp.",
+    ),
+    Family(
+        "certscope_probe_last_success_timestamp_seconds",
+        "gauge",
+        "When a probe last succeeded, as a Unix timestamp (continuity evidence).",
+    ),
+    Family("certscope_tls_version_info", "gauge", "Negotiated TLS protocol version; value 1."),
+    Family("certscope_tls_cipher_info", "gauge", "Negotiated cipher suite (IANA name); value 1."),
+    Family("certscope_tls_group_info", "gauge", "Negotiated key-exchange group; value 1."),
+    Family(
+        "certscope_tls_client_cert_required",
+        "gauge",
+        "1 when the server asked for a client certificate that certscope did not present.",
+    ),
+    # sources
+    Family("certscope_source_up", "gauge", "1 when the last refresh of the source succeeded."),
+    Family("certscope_source_items", "gauge", "Certificates currently known from the source."),
+    Family(
+        "certscope_source_item_errors",
+        "gauge",
+        "Items (files, entries) of the source that could not be read, by reason.",
+    ),
+    Family(
+        "certscope_source_refresh_duration_seconds",
+        "gauge",
+        "Duration of the last refresh of the source.",
+    ),
+    Family(
+        "certscope_source_last_success_timestamp_seconds",
+        "gauge",
+        "When the source was last refreshed successfully, as a Unix timestamp.",
+    ),
+)
+FAMILY_NAMES = frozenset(f.name for f in FAMILIES)
+
+_MAX_LABEL_VALUE = 1024
+
+
+def escape(value: str) -> str:
+    if len(value) > _MAX_LABEL_VALUE:
+        value = value[: _MAX_LABEL_VALUE - 1] + "…"
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(pairs: Iterable[tuple[str, str]]) -> str:
+    return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in pairs) + "}"
+
+
+def _num(v: float) -> str:
+    if v == int(v) and abs(v) < 1e15:
+        return str(int(v))
+    return repr(float(v))
+
+
+Fragments = dict[str, list[str]]
+
+
+def _add(out: Fragments, family: str, labels: Sequence[tuple[str, str]], value: float) -> None:
+    assert family in FAMILY_NAMES, family
+    out.setdefault(family, []).append(f"{family}{_labels(labels)} {_num(value)}\n")
+
+
+def _cert_lines(out: Fragments, base: Labels, position: int, facts: CertFacts) -> None:
+    slot = (
+        *base,
+        ("chain_position", str(position)),
+        ("subject_cn", facts.subject_cn),
+        ("issuer_cn", facts.issuer_cn),
+    )
+    if facts.not_after is not None:
+        _add(out, "certscope_cert_not_after_timestamp_seconds", slot, facts.not_after.timestamp())
+    if facts.not_before is not None:
+        _add(out, "certscope_cert_not_before_timestamp_seconds", slot, facts.not_before.timestamp())
+    info = (
+        *slot,
+        ("serial", facts.serial),
+        ("fingerprint_sha256", facts.fingerprint_sha256),
+        ("subject", facts.subject),
+        ("issuer", facts.issuer),
+        ("sans", ",".join(facts.sans)),
+        ("key_algorithm", facts.key_algorithm),
+        ("key_bits", str(facts.key_bits)),
+        ("key_curve", facts.key_curve),
+        ("signature_algorithm", facts.signature_algorithm),
+        ("signature_hash", facts.signature_hash),
+        ("is_ca", "true" if facts.is_ca else "false"),
+        ("self_signed", "true" if facts.self_signed else "false"),
+    )
+    _add(out, "certscope_cert_info", info, 1)
+
+
+def probe_fragments(r: ProbeResult) -> Fragments:
+    out: Fragments = {}
+    base: Labels = (("source_kind", "tls"), ("source", r.name), ("location", r.address), *r.labels)
+    _add(out, "certscope_probe_success", base, 1 if r.success else 0)
+    _add(out, "certscope_probe_duration_seconds", base, r.duration)
+    _add(out, "certscope_probe_timestamp_seconds", base, r.timestamp)
+    for phase, seconds in r.outcome.phases:
+        _add(out, "certscope_probe_phase_duration_seconds", (*base, ("phase", phase)), seconds)
+    if r.last_success is not None:
+        _add(out, "certscope_probe_last_success_timestamp_seconds", base, r.last_success)
+    err = r.outcome.error
+    if err is not None:
+        _add(
+            out,
+            "certscope_probe_error_info",
+            (*base, ("reason", err.reason), ("alert", err.alert)),
+            1,
+        )
+    elif not r.facts:
+        _add(
+            out,
+            "certscope_probe_error_info",
+            (*base, ("reason", "no_certificate"), ("alert", "")),
+            1,
+        )
+    neg = r.outcome.negotiated
+    if neg is not None:
+        _add(out, "certscope_tls_version_info", (*base, ("version", neg.version)), 1)
+        _add(out, "certscope_tls_cipher_info", (*base, ("cipher", neg.cipher)), 1)
+        if neg.group:
+            _add(out, "certscope_tls_group_info", (*base, ("group", neg.group)), 1)
+    if r.facts:
+        _add(
+            out,
+            "certscope_tls_client_cert_required",
+            base,
+            1 if r.outcome.client_cert_required else 0,
+        )
+        _add(out, "certscope_cert_chain_certificates", base, len(r.facts))
+    if r.verdict is not None:
+        v = r.verdict
+        _add(out, "certscope_cert_verified", base, 1 if v.verified else 0)
+        _add(out, "certscope_cert_chain_trusted", base, 1 if v.chain_trusted else 0)
+        _add(out, "certscope_cert_hostname_match", base, 1 if v.hostname_match else 0)
+        for reason in v.errors:
+            _add(out, "certscope_cert_verification_failure", (*base, ("reason", reason)), 1)
+    for pos, facts in enumerate(r.facts):
+        _cert_lines(out, base, pos, facts)
+    return out
+
+
+def source_fragments(r: SourceResult) -> Fragments:
+    out: Fragments = {}
+    base: Labels = (("source_kind", r.kind), ("source", r.name), *r.labels)
+    _add(out, "certscope_source_up", base, 1 if r.up else 0)
+    _add(out, "certscope_source_items", base, len(r.certs))
+    _add(out, "certscope_source_refresh_duration_seconds", base, r.duration)
+    if r.last_success is not None:
+        _add(out, "certscope_source_last_success_timestamp_seconds", base, r.last_success)
+    by_reason: dict[str, int] = {}
+    for e in r.errors:
+        by_reason[e.reason] = by_reason.get(e.reason, 0) + 1
+    for reason, n in sorted(by_reason.items()):
+        _add(out, "certscope_source_item_errors", (*base, ("reason", reason)), n)
+    for c in r.certs:
+        loc: Labels = (
+            ("source_kind", r.kind),
+            ("source", r.name),
+            ("location", c.location),
+            *r.labels,
+        )
+        _cert_lines(out, loc, c.position, c.facts)
+    return out
+
+
+class Exposition:
+    """Renders snapshots, caching each result's fragments while that result is current."""
+
+    def __init__(self) -> None:
+        # id(result) -> (result, fragments); the result is held so its id cannot be reused.
+        self._cache: dict[int, tuple[object, Fragments]] = {}
+
+    def _fragments(self, result: ProbeResult | SourceResult) -> Fragments:
+        hit = self._cache.get(id(result))
+        if hit is not None and hit[0] is result:
+            return hit[1]
+        frags = (
+            probe_fragments(result) if isinstance(result, ProbeResult) else source_fragments(result)
+        )
+        self._cache[id(result)] = (result, frags)
+        return frags
+
+    def render(self, results: Iterable[ProbeResult | SourceResult]) -> str:
+        current = list(results)
+        frags = [self._fragments(r) for r in current]
+        live = {id(r) for r in current}
+        if len(self._cache) > len(live):
+            self._cache = {k: v for k, v in self._cache.items() if k in live}
+        parts: list[str] = []
+        for fam in FAMILIES:
+            lines = [line for f in frags for line in f.get(fam.name, ())]
+            if not lines:
+                continue
+            parts.append(f"# HELP {fam.name} {fam.help}\n# TYPE {fam.name} {fam.type}\n")
+            parts.extend(lines)
+        return "".join(parts)
+
+
+def render_once(results: Iterable[ProbeResult | SourceResult]) -> str:
+    """Render without a cache (``/probe`` and one-off uses)."""
+    return Exposition().render(results)

@@ -1,0 +1,618 @@
+"""YAML configuration → frozen, validated dataclasses.
+
+Validation collects *every* problem with its location (``targets[3].port: must be 1-65535``)
+before raising one :class:`~certscope.errors.ConfigError`, because fixing a config one error
+per run is miserable. Unknown keys are errors: a misspelt ``timeout`` silently ignored is how
+a probe ends up with the wrong deadline.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .certs import is_ip
+from .errors import ConfigError, Problem
+
+DEFAULT_INTERVAL = 300.0
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_CONCURRENCY = 64
+DEFAULT_JITTER = 0.1
+
+STARTTLS_PROTOCOLS = ("smtp", "imap", "pop3", "ftp", "ldap", "postgres", "mysql")
+SOURCE_KINDS = ("files",)
+PLANNED_SOURCE_KINDS = ("kubernetes", "vault")
+
+_DURATION_RE = re.compile(
+    r"^(?:(?P<y>\d+)y)?(?:(?P<w>\d+)w)?(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?"
+    r"(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?(?:(?P<ms>\d+)ms)?$"
+)
+_DURATION_UNITS = {
+    "y": 365 * 86400.0,
+    "w": 7 * 86400.0,
+    "d": 86400.0,
+    "h": 3600.0,
+    "m": 60.0,
+    "s": 1.0,
+    "ms": 0.001,
+}
+_LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_*](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+$")
+
+#: Label names certscope sets itself; a user label with one of these names would clash.
+RESERVED_LABELS = frozenset(
+    {
+        "job",
+        "instance",
+        "source_kind",
+        "source",
+        "location",
+        "chain_position",
+        "subject_cn",
+        "issuer_cn",
+        "serial",
+        "fingerprint_sha256",
+        "subject",
+        "issuer",
+        "sans",
+        "key_algorithm",
+        "key_bits",
+        "key_curve",
+        "signature_algorithm",
+        "signature_hash",
+        "is_ca",
+        "self_signed",
+        "reason",
+        "alert",
+        "version",
+        "cipher",
+        "group",
+        "phase",
+        "protocol",
+        "class",
+        "grade",
+        "profile",
+        "rule",
+        "severity",
+        "control",
+        "result",
+    }
+)
+
+
+def parse_duration(value: object) -> float:
+    """Prometheus-style duration (``1h30m``, ``500ms``) or a number of seconds → seconds."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 30s, 5m or 6h")
+    if isinstance(value, int | float):
+        if value <= 0:
+            raise ValueError("must be positive")
+        return float(value)
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a duration such as 30s, 5m or 6h")
+    m = _DURATION_RE.match(value.strip())
+    if not m or not any(m.groupdict().values()):
+        raise ValueError(f"{value!r} is not a duration such as 30s, 5m or 6h")
+    seconds = sum(_DURATION_UNITS[k] * int(v) for k, v in m.groupdict().items() if v)
+    if seconds <= 0:
+        raise ValueError("must be positive")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Inverse of :func:`parse_duration` for display (``300.0`` → ``5m``)."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    out = []
+    rest = int(seconds)
+    for unit in ("d", "h", "m", "s"):
+        size = int(_DURATION_UNITS[unit])
+        if rest >= size:
+            out.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(out) or "0s"
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` → (host, port). Raises ValueError with a readable reason."""
+    address = address.strip()
+    if address.startswith("["):
+        end = address.find("]")
+        if end == -1 or address[end + 1 : end + 2] != ":":
+            raise ValueError("IPv6 addresses are written [addr]:port")
+        host, port_s = address[1:end], address[end + 2 :]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IPv6 address") from None
+    else:
+        host, sep, port_s = address.rpartition(":")
+        if not sep or not host:
+            raise ValueError("must be host:port (IPv6 as [addr]:port)")
+        if ":" in host:
+            raise ValueError("IPv6 addresses are written [addr]:port")
+        if not is_ip(host) and not _HOSTNAME_RE.match(host):
+            raise ValueError(f"{host!r} is not a valid host name")
+    if not port_s.isdigit():
+        raise ValueError(f"port {port_s!r} is not a number")
+    port = int(port_s)
+    if not 1 <= port <= 65535:
+        raise PortError(port)
+    return host, port
+
+
+class PortError(ValueError):
+    def __init__(self, port: int) -> None:
+        super().__init__(f"must be 1-65535, got {port}")
+
+
+def join_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class TLSOptions:
+    """How to talk to one endpoint: shared by configured targets, /probe modules and ``scan``."""
+
+    sni: str | None = None  # None: the host name (no SNI for IP addresses)
+    starttls: str | None = None
+    alpn: tuple[str, ...] = ()
+    ca_file: str | None = None  # None: the system trust store
+    client_cert: str | None = None
+    client_key: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    host: str
+    port: int
+    tls: TLSOptions
+    interval: float = DEFAULT_INTERVAL
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def address(self) -> str:
+        return join_address(self.host, self.port)
+
+    @property
+    def server_name(self) -> str | None:
+        """The SNI actually sent: configured, else the host unless it is an IP address."""
+        if self.tls.sni is not None:
+            return self.tls.sni or None
+        return None if is_ip(self.host) else self.host
+
+    @property
+    def verify_name(self) -> str:
+        """The name the certificate must match."""
+        return self.tls.sni or self.host
+
+
+@dataclass(frozen=True)
+class FilesSource:
+    name: str
+    paths: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    interval: float = DEFAULT_INTERVAL
+    labels: tuple[tuple[str, str], ...] = ()
+    kind: str = "files"
+
+
+Source = FilesSource
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    allowed_targets: tuple[str, ...] = ()
+    modules: Mapping[str, TLSOptions] = field(default_factory=dict)
+    default: TLSOptions = TLSOptions()
+
+
+@dataclass(frozen=True)
+class Config:
+    targets: tuple[Target, ...] = ()
+    sources: tuple[Source, ...] = ()
+    probe: ProbeSettings = ProbeSettings()
+    concurrency: int = DEFAULT_CONCURRENCY
+    jitter: float = DEFAULT_JITTER
+    origin: str = "<embedded default>"
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+class _Checker:
+    """Collects problems; every ``get_*`` returns a usable default after recording a problem."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, loc: str, msg: str) -> None:
+        self.problems.append(Problem(loc, msg))
+
+    def problems_at(self, loc: str) -> bool:
+        return any(p.location.startswith(loc + ".") for p in self.problems)
+
+    def mapping(self, value: object, loc: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.add(loc, f"must be a mapping, got {_type(value)}")
+            return {}
+        for key in value:
+            if not isinstance(key, str) or key not in allowed:
+                hint = difflib.get_close_matches(str(key), allowed, n=1)
+                extra = f' (did you mean "{hint[0]}"?)' if hint else ""
+                self.add(_join(loc, str(key)), f"unknown key{extra}")
+        return {k: v for k, v in value.items() if isinstance(k, str) and k in allowed}
+
+    def string(
+        self, d: Mapping[str, Any], key: str, loc: str, required: bool = False
+    ) -> str | None:
+        if key not in d or d[key] is None:
+            if required:
+                self.add(_join(loc, key), "is required")
+            return None
+        v = d[key]
+        if not isinstance(v, str) or not v.strip():
+            self.add(_join(loc, key), f"must be a non-empty string, got {_type(v)}")
+            return None
+        return v
+
+    def strings(self, d: Mapping[str, Any], key: str, loc: str) -> tuple[str, ...]:
+        v = d.get(key)
+        if v is None:
+            return ()
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+            self.add(_join(loc, key), "must be a list of non-empty strings")
+            return ()
+        return tuple(v)
+
+    def duration(self, d: Mapping[str, Any], key: str, loc: str, default: float) -> float:
+        if key not in d:
+            return default
+        try:
+            return parse_duration(d[key])
+        except ValueError as exc:
+            self.add(_join(loc, key), str(exc))
+            return default
+
+    def number(
+        self, d: Mapping[str, Any], key: str, loc: str, default: float, lo: float, hi: float
+    ) -> float:
+        if key not in d:
+            return default
+        v = d[key]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+            self.add(_join(loc, key), f"must be a number from {lo:g} to {hi:g}")
+            return default
+        return float(v)
+
+    def labels(self, value: object, loc: str) -> dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.add(loc, f"must be a mapping of label names to values, got {_type(value)}")
+            return {}
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            kloc = _join(loc, str(k))
+            if not isinstance(k, str) or not _LABEL_RE.match(k) or k.startswith("__"):
+                self.add(kloc, "is not a valid Prometheus label name")
+            elif k in RESERVED_LABELS:
+                self.add(kloc, "is a label name certscope sets itself; choose another")
+            elif not isinstance(v, str | int | float) or isinstance(v, bool):
+                self.add(kloc, f"label values must be strings, got {_type(v)}")
+            else:
+                out[k] = str(v)
+        return out
+
+    def readable_file(self, path: str | None, loc: str, pem_certs: bool = False) -> str | None:
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(4 * 1024 * 1024)
+        except OSError as exc:
+            self.add(loc, f"cannot read {path}: {exc.strerror or exc}")
+            return None
+        if pem_certs and b"-----BEGIN CERTIFICATE-----" not in head:
+            self.add(loc, f"{path} contains no PEM certificate")
+        return path
+
+
+def _join(loc: str, key: str) -> str:
+    return f"{loc}.{key}" if loc else key
+
+
+def _type(v: object) -> str:
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "nothing",
+    }.get(type(v), type(v).__name__)
+
+
+_TLS_KEYS = ("sni", "starttls", "alpn", "ca_file", "client_cert", "client_key", "timeout")
+_TARGET_KEYS = ("address", "host", "port", "name", "interval", "labels", *_TLS_KEYS)
+_DEFAULT_KEYS = ("interval", "timeout", "ca_file", "labels", "alpn")
+_TOP_KEYS = ("defaults", "targets", "sources", "probe", "scheduler")
+_FILES_KEYS = ("name", "kind", "paths", "exclude", "interval", "labels")
+
+
+def _tls_options(c: _Checker, d: Mapping[str, Any], loc: str, base: TLSOptions) -> TLSOptions:
+    sni = c.string(d, "sni", loc)
+    if sni is not None and not _HOSTNAME_RE.match(sni):
+        c.add(_join(loc, "sni"), f"{sni!r} is not a valid host name")
+    starttls = c.string(d, "starttls", loc)
+    if starttls is not None and starttls not in STARTTLS_PROTOCOLS:
+        c.add(_join(loc, "starttls"), f"must be one of {', '.join(STARTTLS_PROTOCOLS)}")
+        starttls = None
+    alpn = c.strings(d, "alpn", loc) if "alpn" in d else base.alpn
+    ca_file = c.readable_file(c.string(d, "ca_file", loc), _join(loc, "ca_file"), pem_certs=True)
+    cert = c.readable_file(c.string(d, "client_cert", loc), _join(loc, "client_cert"))
+    key = c.readable_file(c.string(d, "client_key", loc), _join(loc, "client_key"))
+    if (cert is None) != (key is None) and not c.problems_at(loc):
+        c.add(loc, "client_cert and client_key must be given together")
+    return TLSOptions(
+        sni=sni,
+        starttls=starttls,
+        alpn=alpn,
+        ca_file=ca_file if "ca_file" in d else base.ca_file,
+        client_cert=cert,
+        client_key=key,
+        timeout=c.duration(d, "timeout", loc, base.timeout),
+    )
+
+
+def _target(
+    c: _Checker,
+    raw: object,
+    loc: str,
+    defaults: TLSOptions,
+    interval: float,
+    labels: dict[str, str],
+) -> Target | None:
+    d = c.mapping(raw, loc, _TARGET_KEYS)
+    if not isinstance(raw, dict):
+        return None
+    host: str | None = None
+    port = 0
+    address = c.string(d, "address", loc)
+    if address is not None:
+        if "host" in d or "port" in d:
+            c.add(loc, "give either address or host and port, not both")
+        try:
+            host, port = split_address(address)
+        except PortError as exc:
+            c.add(_join(loc, "port"), str(exc))
+        except ValueError as exc:
+            c.add(_join(loc, "address"), str(exc))
+    elif "host" in d or "port" in d:
+        host = c.string(d, "host", loc, required=True)
+        p = d.get("port")
+        if isinstance(p, bool) or not isinstance(p, int):
+            c.add(
+                _join(loc, "port"),
+                "is required and must be a number" if p is None else "must be a number",
+            )
+        elif not 1 <= p <= 65535:
+            c.add(_join(loc, "port"), f"must be 1-65535, got {p}")
+        else:
+            port = p
+        if host is not None and not is_ip(host) and not _HOSTNAME_RE.match(host):
+            c.add(_join(loc, "host"), f"{host!r} is not a valid host name")
+            host = None
+    else:
+        c.add(_join(loc, "address"), "is required (host:port)")
+    tls = _tls_options(c, d, loc, defaults)
+    own = c.labels(d.get("labels"), _join(loc, "labels"))
+    name = c.string(d, "name", loc)
+    t_interval = c.duration(d, "interval", loc, interval)
+    if host is None or not port:
+        return None
+    if tls.timeout >= t_interval:
+        c.add(_join(loc, "timeout"), "must be shorter than the interval")
+    return Target(
+        name=name or join_address(host, port),
+        host=host,
+        port=port,
+        tls=tls,
+        interval=t_interval,
+        labels=tuple(sorted({**labels, **own}.items())),
+    )
+
+
+def _source(
+    c: _Checker, raw: object, loc: str, interval: float, labels: dict[str, str]
+) -> Source | None:
+    if not isinstance(raw, dict):
+        c.add(loc, f"must be a mapping, got {_type(raw)}")
+        return None
+    kind = raw.get("kind")
+    if kind in PLANNED_SOURCE_KINDS:
+        c.add(
+            _join(loc, "kind"), f"{kind!r} sources are not supported by this version of certscope"
+        )
+        return None
+    if kind not in SOURCE_KINDS:
+        c.add(_join(loc, "kind"), f"must be one of {', '.join(SOURCE_KINDS)}")
+        return None
+    d = c.mapping(raw, loc, _FILES_KEYS)
+    name = c.string(d, "name", loc, required=True)
+    paths = c.strings(d, "paths", loc)
+    if not paths:
+        c.add(_join(loc, "paths"), "must list at least one path or glob")
+    src = FilesSource(
+        name=name or "",
+        paths=paths,
+        exclude=c.strings(d, "exclude", loc),
+        interval=c.duration(d, "interval", loc, interval),
+        labels=tuple(sorted({**labels, **c.labels(d.get("labels"), _join(loc, "labels"))}.items())),
+    )
+    return src if name else None
+
+
+def _probe(c: _Checker, raw: object, defaults: TLSOptions) -> ProbeSettings:
+    d = c.mapping(raw, "probe", ("allowed_targets", "modules", "timeout"))
+    patterns = c.strings(d, "allowed_targets", "probe")
+    for i, pat in enumerate(patterns):
+        if ":" not in pat:
+            c.add(f"probe.allowed_targets[{i}]", "patterns are host:port, e.g. '*.example.com:443'")
+    base = TLSOptions(
+        alpn=defaults.alpn,
+        ca_file=defaults.ca_file,
+        timeout=c.duration(d, "timeout", "probe", defaults.timeout),
+    )
+    modules: dict[str, TLSOptions] = {}
+    raw_modules = d.get("modules") or {}
+    if not isinstance(raw_modules, dict):
+        c.add("probe.modules", "must be a mapping of module names to settings")
+        raw_modules = {}
+    for mname, mraw in raw_modules.items():
+        mloc = f"probe.modules.{mname}"
+        md = c.mapping(mraw, mloc, _TLS_KEYS)
+        modules[str(mname)] = _tls_options(c, md, mloc, base)
+    return ProbeSettings(allowed_targets=patterns, modules=modules, default=base)
+
+
+def build_config(raw: object, origin: str) -> Config:
+    """Validate an already-parsed YAML document. Raises ConfigError listing every problem."""
+    c = _Checker()
+    if raw is None:
+        raw = {}
+    top = c.mapping(raw, "", _TOP_KEYS)
+    dd = c.mapping(top.get("defaults"), "defaults", _DEFAULT_KEYS)
+    interval = c.duration(dd, "interval", "defaults", DEFAULT_INTERVAL)
+    timeout = c.duration(dd, "timeout", "defaults", DEFAULT_TIMEOUT)
+    ca_file = c.readable_file(c.string(dd, "ca_file", "defaults"), "defaults.ca_file", True)
+    default_labels = c.labels(dd.get("labels"), "defaults.labels")
+    defaults = TLSOptions(ca_file=ca_file, timeout=timeout, alpn=c.strings(dd, "alpn", "defaults"))
+    sd = c.mapping(top.get("scheduler"), "scheduler", ("concurrency", "jitter"))
+    concurrency = int(c.number(sd, "concurrency", "scheduler", DEFAULT_CONCURRENCY, 1, 10000))
+    jitter = c.number(sd, "jitter", "scheduler", DEFAULT_JITTER, 0, 1)
+
+    targets: list[Target] = []
+    raw_targets = top.get("targets") or []
+    if not isinstance(raw_targets, list):
+        c.add("targets", f"must be a list, got {_type(raw_targets)}")
+        raw_targets = []
+    seen: dict[str, str] = {}
+    for i, rt in enumerate(raw_targets):
+        loc = f"targets[{i}]"
+        t = _target(c, rt, loc, defaults, interval, default_labels)
+        if t is None:
+            continue
+        where = (
+            _join(loc, "name") if isinstance(rt, dict) and "name" in rt else _join(loc, "address")
+        )
+        if t.name in seen:
+            c.add(where, f"duplicate target name {t.name!r} (first at {seen[t.name]})")
+            continue
+        seen[t.name] = loc
+        targets.append(t)
+
+    sources: list[Source] = []
+    raw_sources = top.get("sources") or []
+    if not isinstance(raw_sources, list):
+        c.add("sources", f"must be a list, got {_type(raw_sources)}")
+        raw_sources = []
+    seen_src: dict[str, str] = {}
+    for i, rs in enumerate(raw_sources):
+        loc = f"sources[{i}]"
+        s = _source(c, rs, loc, interval, default_labels)
+        if s is None:
+            continue
+        if s.name in seen_src:
+            c.add(
+                _join(loc, "name"),
+                f"duplicate source name {s.name!r} (first at {seen_src[s.name]})",
+            )
+            continue
+        seen_src[s.name] = loc
+        sources.append(s)
+
+    probe = _probe(c, top.get("probe"), defaults)
+    if c.problems:
+        raise ConfigError(c.problems, origin)
+    return Config(
+        targets=tuple(targets),
+        sources=tuple(sources),
+        probe=probe,
+        concurrency=concurrency,
+        jitter=jitter,
+        origin=origin,
+    )
+
+
+def load_config(path: str) -> Config:
+    """Read and validate a YAML config file."""
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError(
+            [Problem("", f"cannot read {path}: {exc.strerror or exc}")], path
+        ) from None
+    return parse_config(text, path)
+
+
+def parse_config(text: bytes | str, origin: str) -> Config:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([Problem(where, f"malformed YAML: {exc.problem}")], origin) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem("", f"malformed YAML: {exc}")], origin) from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError([Problem("", "the top level must be a mapping")], origin)
+    return build_config(raw, origin)
+
+
+def targets_from_env(value: str) -> list[dict[str, str]]:
+    """``CERTSCOPE_TARGETS=host:port,host:port`` → raw target entries."""
+    return [{"address": part.strip()} for part in value.split(",") if part.strip()]
+
+
+def default_config(environ: Mapping[str, str] = os.environ) -> Config:
+    """The embedded default: the operating system's trust store plus ``CERTSCOPE_TARGETS``.
+
+    It shows real data on a fresh, offline machine: the CA certificates on disk are real
+    certificates with real expiry dates.
+    """
+    from .verify import system_ca_paths
+
+    cafile, capath = system_ca_paths()
+    paths = [p for p in (cafile,) if p] or ([os.path.join(capath, "*.pem")] if capath else [])
+    raw: dict[str, Any] = {
+        "sources": [
+            {
+                "name": "system-trust-store",
+                "kind": "files",
+                "paths": paths,
+                "labels": {"owner": "operating-system"},
+            }
+        ]
+        if paths
+        else [],
+        "targets": targets_from_env(environ.get("CERTSCOPE_TARGETS", "")),
+    }
+    return build_config(
+        raw, "<embedded default>" + (" + CERTSCOPE_TARGETS" if raw["targets"] else "")
+    )

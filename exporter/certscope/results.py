@@ -1,0 +1,77 @@
+"""Results: the immutable records that work produces and exposition consumes.
+
+Every outcome, good or bad, is one of these; nothing downstream needs to know how it was made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .certs import CertFacts
+from .tls.handshake import Outcome
+from .verify import Verdict
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One probe of one TLS endpoint."""
+
+    name: str
+    address: str
+    server_name: str | None
+    labels: Labels
+    timestamp: float  # unix seconds when the probe finished
+    duration: float
+    outcome: Outcome
+    facts: tuple[CertFacts, ...]
+    verdict: Verdict | None
+    last_success: float | None  # carried from earlier results: continuity evidence
+
+    @property
+    def success(self) -> bool:
+        return self.outcome.error is None and bool(self.facts)
+
+    @property
+    def source_kind(self) -> str:
+        return "tls"
+
+    @property
+    def when(self) -> datetime:
+        return datetime.fromtimestamp(self.timestamp, UTC)
+
+
+@dataclass(frozen=True)
+class StoredCert:
+    """One certificate found in a store, at ``location`` and ``position`` within it."""
+
+    location: str
+    position: int
+    facts: CertFacts
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """A file, Secret or path that could not be read, with the reason and no content."""
+
+    location: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    """One refresh of one certificate store."""
+
+    name: str
+    kind: str
+    labels: Labels
+    timestamp: float
+    duration: float
+    up: bool
+    certs: tuple[StoredCert, ...]
+    errors: tuple[ItemError, ...]
+    last_success: float | None
+    error: str = ""  # the whole source failed (its certs are the last good ones, if any)

@@ -1,0 +1,184 @@
+"""Background refresh of every target and source on its own interval.
+
+One loop keeps a heap of due times; each due job runs as its own task behind one global
+semaphore (the concurrency limit). Jitter spreads jobs so that a thousand targets with the same
+interval do not all fire in the same second. Scrapes never wait on this: they read the last
+snapshot. Every outcome, including an unexpected exception, becomes a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from .config import Config, Source, Target
+from .probe import probe
+from .results import ProbeResult
+from .selfmetrics import SelfMetrics
+from .snapshot import State
+from .sources import SourceReader, reader_for
+
+log = logging.getLogger(__name__)
+
+Prober = Callable[[Target, float | None], Awaitable[ProbeResult]]
+
+
+@dataclass
+class _Job:
+    key: str  # "t:<name>" or "s:<name>"
+    interval: float
+    target: Target | None = None
+    reader: SourceReader | None = None
+    source: Source | None = None
+    running: bool = False
+    queued: bool = False
+    done_once: bool = False
+
+
+class Scheduler:
+    def __init__(
+        self,
+        state: State,
+        metrics: SelfMetrics | None = None,
+        prober: Prober = probe,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.state = state
+        self.metrics = metrics or SelfMetrics()
+        self.prober = prober
+        self.rng = rng or random.Random()
+        self._jobs: dict[str, _Job] = {}
+        self._heap: list[tuple[float, int, str, int]] = []  # (due, seq, key, id(job))
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._concurrency = state.config.concurrency
+        self._sem = asyncio.Semaphore(self._concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.apply(state.config)
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def apply(self, config: Config) -> None:
+        """Reconcile jobs with ``config``: new and changed ones run now, removed ones go."""
+        wanted: dict[str, _Job] = {}
+        for t in config.targets:
+            key = "t:" + t.name
+            old = self._jobs.get(key)
+            if old is not None and old.target == t:
+                wanted[key] = old
+                continue
+            if old is not None:
+                self.state.forget_probe(t.name)  # labels or address changed: old series go
+            wanted[key] = _Job(key, t.interval, target=t)
+        for s in config.sources:
+            key = "s:" + s.name
+            old = self._jobs.get(key)
+            if old is not None and old.source == s:
+                wanted[key] = old
+                continue
+            if old is not None:
+                self.state.forget_source(s.name)
+            wanted[key] = _Job(key, s.interval, reader=reader_for(s), source=s)
+        for key in self._jobs.keys() - wanted.keys():
+            if key.startswith("t:"):
+                self.state.forget_probe(key[2:])
+            else:
+                self.state.forget_source(key[2:])
+        self._jobs = wanted
+        if config.concurrency != self._concurrency:
+            # Jobs holding the old semaphore finish on it; new ones queue on the new limit.
+            self._concurrency = config.concurrency
+            self._sem = asyncio.Semaphore(config.concurrency)
+        for job in wanted.values():
+            if not job.queued and not job.running:
+                self._push(time.monotonic(), job)
+        self.metrics.targets.set(len(config.targets))
+        self.metrics.sources.set(len(config.sources))
+        self._check_first_round()
+        self._wake.set()
+
+    def _push(self, due: float, job: _Job) -> None:
+        job.queued = True
+        heapq.heappush(self._heap, (due, next(self._seq), job.key, id(job)))
+
+    def _next_due(self, job: _Job, started: float) -> float:
+        spread = job.interval * self.state.config.jitter
+        return started + job.interval + self.rng.uniform(-spread / 2, spread / 2)
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            while True:
+                self._wake.clear()
+                now = time.monotonic()
+                while self._heap and self._heap[0][0] <= now:
+                    _, _, key, job_id = heapq.heappop(self._heap)
+                    job = self._jobs.get(key)
+                    if job is None or id(job) != job_id:
+                        continue  # removed or replaced by a reload
+                    job.queued = False
+                    job.running = True
+                    task = asyncio.create_task(self._run_job(job), name=key)
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                timeout = max(0.0, self._heap[0][0] - now) if self._heap else None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _run_job(self, job: _Job) -> None:
+        started = time.monotonic()
+        try:
+            async with self._sem:
+                self.metrics.in_flight.inc()
+                try:
+                    await self._work(job)
+                finally:
+                    self.metrics.in_flight.dec()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the scheduler boundary: one broken job must not stop the others
+            log.exception("job %s failed", job.key)
+        finally:
+            job.running = False
+            job.done_once = True
+            if self._jobs.get(job.key) is job and not job.queued:
+                self._push(self._next_due(job, started), job)
+                self._wake.set()
+            self._check_first_round()
+
+    async def _work(self, job: _Job) -> None:
+        t0 = time.perf_counter()
+        if job.target is not None:
+            prev = self.state.previous_probe(job.target.name)
+            result = await self.prober(job.target, prev.last_success if prev else None)
+            self.metrics.runs.labels("success" if result.success else "failure").inc()
+            self.metrics.refresh.labels("probe").observe(time.perf_counter() - t0)
+            if self._jobs.get(job.key) is job:  # not removed by a reload while running
+                self.state.put_probe(result)
+        elif job.reader is not None:
+            prev_s = self.state.previous_source(job.reader.name)
+            sresult = await job.reader.refresh(prev_s)
+            self.metrics.refresh.labels("source").observe(time.perf_counter() - t0)
+            if self._jobs.get(job.key) is job:
+                self.state.put_source(sresult)
+
+    def _check_first_round(self) -> None:
+        if not self.state.first_round_done and all(j.done_once for j in self._jobs.values()):
+            self.state.mark_first_round_done()
+
+    @property
+    def jobs(self) -> int:
+        return len(self._jobs)

@@ -1,0 +1,411 @@
+"""One full TLS handshake on asyncio that captures the chain whatever its validity.
+
+OpenSSL runs on memory BIOs (pyOpenSSL), and asyncio streams move the bytes. Verification is
+off during the handshake on purpose: an expired, self-signed or mismatched certificate must
+still be captured and reported, and :mod:`certscope.verify` judges it afterwards.
+
+Failures never escape as exceptions: :func:`handshake` returns an :class:`Outcome` whose
+``error`` carries a :class:`~certscope.errors.ProbeFailure` reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import socket
+import time
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from OpenSSL import SSL, crypto
+
+from ..config import TLSOptions
+from ..errors import ProbeFailure
+from . import starttls
+from .suites import iana_name
+
+#: A server that sends more than this during the handshake is hostile or broken. OpenSSL's
+#: own limit on a certificate list is 100 KiB; this cap bounds memory before OpenSSL sees it.
+MAX_HANDSHAKE_BYTES = 256 * 1024
+#: Only this many certificates of a presented chain are kept (a chain of 100 is an attack).
+MAX_CHAIN = 16
+
+_READ_SIZE = 16384
+
+
+@dataclass(frozen=True)
+class Failure:
+    reason: ProbeFailure
+    message: str
+    alert: str = ""
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    version: str
+    cipher: str
+    group: str = ""
+    alpn: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one connection attempt produced. ``chain`` is kept even when ``error`` is set."""
+
+    chain: tuple[bytes, ...] = ()
+    chain_truncated: bool = False
+    negotiated: Negotiated | None = None
+    client_cert_required: bool = False
+    peer_address: str = ""
+    error: Failure | None = None
+    phases: tuple[tuple[str, float], ...] = field(default=())
+
+
+class _Abort(Exception):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+_GROUP_NAMES = {
+    "prime256v1": "secp256r1",
+    "x25519": "x25519",
+    "x448": "x448",
+    "secp384r1": "secp384r1",
+    "secp521r1": "secp521r1",
+}
+
+
+def _normalise_group(name: str) -> str:
+    low = name.lower()
+    return _GROUP_NAMES.get(low, low)
+
+
+@lru_cache(maxsize=256)
+def _context(
+    alpn: tuple[str, ...], cert: str | None, key: str | None, mtime: tuple[int, int]
+) -> SSL.Context:
+    del mtime  # cache key only: a rotated client certificate is picked up without restart
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    # Verification happens afterwards, so the handshake must accept anything the server sends.
+    ctx.set_verify(SSL.VERIFY_NONE)
+    # A monitoring client must reach legacy servers to report on them: TLS 1.0 and SHA-1 or
+    # small keys are findings, not reasons to lose the certificate. The offered suites stay
+    # OpenSSL's defaults so the negotiated suite is what a normal client would get.
+    ctx.set_min_proto_version(SSL.TLS1_VERSION)
+    ctx.set_cipher_list(b"DEFAULT:@SECLEVEL=0")
+    ctx.set_options(SSL.OP_LEGACY_SERVER_CONNECT | SSL.OP_NO_TICKET)
+    if alpn:
+        ctx.set_alpn_protos([p.encode() for p in alpn])
+    if cert and key:
+        ctx.use_certificate_chain_file(cert)
+        ctx.use_privatekey_file(key)
+        ctx.check_privatekey()
+    ctx.set_info_callback(_info_callback)
+    return ctx
+
+
+def _info_callback(conn: SSL.Connection, where: int, ret: int) -> None:
+    # The server's CertificateRequest arrives after its Certificate; noting it here tells a
+    # "client certificate required" server apart from any other handshake failure.
+    if b"certificate request" in conn.get_state_string():
+        state = conn.get_app_data()
+        if isinstance(state, _State):
+            state.cert_requested = True
+
+
+class _State:
+    __slots__ = ("cert_requested",)
+
+    def __init__(self) -> None:
+        self.cert_requested = False
+
+
+def _mtime(path: str | None) -> int:
+    if not path:
+        return 0
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def context_for(opts: TLSOptions) -> SSL.Context:
+    return _context(
+        opts.alpn,
+        opts.client_cert,
+        opts.client_key,
+        (_mtime(opts.client_cert), _mtime(opts.client_key)),
+    )
+
+
+_ALERT_RE = re.compile(r"(?:sslv3|tlsv1|tlsv13) alert ([a-z0-9 ]+)")
+_OTHER_ALERTS = {"tlsv1 unrecognized name": "unrecognized_name"}
+
+
+def _classify_ssl_error(exc: SSL.Error) -> Failure:
+    reasons = []
+    for entry in exc.args[0] if exc.args and isinstance(exc.args[0], list) else []:
+        if isinstance(entry, tuple) and entry:
+            reasons.append(str(entry[-1]))
+    text = "; ".join(reasons) or str(exc) or "TLS error"
+    for r in reasons:
+        m = _ALERT_RE.search(r)
+        if m:
+            name = m.group(1).strip().replace(" ", "_")
+            return Failure(ProbeFailure.TLS_ALERT, f"server sent alert {name}", alert=name)
+        if r in _OTHER_ALERTS:
+            name = _OTHER_ALERTS[r]
+            return Failure(ProbeFailure.TLS_ALERT, f"server sent alert {name}", alert=name)
+    if any("excessive message size" in r for r in reasons):
+        return Failure(ProbeFailure.RESPONSE_TOO_LARGE, "handshake message too large: " + text)
+    if any("wrong version number" in r or "packet length too long" in r for r in reasons):
+        return Failure(ProbeFailure.NOT_TLS, "server does not speak TLS: " + text)
+    return Failure(ProbeFailure.TLS_ERROR, text)
+
+
+def _printable(data: bytes, limit: int = 40) -> str:
+    return "".join(chr(b) if 32 <= b < 127 else "." for b in data[:limit])
+
+
+def _looks_like_tls(first: bytes) -> bool:
+    # A TLS record starts with a content type 20..24 and major version 3; an SSLv2 server
+    # hello starts with the two-byte header's high bit set.
+    if not first:
+        return True
+    if first[0] & 0x80:
+        return True
+    if 20 <= first[0] <= 24:
+        return len(first) < 2 or first[1] == 3
+    return False
+
+
+def _chain_der(conn: SSL.Connection) -> tuple[tuple[bytes, ...], bool]:
+    certs = conn.get_peer_cert_chain()
+    if not certs:
+        return (), False
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for c in certs[:MAX_CHAIN]:
+            out.append(crypto.dump_certificate(crypto.FILETYPE_ASN1, c))
+    return tuple(out), len(certs) > MAX_CHAIN
+
+
+def _negotiated(conn: SSL.Connection) -> Negotiated | None:
+    version = conn.get_protocol_version_name()
+    cipher = conn.get_cipher_name()
+    if not cipher or version in ("", "unknown"):
+        return None
+    try:
+        group = conn.get_group_name() or ""
+    except Exception:  # not negotiated (static RSA) or unsupported by the bindings
+        group = ""
+    alpn = conn.get_alpn_proto_negotiated() or b""
+    return Negotiated(
+        version=version,
+        cipher=iana_name(cipher),
+        group=_normalise_group(group),
+        alpn=alpn.decode("ascii", "replace"),
+    )
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+        self.phases: list[tuple[str, float]] = []
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.phases.append((phase, now - self.t))
+        self.t = now
+
+
+async def _connect(
+    host: str, port: int, clock: _Clock
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise _Abort(Failure(ProbeFailure.DNS, f"cannot resolve {host}: {exc.strerror}")) from None
+    clock.mark("resolve")
+    if not infos:
+        raise _Abort(Failure(ProbeFailure.DNS, f"{host} has no addresses"))
+    last: Failure | None = None
+    for family, _, _, _, sockaddr in infos:
+        ip = str(sockaddr[0])
+        try:
+            reader, writer = await asyncio.open_connection(
+                ip, port, family=family, limit=starttls._MAX_LINE
+            )
+        except ConnectionRefusedError:
+            last = Failure(ProbeFailure.CONNECT_REFUSED, f"connection to {ip} port {port} refused")
+            continue
+        except OSError as exc:
+            last = Failure(
+                ProbeFailure.CONNECT_ERROR,
+                f"cannot connect to {ip} port {port}: {exc.strerror or exc}",
+            )
+            continue
+        clock.mark("connect")
+        return reader, writer, ip
+    assert last is not None
+    raise _Abort(last)
+
+
+async def _drive(
+    conn: SSL.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    received = 0
+    first = True
+    while True:
+        try:
+            conn.do_handshake()
+            await _flush(conn, writer)
+            return
+        except SSL.WantReadError:
+            await _flush(conn, writer)
+        data = await reader.read(_READ_SIZE)
+        if not data:
+            raise _Abort(
+                Failure(
+                    ProbeFailure.CONNECTION_CLOSED,
+                    "server closed the connection during the handshake",
+                )
+            )
+        if first:
+            first = False
+            if not _looks_like_tls(data):
+                raise _Abort(
+                    Failure(
+                        ProbeFailure.NOT_TLS,
+                        f"server does not speak TLS; it sent {_printable(data)!r}",
+                    )
+                )
+        received += len(data)
+        if received > MAX_HANDSHAKE_BYTES:
+            raise _Abort(
+                Failure(
+                    ProbeFailure.RESPONSE_TOO_LARGE,
+                    f"server sent more than {MAX_HANDSHAKE_BYTES // 1024} KiB during the handshake",
+                )
+            )
+        conn.bio_write(data)
+
+
+async def _flush(conn: SSL.Connection, writer: asyncio.StreamWriter) -> None:
+    out = bytearray()
+    while True:
+        try:
+            chunk = conn.bio_read(_READ_SIZE)
+        except SSL.WantReadError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    if out:
+        writer.write(bytes(out))
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+
+
+async def handshake(host: str, port: int, server_name: str | None, opts: TLSOptions) -> Outcome:
+    """Connect, run the STARTTLS preamble if any, handshake, and return what was seen.
+
+    The caller bounds the time (``asyncio.timeout``); this function bounds memory.
+    """
+    clock = _Clock()
+    writer: asyncio.StreamWriter | None = None
+    conn: SSL.Connection | None = None
+    peer = ""
+    try:
+        try:
+            ctx = context_for(opts)
+        except (SSL.Error, OSError) as exc:
+            # The message never includes key material: OpenSSL reports only what failed.
+            return Outcome(
+                error=Failure(ProbeFailure.CLIENT_CONFIG, f"client certificate: {_short(exc)}")
+            )
+        reader, writer, peer = await _connect(host, port, clock)
+        if opts.starttls:
+            try:
+                await starttls.PREAMBLES[opts.starttls](reader, writer, host)
+            except starttls.StartTLSRefused as exc:
+                raise _Abort(Failure(ProbeFailure.STARTTLS_REFUSED, str(exc))) from None
+            except starttls.StartTLSError as exc:
+                raise _Abort(Failure(ProbeFailure.STARTTLS_ERROR, str(exc))) from None
+            clock.mark("starttls")
+        conn = SSL.Connection(ctx, None)
+        state = _State()
+        conn.set_app_data(state)
+        conn.set_connect_state()
+        if server_name:
+            conn.set_tlsext_host_name(server_name.encode("idna"))
+        try:
+            await _drive(conn, reader, writer)
+        except SSL.Error as exc:
+            raise _Abort(_classify_ssl_error(exc)) from None
+        clock.mark("handshake")
+        chain, truncated = _chain_der(conn)
+        return Outcome(
+            chain=chain,
+            chain_truncated=truncated,
+            negotiated=_negotiated(conn),
+            client_cert_required=state.cert_requested and not opts.client_cert,
+            peer_address=peer,
+            phases=tuple(clock.phases),
+        )
+    except _Abort as abort:
+        return _partial(conn, abort.failure, opts, peer, clock)
+    except TimeoutError:
+        raise
+    except (ConnectionError, OSError) as exc:
+        failure = Failure(ProbeFailure.CONNECTION_CLOSED, f"connection lost: {_short(exc)}")
+        return _partial(conn, failure, opts, peer, clock)
+    finally:
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 0.5)
+
+
+def _partial(
+    conn: SSL.Connection | None, failure: Failure, opts: TLSOptions, peer: str, clock: _Clock
+) -> Outcome:
+    """An outcome for a failed handshake that keeps whatever the server did present."""
+    if conn is None:
+        return Outcome(error=failure, peer_address=peer, phases=tuple(clock.phases))
+    state = conn.get_app_data()
+    requested = isinstance(state, _State) and state.cert_requested
+    chain, truncated = _chain_der(conn)
+    negotiated = _negotiated(conn) if chain else None
+    if requested and chain and not opts.client_cert:
+        # The server showed its chain, asked for ours and hung up: that is the expected
+        # behaviour of an mTLS endpoint, not a failure to probe it.
+        return Outcome(
+            chain=chain,
+            chain_truncated=truncated,
+            negotiated=negotiated,
+            client_cert_required=True,
+            peer_address=peer,
+            phases=tuple(clock.phases),
+        )
+    return Outcome(
+        chain=chain,
+        chain_truncated=truncated,
+        negotiated=negotiated,
+        client_cert_required=requested,
+        peer_address=peer,
+        error=failure,
+        phases=tuple(clock.phases),
+    )
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, SSL.Error):
+        return _classify_ssl_error(exc).message
+    return str(exc)[:200] or type(exc).__name__

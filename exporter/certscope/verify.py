@@ -1,0 +1,192 @@
+"""Verification of a presented chain, kept apart from the handshake.
+
+The probe always completes (or fails) the handshake *without* verifying, so that the chain is
+captured whatever its validity. This module then gives the verdict: chain trust (OpenSSL's
+chain builder against a trust store, with time checks switched off so that trust and validity
+are reported as separate reasons), hostname match (RFC 6125), and validity period. It never
+raises for a bad certificate; every problem is a :class:`~certscope.errors.VerifyFailure`.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+from OpenSSL import crypto
+
+from .certs import CertFacts, facts_from_der, hostname_matches
+from .errors import VerifyFailure
+
+# X509_V_FLAG_NO_CHECK_TIME: trust is judged without the clock; expiry is reported on its own.
+_NO_CHECK_TIME = 0x200000
+
+# OpenSSL X509_V_ERR_* codes, see openssl/x509_vfy.h.
+_ISSUER_UNKNOWN = {2, 20, 21}
+_CODE_REASONS = {
+    4: VerifyFailure.BAD_SIGNATURE,
+    5: VerifyFailure.BAD_SIGNATURE,
+    6: VerifyFailure.BAD_SIGNATURE,
+    7: VerifyFailure.BAD_SIGNATURE,
+    8: VerifyFailure.BAD_SIGNATURE,
+    9: VerifyFailure.NOT_YET_VALID,
+    10: VerifyFailure.EXPIRED,
+    18: VerifyFailure.SELF_SIGNED,
+    19: VerifyFailure.UNTRUSTED_ROOT,
+    22: VerifyFailure.CHAIN_TOO_LONG,
+    24: VerifyFailure.INVALID_CA,
+    26: VerifyFailure.UNSUPPORTED_CERTIFICATE,
+    27: VerifyFailure.UNTRUSTED_ROOT,
+    28: VerifyFailure.UNTRUSTED_ROOT,
+    79: VerifyFailure.INVALID_CA,
+}
+
+_SYSTEM_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine
+    "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL
+    "/etc/ssl/ca-bundle.pem",  # openSUSE
+    "/etc/ssl/cert.pem",  # macOS, BSDs
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The result of verifying one presented chain for one host name."""
+
+    chain_trusted: bool
+    hostname_match: bool
+    valid_now: bool
+    errors: tuple[VerifyFailure, ...]
+
+    @property
+    def verified(self) -> bool:
+        return not self.errors
+
+
+def system_ca_paths() -> tuple[str | None, str | None]:
+    """Where the operating system keeps its trust store (file, directory)."""
+    paths = ssl.get_default_verify_paths()
+    cafile: str | None = os.environ.get(paths.openssl_cafile_env) or paths.cafile
+    capath: str | None = os.environ.get(paths.openssl_capath_env) or paths.capath
+    if not cafile or not os.path.exists(cafile):
+        cafile = next((p for p in _SYSTEM_BUNDLES if os.path.exists(p)), None)
+    if capath and not os.path.isdir(capath):
+        capath = None
+    return cafile, capath
+
+
+@lru_cache(maxsize=64)
+def _store(ca_file: str | None, mtime_ns: int) -> crypto.X509Store:
+    # mtime_ns is part of the key so that an edited CA bundle is reloaded without a restart.
+    store = crypto.X509Store()
+    if ca_file:
+        store.load_locations(ca_file)
+    else:
+        cafile, capath = system_ca_paths()
+        if cafile or capath:
+            store.load_locations(cafile, capath)
+    store.set_flags(_NO_CHECK_TIME)
+    return store
+
+
+def trust_store(ca_file: str | None) -> crypto.X509Store:
+    """The trust store for ``ca_file`` (None: the system store), cached until the file changes."""
+    mtime = 0
+    if ca_file:
+        try:
+            mtime = os.stat(ca_file).st_mtime_ns
+        except OSError:
+            mtime = -1
+    return _store(ca_file, mtime)
+
+
+def _to_openssl(der: bytes) -> crypto.X509:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # negative serials and similar: judged, not warned about
+        return crypto.load_certificate(crypto.FILETYPE_ASN1, der)
+
+
+@lru_cache(maxsize=4096)
+def _trust_errors(
+    chain: tuple[bytes, ...], ca_file: str | None, store_id: int
+) -> tuple[VerifyFailure, ...]:
+    # Trust depends only on the chain and the store, not on the clock (time checks are off),
+    # so the verdict is cached: steady-state probes of an unchanged endpoint skip chain building.
+    del store_id  # part of the cache key only
+    try:
+        certs = [_to_openssl(der) for der in chain]
+    except Exception:
+        return (VerifyFailure.UNSUPPORTED_CERTIFICATE,)
+    store = trust_store(ca_file)
+    ctx = crypto.X509StoreContext(store, certs[0], certs[1:])
+    try:
+        ctx.verify_certificate()
+    except crypto.X509StoreContextError as exc:
+        code = int(exc.errors[0]) if exc.errors else -1
+        if code in _ISSUER_UNKNOWN:
+            return (_issuer_unknown_reason(exc),)
+        return (_CODE_REASONS.get(code, VerifyFailure.VERIFY_ERROR),)
+    except Exception:
+        return (VerifyFailure.VERIFY_ERROR,)
+    return ()
+
+
+def _issuer_unknown_reason(exc: crypto.X509StoreContextError) -> VerifyFailure:
+    """Tell a chain the server failed to complete from one issued by an unknown CA.
+
+    The missing issuer cannot be seen, so certscope follows what browsers do: a certificate
+    that names where to fetch its issuer (AIA caIssuers) is a chain the server should have
+    sent in full (``incomplete_chain``); one that does not points to a CA nobody here trusts.
+    """
+    stuck = exc.certificate
+    try:
+        der = crypto.dump_certificate(crypto.FILETYPE_ASN1, stuck)
+    except Exception:
+        return VerifyFailure.UNKNOWN_ISSUER
+    facts = facts_from_der(der)
+    if facts.self_signed:
+        return VerifyFailure.UNTRUSTED_ROOT
+    if facts.ca_issuer_urls:
+        return VerifyFailure.INCOMPLETE_CHAIN
+    # Without AIA, "unknown CA" and "intermediate missing" look the same from here, and
+    # unknown_issuer is the honest answer.
+    return VerifyFailure.UNKNOWN_ISSUER
+
+
+def verify_chain(
+    chain: Sequence[bytes],
+    facts: Sequence[CertFacts],
+    host: str | None,
+    ca_file: str | None,
+    now: datetime,
+) -> Verdict:
+    """Verify a presented chain (leaf first) for ``host`` at ``now``."""
+    if not chain:
+        return Verdict(False, False, False, (VerifyFailure.NO_CERTIFICATE,))
+    errors: list[VerifyFailure] = []
+    leaf = facts[0]
+    valid_now = True
+    if leaf.not_after is not None and now > leaf.not_after:
+        errors.append(VerifyFailure.EXPIRED)
+        valid_now = False
+    if leaf.not_before is not None and now < leaf.not_before:
+        errors.append(VerifyFailure.NOT_YET_VALID)
+        valid_now = False
+    if any(f.not_after is not None and now > f.not_after for f in facts[1:] if not f.self_signed):
+        errors.append(VerifyFailure.INTERMEDIATE_EXPIRED)
+        valid_now = False
+    store = trust_store(ca_file)
+    trust = _trust_errors(tuple(chain), ca_file, id(store))
+    errors.extend(trust)
+    match = True
+    if host:
+        match = hostname_matches(host, leaf.sans, leaf.subject_cn)
+        if not match:
+            errors.append(VerifyFailure.HOSTNAME_MISMATCH)
+    return Verdict(
+        chain_trusted=not trust, hostname_match=match, valid_now=valid_now, errors=tuple(errors)
+    )
