@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import html
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from aiohttp import web
 
@@ -115,7 +116,14 @@ def target_allowed(address: str, patterns: tuple[str, ...]) -> bool:
     except ValueError:
         return False
     candidates = {join_address(host.lower(), port), f"{host.lower()}:{port}"}
-    return any(fnmatch.fnmatchcase(c, p.lower()) for p in patterns for c in candidates)
+    return any(_pattern(p).fullmatch(c) for p in patterns for c in candidates)
+
+
+@lru_cache(maxsize=1024)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    # Only * and ? are wildcards: brackets are literal so that "[::1]:8443" means IPv6.
+    parts = (".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern.lower())
+    return re.compile("".join(parts))
 
 
 async def handle_probe(request: web.Request) -> web.Response:
@@ -192,6 +200,11 @@ def _days(not_after: datetime | None, now: datetime) -> str:
     return f"{(not_after - now).total_seconds() / 86400:.1f}"
 
 
+def _names(cn: str, sans: tuple[str, ...]) -> str:
+    extra = [s for s in sans[:3] if s != cn]
+    return ", ".join([cn, *extra] if cn else extra) + (" …" if len(sans) > 3 else "")
+
+
 async def handle_index(request: web.Request) -> web.Response:
     snap = request.app[STATE].snapshot()
     now = datetime.now(UTC)
@@ -207,7 +220,7 @@ async def handle_index(request: web.Request) -> web.Response:
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
                 esc(r.name),
                 esc(r.address),
-                esc(leaf.subject_cn if leaf else ""),
+                esc(_names(leaf.subject_cn, leaf.sans) if leaf else ""),
                 esc(leaf.issuer_cn if leaf else ""),
                 esc(leaf.not_after.isoformat() if leaf and leaf.not_after else ""),
                 esc(_days(leaf.not_after if leaf else None, now)),
@@ -222,7 +235,7 @@ async def handle_index(request: web.Request) -> web.Response:
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
                     esc(s.name),
                     esc(f"{c.location}#{c.position}"),
-                    esc(c.facts.subject_cn or c.facts.subject),
+                    esc(_names(c.facts.subject_cn or c.facts.subject, c.facts.sans)),
                     esc(c.facts.not_after.isoformat() if c.facts.not_after else ""),
                     esc(_days(c.facts.not_after, now)),
                 )
@@ -240,7 +253,7 @@ tr:nth-child(even){{background:#f4f4f4}}.bad{{color:#b00}}</style></head><body>
 <p>Configuration: {esc(snap.config.origin)} — {len(snap.config.targets)} targets,
 {len(snap.config.sources)} sources. <a href="/metrics">Metrics</a> ·
 <a href="/-/ready">Readiness</a></p>{reload_note}
-<h2>TLS targets</h2><table><tr><th>Target</th><th>Address</th><th>Subject CN</th>
+<h2>TLS targets</h2><table><tr><th>Target</th><th>Address</th><th>Names (CN, SANs)</th>
 <th>Issuer CN</th><th>Not after</th><th>Days left</th><th>Problems</th></tr>
 {"".join(rows) or "<tr><td colspan=7>No targets configured.</td></tr>"}</table>
 <h2>Stored certificates (soonest to expire, up to 20 per source)</h2><table><tr><th>Source</th>

@@ -16,7 +16,7 @@ from prometheus_client import (
 from . import __version__
 
 # _created samples double the series count and no rule or dashboard uses them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class SelfMetrics:

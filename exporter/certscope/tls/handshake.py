@@ -79,6 +79,10 @@ _GROUP_NAMES = {
 }
 
 
+# One spelling everywhere (metrics, JSON, posture): OpenSSL calls TLS 1.0 "TLSv1".
+_VERSION_NAMES = {"TLSv1": "TLSv1.0"}
+
+
 def _normalise_group(name: str) -> str:
     low = name.lower()
     return _GROUP_NAMES.get(low, low)
@@ -206,7 +210,7 @@ def _negotiated(conn: SSL.Connection) -> Negotiated | None:
         group = ""
     alpn = conn.get_alpn_proto_negotiated() or b""
     return Negotiated(
-        version=version,
+        version=_VERSION_NAMES.get(version, version),
         cipher=iana_name(cipher),
         group=_normalise_group(group),
         alpn=alpn.decode("ascii", "replace"),

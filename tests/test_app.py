@@ -1,0 +1,292 @@
+"""The HTTP endpoints, through a real HTTP client against a real server and real TLS targets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import trustme
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
+
+from certscope.app import make_app, target_allowed
+from certscope.config import load_config
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+async def _serve_tls(ctx: ssl.SSLContext) -> tuple[asyncio.Server, int]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.fixture
+async def tls_port(ca: trustme.CA) -> AsyncIterator[int]:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("web.test", "127.0.0.1").configure_cert(ctx)
+    server, port = await _serve_tls(ctx)
+    yield port
+    server.close()
+    await server.wait_closed()
+
+
+def _write_config(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def ca_file(tmp_path: Path, ca: trustme.CA) -> str:
+    p = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(p))
+    return str(p)
+
+
+async def _client(config_path: Path) -> TestClient[aiohttp.web.Request, aiohttp.web.Application]:
+    app = make_app(load_config(str(config_path)), lambda: load_config(str(config_path)))
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    return client
+
+
+async def _wait_ready(client: TestClient[aiohttp.web.Request, aiohttp.web.Application]) -> None:
+    for _ in range(200):
+        resp = await client.get("/-/ready")
+        if resp.status == 200:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("exporter never became ready")
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def find(text: str, name: str, **labels: str) -> list[float]:
+    want = set(labels.items())
+    return [v for (n, ls), v in samples(text).items() if n == name and want <= ls]
+
+
+async def test_metrics_health_ready_and_index(tmp_path: Path, tls_port: int, ca_file: str) -> None:
+    cfg = _write_config(
+        tmp_path / "c.yml",
+        f"""
+targets:
+  - address: 127.0.0.1:{tls_port}
+    name: web
+    sni: web.test
+    ca_file: {ca_file}
+    labels: {{owner: payments, renewal: acme}}
+  - address: 127.0.0.1:1
+    name: closed
+""",
+    )
+    client = await _client(cfg)
+    try:
+        assert (await client.get("/-/healthy")).status == 200
+        await _wait_ready(client)
+        resp = await client.get("/metrics")
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = await resp.text()
+        web = {"source_kind": "tls", "source": "web", "location": f"127.0.0.1:{tls_port}"}
+        assert find(text, "certscope_probe_success", **web, owner="payments") == [1]
+        assert find(text, "certscope_cert_verified", **web) == [1]
+        assert find(text, "certscope_cert_hostname_match", **web) == [1]
+        leaf = find(
+            text,
+            "certscope_cert_not_after_timestamp_seconds",
+            **web,
+            chain_position="0",
+            renewal="acme",
+        )
+        assert len(leaf) == 1 and leaf[0] > time.time()
+        assert find(text, "certscope_tls_version_info", **web, version="TLSv1.3") == [1]
+        assert find(text, "certscope_probe_success", source="closed") == [0]
+        assert find(
+            text, "certscope_probe_error_info", source="closed", reason="connect_refused"
+        ) == [1]
+        assert find(text, "certscope_targets") == [2]
+        assert find(text, "certscope_build_info")
+        page = await (await client.get("/")).text()
+        assert "web.test" in page and "connect_refused" in page
+    finally:
+        await client.close()
+
+
+async def test_probe_allow_list(tmp_path: Path, tls_port: int, ca_file: str) -> None:
+    cfg = _write_config(
+        tmp_path / "c.yml",
+        f"""
+targets: []
+probe:
+  allowed_targets: ["127.0.0.1:{tls_port}", "*.allowed.test:443"]
+  modules:
+    private: {{ca_file: {ca_file}}}
+""",
+    )
+    client = await _client(cfg)
+    try:
+        resp = await client.get("/probe", params={"target": "127.0.0.1:1"})
+        assert resp.status == 403
+        assert "probe.allowed_targets" in await resp.text()
+        resp = await client.get("/probe", params={"target": "evil.example.com:443"})
+        assert resp.status == 403
+        assert (await client.get("/probe")).status == 400
+        assert (await client.get("/probe", params={"target": "no-port"})).status == 400
+        bad_module = await client.get(
+            "/probe", params={"target": f"127.0.0.1:{tls_port}", "module": "nope"}
+        )
+        assert bad_module.status == 400
+
+        resp = await client.get(
+            "/probe",
+            params={"target": f"127.0.0.1:{tls_port}", "sni": "web.test", "module": "private"},
+        )
+        assert resp.status == 200
+        text = await resp.text()
+        assert find(text, "certscope_probe_success") == [1]
+        assert find(text, "certscope_cert_verified") == [1]
+        # without the module the private CA is unknown: still reported, verification fails
+        resp = await client.get(
+            "/probe", params={"target": f"127.0.0.1:{tls_port}", "sni": "web.test"}
+        )
+        text = await resp.text()
+        assert find(text, "certscope_probe_success") == [1]
+        assert find(text, "certscope_cert_verified") == [0]
+        assert find(text, "certscope_cert_not_after_timestamp_seconds", chain_position="0")
+    finally:
+        await client.close()
+
+
+def test_allow_list_matching() -> None:
+    patterns = ("127.0.0.1:*", "*.example.test:443", "[::1]:8443")
+    assert target_allowed("127.0.0.1:9", patterns)
+    assert target_allowed("web.example.test:443", patterns)
+    assert target_allowed("WEB.Example.Test:443", patterns)
+    assert target_allowed("[::1]:8443", patterns)
+    assert not target_allowed("web.example.test:444", patterns)
+    assert not target_allowed("example.test:443", patterns)
+    assert not target_allowed("127.0.0.2:9", patterns)
+    assert not target_allowed("127.0.0.1:9", ())
+    assert not target_allowed("garbage", patterns)
+
+
+async def test_reload_drops_removed_targets_and_keeps_old_config_on_error(
+    tmp_path: Path, tls_port: int
+) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(
+        f"targets:\n  - {{address: 127.0.0.1:{tls_port}, name: a}}\n"
+        f"  - {{address: 127.0.0.1:{tls_port}, name: b}}\n"
+    )
+    client = await _client(cfg)
+    try:
+        await _wait_ready(client)
+        text = await (await client.get("/metrics")).text()
+        assert find(text, "certscope_probe_success", source="a") == [1]
+        assert find(text, "certscope_probe_success", source="b") == [1]
+
+        cfg.write_text(f"targets:\n  - {{address: 127.0.0.1:{tls_port}, name: a}}\n")
+        resp = await client.post("/-/reload")
+        assert resp.status == 200
+        text = await (await client.get("/metrics")).text()
+        assert find(text, "certscope_probe_success", source="a") == [1]
+        assert find(text, "certscope_probe_success", source="b") == []
+        assert find(text, "certscope_cert_not_after_timestamp_seconds", source="b") == []
+
+        cfg.write_text("targets: [{address: 'x:0'}]\n")
+        resp = await client.post("/-/reload")
+        assert resp.status == 500
+        assert "targets[0].port" in await resp.text()
+        text = await (await client.get("/metrics")).text()
+        assert find(text, "certscope_config_last_reload_successful") == [0]
+        assert find(text, "certscope_probe_success", source="a") == [1]  # old config still runs
+    finally:
+        await client.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def exporter_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("targets:\n  - {address: 127.0.0.1:1, name: first}\n")
+    port = _free_port()
+    log = (tmp_path / "exporter.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "certscope.cli",
+            "serve",
+            "--config.file",
+            str(cfg),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield proc, port, cfg
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+async def _get(port: int, path: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}{path}") as r:
+        return r.status, await r.text()
+
+
+async def _until(port: int, path: str, predicate: object, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            status, last = await _get(port, path)
+            if status == 200 and callable(predicate) and predicate(last):
+                return last
+        except aiohttp.ClientConnectionError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"condition not met on {path}; last body:\n{last[:2000]}")
+
+
+async def test_sighup_reloads_a_running_exporter(
+    exporter_process: tuple[subprocess.Popen[str], int, Path],
+) -> None:
+    proc, port, cfg = exporter_process
+    await _until(port, "/metrics", lambda t: 'source="first"' in t)
+    cfg.write_text("targets:\n  - {address: 127.0.0.1:2, name: second}\n")
+    os.kill(proc.pid, signal.SIGHUP)
+    text = await _until(port, "/metrics", lambda t: 'source="second"' in t)
+    assert 'source="first"' not in text
+    assert proc.poll() is None
