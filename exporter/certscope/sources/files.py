@@ -72,9 +72,10 @@ class FilesReader:
         found: dict[str, None] = {}
         errors: list[ItemError] = []
         for pattern in self.source.paths:
-            matches = glob.glob(pattern, recursive=True) if glob.has_magic(pattern) else [pattern]
-            if not matches and not glob.has_magic(pattern):
+            if not glob.has_magic(pattern) and not os.path.lexists(pattern):
                 errors.append(ItemError(pattern, "not_found", "no such file"))
+                continue
+            matches = glob.glob(pattern, recursive=True) if glob.has_magic(pattern) else [pattern]
             for m in sorted(matches):
                 if len(found) >= MAX_FILES:
                     errors.append(
