@@ -359,7 +359,7 @@ def build_client_hello(
     if HelloFlags.FALLBACK_SCSV in flags:
         wire_suites.append(_SCSV_FALLBACK)
 
-    sni = _sni_host(server_name)
+    sni = _sni_host(server_name) if protocol != "SSLv3" else None
     extensions: list[tuple[int, bytes]] = []
     key_share_group: int | None = None
     if protocol != "SSLv3":
@@ -452,6 +452,8 @@ def _sni_host(server_name: str | None) -> str | None:
 
 def _server_name_ext(host: str) -> bytes:
     encoded = host.encode("idna") if not host.isascii() else host.encode("ascii")
+    if len(encoded) > 255:  # RFC 1035's limit; anything longer is a caller bug
+        raise ValueError(f"server name of {len(encoded)} bytes is too long")
     # ServerNameList with one host_name (type 0) entry.
     return _vec16(b"\x00" + _vec16(encoded))
 
@@ -707,8 +709,8 @@ class Alert:
 
     @property
     def fatal(self) -> bool:
-        # Anything but an explicit warning ends the connection; RFC 8446 treats all
-        # alerts except close_notify/user_canceled as fatal whatever their level.
+        # Only an explicit warning lets the handshake go on (the parser keeps reading
+        # after one); level 2 ends it.
         return self.level != 1
 
 
