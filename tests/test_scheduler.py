@@ -26,7 +26,7 @@ def _config(n: int, interval: str = "1s", concurrency: int = 4, extra: str = "")
         f"  - {{address: 127.0.0.1:{1000 + i}, name: t{i}, timeout: 200ms}}" for i in range(n)
     )
     return (
-        f"defaults: {{interval: {interval}}}\nscheduler: {{concurrency: {concurrency}, jitter: 0.2}}\n"
+        f"defaults: {{interval: {interval}, enumerate: false}}\nscheduler: {{concurrency: {concurrency}, jitter: 0.2}}\n"
         f"targets:\n{targets}\n{extra}"
     )
 
@@ -118,7 +118,7 @@ async def test_reload_removes_changes_and_adds() -> None:
         assert set(state.snapshot().probes) == {"t0", "t1", "t2"}
         first_t0 = state.snapshot().probes["t0"]
         new = parse_config(
-            "defaults: {interval: 1h}\ntargets:\n"
+            "defaults: {interval: 1h, enumerate: false}\ntargets:\n"
             "  - {address: 127.0.0.1:1000, name: t0, timeout: 200ms}\n"  # unchanged
             "  - {address: 127.0.0.1:1001, name: t1, timeout: 200ms, labels: {owner: x}}\n"
             "  - {address: 127.0.0.1:2000, name: t9, timeout: 200ms}\n",

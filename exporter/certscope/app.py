@@ -103,7 +103,10 @@ async def handle_metrics(request: web.Request) -> web.Response:
     app = request.app
     t0 = time.perf_counter()
     snap = app[STATE].snapshot()
-    body = app[EXPOSITION].render([*snap.probes.values(), *snap.sources.values()])
+    assessed = [a for items in snap.assessments.values() for a in items]
+    body = app[EXPOSITION].render(
+        [*snap.probes.values(), *snap.sources.values(), *assessed, snap.config.policy]
+    )
     app[METRICS].scrape.observe(time.perf_counter() - t0)
     body += app[METRICS].render()
     return web.Response(body=body.encode("utf-8"), headers={"Content-Type": _TEXT})

@@ -42,6 +42,7 @@ class CertFacts:
     issuer_cn: str = ""
     serial: str = ""
     sans: tuple[str, ...] = ()
+    ip_sans: tuple[str, ...] = ()  # the IP-address entries of ``sans``, told apart from DNS names
     not_before: datetime | None = None
     not_after: datetime | None = None
     key_algorithm: str = ""
@@ -77,7 +78,7 @@ class CertFacts:
         return (self.not_after - now).total_seconds() / 86400.0
 
     def matches_host(self, host: str) -> bool:
-        return hostname_matches(host, self.sans, self.subject_cn)
+        return hostname_matches(host, self.sans, self.subject_cn, ip_sans=self.ip_sans)
 
 
 def _cn(name: x509.Name) -> str:
@@ -165,6 +166,14 @@ def _sans(cert: x509.Certificate) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _ip_sans(cert: x509.Certificate) -> tuple[str, ...]:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(str(ip) for ip in ext.value.get_values_for_type(x509.IPAddress))
+
+
 def _basic_ca(cert: x509.Certificate) -> bool:
     try:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
@@ -220,9 +229,35 @@ def _aki(cert: x509.Certificate) -> str:
 
 
 def _self_signed(cert: x509.Certificate) -> bool:
+    if cert.issuer != cert.subject:
+        return False
     try:
         cert.verify_directly_issued_by(cert)
-    except Exception:  # wrong issuer, bad signature or unsupported algorithm: not self-signed
+    except ValueError:
+        # cryptography refuses legacy algorithms (SHA-1, MD5) here; old self-signed roots
+        # still use them, so check the signature by hand for RSA and ECDSA.
+        return _legacy_self_signature(cert)
+    except Exception:  # wrong signature or unusable key: not self-signed
+        return False
+    return True
+
+
+def _legacy_self_signature(cert: x509.Certificate) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    try:
+        key = cert.public_key()
+        digest = cert.signature_hash_algorithm
+        if digest is None:
+            return False
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), digest)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(digest))
+        else:
+            return False
+    except (InvalidSignature, ValueError, TypeError):
         return False
     return True
 
@@ -291,6 +326,7 @@ def _facts(cert: x509.Certificate, digest: str, size: int, errors: list[str]) ->
         issuer_cn=_try(errors, "issuer CN", lambda: _cn(cert.issuer), ""),
         serial=_try(errors, "serial", lambda: _serial_hex(cert), ""),
         sans=_try(errors, "subject alternative name", lambda: _sans(cert), ()),
+        ip_sans=_try(errors, "subject alternative name", lambda: _ip_sans(cert), ()),
         not_before=_try(errors, "not before", lambda: cert.not_valid_before_utc, None),
         not_after=_try(errors, "not after", lambda: cert.not_valid_after_utc, None),
         key_algorithm=key_algorithm,
@@ -351,7 +387,9 @@ def is_ip(host: str) -> bool:
     return True
 
 
-def hostname_matches(host: str, sans: Iterable[str], subject_cn: str = "") -> bool:
+def hostname_matches(
+    host: str, sans: Iterable[str], subject_cn: str = "", *, ip_sans: Iterable[str] | None = None
+) -> bool:
     """RFC 6125 matching: DNS names case-insensitively, one left-most ``*`` label, IPs exactly.
 
     The subject CN is consulted only when the certificate has no SAN of the right kind, as

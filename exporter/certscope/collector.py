@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, time
 
 from .certs import CertFacts
-from .results import Labels, ProbeResult, SourceResult
+from .config import Policy
+from .results import AssessedLocation, Labels, ProbeResult, SourceResult
+from .tls.suites import PROTOCOLS
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,78 @@ FAMILIES: tuple[Family, ...] = (
         "certscope_tls_client_cert_required",
         "gauge",
         "1 when the server asked for a client certificate that certscope did not present.",
+    ),
+    # posture (enumeration) and policy
+    Family(
+        "certscope_tls_protocol_supported",
+        "gauge",
+        "1 when the endpoint accepts the protocol, 0 when it refuses it (from enumeration).",
+    ),
+    Family(
+        "certscope_tls_cipher_suite_supported",
+        "gauge",
+        "1 for each cipher suite the endpoint accepts, per protocol, with its class.",
+    ),
+    Family(
+        "certscope_tls_group_supported",
+        "gauge",
+        "1 for each key-exchange group the endpoint accepts.",
+    ),
+    Family(
+        "certscope_tls_server_cipher_order",
+        "gauge",
+        "1 when the endpoint enforces its own cipher-suite order for the protocol.",
+    ),
+    Family(
+        "certscope_tls_grade_info",
+        "gauge",
+        "Grade following the SSL Labs rating guide; T and M replace the letter when the "
+        "certificate is untrusted or does not match; value 1.",
+    ),
+    Family(
+        "certscope_tls_grade_score", "gauge", "Numeric score (0-100) behind the grade, before caps."
+    ),
+    Family(
+        "certscope_tls_mozilla_profile_conformant",
+        "gauge",
+        "1 when the endpoint conforms to the Mozilla server-side TLS profile (version 5.7).",
+    ),
+    Family(
+        "certscope_tls_scan_complete",
+        "gauge",
+        "1 when the last enumeration finished; 0 when it was cut short (results partial).",
+    ),
+    Family(
+        "certscope_tls_scan_timestamp_seconds",
+        "gauge",
+        "When the last enumeration finished, as a Unix timestamp.",
+    ),
+    Family(
+        "certscope_tls_scan_last_success_timestamp_seconds",
+        "gauge",
+        "When an enumeration last completed, as a Unix timestamp.",
+    ),
+    Family("certscope_tls_scan_duration_seconds", "gauge", "Duration of the last enumeration."),
+    Family("certscope_tls_scan_connections", "gauge", "Connections the last enumeration opened."),
+    Family(
+        "certscope_tls_scan_interval_seconds",
+        "gauge",
+        "The configured enumeration interval of the target.",
+    ),
+    Family(
+        "certscope_policy_violation",
+        "gauge",
+        "1 for each active policy finding, with its rule, severity and SOC 2 control.",
+    ),
+    Family(
+        "certscope_policy_waived",
+        "gauge",
+        "1 for each finding waived by a policy exception, with the exception's owner.",
+    ),
+    Family(
+        "certscope_policy_exception_expiry_timestamp_seconds",
+        "gauge",
+        "End of each configured policy exception (end of its expiry day, UTC).",
     ),
     # sources
     Family("certscope_source_up", "gauge", "1 when the last refresh of the source succeeded."),
@@ -251,6 +326,79 @@ def source_fragments(r: SourceResult) -> Fragments:
     return out
 
 
+def assessment_fragments(a: AssessedLocation) -> Fragments:
+    out: Fragments = {}
+    base: Labels = (
+        ("source_kind", a.source_kind),
+        ("source", a.source),
+        ("location", a.location),
+        *a.labels,
+    )
+    scan = a.posture
+    if scan is not None:
+        for protocol in PROTOCOLS:
+            supported = scan.supported(protocol)
+            if supported is not None:
+                _add(
+                    out,
+                    "certscope_tls_protocol_supported",
+                    (*base, ("protocol", protocol)),
+                    int(supported),
+                )
+        for protocol, suite in scan.all_suites():
+            labels = (*base, ("protocol", protocol), ("cipher", suite.name), ("class", suite.cls))
+            _add(out, "certscope_tls_cipher_suite_supported", labels, 1)
+        for protocol, enforced in scan.server_order:
+            _add(
+                out,
+                "certscope_tls_server_cipher_order",
+                (*base, ("protocol", protocol)),
+                int(enforced),
+            )
+        for group in scan.groups:
+            _add(out, "certscope_tls_group_supported", (*base, ("group", group)), 1)
+        _add(out, "certscope_tls_scan_complete", base, int(scan.complete))
+        _add(out, "certscope_tls_scan_timestamp_seconds", base, scan.timestamp)
+        _add(out, "certscope_tls_scan_duration_seconds", base, scan.duration)
+        _add(out, "certscope_tls_scan_connections", base, scan.connections)
+    if a.scan_last_success is not None:
+        _add(out, "certscope_tls_scan_last_success_timestamp_seconds", base, a.scan_last_success)
+    if a.scan_interval is not None:
+        _add(out, "certscope_tls_scan_interval_seconds", base, a.scan_interval)
+    g = a.assessment.grade
+    if g is not None:
+        _add(out, "certscope_tls_grade_info", (*base, ("grade", g.grade)), 1)
+        _add(out, "certscope_tls_grade_score", base, g.score)
+    for profile, ok, _ in a.assessment.mozilla:
+        _add(
+            out, "certscope_tls_mozilla_profile_conformant", (*base, ("profile", profile)), int(ok)
+        )
+    for f in a.assessment.findings:
+        labels = (*base, ("rule", f.rule), ("severity", f.severity), ("control", f.control))
+        if f.waived_by is None:
+            _add(out, "certscope_policy_violation", labels, 1)
+        else:
+            _add(out, "certscope_policy_waived", (*labels, ("owner", f.waived_by.owner)), 1)
+    return out
+
+
+def policy_fragments(policy: Policy) -> Fragments:
+    out: Fragments = {}
+    for e in policy.exceptions:
+        end = datetime.combine(e.expires, time.max, tzinfo=UTC).timestamp()
+        labels = (
+            ("target", e.target),
+            ("location", e.location),
+            ("rule", e.rule),
+            ("owner", e.owner),
+        )
+        _add(out, "certscope_policy_exception_expiry_timestamp_seconds", labels, round(end))
+    return out
+
+
+Result = ProbeResult | SourceResult | AssessedLocation | Policy
+
+
 class Exposition:
     """Renders snapshots, caching each result's fragments while that result is current."""
 
@@ -258,17 +406,22 @@ class Exposition:
         # id(result) -> (result, fragments); the result is held so its id cannot be reused.
         self._cache: dict[int, tuple[object, Fragments]] = {}
 
-    def _fragments(self, result: ProbeResult | SourceResult) -> Fragments:
+    def _fragments(self, result: Result) -> Fragments:
         hit = self._cache.get(id(result))
         if hit is not None and hit[0] is result:
             return hit[1]
-        frags = (
-            probe_fragments(result) if isinstance(result, ProbeResult) else source_fragments(result)
-        )
+        if isinstance(result, ProbeResult):
+            frags = probe_fragments(result)
+        elif isinstance(result, SourceResult):
+            frags = source_fragments(result)
+        elif isinstance(result, AssessedLocation):
+            frags = assessment_fragments(result)
+        else:
+            frags = policy_fragments(result)
         self._cache[id(result)] = (result, frags)
         return frags
 
-    def render(self, results: Iterable[ProbeResult | SourceResult]) -> str:
+    def render(self, results: Iterable[Result]) -> str:
         current = list(results)
         frags = [self._fragments(r) for r in current]
         live = {id(r) for r in current}
@@ -284,6 +437,6 @@ class Exposition:
         return "".join(parts)
 
 
-def render_once(results: Iterable[ProbeResult | SourceResult]) -> str:
+def render_once(results: Iterable[Result]) -> str:
     """Render without a cache (``/probe`` and one-off uses)."""
     return Exposition().render(results)

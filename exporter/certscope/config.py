@@ -8,12 +8,15 @@ a probe ends up with the wrong deadline.
 
 from __future__ import annotations
 
+import datetime as _dt
 import difflib
+import fnmatch
 import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import yaml
@@ -22,6 +25,7 @@ from .certs import is_ip
 from .errors import ConfigError, Problem
 
 DEFAULT_INTERVAL = 300.0
+DEFAULT_ENUMERATE_INTERVAL = 6 * 3600.0
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CONCURRENCY = 64
 DEFAULT_JITTER = 0.1
@@ -178,6 +182,8 @@ class Target:
     tls: TLSOptions
     interval: float = DEFAULT_INTERVAL
     labels: tuple[tuple[str, str], ...] = ()
+    enumerate: bool = True
+    enumerate_interval: float = DEFAULT_ENUMERATE_INTERVAL
 
     @property
     def address(self) -> str:
@@ -209,6 +215,62 @@ class FilesSource:
 Source = FilesSource
 
 
+RULE_IDS = (
+    "protocol_deprecated",
+    "cipher_insecure",
+    "cipher_weak",
+    "cipher_not_allowed",
+    "key_too_small",
+    "signature_hash_forbidden",
+    "cert_lifetime_too_long",
+    "hostname_mismatch",
+    "chain_untrusted",
+    "cert_expired",
+    "cert_not_yet_valid",
+    "served_not_stored",
+)
+CIPHER_CLASSES = ("insecure", "weak", "secure", "recommended")
+PROTOCOL_NAMES = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+HASH_NAMES = ("md2", "md5", "sha1", "sha224", "sha256", "sha384", "sha512")
+
+
+@dataclass(frozen=True)
+class PolicyException:
+    """A waiver of one rule for matching targets or sources, until ``expires`` (inclusive)."""
+
+    target: str  # target or source name; * and ? are wildcards
+    rule: str
+    owner: str
+    reason: str
+    expires: date
+    location: str = "*"
+
+    def matches_subject(self, subject: tuple[str, str]) -> bool:
+        name, location = subject
+        return fnmatch.fnmatchcase(name, self.target) and fnmatch.fnmatchcase(
+            location, self.location
+        )
+
+    def covers(self, subject: tuple[str, str], rule: str) -> bool:
+        return rule == self.rule and self.matches_subject(subject)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What "good" means. Defaults follow Mozilla's intermediate profile (version 5.7)."""
+
+    min_protocol: str = "TLSv1.2"
+    allowed_classes: tuple[str, ...] = ("recommended",)
+    allowed_ciphers: tuple[str, ...] = ()  # IANA names; when set, replaces allowed_classes
+    min_rsa_bits: int = 2048
+    min_ec_bits: int = 256
+    forbidden_signature_hashes: tuple[str, ...] = ("md2", "md5", "sha1")
+    max_cert_lifetime: float = 366 * 86400.0
+    require_hostname_match: bool = True
+    require_trusted_chain: bool = True
+    exceptions: tuple[PolicyException, ...] = ()
+
+
 @dataclass(frozen=True)
 class ProbeSettings:
     allowed_targets: tuple[str, ...] = ()
@@ -221,6 +283,7 @@ class Config:
     targets: tuple[Target, ...] = ()
     sources: tuple[Source, ...] = ()
     probe: ProbeSettings = ProbeSettings()
+    policy: Policy = Policy()
     concurrency: int = DEFAULT_CONCURRENCY
     jitter: float = DEFAULT_JITTER
     origin: str = "<embedded default>"
@@ -298,6 +361,26 @@ class _Checker:
             return default
         return float(v)
 
+    def boolean(self, d: Mapping[str, Any], key: str, loc: str, default: bool) -> bool:
+        if key not in d:
+            return default
+        v = d[key]
+        if not isinstance(v, bool):
+            self.add(_join(loc, key), f"must be true or false, got {_type(v)}")
+            return default
+        return v
+
+    def choices(
+        self, d: Mapping[str, Any], key: str, loc: str, allowed: tuple[str, ...]
+    ) -> tuple[str, ...] | None:
+        if key not in d:
+            return None
+        values = self.strings(d, key, loc)
+        bad = [v for v in values if v not in allowed]
+        if bad:
+            self.add(_join(loc, key), f"unknown value {bad[0]!r}; allowed: {', '.join(allowed)}")
+        return tuple(v for v in values if v in allowed)
+
     def labels(self, value: object, loc: str) -> dict[str, str]:
         if value is None:
             return {}
@@ -348,9 +431,40 @@ def _type(v: object) -> str:
 
 
 _TLS_KEYS = ("sni", "starttls", "alpn", "ca_file", "client_cert", "client_key", "timeout")
-_TARGET_KEYS = ("address", "host", "port", "name", "interval", "labels", *_TLS_KEYS)
-_DEFAULT_KEYS = ("interval", "timeout", "ca_file", "labels", "alpn")
-_TOP_KEYS = ("defaults", "targets", "sources", "probe", "scheduler")
+_TARGET_KEYS = (
+    "address",
+    "host",
+    "port",
+    "name",
+    "interval",
+    "labels",
+    "enumerate",
+    "enumerate_interval",
+    *_TLS_KEYS,
+)
+_DEFAULT_KEYS = (
+    "interval",
+    "timeout",
+    "ca_file",
+    "labels",
+    "alpn",
+    "enumerate",
+    "enumerate_interval",
+)
+_TOP_KEYS = ("defaults", "targets", "sources", "probe", "scheduler", "policy")
+_POLICY_KEYS = (
+    "min_protocol",
+    "allowed_cipher_classes",
+    "allowed_ciphers",
+    "min_rsa_bits",
+    "min_ec_bits",
+    "forbidden_signature_hashes",
+    "max_cert_lifetime",
+    "require_hostname_match",
+    "require_trusted_chain",
+    "exceptions",
+)
+_EXCEPTION_KEYS = ("target", "location", "rule", "owner", "reason", "expires")
 _FILES_KEYS = ("name", "kind", "paths", "exclude", "interval", "labels")
 
 
@@ -379,14 +493,17 @@ def _tls_options(c: _Checker, d: Mapping[str, Any], loc: str, base: TLSOptions) 
     )
 
 
-def _target(
-    c: _Checker,
-    raw: object,
-    loc: str,
-    defaults: TLSOptions,
-    interval: float,
-    labels: dict[str, str],
-) -> Target | None:
+@dataclass(frozen=True)
+class _TargetDefaults:
+    tls: TLSOptions
+    interval: float
+    labels: dict[str, str]
+    enumerate: bool
+    enumerate_interval: float
+
+
+def _target(c: _Checker, raw: object, loc: str, td: _TargetDefaults) -> Target | None:
+    defaults, interval, labels = td.tls, td.interval, td.labels
     d = c.mapping(raw, loc, _TARGET_KEYS)
     if not isinstance(raw, dict):
         return None
@@ -423,6 +540,8 @@ def _target(
     own = c.labels(d.get("labels"), _join(loc, "labels"))
     name = c.string(d, "name", loc)
     t_interval = c.duration(d, "interval", loc, interval)
+    enumerate_ = c.boolean(d, "enumerate", loc, td.enumerate)
+    e_interval = c.duration(d, "enumerate_interval", loc, td.enumerate_interval)
     if host is None or not port:
         return None
     if tls.timeout >= t_interval:
@@ -434,6 +553,8 @@ def _target(
         tls=tls,
         interval=t_interval,
         labels=tuple(sorted({**labels, **own}.items())),
+        enumerate=enumerate_,
+        enumerate_interval=e_interval,
     )
 
 
@@ -490,6 +611,78 @@ def _probe(c: _Checker, raw: object, defaults: TLSOptions) -> ProbeSettings:
     return ProbeSettings(allowed_targets=patterns, modules=modules, default=base)
 
 
+def _policy(c: _Checker, raw: object) -> Policy:
+    d = c.mapping(raw, "policy", _POLICY_KEYS)
+    base = Policy()
+    min_protocol = c.string(d, "min_protocol", "policy") or base.min_protocol
+    if min_protocol not in PROTOCOL_NAMES:
+        c.add("policy.min_protocol", f"must be one of {', '.join(PROTOCOL_NAMES)}")
+        min_protocol = base.min_protocol
+    classes = c.choices(d, "allowed_cipher_classes", "policy", CIPHER_CLASSES)
+    ciphers = c.strings(d, "allowed_ciphers", "policy")
+    if ciphers:
+        from .tls.suites import by_name, iana_name
+
+        for i, name in enumerate(ciphers):
+            if by_name(iana_name(name)) is None:
+                c.add(f"policy.allowed_ciphers[{i}]", f"{name!r} is not a known cipher suite")
+        ciphers = tuple(iana_name(n) for n in ciphers)
+    hashes = c.choices(d, "forbidden_signature_hashes", "policy", HASH_NAMES)
+    exceptions: list[PolicyException] = []
+    raw_exc = d.get("exceptions") or []
+    if not isinstance(raw_exc, list):
+        c.add("policy.exceptions", "must be a list")
+        raw_exc = []
+    for i, e in enumerate(raw_exc):
+        loc = f"policy.exceptions[{i}]"
+        ed = c.mapping(e, loc, _EXCEPTION_KEYS)
+        if not isinstance(e, dict):
+            continue
+        target = c.string(ed, "target", loc, required=True)
+        rule = c.string(ed, "rule", loc, required=True)
+        if rule is not None and rule not in RULE_IDS:
+            c.add(_join(loc, "rule"), f"unknown rule {rule!r}; rules: {', '.join(RULE_IDS)}")
+            rule = None
+        owner = c.string(ed, "owner", loc, required=True)
+        reason = c.string(ed, "reason", loc, required=True)
+        expires = ed.get("expires")
+        if isinstance(expires, str):
+            try:
+                expires = _dt.date.fromisoformat(expires)
+            except ValueError:
+                expires = None
+        if isinstance(expires, _dt.datetime):
+            expires = expires.date()
+        if not isinstance(expires, _dt.date):
+            c.add(_join(loc, "expires"), "is required, a date such as 2027-03-31")
+            expires = None
+        if target and rule and owner and reason and expires:
+            exceptions.append(
+                PolicyException(
+                    target=target,
+                    rule=rule,
+                    owner=owner,
+                    reason=reason,
+                    expires=expires,
+                    location=c.string(ed, "location", loc) or "*",
+                )
+            )
+    return Policy(
+        min_protocol=min_protocol,
+        allowed_classes=classes if classes is not None else base.allowed_classes,
+        allowed_ciphers=ciphers,
+        min_rsa_bits=int(c.number(d, "min_rsa_bits", "policy", base.min_rsa_bits, 512, 16384)),
+        min_ec_bits=int(c.number(d, "min_ec_bits", "policy", base.min_ec_bits, 160, 571)),
+        forbidden_signature_hashes=hashes
+        if hashes is not None
+        else base.forbidden_signature_hashes,
+        max_cert_lifetime=c.duration(d, "max_cert_lifetime", "policy", base.max_cert_lifetime),
+        require_hostname_match=c.boolean(d, "require_hostname_match", "policy", True),
+        require_trusted_chain=c.boolean(d, "require_trusted_chain", "policy", True),
+        exceptions=tuple(exceptions),
+    )
+
+
 def build_config(raw: object, origin: str) -> Config:
     """Validate an already-parsed YAML document. Raises ConfigError listing every problem."""
     c = _Checker()
@@ -502,6 +695,15 @@ def build_config(raw: object, origin: str) -> Config:
     ca_file = c.readable_file(c.string(dd, "ca_file", "defaults"), "defaults.ca_file", True)
     default_labels = c.labels(dd.get("labels"), "defaults.labels")
     defaults = TLSOptions(ca_file=ca_file, timeout=timeout, alpn=c.strings(dd, "alpn", "defaults"))
+    tdefaults = _TargetDefaults(
+        tls=defaults,
+        interval=interval,
+        labels=default_labels,
+        enumerate=c.boolean(dd, "enumerate", "defaults", True),
+        enumerate_interval=c.duration(
+            dd, "enumerate_interval", "defaults", DEFAULT_ENUMERATE_INTERVAL
+        ),
+    )
     sd = c.mapping(top.get("scheduler"), "scheduler", ("concurrency", "jitter"))
     concurrency = int(c.number(sd, "concurrency", "scheduler", DEFAULT_CONCURRENCY, 1, 10000))
     jitter = c.number(sd, "jitter", "scheduler", DEFAULT_JITTER, 0, 1)
@@ -514,7 +716,7 @@ def build_config(raw: object, origin: str) -> Config:
     seen: dict[str, str] = {}
     for i, rt in enumerate(raw_targets):
         loc = f"targets[{i}]"
-        t = _target(c, rt, loc, defaults, interval, default_labels)
+        t = _target(c, rt, loc, tdefaults)
         if t is None:
             continue
         where = (
@@ -547,12 +749,14 @@ def build_config(raw: object, origin: str) -> Config:
         sources.append(s)
 
     probe = _probe(c, top.get("probe"), defaults)
+    policy = _policy(c, top.get("policy"))
     if c.problems:
         raise ConfigError(c.problems, origin)
     return Config(
         targets=tuple(targets),
         sources=tuple(sources),
         probe=probe,
+        policy=policy,
         concurrency=concurrency,
         jitter=jitter,
         origin=origin,

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .certs import CertFacts
+from .policy import Assessment
+from .posture import PostureScan
 from .tls.handshake import Outcome
 from .verify import Verdict
 
@@ -75,3 +77,17 @@ class SourceResult:
     errors: tuple[ItemError, ...]
     last_success: float | None
     error: str = ""  # the whole source failed (its certs are the last good ones, if any)
+
+
+@dataclass(frozen=True)
+class AssessedLocation:
+    """Policy's verdict on one TLS target or one stored location, with its identity labels."""
+
+    source_kind: str
+    source: str
+    location: str
+    labels: Labels
+    assessment: Assessment
+    posture: PostureScan | None = None
+    scan_interval: float | None = None  # the enumeration interval, for staleness alerts
+    scan_last_success: float | None = None

@@ -17,10 +17,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from .certs import CertFacts
 from .config import Config, Source, Target
+from .policy import assess_endpoint, assess_stored
+from .posture import PostureScan
 from .probe import probe
-from .results import ProbeResult
+from .results import AssessedLocation, ProbeResult, SourceResult
 from .selfmetrics import SelfMetrics
 from .snapshot import State
 from .sources import SourceReader, reader_for
@@ -28,11 +32,24 @@ from .sources import SourceReader, reader_for
 log = logging.getLogger(__name__)
 
 Prober = Callable[[Target, float | None], Awaitable[ProbeResult]]
+Enumerator = Callable[[Target], Awaitable[PostureScan]]
+
+
+async def enumerate_target(target: Target) -> PostureScan:
+    from .tls.enumerate import enumerate_posture
+
+    return await enumerate_posture(
+        target.host,
+        target.port,
+        target.server_name,
+        starttls=target.tls.starttls,
+        timeout=min(target.tls.timeout, 5.0),
+    )
 
 
 @dataclass
 class _Job:
-    key: str  # "t:<name>" or "s:<name>"
+    key: str  # "t:<name>" probe, "e:<name>" enumeration, "s:<name>" source
     interval: float
     target: Target | None = None
     reader: SourceReader | None = None
@@ -49,10 +66,12 @@ class Scheduler:
         metrics: SelfMetrics | None = None,
         prober: Prober = probe,
         rng: random.Random | None = None,
+        enumerator: Enumerator = enumerate_target,
     ) -> None:
         self.state = state
         self.metrics = metrics or SelfMetrics()
         self.prober = prober
+        self.enumerator = enumerator
         self.rng = rng or random.Random()
         self._jobs: dict[str, _Job] = {}
         self._heap: list[tuple[float, int, str, int]] = []  # (due, seq, key, id(job))
@@ -61,22 +80,33 @@ class Scheduler:
         self._concurrency = state.config.concurrency
         self._sem = asyncio.Semaphore(self._concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._config = state.config
+        self._scan_success: dict[str, float] = {}
         self.apply(state.config)
 
     # -- configuration ---------------------------------------------------------------------
 
     def apply(self, config: Config) -> None:
         """Reconcile jobs with ``config``: new and changed ones run now, removed ones go."""
+        policy_changed = config.policy != self.state.config.policy
         wanted: dict[str, _Job] = {}
         for t in config.targets:
             key = "t:" + t.name
             old = self._jobs.get(key)
             if old is not None and old.target == t:
                 wanted[key] = old
-                continue
-            if old is not None:
-                self.state.forget_probe(t.name)  # labels or address changed: old series go
-            wanted[key] = _Job(key, t.interval, target=t)
+            else:
+                if old is not None:
+                    self.state.forget_probe(t.name)  # labels or address changed: series go
+                    self._jobs.pop("e:" + t.name, None)
+                wanted[key] = _Job(key, t.interval, target=t)
+            if t.enumerate:
+                ekey = "e:" + t.name
+                eold = self._jobs.get(ekey)
+                if eold is not None and eold.target == t:
+                    wanted[ekey] = eold
+                else:
+                    wanted[ekey] = _Job(ekey, t.enumerate_interval, target=t)
         for s in config.sources:
             key = "s:" + s.name
             old = self._jobs.get(key)
@@ -89,9 +119,12 @@ class Scheduler:
         for key in self._jobs.keys() - wanted.keys():
             if key.startswith("t:"):
                 self.state.forget_probe(key[2:])
-            else:
+            elif key.startswith("s:"):
                 self.state.forget_source(key[2:])
         self._jobs = wanted
+        self._config = config
+        if policy_changed:
+            self._reassess_all()
         if config.concurrency != self._concurrency:
             # Jobs holding the old semaphore finish on it; new ones queue on the new limit.
             self._concurrency = config.concurrency
@@ -161,22 +194,84 @@ class Scheduler:
 
     async def _work(self, job: _Job) -> None:
         t0 = time.perf_counter()
-        if job.target is not None:
+        if job.target is not None and job.key.startswith("e:"):
+            scan = await self.enumerator(job.target)
+            self.metrics.refresh.labels("enumeration").observe(time.perf_counter() - t0)
+            if self._jobs.get(job.key) is job:  # not removed by a reload while running
+                if scan.complete:
+                    self._scan_success[job.target.name] = scan.timestamp
+                self.state.put_posture(job.target.name, scan)
+                self._assess_target(job.target)
+        elif job.target is not None:
             prev = self.state.previous_probe(job.target.name)
             result = await self.prober(job.target, prev.last_success if prev else None)
             self.metrics.runs.labels("success" if result.success else "failure").inc()
             self.metrics.refresh.labels("probe").observe(time.perf_counter() - t0)
-            if self._jobs.get(job.key) is job:  # not removed by a reload while running
+            if self._jobs.get(job.key) is job:
                 self.state.put_probe(result)
-        elif job.reader is not None:
+                self._assess_target(job.target)
+        elif job.reader is not None and job.source is not None:
             prev_s = self.state.previous_source(job.reader.name)
             sresult = await job.reader.refresh(prev_s)
             self.metrics.refresh.labels("source").observe(time.perf_counter() - t0)
             if self._jobs.get(job.key) is job:
                 self.state.put_source(sresult)
+                self._assess_source(job.source, sresult)
+
+    # -- policy ----------------------------------------------------------------------------
+
+    def _assess_target(self, t: Target) -> None:
+        probe_result = self.state.previous_probe(t.name)
+        scan = self.state.posture(t.name)
+        if probe_result is None and scan is None:
+            return
+        assessment = assess_endpoint(
+            (t.name, t.address),
+            probe_result.facts if probe_result else (),
+            probe_result.verdict if probe_result else None,
+            scan,
+            self._config.policy,
+            datetime.now(UTC),
+        )
+        located = AssessedLocation(
+            source_kind="tls",
+            source=t.name,
+            location=t.address,
+            labels=t.labels,
+            assessment=assessment,
+            posture=scan,
+            scan_interval=t.enumerate_interval if t.enumerate else None,
+            scan_last_success=self._scan_success.get(t.name),
+        )
+        self.state.put_assessments("t:" + t.name, (located,))
+
+    def _assess_source(self, source: Source, result: SourceResult) -> None:
+        now = datetime.now(UTC)
+        by_location: dict[str, list[CertFacts]] = {}
+        for c in sorted(result.certs, key=lambda c: (c.location, c.position)):
+            by_location.setdefault(c.location, []).append(c.facts)
+        items = []
+        for location, facts in by_location.items():
+            a = assess_stored((source.name, location), facts, self._config.policy, now)
+            if a.findings:
+                items.append(AssessedLocation(result.kind, source.name, location, source.labels, a))
+        self.state.put_assessments("s:" + source.name, tuple(items))
+
+    def _reassess_all(self) -> None:
+        for job in self._jobs.values():
+            if job.target is not None and job.key.startswith("t:"):
+                self._assess_target(job.target)
+            elif job.source is not None:
+                prev = self.state.previous_source(job.source.name)
+                if prev is not None:
+                    self._assess_source(job.source, prev)
 
     def _check_first_round(self) -> None:
-        if not self.state.first_round_done and all(j.done_once for j in self._jobs.values()):
+        # Readiness waits for probes and sources, not for enumerations, which take longer and
+        # only add posture detail.
+        if not self.state.first_round_done and all(
+            j.done_once for j in self._jobs.values() if not j.key.startswith("e:")
+        ):
             self.state.mark_first_round_done()
 
     @property

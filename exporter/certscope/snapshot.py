@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from .config import Config
-from .results import ProbeResult, SourceResult
+from .posture import PostureScan
+from .results import AssessedLocation, ProbeResult, SourceResult
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class Snapshot:
     config: Config
     probes: Mapping[str, ProbeResult]
     sources: Mapping[str, SourceResult]
+    postures: Mapping[str, PostureScan]
+    assessments: Mapping[str, tuple[AssessedLocation, ...]]  # by job: "t:<target>", "s:<source>"
     generation: int
     config_loaded_at: float
     first_round_done: bool = False
@@ -33,6 +36,8 @@ class State:
         self.config = config
         self._probes: dict[str, ProbeResult] = {}
         self._sources: dict[str, SourceResult] = {}
+        self._postures: dict[str, PostureScan] = {}
+        self._assessments: dict[str, tuple[AssessedLocation, ...]] = {}
         self._generation = 0
         self._cached: Snapshot | None = None
         self.config_loaded_at = time.time()
@@ -52,6 +57,18 @@ class State:
         self._sources[result.name] = result
         self._changed()
 
+    def put_posture(self, name: str, scan: PostureScan) -> None:
+        self._postures[name] = scan
+        self._changed()
+
+    def posture(self, name: str) -> PostureScan | None:
+        return self._postures.get(name)
+
+    def put_assessments(self, key: str, items: tuple[AssessedLocation, ...]) -> None:
+        """Replace the assessments of one job (``t:<target>`` or ``s:<source>``)."""
+        self._assessments[key] = items
+        self._changed()
+
     def previous_probe(self, name: str) -> ProbeResult | None:
         return self._probes.get(name)
 
@@ -59,12 +76,15 @@ class State:
         return self._sources.get(name)
 
     def forget_probe(self, name: str) -> None:
-        if self._probes.pop(name, None) is not None:
-            self._changed()
+        self._probes.pop(name, None)
+        self._postures.pop(name, None)
+        self._assessments.pop(f"t:{name}", None)
+        self._changed()
 
     def forget_source(self, name: str) -> None:
-        if self._sources.pop(name, None) is not None:
-            self._changed()
+        self._sources.pop(name, None)
+        self._assessments.pop(f"s:{name}", None)
+        self._changed()
 
     def set_config(self, config: Config) -> None:
         self.config = config
@@ -89,6 +109,8 @@ class State:
                 config=self.config,
                 probes=MappingProxyType(dict(self._probes)),
                 sources=MappingProxyType(dict(self._sources)),
+                postures=MappingProxyType(dict(self._postures)),
+                assessments=MappingProxyType(dict(self._assessments)),
                 generation=self._generation,
                 config_loaded_at=self.config_loaded_at,
                 first_round_done=self.first_round_done,

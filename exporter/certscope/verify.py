@@ -128,19 +128,23 @@ def _trust_errors(
     except crypto.X509StoreContextError as exc:
         code = int(exc.errors[0]) if exc.errors else -1
         if code in _ISSUER_UNKNOWN:
-            return (_issuer_unknown_reason(exc),)
+            depth = int(exc.errors[1]) if len(exc.errors) > 1 else 0
+            return (_issuer_unknown_reason(exc, depth),)
         return (_CODE_REASONS.get(code, VerifyFailure.VERIFY_ERROR),)
     except Exception:
         return (VerifyFailure.VERIFY_ERROR,)
     return ()
 
 
-def _issuer_unknown_reason(exc: crypto.X509StoreContextError) -> VerifyFailure:
+def _issuer_unknown_reason(exc: crypto.X509StoreContextError, depth: int) -> VerifyFailure:
     """Tell a chain the server failed to complete from one issued by an unknown CA.
 
-    The missing issuer cannot be seen, so certscope follows what browsers do: a certificate
-    that names where to fetch its issuer (AIA caIssuers) is a chain the server should have
-    sent in full (``incomplete_chain``); one that does not points to a CA nobody here trusts.
+    The missing issuer cannot be seen, so certscope follows what browsers do: a *leaf* that
+    names where to fetch its issuer (AIA caIssuers) is a chain the server should have sent in
+    full (``incomplete_chain``). When the server did send intermediates and the last one's
+    issuer is unknown, that issuer is a root nobody here trusts (``unknown_issuer``), even
+    though intermediates carry AIA too: roots are never sent, so "incomplete" would send the
+    operator to the wrong fix.
     """
     stuck = exc.certificate
     try:
@@ -150,7 +154,7 @@ def _issuer_unknown_reason(exc: crypto.X509StoreContextError) -> VerifyFailure:
     facts = facts_from_der(der)
     if facts.self_signed:
         return VerifyFailure.UNTRUSTED_ROOT
-    if facts.ca_issuer_urls:
+    if facts.ca_issuer_urls and depth == 0:
         return VerifyFailure.INCOMPLETE_CHAIN
     # Without AIA, "unknown CA" and "intermediate missing" look the same from here, and
     # unknown_issuer is the honest answer.
@@ -184,7 +188,7 @@ def verify_chain(
     errors.extend(trust)
     match = True
     if host:
-        match = hostname_matches(host, leaf.sans, leaf.subject_cn)
+        match = hostname_matches(host, leaf.sans, leaf.subject_cn, ip_sans=leaf.ip_sans)
         if not match:
             errors.append(VerifyFailure.HOSTNAME_MISMATCH)
     return Verdict(

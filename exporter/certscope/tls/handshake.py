@@ -146,7 +146,9 @@ def context_for(opts: TLSOptions) -> SSL.Context:
     )
 
 
-_ALERT_RE = re.compile(r"(?:sslv3|tlsv1|tlsv13) alert ([a-z0-9 ]+)")
+# OpenSSL 3 says "sslv3 alert …"/"tlsv13 alert …"; OpenSSL 4 (bundled with newer
+# cryptography wheels) says "tls alert …".
+_ALERT_RE = re.compile(r"(?:sslv3|tlsv1|tlsv13|tls|ssl/tls) alert ([a-z0-9 ]+)")
 _OTHER_ALERTS = {"tlsv1 unrecognized name": "unrecognized_name"}
 
 

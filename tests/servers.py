@@ -1,0 +1,709 @@
+"""Real servers on loopback for probe tests: TLS, STARTTLS, OpenSSL's s_server, hostile ones.
+
+Import as ``from servers import tls_server, ...`` (pytest puts ``tests/`` on ``sys.path``).
+
+Every Python server runs on one background event loop in a daemon thread, so a server is
+independent of the test's event loop: the same object works in sync tests, async tests,
+session-scoped fixtures and CLI subprocess tests. Each factory returns a :class:`Server` that is
+both a context manager and an async context manager::
+
+    with tls_server(leaf.chain, leaf.key) as srv:          # or: async with ...
+        result = await probe(Target("t", srv.host, srv.port, TLSOptions(sni="web.test")))
+        srv.connections[0].server_name                     # what the server saw: "web.test"
+
+A :class:`Server` listens on ``host`` (``"127.0.0.1"`` by default, ``"::1"`` for IPv6) on an
+ephemeral ``port``; ``address`` is ``host:port`` (``[::1]:port``). ``connections`` records one
+:class:`Connection` per accepted client, filled in as it goes (SNI, version, cipher, ALPN,
+client certificate, STARTTLS commands, error); read them through ``settled()``, which waits
+until the server is done with every connection. ``close()`` (or leaving the ``with``) stops
+listening and closes every open connection.
+
+Factories:
+
+- :func:`tls_server` — Python ``ssl``: cert chain + key, ``min_version``/``max_version``
+  (``ssl.TLSVersion``), ``client_ca`` (require a client certificate issued by it), ``alpn``,
+  ``sni_certs`` (server name → (chain, key), chosen by an SNI callback), ``ciphers`` (TLS 1.2
+  cipher string). It completes the handshake and closes.
+- :func:`starttls_server` — ``smtp``, ``postgres``, ``imap``, ``pop3``, ``ftp``, ``mysql``,
+  ``ldap``: speaks the plaintext preamble then upgrades with ``writer.start_tls``;
+  ``refuse=True`` speaks the protocol but declines to start TLS.
+- :func:`http_server` (answers a plain HTTP 400), :func:`garbage_server` (bytes that are not
+  TLS), :func:`silent_server` (accepts and never speaks), :func:`dribble_server` (a TLS-looking
+  record, one byte per ``interval`` seconds).
+- :func:`huge_certificate_server` (a single certificate of about 1 MiB) and
+  :func:`long_chain_server` (a chain of ``length`` certificates), both built from a
+  :class:`pki.TestPKI`.
+- :class:`OpenSSLServer` — ``openssl s_server -www`` on ``127.0.0.1:PORT`` with any extra
+  arguments (``-tls1_3``, ``-ciphersuites``, ``-groups``, ``-Verify``...); it waits until the
+  port accepts connections and is terminated by PID on exit. It fails with a clear message if
+  ``/usr/bin/openssl`` is missing (``make system-deps`` installs it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import select
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+from pki import TestPKI
+
+__all__ = [
+    "Connection",
+    "OpenSSLServer",
+    "Server",
+    "dribble_server",
+    "garbage_server",
+    "http_server",
+    "huge_certificate_server",
+    "long_chain_server",
+    "server_context",
+    "silent_server",
+    "starttls_server",
+    "tls_server",
+]
+
+T = TypeVar("T")
+StartTLSProtocol = Literal["smtp", "postgres", "imap", "pop3", "ftp", "mysql", "ldap"]
+PathLike = str | os.PathLike[str]
+
+#: How long a server waits for a client before giving up on a connection.
+CLIENT_GRACE = 30.0
+
+
+class _Loop:
+    """One event loop in a daemon thread that hosts every Python test server."""
+
+    _lock = threading.Lock()
+    _instance: _Loop | None = None
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        # Failed handshakes are the point of many tests; keep them out of the log.
+        self.loop.set_exception_handler(lambda loop, context: None)
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="test-servers", daemon=True
+        )
+        self.thread.start()
+
+    @classmethod
+    def get(cls) -> _Loop:
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 15.0) -> T:
+        return self.submit(coro).result(timeout)
+
+
+@dataclass
+class Connection:
+    """What a server saw from one client (filled in as the connection goes)."""
+
+    peer: str
+    server_name: str | None = None
+    version: str | None = None
+    cipher: str | None = None
+    alpn: str | None = None
+    client_cert: bytes | None = None  # DER of the client's certificate, if it sent one
+    commands: list[bytes] = field(default_factory=list)  # plaintext lines / packets received
+    tls_done: bool = False
+    error: str = ""
+    closed: bool = False  # the server is done with this connection
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, Connection], Awaitable[None]]
+
+
+class Server:
+    """A server on loopback running ``handler`` for each client; see the module docstring."""
+
+    def __init__(self, handler: Handler, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = 0
+        self.connections: list[Connection] = []
+        self._handler = handler
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._writers.add(writer)
+        peer = writer.get_extra_info("peername")
+        conn = Connection(peer=str(peer[0]) if peer else "")
+        self.connections.append(conn)
+        try:
+            async with asyncio.timeout(CLIENT_GRACE):
+                await self._handler(reader, writer, conn)
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # the client hung up, failed the handshake, ...
+            conn.error = conn.error or f"{type(exc).__name__}: {exc}"
+        finally:
+            self._tasks.discard(task)
+            self._writers.discard(writer)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1)
+            conn.closed = True
+
+    def settled(self, count: int = 1, timeout: float = 5.0) -> list[Connection]:
+        """Wait until at least ``count`` connections were accepted and all of them are over.
+
+        A client can finish its handshake before the server has processed the last flight
+        (TLS 1.3), so read ``connections`` through this after the client is done.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            conns = list(self.connections)
+            if len(conns) >= count and all(c.closed for c in conns):
+                return conns
+            time.sleep(0.01)
+        raise AssertionError(
+            f"server connections not settled after {timeout} s: {self.connections}"
+        )
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._client, self.host, 0, backlog=256)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for writer in list(self._writers):
+            writer.close()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._server.wait_closed(), 2)
+        self._server = None
+
+    def start(self) -> Self:
+        _Loop.get().run(self._start())
+        return self
+
+    def close(self) -> None:
+        _Loop.get().run(self._stop())
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        await asyncio.wrap_future(_Loop.get().submit(self._start()))
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.wrap_future(_Loop.get().submit(self._stop()))
+
+
+# --- TLS -----------------------------------------------------------------------------------
+
+
+def server_context(
+    cert: PathLike,
+    key: PathLike,
+    *,
+    min_version: ssl.TLSVersion | None = None,
+    max_version: ssl.TLSVersion | None = None,
+    client_ca: PathLike | None = None,
+    alpn: Sequence[str] = (),
+    ciphers: str | None = None,
+) -> ssl.SSLContext:
+    """A server-side ``ssl.SSLContext`` (``cert`` may hold the whole chain, leaf first)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.fspath(cert), os.fspath(key))
+    if min_version is not None:
+        ctx.minimum_version = min_version
+    if max_version is not None:
+        ctx.maximum_version = max_version
+    if client_ca is not None:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(os.fspath(client_ca))
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    ctx.options |= ssl.OP_NO_TICKET
+    return ctx
+
+
+def _record_tls(writer: asyncio.StreamWriter, conn: Connection) -> None:
+    obj = writer.get_extra_info("ssl_object")
+    conn.tls_done = True
+    if obj is None:
+        return
+    conn.version = obj.version()
+    cipher = obj.cipher()
+    conn.cipher = cipher[0] if cipher else None
+    conn.alpn = obj.selected_alpn_protocol()
+    conn.client_cert = obj.getpeercert(binary_form=True)
+
+
+class _SNI:
+    """Records the server name of each handshake and switches certificates by it."""
+
+    def __init__(self, contexts: Mapping[str, ssl.SSLContext]) -> None:
+        self.contexts = {k.lower(): v for k, v in contexts.items()}
+
+    def __call__(self, obj: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
+        obj.certscope_sni = name  # type: ignore[attr-defined]
+        if name and name.lower() in self.contexts:
+            obj.context = self.contexts[name.lower()]
+
+
+async def _upgrade(writer: asyncio.StreamWriter, ctx: ssl.SSLContext, conn: Connection) -> None:
+    try:
+        await writer.start_tls(ctx, ssl_handshake_timeout=CLIENT_GRACE)
+    finally:
+        obj = writer.get_extra_info("ssl_object")
+        if obj is not None:
+            conn.server_name = getattr(obj, "certscope_sni", None)
+    _record_tls(writer, conn)
+
+
+def _with_sni(
+    ctx: ssl.SSLContext, sni_certs: Mapping[str, tuple[PathLike, PathLike]], **kw: Any
+) -> ssl.SSLContext:
+    others = {name: server_context(c, k, **kw) for name, (c, k) in sni_certs.items()}
+    ctx.sni_callback = _SNI(others)
+    for other in others.values():
+        other.sni_callback = ctx.sni_callback
+    return ctx
+
+
+def tls_server(
+    cert: PathLike,
+    key: PathLike,
+    *,
+    host: str = "127.0.0.1",
+    min_version: ssl.TLSVersion | None = None,
+    max_version: ssl.TLSVersion | None = None,
+    client_ca: PathLike | None = None,
+    alpn: Sequence[str] = (),
+    sni_certs: Mapping[str, tuple[PathLike, PathLike]] | None = None,
+    ciphers: str | None = None,
+) -> Server:
+    """A TLS server that completes the handshake, records it and closes the connection."""
+    kw: dict[str, Any] = dict(
+        min_version=min_version,
+        max_version=max_version,
+        client_ca=client_ca,
+        alpn=alpn,
+        ciphers=ciphers,
+    )
+    ctx = _with_sni(server_context(cert, key, **kw), sni_certs or {}, **kw)
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: Connection
+    ) -> None:
+        # The TLS layer is started by hand (not start_server(ssl=...)) so that every failed
+        # handshake is recorded on the connection instead of logged by asyncio.
+        await _upgrade(writer, ctx, conn)
+
+    return Server(handler, host)
+
+
+def huge_certificate_server(pki: TestPKI, size: int = 1024 * 1024) -> Server:
+    """A TLS server presenting one certificate of about ``size`` bytes (plus its issuer)."""
+    leaf = pki.leaf("huge.test", pad_bytes=size)
+    return tls_server(leaf.chain, leaf.key)
+
+
+def long_chain_server(pki: TestPKI, length: int = 100) -> Server:
+    """A TLS server presenting a chain of ``length`` certificates."""
+    leaf = pki.long_chain("long.test", length)
+    return tls_server(leaf.chain, leaf.key)
+
+
+# --- STARTTLS -------------------------------------------------------------------------------
+
+
+async def _line(reader: asyncio.StreamReader, conn: Connection) -> bytes:
+    line = await reader.readline()
+    if not line:
+        raise ConnectionError("client closed the connection")
+    conn.commands.append(line.rstrip(b"\r\n"))
+    return line
+
+
+async def _say(writer: asyncio.StreamWriter, data: bytes) -> None:
+    writer.write(data)
+    await writer.drain()
+
+
+async def _until_eof(reader: asyncio.StreamReader) -> None:
+    while await reader.read(4096):
+        pass
+
+
+async def _smtp(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection, ok: bool) -> bool:
+    await _say(w, b"220 mail.test ESMTP certscope-test\r\n")
+    while True:
+        line = (await _line(r, c)).strip().upper()
+        if line.startswith((b"EHLO", b"HELO")):
+            extensions = b"250-PIPELINING\r\n250-STARTTLS\r\n" if ok else b"250-PIPELINING\r\n"
+            await _say(w, b"250-mail.test greets you\r\n" + extensions + b"250 8BITMIME\r\n")
+        elif line == b"STARTTLS":
+            if ok:
+                await _say(w, b"220 2.0.0 Ready to start TLS\r\n")
+                return True
+            await _say(w, b"502 5.5.1 STARTTLS not available\r\n")
+        elif line == b"QUIT":
+            await _say(w, b"221 2.0.0 Bye\r\n")
+            return False
+        else:
+            await _say(w, b"500 5.5.2 unrecognised command\r\n")
+
+
+async def _postgres(
+    r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection, ok: bool
+) -> bool:
+    packet = await r.readexactly(8)
+    c.commands.append(packet)
+    length, code = struct.unpack("!II", packet)
+    if (length, code) != (8, 80877103):
+        raise ValueError(f"not an SSLRequest: {packet!r}")
+    await _say(w, b"S" if ok else b"N")
+    return ok
+
+
+async def _imap(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection, ok: bool) -> bool:
+    await _say(w, b"* OK [CAPABILITY IMAP4rev1 STARTTLS] certscope-test ready\r\n")
+    while True:
+        tag, _, command = (await _line(r, c)).strip().partition(b" ")
+        if command.upper() == b"STARTTLS":
+            if ok:
+                await _say(w, tag + b" OK Begin TLS negotiation now\r\n")
+                return True
+            await _say(w, tag + b" BAD STARTTLS not supported\r\n")
+        else:
+            await _say(w, tag + b" BAD unknown command\r\n")
+
+
+async def _pop3(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection, ok: bool) -> bool:
+    await _say(w, b"+OK certscope-test POP3 ready\r\n")
+    while True:
+        command = (await _line(r, c)).strip().upper()
+        if command == b"STLS" and ok:
+            await _say(w, b"+OK Begin TLS negotiation\r\n")
+            return True
+        await _say(w, b"-ERR command not supported\r\n")
+
+
+async def _ftp(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection, ok: bool) -> bool:
+    await _say(w, b"220 certscope-test FTP ready\r\n")
+    while True:
+        command = (await _line(r, c)).strip().upper()
+        if command in (b"AUTH TLS", b"AUTH SSL") and ok:
+            await _say(w, b"234 AUTH TLS successful\r\n")
+            return True
+        await _say(w, b"502 command not implemented\r\n")
+
+
+_MYSQL_SSL = 0x0800
+
+
+async def _read_exactly_raw(w: asyncio.StreamWriter, n: int) -> bytes:
+    """Read exactly ``n`` bytes from the socket under a paused transport, no read-ahead.
+
+    asyncio refuses a second reader on a transport's descriptor, so a worker thread waits
+    with select() and reads only what was asked for.
+    """
+    fd = w.transport.get_extra_info("socket").fileno()
+
+    def read() -> bytes:
+        data = b""
+        while len(data) < n:
+            ready, _, _ = select.select([fd], [], [], CLIENT_GRACE)
+            if not ready:
+                raise TimeoutError("no MySQL SSLRequest")
+            chunk = os.read(fd, n - len(data))
+            if not chunk:
+                raise ConnectionError("client closed during the MySQL SSLRequest")
+            data += chunk
+        return data
+
+    return await asyncio.to_thread(read)
+
+
+async def _mysql(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection, ok: bool) -> bool:
+    caps = 0xFFFF if ok else 0xFFFF & ~_MYSQL_SSL
+    greeting = (
+        b"\x0a8.0.36-certscope-test\x00"
+        + struct.pack("<I", 7)  # connection id
+        + b"abcdefgh\x00"  # auth data part 1, filler
+        + struct.pack("<HBHH", caps, 33, 2, 0x81FF)  # caps low, charset, status, caps high
+        + bytes([21])
+        + b"\x00" * 10
+        + b"ijklmnopqrst\x00"
+        + b"mysql_native_password\x00"
+    )
+    # A MySQL client sends its SSLRequest and its ClientHello back to back, without waiting.
+    # The StreamReader would swallow the ClientHello along with the request and start_tls
+    # would never see it, so the request is read straight from the socket, exactly.
+    w.transport.pause_reading()
+    await _say(w, len(greeting).to_bytes(3, "little") + b"\x00" + greeting)
+    if not ok:
+        w.transport.resume_reading()
+        await _until_eof(r)
+        return False
+    request = await _read_exactly_raw(w, 4 + 32)
+    w.transport.resume_reading()
+    header, body = request[:4], request[4:]
+    c.commands.append(header + body)
+    flags = struct.unpack("<I", body[:4])[0]
+    if not flags & _MYSQL_SSL:
+        raise ValueError("client did not ask for SSL")
+    return True
+
+
+_LDAP_STARTTLS = b"1.3.6.1.4.1.1466.20037"
+
+
+async def _ldap(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection, ok: bool) -> bool:
+    head = await r.readexactly(2)
+    body = await r.readexactly(head[1])
+    c.commands.append(head + body)
+    if _LDAP_STARTTLS not in body:
+        raise ValueError(f"not a StartTLS extended request: {body!r}")
+    message_id = body[2]
+    result = 0 if ok else 2  # success / protocolError
+    # extendedResp [APPLICATION 24] { resultCode, matchedDN "", diagnosticMessage "" }
+    resp = b"\x0a\x01" + bytes([result]) + b"\x04\x00\x04\x00"
+    msg = b"\x02\x01" + bytes([message_id]) + b"\x78" + bytes([len(resp)]) + resp
+    await _say(w, b"\x30" + bytes([len(msg)]) + msg)
+    return ok
+
+
+_PREAMBLES: dict[
+    str,
+    Callable[[asyncio.StreamReader, asyncio.StreamWriter, Connection, bool], Awaitable[bool]],
+] = {
+    "smtp": _smtp,
+    "postgres": _postgres,
+    "imap": _imap,
+    "pop3": _pop3,
+    "ftp": _ftp,
+    "mysql": _mysql,
+    "ldap": _ldap,
+}
+
+
+def starttls_server(
+    protocol: StartTLSProtocol,
+    cert: PathLike,
+    key: PathLike,
+    *,
+    refuse: bool = False,
+    host: str = "127.0.0.1",
+) -> Server:
+    """A ``protocol`` server that upgrades to TLS on request (or declines, with ``refuse``)."""
+    preamble = _PREAMBLES[protocol]
+    ctx = _with_sni(server_context(cert, key), {})
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: Connection
+    ) -> None:
+        if await preamble(reader, writer, conn, not refuse):
+            await _upgrade(writer, ctx, conn)
+        else:
+            await _until_eof(reader)
+
+    return Server(handler, host)
+
+
+# --- hostile servers ------------------------------------------------------------------------
+
+
+def http_server(host: str = "127.0.0.1") -> Server:
+    """A plain HTTP server: reads the request (a ClientHello, really) and answers 400."""
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection) -> None:
+        c.commands.append(await r.read(65536))
+        body = b"<html><body>400 Bad Request</body></html>\r\n"
+        await _say(
+            w,
+            b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body,
+        )
+        await _until_eof(r)
+
+    return Server(handler, host)
+
+
+#: Not TLS: the first byte is no TLS content type and the high bit is clear.
+GARBAGE = b"\x07garbage\x00\x01\x02\xfe\xff not a TLS record at all" * 4
+
+
+def garbage_server(data: bytes = GARBAGE, host: str = "127.0.0.1") -> Server:
+    """Sends ``data`` as soon as a client connects, then waits for it to hang up."""
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection) -> None:
+        await _say(w, data)
+        await _until_eof(r)
+
+    return Server(handler, host)
+
+
+def silent_server(host: str = "127.0.0.1") -> Server:
+    """Accepts connections, reads whatever comes and never sends a byte."""
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection) -> None:
+        await _until_eof(r)
+
+    return Server(handler, host)
+
+
+#: The start of a TLS handshake record announcing a long ServerHello: it looks like TLS.
+DRIBBLE = b"\x16\x03\x03\x40\x00\x02\x00\x3f\xfc\x03\x03" + bytes(range(32))
+
+
+def dribble_server(interval: float = 1.0, host: str = "127.0.0.1") -> Server:
+    """Answers with a TLS-looking record, one byte every ``interval`` seconds."""
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection) -> None:
+        for i in range(len(DRIBBLE)):
+            await _say(w, DRIBBLE[i : i + 1])
+            await asyncio.sleep(interval)
+        await _until_eof(r)
+
+    return Server(handler, host)
+
+
+# --- openssl s_server ------------------------------------------------------------------------
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class OpenSSLServer:
+    """``openssl s_server -www`` on loopback; a context manager. See the module docstring."""
+
+    def __init__(
+        self,
+        cert: PathLike,
+        key: PathLike,
+        *args: str,
+        chain: PathLike | None = None,
+        host: str = "127.0.0.1",
+        openssl: str = "/usr/bin/openssl",
+    ) -> None:
+        if not os.access(openssl, os.X_OK):
+            found = shutil.which("openssl")
+            if found is None:
+                raise RuntimeError(
+                    f"{openssl} not found: install the Debian package 'openssl' (make system-deps)"
+                )
+            openssl = found
+        self.host = host
+        self.port = 0
+        self.args = [openssl, "s_server", "-www", "-cert", os.fspath(cert), "-key", os.fspath(key)]
+        if chain is not None:
+            self.args += ["-cert_chain", os.fspath(chain)]
+        self.args += list(args)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def output(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")
+
+    def _launch(self) -> bool:
+        self.port = _free_port(self.host)
+        accept = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        self.proc = subprocess.Popen(
+            [*self.args, "-accept", accept],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return True
+            except OSError:
+                time.sleep(0.02)
+        self._terminate()
+        raise RuntimeError(f"openssl s_server did not listen within 10 s:\n{self.output()}")
+
+    def __enter__(self) -> Self:
+        try:
+            for _ in range(3):  # the free port may be taken between probing and binding
+                if self._launch():
+                    return self
+            raise RuntimeError(f"openssl s_server exited: {self.args}\n{self.output()}")
+        except BaseException:
+            self._terminate()
+            self._log.close()
+            raise
+
+    def _terminate(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._terminate()
+        self._log.close()
+
+    async def __aenter__(self) -> Self:
+        return await asyncio.to_thread(self.__enter__)
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.to_thread(self.__exit__, et, e, tb)
