@@ -25,6 +25,7 @@ from .config import (
     DEFAULT_TIMEOUT,
     STARTTLS_PROTOCOLS,
     Config,
+    Policy,
     Target,
     TLSOptions,
     default_config,
@@ -33,8 +34,12 @@ from .config import (
     split_address,
 )
 from .errors import ConfigError, UsageError
+from .policy import Assessment, assess_endpoint
+from .posture import PostureScan
 from .probe import probe
 from .results import ProbeResult
+from .scheduler import enumerate_target
+from .tls.suites import PROTOCOLS
 
 DEFAULT_LISTEN = "0.0.0.0:9793"
 log = logging.getLogger("certscope")
@@ -71,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--client-cert", help="client certificate (PEM) for mTLS")
     sc.add_argument("--client-key", help="client private key (PEM) for mTLS")
     sc.add_argument("--timeout", default=f"{int(DEFAULT_TIMEOUT)}s", help="per-target timeout")
+    sc.add_argument(
+        "--enumerate",
+        action="store_true",
+        help="also enumerate accepted protocols, cipher suites and groups, grade and findings",
+    )
+    sc.add_argument("--config.file", dest="config_file", help="take the policy from this config")
     return p
 
 
@@ -179,23 +190,84 @@ def cmd_scan(args: argparse.Namespace) -> int:
     for raw in args.targets:
         host, port = parse_scan_target(raw)
         targets.append(Target(name=raw, host=host, port=port, tls=tls, interval=timeout * 2))
-    results = asyncio.run(_scan_all(targets))
+    policy = load_config(args.config_file).policy if args.config_file else Policy()
+    results = asyncio.run(_scan_all(targets, args.enumerate))
     now = datetime.now(UTC)
+    assessed = [
+        (r, scan, assess_endpoint((t.name, t.address), r.facts, r.verdict, scan, policy, now))
+        for t, (r, scan) in zip(targets, results, strict=True)
+    ]
     if args.format == "json":
-        print(json.dumps([scan_json(r, now) for r in results], indent=2))
+        out = []
+        for r, scan, a in assessed:
+            obj = scan_json(r, now)
+            if args.enumerate:
+                obj["posture"] = posture_json(scan, a)
+            out.append(obj)
+        print(json.dumps(out, indent=2))
     else:
-        print(scan_table(results, now))
-    return 0 if all(r.success for r in results) else 1
+        print(
+            scan_table([(r, scan if args.enumerate else None, a) for r, scan, a in assessed], now)
+        )
+    return 0 if all(r.success for r, _ in results) else 1
 
 
-async def _scan_all(targets: list[Target]) -> list[ProbeResult]:
+async def _scan_all(
+    targets: list[Target], enumerate_too: bool
+) -> list[tuple[ProbeResult, PostureScan | None]]:
     sem = asyncio.Semaphore(32)
 
-    async def one(t: Target) -> ProbeResult:
+    async def one(t: Target) -> tuple[ProbeResult, PostureScan | None]:
         async with sem:
-            return await probe(t)
+            if not enumerate_too:
+                return await probe(t), None
+            # The certificate needs one full handshake; the enumeration only hellos. Both run
+            # at once so the wall time is the longer of the two.
+            result, scan = await asyncio.gather(probe(t), enumerate_target(t))
+            return result, scan
 
     return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+def posture_json(scan: PostureScan | None, a: Assessment) -> dict[str, Any] | None:
+    if scan is None:
+        return None
+    return {
+        "complete": scan.complete,
+        "error": scan.error or None,
+        "protocols": {p: scan.supported(p) for p in PROTOCOLS},
+        "cipher_suites": {
+            p: [
+                {"code": s.code_hex, "name": s.name, "class": str(s.cls)}
+                for s in scan.suites_for(p)
+            ]
+            for p, _ in scan.suites
+        },
+        "server_cipher_order": any(enforced for _, enforced in scan.server_order),
+        "server_cipher_order_by_protocol": dict(scan.server_order),
+        "groups": list(scan.groups),
+        "grade": a.grade.grade if a.grade else None,
+        "grade_if_trusted": a.grade.grade_if_trusted if a.grade else None,
+        "score": a.grade.score if a.grade else None,
+        "grade_caps": list(a.grade.caps) if a.grade else [],
+        "mozilla": {name: ok for name, ok, _ in a.mozilla},
+        "mozilla_reasons": {name: list(why) for name, _, why in a.mozilla if why},
+        "findings": [
+            {"rule": str(f.rule), "severity": f.severity, "control": f.control, "detail": f.detail}
+            for f in a.active
+        ],
+        "waived": [
+            {
+                "rule": str(f.rule),
+                "owner": f.waived_by.owner,
+                "expires": f.waived_by.expires.isoformat(),
+            }
+            for f in a.findings
+            if f.waived_by is not None
+        ],
+        "connections": scan.connections,
+        "duration_seconds": round(scan.duration, 3),
+    }
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -267,9 +339,11 @@ def scan_json(r: ProbeResult, now: datetime) -> dict[str, Any]:
     }
 
 
-def scan_table(results: list[ProbeResult], now: datetime) -> str:
+def scan_table(
+    results: list[tuple[ProbeResult, PostureScan | None, Assessment]], now: datetime
+) -> str:
     out: list[str] = []
-    for r in results:
+    for r, scan, a in results:
         err = r.outcome.error
         neg = r.outcome.negotiated
         status = "OK" if r.success else f"FAILED {err.reason if err else 'no_certificate'}"
@@ -298,8 +372,41 @@ def scan_table(results: list[ProbeResult], now: datetime) -> str:
                 out.append(
                     f"      SANs: {', '.join(f.sans[:10])}" + (" …" if len(f.sans) > 10 else "")
                 )
+        if scan is not None:
+            out.extend(_posture_lines(scan, a))
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _posture_lines(scan: PostureScan, a: Assessment) -> list[str]:
+    lines = []
+    state = "" if scan.complete else f"  (incomplete: {scan.error})"
+    protocols = " ".join(
+        f"{p}{'+' if scan.supported(p) else '-' if scan.supported(p) is False else '?'}"
+        for p in PROTOCOLS
+    )
+    lines.append(f"  protocols: {protocols}{state}")
+    for p, _ in scan.suites:
+        order = " (server order)" if scan.enforces_order(p) else ""
+        lines.append(f"  {p}{order}:")
+        for s in scan.suites_for(p):
+            lines.append(f"      {s.code_hex} {s.name:<50} {s.cls}")
+    if scan.groups:
+        lines.append(f"  groups:   {', '.join(scan.groups)}")
+    if a.grade:
+        extra = (
+            f" (if trusted: {a.grade.grade_if_trusted})"
+            if a.grade.grade != a.grade.grade_if_trusted
+            else ""
+        )
+        lines.append(f"  grade:    {a.grade.grade}{extra}  score {a.grade.score}")
+    if a.mozilla:
+        lines.append(
+            "  mozilla:  " + ", ".join(f"{n} {'yes' if ok else 'no'}" for n, ok, _ in a.mozilla)
+        )
+    for f in a.active:
+        lines.append(f"  finding:  {f.rule} [{f.severity}, {f.control}] {f.detail}")
+    return lines
 
 
 if __name__ == "__main__":

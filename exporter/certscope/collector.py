@@ -385,7 +385,7 @@ def assessment_fragments(a: AssessedLocation) -> Fragments:
 def policy_fragments(policy: Policy) -> Fragments:
     out: Fragments = {}
     for e in policy.exceptions:
-        end = datetime.combine(e.expires, time.max, tzinfo=UTC).timestamp()
+        end = datetime.combine(e.expires, time(23, 59, 59), tzinfo=UTC).timestamp()
         labels = (
             ("target", e.target),
             ("location", e.location),

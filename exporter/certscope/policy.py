@@ -443,9 +443,10 @@ def mozilla_conformance(
         bad = sorted({s.name for _, s in scan.all_suites() if s.name not in prof.suites})
         if bad:
             why.append(f"{len(bad)} cipher suites outside the profile")
+        # Extra (stronger) groups do no harm; a server must offer at least one profile group.
         groups = {g.lower() for g in scan.groups}
-        if groups - prof.groups:
-            why.append("groups outside the profile: " + ", ".join(sorted(groups - prof.groups)))
+        if groups and not groups & prof.groups:
+            why.append("supports none of the groups " + ", ".join(sorted(prof.groups)))
         if chain:
             leaf = chain[0]
             if leaf.key_algorithm not in prof.key_types:
