@@ -183,6 +183,17 @@ FAMILIES: tuple[Family, ...] = (
         "Items (files, entries) of the source that could not be read, by reason.",
     ),
     Family(
+        "certscope_source_stale",
+        "gauge",
+        "1 when the source has failed for longer than its stale_after; its certificates are "
+        "the last good ones.",
+    ),
+    Family(
+        "certscope_source_errors_total",
+        "counter",
+        "Failed refreshes of the source since the exporter started, by reason.",
+    ),
+    Family(
         "certscope_source_refresh_duration_seconds",
         "gauge",
         "Duration of the last refresh of the source.",
@@ -307,6 +318,9 @@ def source_fragments(r: SourceResult) -> Fragments:
     base: Labels = (("source_kind", r.kind), ("source", r.name), *r.labels)
     _add(out, "certscope_source_up", base, 1 if r.up else 0)
     _add(out, "certscope_source_items", base, len(r.certs))
+    _add(out, "certscope_source_stale", base, int(r.stale))
+    for reason, n in r.errors_total:
+        _add(out, "certscope_source_errors_total", (*base, ("reason", reason)), n)
     _add(out, "certscope_source_refresh_duration_seconds", base, r.duration)
     if r.last_success is not None:
         _add(out, "certscope_source_last_success_timestamp_seconds", base, r.last_success)
@@ -378,7 +392,8 @@ def assessment_fragments(a: AssessedLocation) -> Fragments:
         if f.waived_by is None:
             _add(out, "certscope_policy_violation", labels, 1)
         else:
-            _add(out, "certscope_policy_waived", (*labels, ("owner", f.waived_by.owner)), 1)
+            owner = ("exception_owner", f.waived_by.owner)
+            _add(out, "certscope_policy_waived", (*labels, owner), 1)
     return out
 
 

@@ -31,8 +31,7 @@ DEFAULT_CONCURRENCY = 64
 DEFAULT_JITTER = 0.1
 
 STARTTLS_PROTOCOLS = ("smtp", "imap", "pop3", "ftp", "ldap", "postgres", "mysql")
-SOURCE_KINDS = ("files",)
-PLANNED_SOURCE_KINDS = ("kubernetes", "vault")
+SOURCE_KINDS = ("files", "kubernetes", "vault")
 
 _DURATION_RE = re.compile(
     r"^(?:(?P<y>\d+)y)?(?:(?P<w>\d+)w)?(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?"
@@ -209,10 +208,87 @@ class FilesSource:
     exclude: tuple[str, ...] = ()
     interval: float = DEFAULT_INTERVAL
     labels: tuple[tuple[str, str], ...] = ()
+    # Passwords for PKCS#12 and Java KeyStores: from an environment variable or a file. Only the
+    # name of the variable or file is kept here, never the password.
+    password_env: str | None = None
+    password_file: str | None = None
+    stale_after: float | None = None
     kind: str = "files"
 
 
-Source = FilesSource
+@dataclass(frozen=True)
+class SecretRef:
+    """Where a credential is read from at use time (never the credential itself)."""
+
+    env: str | None = None
+    file: str | None = None
+
+
+@dataclass(frozen=True)
+class VaultAuth:
+    method: str  # token, approle, kubernetes
+    token: SecretRef = SecretRef()
+    role_id: SecretRef = SecretRef()
+    secret_id: SecretRef = SecretRef()
+    role: str | None = None  # kubernetes auth role
+    jwt_file: str = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    mount: str | None = None  # auth mount path; defaults to the method name
+
+
+@dataclass(frozen=True)
+class VaultKV:
+    mount: str
+    path: str = ""
+    keys: tuple[str, ...] = ("certificate",)
+
+
+@dataclass(frozen=True)
+class VaultPKI:
+    mount: str
+    include_revoked: bool = False
+    issuers: bool = True
+
+
+@dataclass(frozen=True)
+class VaultSource:
+    name: str
+    address: str
+    auth: VaultAuth
+    kv: tuple[VaultKV, ...] = ()
+    pki: tuple[VaultPKI, ...] = ()
+    namespace: str | None = None
+    ca_file: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    interval: float = DEFAULT_INTERVAL
+    labels: tuple[tuple[str, str], ...] = ()
+    stale_after: float | None = None
+    kind: str = "vault"
+
+
+@dataclass(frozen=True)
+class KubernetesSource:
+    name: str
+    kubeconfig: str | None = None  # None: in-cluster service account, then $KUBECONFIG
+    context: str | None = None
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    exclude_namespaces: tuple[str, ...] = ()
+    label_selector: str = ""
+    secret_types: tuple[str, ...] = ("kubernetes.io/tls",)
+    opaque_keys: tuple[str, ...] = ()  # key-name globs read from Opaque secrets
+    configmaps: bool = False
+    configmap_keys: tuple[str, ...] = ("ca.crt", "*.pem", "*.crt")
+    configmap_label_selector: str = ""
+    labels_from_annotations: tuple[tuple[str, str], ...] = ()  # metric label -> annotation
+    labels_from_labels: tuple[tuple[str, str], ...] = ()  # metric label -> object label
+    qps: float = 5.0
+    burst: int = 10
+    interval: float = DEFAULT_INTERVAL  # full re-list period; watch keeps it current between
+    labels: tuple[tuple[str, str], ...] = ()
+    stale_after: float | None = None
+    kind: str = "kubernetes"
+
+
+Source = FilesSource | VaultSource | KubernetesSource
 
 
 RULE_IDS = (
@@ -228,6 +304,7 @@ RULE_IDS = (
     "cert_expired",
     "cert_not_yet_valid",
     "served_not_stored",
+    "private_key_mismatch",
 )
 CIPHER_CLASSES = ("insecure", "weak", "secure", "recommended")
 PROTOCOL_NAMES = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
@@ -465,7 +542,38 @@ _POLICY_KEYS = (
     "exceptions",
 )
 _EXCEPTION_KEYS = ("target", "location", "rule", "owner", "reason", "expires")
-_FILES_KEYS = ("name", "kind", "paths", "exclude", "interval", "labels")
+_SOURCE_COMMON = ("name", "kind", "interval", "labels", "stale_after")
+_FILES_KEYS = (*_SOURCE_COMMON, "paths", "exclude", "password_env", "password_file")
+_VAULT_KEYS = (*_SOURCE_COMMON, "address", "auth", "kv", "pki", "namespace", "ca_file", "timeout")
+_VAULT_AUTH_KEYS = (
+    "method",
+    "token_file",
+    "token_env",
+    "role_id_file",
+    "role_id_env",
+    "secret_id_file",
+    "secret_id_env",
+    "role",
+    "jwt_file",
+    "mount",
+)
+_K8S_KEYS = (
+    *_SOURCE_COMMON,
+    "kubeconfig",
+    "context",
+    "namespaces",
+    "exclude_namespaces",
+    "label_selector",
+    "secret_types",
+    "opaque_keys",
+    "configmaps",
+    "configmap_keys",
+    "configmap_label_selector",
+    "labels_from_annotations",
+    "labels_from_labels",
+    "qps",
+    "burst",
+)
 
 
 def _tls_options(c: _Checker, d: Mapping[str, Any], loc: str, base: TLSOptions) -> TLSOptions:
@@ -565,27 +673,150 @@ def _source(
         c.add(loc, f"must be a mapping, got {_type(raw)}")
         return None
     kind = raw.get("kind")
-    if kind in PLANNED_SOURCE_KINDS:
-        c.add(
-            _join(loc, "kind"), f"{kind!r} sources are not supported by this version of certscope"
-        )
-        return None
     if kind not in SOURCE_KINDS:
         c.add(_join(loc, "kind"), f"must be one of {', '.join(SOURCE_KINDS)}")
         return None
-    d = c.mapping(raw, loc, _FILES_KEYS)
+    keys = {"files": _FILES_KEYS, "vault": _VAULT_KEYS, "kubernetes": _K8S_KEYS}[kind]
+    d = c.mapping(raw, loc, keys)
     name = c.string(d, "name", loc, required=True)
-    paths = c.strings(d, "paths", loc)
-    if not paths:
-        c.add(_join(loc, "paths"), "must list at least one path or glob")
-    src = FilesSource(
-        name=name or "",
-        paths=paths,
-        exclude=c.strings(d, "exclude", loc),
-        interval=c.duration(d, "interval", loc, interval),
-        labels=tuple(sorted({**labels, **c.labels(d.get("labels"), _join(loc, "labels"))}.items())),
-    )
+    common: dict[str, Any] = {
+        "name": name or "",
+        "interval": c.duration(d, "interval", loc, interval),
+        "labels": tuple(
+            sorted({**labels, **c.labels(d.get("labels"), _join(loc, "labels"))}.items())
+        ),
+        "stale_after": c.duration(d, "stale_after", loc, 0) or None,
+    }
+    src: Source
+    if kind == "files":
+        paths = c.strings(d, "paths", loc)
+        if not paths:
+            c.add(_join(loc, "paths"), "must list at least one path or glob")
+        src = FilesSource(
+            paths=paths,
+            exclude=c.strings(d, "exclude", loc),
+            password_env=c.string(d, "password_env", loc),
+            password_file=c.readable_file(
+                c.string(d, "password_file", loc), _join(loc, "password_file")
+            ),
+            **common,
+        )
+    elif kind == "vault":
+        src = _vault_source(c, d, loc, common)
+    else:
+        src = _kubernetes_source(c, d, loc, common)
     return src if name else None
+
+
+def _secret_ref(c: _Checker, d: Mapping[str, Any], loc: str, what: str) -> SecretRef:
+    env = c.string(d, f"{what}_env", loc)
+    path = c.string(d, f"{what}_file", loc)
+    if path is not None:
+        c.readable_file(path, _join(loc, f"{what}_file"))
+    return SecretRef(env=env, file=path)
+
+
+def _vault_source(
+    c: _Checker, d: Mapping[str, Any], loc: str, common: dict[str, Any]
+) -> VaultSource:
+    address = c.string(d, "address", loc, required=True) or ""
+    if address and not address.startswith(("http://", "https://")):
+        c.add(_join(loc, "address"), "must start with http:// or https://")
+    aloc = _join(loc, "auth")
+    ad = c.mapping(d.get("auth"), aloc, _VAULT_AUTH_KEYS)
+    method = c.string(ad, "method", aloc, required=True) or "token"
+    if method not in ("token", "approle", "kubernetes"):
+        c.add(_join(aloc, "method"), "must be one of token, approle, kubernetes")
+    auth = VaultAuth(
+        method=method,
+        token=_secret_ref(c, ad, aloc, "token"),
+        role_id=_secret_ref(c, ad, aloc, "role_id"),
+        secret_id=_secret_ref(c, ad, aloc, "secret_id"),
+        role=c.string(ad, "role", aloc),
+        jwt_file=c.string(ad, "jwt_file", aloc) or VaultAuth.jwt_file,
+        mount=c.string(ad, "mount", aloc),
+    )
+    if method == "token" and not (auth.token.env or auth.token.file):
+        c.add(aloc, "token auth needs token_file or token_env")
+    if method == "approle" and not (auth.role_id.env or auth.role_id.file):
+        c.add(aloc, "approle auth needs role_id_file or role_id_env (and secret_id_*)")
+    if method == "kubernetes" and not auth.role:
+        c.add(aloc, "kubernetes auth needs a role")
+    kv: list[VaultKV] = []
+    for i, item in enumerate(d.get("kv") or []):
+        iloc = f"{loc}.kv[{i}]"
+        kd = c.mapping(item, iloc, ("mount", "path", "keys"))
+        mount = c.string(kd, "mount", iloc, required=True)
+        if mount:
+            kv.append(
+                VaultKV(
+                    mount=mount.strip("/"),
+                    path=(c.string(kd, "path", iloc) or "").lstrip("/"),
+                    keys=c.strings(kd, "keys", iloc) or VaultKV.keys,
+                )
+            )
+    pki: list[VaultPKI] = []
+    for i, item in enumerate(d.get("pki") or []):
+        iloc = f"{loc}.pki[{i}]"
+        pd = c.mapping(item, iloc, ("mount", "include_revoked", "issuers"))
+        mount = c.string(pd, "mount", iloc, required=True)
+        if mount:
+            pki.append(
+                VaultPKI(
+                    mount=mount.strip("/"),
+                    include_revoked=c.boolean(pd, "include_revoked", iloc, False),
+                    issuers=c.boolean(pd, "issuers", iloc, True),
+                )
+            )
+    if not kv and not pki:
+        c.add(loc, "a vault source needs at least one kv or pki entry")
+    return VaultSource(
+        address=address.rstrip("/"),
+        auth=auth,
+        kv=tuple(kv),
+        pki=tuple(pki),
+        namespace=c.string(d, "namespace", loc),
+        ca_file=c.readable_file(c.string(d, "ca_file", loc), _join(loc, "ca_file"), pem_certs=True),
+        timeout=c.duration(d, "timeout", loc, DEFAULT_TIMEOUT),
+        **common,
+    )
+
+
+def _label_map(c: _Checker, value: object, loc: str) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        c.add(loc, "must map metric label names to annotation or label keys")
+        return ()
+    names = c.labels({k: "x" for k in value}, loc)
+    return tuple(sorted((k, str(v)) for k, v in value.items() if k in names and isinstance(v, str)))
+
+
+def _kubernetes_source(
+    c: _Checker, d: Mapping[str, Any], loc: str, common: dict[str, Any]
+) -> KubernetesSource:
+    kubeconfig = c.readable_file(c.string(d, "kubeconfig", loc), _join(loc, "kubeconfig"))
+    return KubernetesSource(
+        kubeconfig=kubeconfig,
+        context=c.string(d, "context", loc),
+        namespaces=c.strings(d, "namespaces", loc),
+        exclude_namespaces=c.strings(d, "exclude_namespaces", loc),
+        label_selector=c.string(d, "label_selector", loc) or "",
+        secret_types=c.strings(d, "secret_types", loc) or KubernetesSource.secret_types,
+        opaque_keys=c.strings(d, "opaque_keys", loc),
+        configmaps=c.boolean(d, "configmaps", loc, False),
+        configmap_keys=c.strings(d, "configmap_keys", loc) or KubernetesSource.configmap_keys,
+        configmap_label_selector=c.string(d, "configmap_label_selector", loc) or "",
+        labels_from_annotations=_label_map(
+            c, d.get("labels_from_annotations"), _join(loc, "labels_from_annotations")
+        ),
+        labels_from_labels=_label_map(
+            c, d.get("labels_from_labels"), _join(loc, "labels_from_labels")
+        ),
+        qps=c.number(d, "qps", loc, 5.0, 0.1, 1000),
+        burst=int(c.number(d, "burst", loc, 10, 1, 10000)),
+        **common,
+    )
 
 
 def _probe(c: _Checker, raw: object, defaults: TLSOptions) -> ProbeSettings:

@@ -36,6 +36,7 @@ class Rule(StrEnum):
     CERT_EXPIRED = "cert_expired"
     CERT_NOT_YET_VALID = "cert_not_yet_valid"
     SERVED_NOT_STORED = "served_not_stored"
+    PRIVATE_KEY_MISMATCH = "private_key_mismatch"
     EXCEPTION_EXPIRED = "exception_expired"
 
 
@@ -55,6 +56,7 @@ CONTROLS: dict[Rule, str] = {
     Rule.CERT_EXPIRED: "CC6.7",
     Rule.CERT_NOT_YET_VALID: "CC6.7",
     Rule.SERVED_NOT_STORED: "CC7.1",
+    Rule.PRIVATE_KEY_MISMATCH: "CC6.1",
     Rule.EXCEPTION_EXPIRED: "CC7.1",
 }
 
@@ -513,12 +515,24 @@ def assess_endpoint(
 
 
 def assess_stored(
-    subject: tuple[str, str], certs: Sequence[CertFacts], policy: Policy, now: datetime
+    subject: tuple[str, str],
+    certs: Sequence[CertFacts],
+    policy: Policy,
+    now: datetime,
+    key_mismatch: Sequence[int] = (),
 ) -> Assessment:
-    """Findings for the certificates at one stored location, each judged on its own."""
+    """Findings for the certificates at one stored location, each judged on its own.
+
+    ``key_mismatch`` lists positions whose private key, stored beside them, does not match.
+    """
     findings: list[Finding] = []
     for facts in certs:
         findings.extend(certificate_findings([facts], policy, now, is_store=True))
+    if key_mismatch:
+        where = ", ".join(f"[{p}]" for p in key_mismatch)
+        findings.append(
+            _finding(Rule.PRIVATE_KEY_MISMATCH, "critical", f"private key does not match {where}")
+        )
     merged: dict[Rule, Finding] = {}
     for f in findings:  # one finding per rule and location, details joined
         if f.rule in merged:

@@ -52,6 +52,9 @@ class StoredCert:
     location: str
     position: int
     facts: CertFacts
+    labels: Labels = ()  # per-item labels (owner from annotations, cert-manager issuer, …)
+    revoked: bool = False  # Vault PKI: the CA has revoked it
+    key_matches: bool | None = None  # a private key stored beside it: does it match? (None: none)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ class SourceResult:
     errors: tuple[ItemError, ...]
     last_success: float | None
     error: str = ""  # the whole source failed (its certs are the last good ones, if any)
+    error_reason: str = ""  # stable code for ``error``: unreachable, timeout, auth, sealed, …
+    errors_total: tuple[tuple[str, int], ...] = ()  # failed refreshes by reason, since start
+    stale: bool = False  # failing for longer than the source's stale_after
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from .certs import CertFacts
@@ -28,6 +28,7 @@ from .results import AssessedLocation, ProbeResult, SourceResult
 from .selfmetrics import SelfMetrics
 from .snapshot import State
 from .sources import SourceReader, reader_for
+from .sources.base import WatchingReader
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,20 @@ class _Job:
     running: bool = False
     queued: bool = False
     done_once: bool = False
+
+
+def _account(result: SourceResult, previous: SourceResult | None, source: Source) -> SourceResult:
+    """Carry the error counters forward and decide staleness (a failing source keeps its last
+    good certificates; after ``stale_after`` it says so instead of pretending they are fresh)."""
+    counts = dict(previous.errors_total) if previous else {}
+    if not result.up:
+        reason = result.error_reason or "error"
+        counts[reason] = counts.get(reason, 0) + 1
+    stale = False
+    if not result.up and source.stale_after is not None:
+        since = result.last_success if result.last_success is not None else None
+        stale = since is None or result.timestamp - since > source.stale_after
+    return replace(result, errors_total=tuple(sorted(counts.items())), stale=stale)
 
 
 class Scheduler:
@@ -174,12 +189,16 @@ class Scheduler:
     async def _run_job(self, job: _Job) -> None:
         started = time.monotonic()
         try:
-            async with self._sem:
-                self.metrics.in_flight.inc()
-                try:
-                    await self._work(job)
-                finally:
-                    self.metrics.in_flight.dec()
+            if isinstance(job.reader, WatchingReader):
+                await self._run_watch(job)
+                started = time.monotonic()  # a watch that ended restarts one interval later
+            else:
+                async with self._sem:
+                    self.metrics.in_flight.inc()
+                    try:
+                        await self._work(job)
+                    finally:
+                        self.metrics.in_flight.dec()
         except asyncio.CancelledError:
             raise
         except Exception:  # the scheduler boundary: one broken job must not stop the others
@@ -191,6 +210,24 @@ class Scheduler:
                 self._push(self._next_due(job, started), job)
                 self._wake.set()
             self._check_first_round()
+
+    async def _run_watch(self, job: _Job) -> None:
+        """A streaming source: one long task, outside the concurrency limit (it mostly waits)."""
+        reader, source = job.reader, job.source
+        assert isinstance(reader, WatchingReader)
+        assert source is not None
+
+        def publish(result: SourceResult) -> None:
+            if self._jobs.get(job.key) is not job:
+                return  # removed by a reload while the event was in flight
+            result = _account(result, self.state.previous_source(source.name), source)
+            self.state.put_source(result)
+            self._assess_source(source, result)
+            if not job.done_once:
+                job.done_once = True
+                self._check_first_round()
+
+        await reader.watch(publish)
 
     async def _work(self, job: _Job) -> None:
         t0 = time.perf_counter()
@@ -212,7 +249,7 @@ class Scheduler:
                 self._assess_target(job.target)
         elif job.reader is not None and job.source is not None:
             prev_s = self.state.previous_source(job.reader.name)
-            sresult = await job.reader.refresh(prev_s)
+            sresult = _account(await job.reader.refresh(prev_s), prev_s, job.source)
             self.metrics.refresh.labels("source").observe(time.perf_counter() - t0)
             if self._jobs.get(job.key) is job:
                 self.state.put_source(sresult)
@@ -248,11 +285,20 @@ class Scheduler:
     def _assess_source(self, source: Source, result: SourceResult) -> None:
         now = datetime.now(UTC)
         by_location: dict[str, list[CertFacts]] = {}
+        mismatched: dict[str, list[int]] = {}
         for c in sorted(result.certs, key=lambda c: (c.location, c.position)):
             by_location.setdefault(c.location, []).append(c.facts)
+            if c.key_matches is False:
+                mismatched.setdefault(c.location, []).append(c.position)
         items = []
         for location, facts in by_location.items():
-            a = assess_stored((source.name, location), facts, self._config.policy, now)
+            a = assess_stored(
+                (source.name, location),
+                facts,
+                self._config.policy,
+                now,
+                mismatched.get(location, ()),
+            )
             if a.findings:
                 items.append(AssessedLocation(result.kind, source.name, location, source.labels, a))
         self.state.put_assessments("s:" + source.name, tuple(items))

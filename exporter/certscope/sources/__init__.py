@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import FilesSource, Source
+from ..config import FilesSource, KubernetesSource, Source, VaultSource
 from .base import SourceReader
 from .files import FilesReader
 
@@ -11,6 +11,14 @@ def reader_for(source: Source) -> SourceReader:
     """The reader for one configured source (one instance per source, it keeps a cache)."""
     if isinstance(source, FilesSource):
         return FilesReader(source)
+    if isinstance(source, VaultSource):
+        from .vault import VaultReader
+
+        return VaultReader(source)
+    if isinstance(source, KubernetesSource):
+        from .kubernetes import KubernetesReader
+
+        return KubernetesReader(source)
     raise ValueError(f"unsupported source kind {source.kind!r}")
 
 

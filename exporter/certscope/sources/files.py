@@ -146,6 +146,7 @@ class FilesReader:
                 errors=(),
                 last_success=previous.last_success if previous else None,
                 error=f"{type(exc).__name__}: {str(exc)[:200]}",
+                error_reason="internal_error",
             )
         now = time.time()
         return SourceResult(
