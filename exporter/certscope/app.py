@@ -19,7 +19,7 @@ from functools import lru_cache
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, inventory
 from .collector import Exposition, render_once
 from .config import (
     STARTTLS_PROTOCOLS,
@@ -67,6 +67,7 @@ def make_app(config: Config, loader: ConfigLoader, start_scheduler: bool = True)
     app.router.add_get("/-/healthy", handle_healthy)
     app.router.add_get("/-/ready", handle_ready)
     app.router.add_post("/-/reload", handle_reload)
+    app.router.add_get("/inventory", handle_inventory)
     app.router.add_get("/", handle_index)
     return app
 
@@ -179,6 +180,22 @@ async def handle_probe(request: web.Request) -> web.Response:
     target = Target(name=address, host=host, port=port, tls=tls, interval=max(timeout * 2, 1))
     result = await probe(target)
     return web.Response(body=render_once([result]).encode("utf-8"), headers={"Content-Type": _TEXT})
+
+
+async def handle_inventory(request: web.Request) -> web.Response:
+    """The certificate inventory as JSON (default) or CSV (``?format=csv``)."""
+    snap = request.app[STATE].snapshot()
+    items = inventory.rows(snap.probes.values(), snap.sources.values(), datetime.now(UTC))
+    fmt = request.query.get("format", "json")
+    if fmt == "csv":
+        return web.Response(
+            text=inventory.to_csv(items),
+            content_type="text/csv",
+            headers={"Content-Disposition": 'inline; filename="certscope-inventory.csv"'},
+        )
+    if fmt != "json":
+        return web.Response(status=400, text="format must be json or csv\n")
+    return web.json_response(list(items))
 
 
 async def handle_healthy(request: web.Request) -> web.Response:

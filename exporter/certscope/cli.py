@@ -82,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
         help="also enumerate accepted protocols, cipher suites and groups, grade and findings",
     )
     sc.add_argument("--config.file", dest="config_file", help="take the policy from this config")
+    inv = sub.add_parser("inventory", help="probe and read every store once; print the inventory")
+    inv.add_argument("--config.file", dest="config_file", help="YAML config (default: embedded)")
+    inv.add_argument("--format", choices=["csv", "json"], default="csv")
     return p
 
 
@@ -92,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_check_config(args.file)
         if args.command == "scan":
             return cmd_scan(args)
+        if args.command == "inventory":
+            return cmd_inventory(args)
         return cmd_serve(args)
     except UsageError as exc:
         print(f"certscope: {exc}", file=sys.stderr)
@@ -142,6 +147,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     web.run_app(app, host=host, port=port, print=None, access_log=None)
     return 0
+
+
+def cmd_inventory(args: argparse.Namespace) -> int:
+    from . import inventory
+    from .sources import reader_for
+
+    config = _loader(args.config_file)
+
+    async def collect() -> tuple[list[ProbeResult], list[Any]]:
+        sem = asyncio.Semaphore(config.concurrency)
+
+        async def one(t: Target) -> ProbeResult:
+            async with sem:
+                return await probe(t)
+
+        probes = await asyncio.gather(*(one(t) for t in config.targets))
+        stores = await asyncio.gather(*(reader_for(s).refresh(None) for s in config.sources))
+        return list(probes), list(stores)
+
+    probes, stores = asyncio.run(collect())
+    for s in stores:
+        if not s.up:
+            print(f"certscope: source {s.name}: {s.error}", file=sys.stderr)
+    items = inventory.rows(probes, stores, datetime.now(UTC))
+    if args.format == "json":
+        print(json.dumps(list(items), indent=2))
+    else:
+        sys.stdout.write(inventory.to_csv(items))
+    return 0 if all(s.up for s in stores) else 1
 
 
 def parse_scan_target(text: str) -> tuple[str, int]:

@@ -160,6 +160,12 @@ FAMILIES: tuple[Family, ...] = (
         "The configured enumeration interval of the target.",
     ),
     Family(
+        "certscope_cert_served_matches_stored",
+        "gauge",
+        "1 when the endpoint serves the newest certificate stored for it, 0 when the store "
+        "holds a different (usually newer) one: a renewal that was never deployed.",
+    ),
+    Family(
         "certscope_policy_violation",
         "gauge",
         "1 for each active policy finding, with its rule, severity and SOC 2 control.",
@@ -379,6 +385,9 @@ def assessment_fragments(a: AssessedLocation) -> Fragments:
         _add(out, "certscope_tls_scan_last_success_timestamp_seconds", base, a.scan_last_success)
     if a.scan_interval is not None:
         _add(out, "certscope_tls_scan_interval_seconds", base, a.scan_interval)
+    if a.served_matches_stored is not None:
+        labels = (*base, ("expected_location", a.expected_location))
+        _add(out, "certscope_cert_served_matches_stored", labels, int(a.served_matches_stored))
     g = a.assessment.grade
     if g is not None:
         _add(out, "certscope_tls_grade_info", (*base, ("grade", g.grade)), 1)

@@ -183,6 +183,7 @@ class Target:
     labels: tuple[tuple[str, str], ...] = ()
     enumerate: bool = True
     enumerate_interval: float = DEFAULT_ENUMERATE_INTERVAL
+    expects: tuple[str, str] | None = None  # (source name, location glob) it should serve
 
     @property
     def address(self) -> str:
@@ -517,6 +518,7 @@ _TARGET_KEYS = (
     "labels",
     "enumerate",
     "enumerate_interval",
+    "expects",
     *_TLS_KEYS,
 )
 _DEFAULT_KEYS = (
@@ -649,6 +651,13 @@ def _target(c: _Checker, raw: object, loc: str, td: _TargetDefaults) -> Target |
     name = c.string(d, "name", loc)
     t_interval = c.duration(d, "interval", loc, interval)
     enumerate_ = c.boolean(d, "enumerate", loc, td.enumerate)
+    expects = None
+    if "expects" in d:
+        eloc = _join(loc, "expects")
+        ed = c.mapping(d["expects"], eloc, ("source", "location"))
+        esrc = c.string(ed, "source", eloc, required=True)
+        if esrc:
+            expects = (esrc, c.string(ed, "location", eloc) or "*")
     e_interval = c.duration(d, "enumerate_interval", loc, td.enumerate_interval)
     if host is None or not port:
         return None
@@ -663,6 +672,7 @@ def _target(c: _Checker, raw: object, loc: str, td: _TargetDefaults) -> Target |
         labels=tuple(sorted({**labels, **own}.items())),
         enumerate=enumerate_,
         enumerate_interval=e_interval,
+        expects=expects,
     )
 
 
@@ -945,6 +955,7 @@ def build_config(raw: object, origin: str) -> Config:
         c.add("targets", f"must be a list, got {_type(raw_targets)}")
         raw_targets = []
     seen: dict[str, str] = {}
+    target_locs: list[str] = []
     for i, rt in enumerate(raw_targets):
         loc = f"targets[{i}]"
         t = _target(c, rt, loc, tdefaults)
@@ -958,6 +969,7 @@ def build_config(raw: object, origin: str) -> Config:
             continue
         seen[t.name] = loc
         targets.append(t)
+        target_locs.append(loc)
 
     sources: list[Source] = []
     raw_sources = top.get("sources") or []
@@ -981,6 +993,10 @@ def build_config(raw: object, origin: str) -> Config:
 
     probe = _probe(c, top.get("probe"), defaults)
     policy = _policy(c, top.get("policy"))
+    source_names = {s.name for s in sources}
+    for tloc, t in zip(target_locs, targets, strict=True):
+        if t.expects is not None and t.expects[0] not in source_names:
+            c.add(f"{tloc}.expects.source", f"no source named {t.expects[0]!r}")
     if c.problems:
         raise ConfigError(c.problems, origin)
     return Config(

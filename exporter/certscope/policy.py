@@ -493,8 +493,12 @@ def assess_endpoint(
     scan: PostureScan | None,
     policy: Policy,
     now: datetime,
+    served_mismatch: str | None = None,
 ) -> Assessment:
     """Findings, grade and Mozilla conformance for a TLS endpoint.
+
+    ``served_mismatch`` is the detail when the endpoint serves something other than the newest
+    certificate in its store (see :mod:`certscope.matching`).
 
     The grade and conformance need an enumeration; before the first one completes they are
     absent rather than guessed.
@@ -504,6 +508,8 @@ def assess_endpoint(
         *certificate_findings(chain, policy, now),
         *verdict_findings(verdict, policy),
     ]
+    if served_mismatch is not None:
+        findings.append(_finding(Rule.SERVED_NOT_STORED, "warning", served_mismatch))
     findings = apply_exceptions(findings, subject, policy, today(now))
     g = grade(scan, chain, verdict) if scan is not None else None
     moz = (

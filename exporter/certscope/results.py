@@ -97,3 +97,5 @@ class AssessedLocation:
     posture: PostureScan | None = None
     scan_interval: float | None = None  # the enumeration interval, for staleness alerts
     scan_last_success: float | None = None
+    served_matches_stored: bool | None = None  # None: no stored certificate to compare with
+    expected_location: str = ""  # "<source>:<location>" of the newest stored certificate

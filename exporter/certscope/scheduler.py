@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from .certs import CertFacts
 from .config import Config, Source, Target
+from .matching import StoreIndex, build_index, compare
 from .policy import assess_endpoint, assess_stored
 from .posture import PostureScan
 from .probe import probe
@@ -31,6 +32,9 @@ from .sources import SourceReader, reader_for
 from .sources.base import WatchingReader
 
 log = logging.getLogger(__name__)
+
+#: Seconds between re-assessments of every target after stored certificates change.
+_REASSESS_EVERY = 2.0
 
 Prober = Callable[[Target, float | None], Awaitable[ProbeResult]]
 Enumerator = Callable[[Target], Awaitable[PostureScan]]
@@ -97,6 +101,8 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._config = state.config
         self._scan_success: dict[str, float] = {}
+        self._index: StoreIndex | None = None
+        self._reassess_pending = False
         self.apply(state.config)
 
     # -- configuration ---------------------------------------------------------------------
@@ -223,6 +229,7 @@ class Scheduler:
             result = _account(result, self.state.previous_source(source.name), source)
             self.state.put_source(result)
             self._assess_source(source, result)
+            self._stores_changed()
             if not job.done_once:
                 job.done_once = True
                 self._check_first_round()
@@ -254,6 +261,7 @@ class Scheduler:
             if self._jobs.get(job.key) is job:
                 self.state.put_source(sresult)
                 self._assess_source(job.source, sresult)
+                self._stores_changed()
 
     # -- policy ----------------------------------------------------------------------------
 
@@ -262,6 +270,9 @@ class Scheduler:
         scan = self.state.posture(t.name)
         if probe_result is None and scan is None:
             return
+        comparison = None
+        if probe_result is not None and probe_result.facts:
+            comparison = compare(t, probe_result.facts[0], self._store_index())
         assessment = assess_endpoint(
             (t.name, t.address),
             probe_result.facts if probe_result else (),
@@ -269,6 +280,7 @@ class Scheduler:
             scan,
             self._config.policy,
             datetime.now(UTC),
+            None if comparison is None or comparison.matches else comparison.detail,
         )
         located = AssessedLocation(
             source_kind="tls",
@@ -279,6 +291,10 @@ class Scheduler:
             posture=scan,
             scan_interval=t.enumerate_interval if t.enumerate else None,
             scan_last_success=self._scan_success.get(t.name),
+            served_matches_stored=None if comparison is None else comparison.matches,
+            expected_location=""
+            if comparison is None
+            else f"{comparison.expected.source}:{comparison.expected.cert.location}",
         )
         self.state.put_assessments("t:" + t.name, (located,))
 
@@ -302,6 +318,33 @@ class Scheduler:
             if a.findings:
                 items.append(AssessedLocation(result.kind, source.name, location, source.labels, a))
         self.state.put_assessments("s:" + source.name, tuple(items))
+
+    def _store_index(self) -> StoreIndex:
+        if self._index is None:
+            self._index = build_index(self.state.snapshot().sources.values())
+        return self._index
+
+    def _stores_changed(self) -> None:
+        """Stored certificates changed: served-versus-stored verdicts must be redone.
+
+        Every target is re-assessed, at most once per ``_REASSESS_EVERY`` seconds, so a
+        Kubernetes watch publishing often cannot make the exporter spin.
+        """
+        old = self._index
+        self._index = None
+        if old is not None and old.fingerprints == self._store_index().fingerprints:
+            return
+        if self._reassess_pending or not self._config.targets:
+            return
+        self._reassess_pending = True
+
+        def run() -> None:
+            self._reassess_pending = False
+            for job in self._jobs.values():
+                if job.target is not None and job.key.startswith("t:"):
+                    self._assess_target(job.target)
+
+        asyncio.get_running_loop().call_later(_REASSESS_EVERY, run)
 
     def _reassess_all(self) -> None:
         for job in self._jobs.values():

@@ -1,0 +1,131 @@
+"""The certificate inventory: one row per certificate from every target and source.
+
+This is the document auditors ask for ("all certificates with owner, expiry, location"), served
+as ``GET /inventory`` (JSON, or CSV with ``?format=csv``) and printed by ``certscope inventory``.
+Rows are built from results only; private keys never reach a result, so they cannot reach a row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from .certs import CertFacts
+from .results import Labels, ProbeResult, SourceResult
+
+COLUMNS = (
+    "source_kind",
+    "source",
+    "location",
+    "chain_position",
+    "subject",
+    "subject_cn",
+    "sans",
+    "issuer",
+    "issuer_cn",
+    "serial",
+    "not_before",
+    "not_after",
+    "days_left",
+    "key_algorithm",
+    "key_bits",
+    "signature_algorithm",
+    "signature_hash",
+    "fingerprint_sha256",
+    "is_ca",
+    "self_signed",
+    "owner",
+    "renewal",
+    "environment",
+    "labels",
+    "verified",
+    "verification_errors",
+    "revoked",
+    "last_seen",
+)
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
+
+
+def _row(
+    kind: str,
+    source: str,
+    location: str,
+    position: int,
+    f: CertFacts,
+    labels: Labels,
+    now: datetime,
+    last_seen: float | None,
+) -> dict[str, Any]:
+    lab = dict(labels)
+    days = f.days_left(now)
+    return {
+        "source_kind": kind,
+        "source": source,
+        "location": location,
+        "chain_position": position,
+        "subject": f.subject,
+        "subject_cn": f.subject_cn,
+        "sans": list(f.sans),
+        "issuer": f.issuer,
+        "issuer_cn": f.issuer_cn,
+        "serial": f.serial,
+        "not_before": _iso(f.not_before),
+        "not_after": _iso(f.not_after),
+        "days_left": round(days, 2) if days is not None else None,
+        "key_algorithm": f.key_algorithm,
+        "key_bits": f.key_bits,
+        "signature_algorithm": f.signature_algorithm,
+        "signature_hash": f.signature_hash,
+        "fingerprint_sha256": f.fingerprint_sha256,
+        "is_ca": f.is_ca,
+        "self_signed": f.self_signed,
+        "owner": lab.get("owner"),
+        "renewal": lab.get("renewal"),
+        "environment": lab.get("environment"),
+        "labels": lab,
+        "verified": None,
+        "verification_errors": [],
+        "revoked": False,
+        "last_seen": _iso(datetime.fromtimestamp(last_seen, UTC)) if last_seen else None,
+    }
+
+
+def rows(
+    probes: Iterable[ProbeResult], sources: Iterable[SourceResult], now: datetime
+) -> Iterator[dict[str, Any]]:
+    for r in sorted(probes, key=lambda r: r.name):
+        seen = r.timestamp if r.facts else r.last_success
+        for pos, f in enumerate(r.facts):
+            row = _row("tls", r.name, r.address, pos, f, r.labels, now, seen)
+            if r.verdict is not None:
+                row["verified"] = r.verdict.verified
+                row["verification_errors"] = [str(e) for e in r.verdict.errors]
+            yield row
+    for s in sorted(sources, key=lambda s: s.name):
+        for c in sorted(s.certs, key=lambda c: (c.location, c.position)):
+            labels = tuple({**dict(s.labels), **dict(c.labels)}.items())
+            row = _row(s.kind, s.name, c.location, c.position, c.facts, labels, now, s.last_success)
+            row["revoked"] = c.revoked
+            yield row
+
+
+def to_csv(items: Iterable[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for row in items:
+        flat = dict(row)
+        flat["sans"] = " ".join(row["sans"])
+        flat["labels"] = ";".join(f"{k}={v}" for k, v in sorted(row["labels"].items()))
+        flat["verification_errors"] = " ".join(row["verification_errors"])
+        for key in ("is_ca", "self_signed", "revoked", "verified"):
+            if isinstance(flat[key], bool):
+                flat[key] = "true" if flat[key] else "false"
+        w.writerow({k: ("" if v is None else v) for k, v in flat.items()})
+    return buf.getvalue()

@@ -1,0 +1,106 @@
+"""The certificate inventory: /inventory as JSON and CSV, and `certscope inventory`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from pki import TestPKI
+from servers import tls_server
+from test_app import _client, _wait_ready
+
+
+def _config(tmp_path: Path, pki: TestPKI, address: str) -> Path:
+    store = tmp_path / "store"
+    store.mkdir()
+    stored = pki.leaf("db.test", days_left=25)
+    shutil.copy(stored.fullchain, store / "db.pem")
+    (store / "db.key").write_bytes(Path(stored.key).read_bytes())  # must never show up
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(
+        f"""
+defaults: {{enumerate: false, labels: {{environment: prod}}}}
+sources:
+  - {{name: disk, kind: files, paths: ["{store}/*.pem"], labels: {{owner: dba, renewal: manual}}}}
+targets:
+  - {{address: {address}, name: web, sni: web.test, ca_file: {pki.ca_file}, labels: {{owner: web-team, renewal: acme}}}}
+"""
+    )
+    return cfg
+
+
+def _check_rows(rows: list[dict[str, object]], tmp_path: Path) -> None:
+    by_source = {(r["source"], r["chain_position"]): r for r in rows}
+    web = by_source[("web", 0)]
+    assert web["source_kind"] == "tls"
+    assert web["subject_cn"] == "web.test"
+    assert web["owner"] == "web-team" and web["renewal"] == "acme" and web["environment"] == "prod"
+    assert web["verified"] in (True, "true")
+    assert 44 < float(web["days_left"]) <= 45  # type: ignore[arg-type]
+    assert str(web["not_after"]).endswith("Z")
+    assert ("web", 1) in by_source  # the intermediate the server presents
+    db = by_source[("disk", 0)]
+    assert db["source_kind"] == "files"
+    assert db["location"] == str(tmp_path / "store" / "db.pem")
+    assert db["owner"] == "dba" and db["renewal"] == "manual"
+    assert 24 < float(db["days_left"]) <= 25  # type: ignore[arg-type]
+    assert db["last_seen"]
+
+
+async def test_inventory_endpoint(pki: TestPKI, tmp_path: Path) -> None:
+    leaf = pki.leaf("web.test", days_left=45)
+    with tls_server(leaf.chain, leaf.key) as srv:
+        client = await _client(_config(tmp_path, pki, srv.address))
+        try:
+            await _wait_ready(client)
+            as_json = await (await client.get("/inventory")).json()
+            resp = await client.get("/inventory", params={"format": "csv"})
+            assert resp.headers["Content-Type"].startswith("text/csv")
+            as_csv = await resp.text()
+            assert (await client.get("/inventory", params={"format": "xml"})).status == 400
+        finally:
+            await client.close()
+    _check_rows(as_json, tmp_path)
+    rows = list(csv.DictReader(io.StringIO(as_csv)))
+    for r in rows:
+        r["chain_position"] = int(r["chain_position"])  # type: ignore[assignment]
+    _check_rows(rows, tmp_path)  # type: ignore[arg-type]
+    assert "PRIVATE KEY" not in as_csv and "PRIVATE KEY" not in json.dumps(as_json)
+
+
+def test_inventory_command(pki: TestPKI, tmp_path: Path) -> None:
+    leaf = pki.leaf("web.test", days_left=45)
+    with tls_server(leaf.chain, leaf.key) as srv:
+        cfg = _config(tmp_path, pki, srv.address)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "certscope.cli",
+                "inventory",
+                "--config.file",
+                str(cfg),
+                "--format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        csv_out = subprocess.run(
+            [sys.executable, "-m", "certscope.cli", "inventory", "--config.file", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert out.returncode == 0, out.stderr
+    _check_rows(json.loads(out.stdout), tmp_path)
+    assert csv_out.returncode == 0
+    assert csv_out.stdout.splitlines()[0].startswith(
+        "source_kind,source,location,chain_position,subject"
+    )
