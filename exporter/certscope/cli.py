@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from .posture import PostureScan
 from .probe import probe
 from .results import ProbeResult
 from .scheduler import enumerate_target
+from .sharding import Shard, apply_shard, parse_shard
 from .tls.suites import PROTOCOLS
 
 DEFAULT_LISTEN = "0.0.0.0:9793"
@@ -56,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the exporter")
     s.add_argument("--config.file", dest="config_file", help="YAML config (default: embedded)")
     s.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN, help="HOST:PORT")
+    s.add_argument(
+        "--shard",
+        default=os.environ.get("CERTSCOPE_SHARD"),
+        help="INDEX/COUNT (or auto/COUNT, the index from the host name's trailing number): "
+        "serve only this shard's targets and Secrets (default: $CERTSCOPE_SHARD, else all)",
+    )
     s.add_argument(
         "--log.level",
         dest="log_level",
@@ -114,8 +122,9 @@ def cmd_check_config(path: str) -> int:
     return 0
 
 
-def _loader(path: str | None) -> Config:
-    return load_config(path) if path else default_config()
+def _loader(path: str | None, shard: Shard | None = None) -> Config:
+    config = load_config(path) if path else default_config()
+    return apply_shard(config, shard)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -123,14 +132,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(),
         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)r",
     )
-    config = _loader(args.config_file)
+    shard = parse_shard(args.shard, socket.gethostname()) if args.shard else None
+    config = _loader(args.config_file, shard)
     try:
         host, port = split_address(args.listen)
     except ValueError as exc:
         raise UsageError(f"--web.listen-address {args.listen!r}: {exc}") from None
     from .app import make_app, reload_config
 
-    app = make_app(config, lambda: _loader(args.config_file))
+    app = make_app(config, lambda: _loader(args.config_file, shard))
 
     async def _on_startup(app: web.Application) -> None:
         loop = asyncio.get_running_loop()
@@ -138,12 +148,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     app.on_startup.append(_on_startup)
     log.info(
-        "starting certscope %s on %s with %s (%d targets, %d sources)",
+        "starting certscope %s on %s with %s (%d targets, %d sources%s)",
         __version__,
         args.listen,
         config.origin,
         len(config.targets),
         len(config.sources),
+        f", shard {shard[0]}/{shard[1]}" if shard else "",
     )
     web.run_app(app, host=host, port=port, print=None, access_log=None)
     return 0

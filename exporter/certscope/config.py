@@ -286,6 +286,7 @@ class KubernetesSource:
     interval: float = DEFAULT_INTERVAL  # full re-list period; watch keeps it current between
     labels: tuple[tuple[str, str], ...] = ()
     stale_after: float | None = None
+    shard: tuple[int, int] | None = None  # set by --shard: keep only Secrets hashing here
     kind: str = "kubernetes"
 
 
@@ -365,6 +366,7 @@ class Config:
     concurrency: int = DEFAULT_CONCURRENCY
     jitter: float = DEFAULT_JITTER
     origin: str = "<embedded default>"
+    shard: tuple[int, int] | None = None
 
 
 # --- validation -------------------------------------------------------------------------------
