@@ -23,8 +23,8 @@ system-deps:
 test: $(BIN)/certscope system-deps lint typecheck unit
 
 lint: $(BIN)/certscope
-	$(BIN)/ruff check exporter tests bench
-	$(BIN)/ruff format --check exporter tests bench
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
 
 typecheck: $(BIN)/certscope
 	$(BIN)/mypy
