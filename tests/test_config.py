@@ -146,11 +146,22 @@ def test_ca_file_without_certificates_is_rejected(tmp_path: Path) -> None:
     assert found == [f"targets[0].ca_file: {bogus} contains no PEM certificate"]
 
 
-def test_planned_source_kinds_are_clear_errors() -> None:
-    found = problems("sources: [{name: v, kind: vault, address: http://127.0.0.1:8200}]")
-    assert found == [
-        "sources[0].kind: 'vault' sources are not supported by this version of certscope"
-    ]
+def test_unknown_source_kind_and_vault_problems() -> None:
+    found = problems(
+        "sources:\n"
+        "  - {name: a, kind: ldap}\n"
+        "  - {name: v, kind: vault, address: vault:8200, auth: {method: token}}\n"
+        "  - {name: k, kind: kubernetes, qps: 0, labels_from_annotations: {owner: x/y, bad-label: z}}\n"
+    )
+    assert "sources[0].kind: must be one of files, kubernetes, vault" in found
+    assert "sources[1].address: must start with http:// or https://" in found
+    assert "sources[1].auth: token auth needs token_file or token_env" in found
+    assert "sources[1]: a vault source needs at least one kv or pki entry" in found
+    assert "sources[2].qps: must be a number from 0.1 to 1000" in found
+    assert (
+        "sources[2].labels_from_annotations.bad-label: is not a valid Prometheus label name"
+        in found
+    )
 
 
 def test_files_source() -> None:

@@ -45,6 +45,11 @@ FAMILIES: tuple[Family, ...] = (
         "Certificate details (serial, fingerprint, SANs, key, signature) as labels; value 1.",
     ),
     Family(
+        "certscope_cert_revoked",
+        "gauge",
+        "1 for a stored certificate its CA has revoked (Vault PKI with include_revoked).",
+    ),
+    Family(
         "certscope_cert_verified",
         "gauge",
         "1 when the presented chain is trusted, currently valid and matches the host name.",
@@ -239,7 +244,9 @@ def _add(out: Fragments, family: str, labels: Sequence[tuple[str, str]], value: 
     out.setdefault(family, []).append(f"{family}{_labels(labels)} {_num(value)}\n")
 
 
-def _cert_lines(out: Fragments, base: Labels, position: int, facts: CertFacts) -> None:
+def _cert_lines(
+    out: Fragments, base: Labels, position: int, facts: CertFacts, revoked: bool = False
+) -> None:
     slot = (
         *base,
         ("chain_position", str(position)),
@@ -266,6 +273,8 @@ def _cert_lines(out: Fragments, base: Labels, position: int, facts: CertFacts) -
         ("self_signed", "true" if facts.self_signed else "false"),
     )
     _add(out, "certscope_cert_info", info, 1)
+    if revoked:
+        _add(out, "certscope_cert_revoked", slot, 1)
 
 
 def probe_fragments(r: ProbeResult) -> Fragments:
@@ -342,7 +351,7 @@ def source_fragments(r: SourceResult) -> Fragments:
             ("location", c.location),
             *r.labels,
         )
-        _cert_lines(out, loc, c.position, c.facts)
+        _cert_lines(out, loc, c.position, c.facts, c.revoked)
     return out
 
 
