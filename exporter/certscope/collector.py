@@ -423,7 +423,7 @@ def policy_fragments(policy: Policy) -> Fragments:
             ("target", e.target),
             ("location", e.location),
             ("rule", e.rule),
-            ("owner", e.owner),
+            ("exception_owner", e.owner),
         )
         _add(out, "certscope_policy_exception_expiry_timestamp_seconds", labels, round(end))
     return out
