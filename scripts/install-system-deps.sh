@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite and benchmarks drive for real: OpenSSL's
-# s_server, GnuTLS's gnutls-serv, Prometheus (promtool) and Alertmanager (amtool).
+# s_server, GnuTLS's gnutls-serv, sslscan, Prometheus (promtool), Alertmanager (amtool) and
+# Chromium (headless, for the pages and reports a person reads).
 # Idempotent: does nothing when every command is already there.
 set -euo pipefail
 
@@ -10,6 +11,8 @@ declare -A pkg_for=(
   [promtool]=prometheus
   [prometheus]=prometheus
   [amtool]=prometheus-alertmanager
+  [sslscan]=sslscan
+  [chromium]=chromium
 )
 extra=("$@")  # more packages asked for by the caller (benchmarks add their peers)
 

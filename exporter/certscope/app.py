@@ -32,6 +32,7 @@ from .config import (
 )
 from .errors import ConfigError
 from .probe import probe
+from .results import ProbeResult
 from .scheduler import Scheduler
 from .selfmetrics import SelfMetrics
 from .snapshot import State
@@ -215,9 +216,13 @@ async def handle_reload(request: web.Request) -> web.Response:
 
 
 def _days(not_after: datetime | None, now: datetime) -> str:
+    """A table cell for days left, coloured at the rules pack's windows (7/14/30/60 days)."""
     if not_after is None:
-        return "?"
-    return f"{(not_after - now).total_seconds() / 86400:.1f}"
+        return "<td>—</td>"
+    days = (not_after - now).total_seconds() / 86400
+    cls = "expired" if days <= 0 else "d7" if days <= 7 else "d30" if days <= 30 else ""
+    cls = cls or ("d60" if days <= 60 else "")
+    return f'<td class="{cls}">{days:.1f}</td>' if cls else f"<td>{days:.1f}</td>"
 
 
 def _names(cn: str, sans: tuple[str, ...]) -> str:
@@ -230,20 +235,25 @@ async def handle_index(request: web.Request) -> web.Response:
     now = datetime.now(UTC)
     esc = html.escape
     rows = []
-    for r in sorted(snap.probes.values(), key=lambda r: r.name):
+
+    def soonest(r: ProbeResult) -> tuple[float, str]:
+        leaf = r.facts[0] if r.facts and r.facts[0].not_after else None
+        return (leaf.not_after.timestamp() if leaf and leaf.not_after else float("inf"), r.name)
+
+    for r in sorted(snap.probes.values(), key=soonest):
         leaf = r.facts[0] if r.facts else None
         err = r.outcome.error
         problems = [err.reason + (f" ({err.alert})" if err.alert else "")] if err else []
         if r.verdict:
             problems += list(r.verdict.errors)
         rows.append(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}<td>{}</td></tr>".format(
                 esc(r.name),
                 esc(r.address),
                 esc(_names(leaf.subject_cn, leaf.sans) if leaf else ""),
                 esc(leaf.issuer_cn if leaf else ""),
                 esc(leaf.not_after.isoformat() if leaf and leaf.not_after else ""),
-                esc(_days(leaf.not_after if leaf else None, now)),
+                _days(leaf.not_after if leaf else None, now),
                 esc(", ".join(problems) or "ok"),
             )
         )
@@ -252,12 +262,12 @@ async def handle_index(request: web.Request) -> web.Response:
         soon = sorted(s.certs, key=lambda c: c.facts.not_after or now)[:20]
         for c in soon:
             stored.append(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}</tr>".format(
                     esc(s.name),
                     esc(f"{c.location}#{c.position}"),
                     esc(_names(c.facts.subject_cn or c.facts.subject, c.facts.sans)),
                     esc(c.facts.not_after.isoformat() if c.facts.not_after else ""),
-                    esc(_days(c.facts.not_after, now)),
+                    _days(c.facts.not_after, now),
                 )
             )
     reload_note = (
@@ -268,10 +278,13 @@ async def handle_index(request: web.Request) -> web.Response:
     intervals = ", ".join(sorted({format_duration(t.interval) for t in snap.config.targets}))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>certscope</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 8px;text-align:left}}
-tr:nth-child(even){{background:#f4f4f4}}.bad{{color:#b00}}</style></head><body>
+tr:nth-child(even){{background:#f4f4f4}}.bad{{color:#b00}}
+td.expired{{background:#b00;color:#fff}}td.d7{{background:#f4b6b6}}td.d30{{background:#fde6b0}}
+td.d60{{background:#fff6d6}}</style></head><body>
 <h1>certscope {esc(__version__)}</h1>
 <p>Configuration: {esc(snap.config.origin)} — {len(snap.config.targets)} targets,
 {len(snap.config.sources)} sources. <a href="/metrics">Metrics</a> ·
+<a href="/inventory?format=csv">Inventory (CSV)</a> ·
 <a href="/-/ready">Readiness</a></p>{reload_note}
 <h2>TLS targets</h2><table><tr><th>Target</th><th>Address</th><th>Names (CN, SANs)</th>
 <th>Issuer CN</th><th>Not after</th><th>Days left</th><th>Problems</th></tr>
