@@ -106,12 +106,12 @@ async def handle_metrics(request: web.Request) -> web.Response:
     t0 = time.perf_counter()
     snap = app[STATE].snapshot()
     assessed = [a for items in snap.assessments.values() for a in items]
-    body = app[EXPOSITION].render(
-        [*snap.probes.values(), *snap.sources.values(), *assessed, snap.config.policy]
+    body = app[EXPOSITION].render_bytes(
+        [*snap.probes.values(), *snap.sources.values(), *assessed, snap.config.policy],
+        key=snap,  # an unchanged snapshot is the same object: its body is reused
     )
     app[METRICS].scrape.observe(time.perf_counter() - t0)
-    body += app[METRICS].render()
-    return web.Response(body=body.encode("utf-8"), headers={"Content-Type": _TEXT})
+    return web.Response(body=body + app[METRICS].render().encode(), headers={"Content-Type": _TEXT})
 
 
 def target_allowed(address: str, patterns: tuple[str, ...]) -> bool:

@@ -35,6 +35,7 @@ from .config import (
     split_address,
 )
 from .errors import ConfigError, UsageError
+from .evidence import cli as evidence_cli
 from .policy import Assessment, assess_endpoint
 from .posture import PostureScan
 from .probe import probe
@@ -93,12 +94,15 @@ def _parser() -> argparse.ArgumentParser:
     inv = sub.add_parser("inventory", help="probe and read every store once; print the inventory")
     inv.add_argument("--config.file", dest="config_file", help="YAML config (default: embedded)")
     inv.add_argument("--format", choices=["csv", "json"], default="csv")
+    evidence_cli.add_parser(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "evidence":
+            return evidence_cli.run(args)
         if args.command == "check-config":
             return cmd_check_config(args.file)
         if args.command == "scan":

@@ -267,6 +267,7 @@ def _cert_lines(
         ("key_algorithm", facts.key_algorithm),
         ("key_bits", str(facts.key_bits)),
         ("key_curve", facts.key_curve),
+        ("public_key_sha256", facts.public_key_sha256),
         ("signature_algorithm", facts.signature_algorithm),
         ("signature_hash", facts.signature_hash),
         ("is_ca", "true" if facts.is_ca else "false"),
@@ -432,42 +433,64 @@ def policy_fragments(policy: Policy) -> Fragments:
 Result = ProbeResult | SourceResult | AssessedLocation | Policy
 
 
+Encoded = dict[str, bytes]  # family -> that result's sample lines, joined and encoded
+
+_HEADERS = {
+    f.name: f"# HELP {f.name} {f.help}\n# TYPE {f.name} {f.type}\n".encode() for f in FAMILIES
+}
+
+
+def _fragments_of(result: Result) -> Fragments:
+    if isinstance(result, ProbeResult):
+        return probe_fragments(result)
+    if isinstance(result, SourceResult):
+        return source_fragments(result)
+    if isinstance(result, AssessedLocation):
+        return assessment_fragments(result)
+    return policy_fragments(result)
+
+
 class Exposition:
-    """Renders snapshots, caching each result's fragments while that result is current."""
+    """Renders snapshots, caching each result's encoded lines while that result is current.
+
+    Each result's lines are rendered, joined per family and encoded once; a scrape joins
+    bytes. A scrape of an unchanged snapshot (the same ``key`` object) returns the previous body.
+    """
 
     def __init__(self) -> None:
-        # id(result) -> (result, fragments); the result is held so its id cannot be reused.
-        self._cache: dict[int, tuple[object, Fragments]] = {}
+        # id(result) -> (result, encoded); the result is held so its id cannot be reused.
+        self._cache: dict[int, tuple[object, Encoded]] = {}
+        self._last: tuple[object, bytes] | None = None
 
-    def _fragments(self, result: Result) -> Fragments:
+    def _encoded(self, result: Result) -> Encoded:
         hit = self._cache.get(id(result))
         if hit is not None and hit[0] is result:
             return hit[1]
-        if isinstance(result, ProbeResult):
-            frags = probe_fragments(result)
-        elif isinstance(result, SourceResult):
-            frags = source_fragments(result)
-        elif isinstance(result, AssessedLocation):
-            frags = assessment_fragments(result)
-        else:
-            frags = policy_fragments(result)
-        self._cache[id(result)] = (result, frags)
-        return frags
+        enc = {k: "".join(v).encode() for k, v in _fragments_of(result).items()}
+        self._cache[id(result)] = (result, enc)
+        return enc
+
+    def render_bytes(self, results: Iterable[Result], key: object = None) -> bytes:
+        if key is not None and self._last is not None and self._last[0] is key:
+            return self._last[1]
+        current = list(results)
+        encs = [self._encoded(r) for r in current]
+        if len(self._cache) > len(current):
+            live = {id(r) for r in current}
+            self._cache = {k: v for k, v in self._cache.items() if k in live}
+        parts: list[bytes] = []
+        for name, header in _HEADERS.items():
+            chunks = [e[name] for e in encs if name in e]
+            if chunks:
+                parts.append(header)
+                parts.extend(chunks)
+        body = b"".join(parts)
+        if key is not None:
+            self._last = (key, body)
+        return body
 
     def render(self, results: Iterable[Result]) -> str:
-        current = list(results)
-        frags = [self._fragments(r) for r in current]
-        live = {id(r) for r in current}
-        if len(self._cache) > len(live):
-            self._cache = {k: v for k, v in self._cache.items() if k in live}
-        parts: list[str] = []
-        for fam in FAMILIES:
-            lines = [line for f in frags for line in f.get(fam.name, ())]
-            if not lines:
-                continue
-            parts.append(f"# HELP {fam.name} {fam.help}\n# TYPE {fam.name} {fam.type}\n")
-            parts.extend(lines)
-        return "".join(parts)
+        return self.render_bytes(results).decode("utf-8")
 
 
 def render_once(results: Iterable[Result]) -> str:

@@ -62,6 +62,7 @@ class _Job:
     running: bool = False
     queued: bool = False
     done_once: bool = False
+    watching: bool = False  # a streaming source (decided once: the Protocol check is slow)
 
 
 def _account(result: SourceResult, previous: SourceResult | None, source: Source) -> SourceResult:
@@ -136,7 +137,14 @@ class Scheduler:
                 continue
             if old is not None:
                 self.state.forget_source(s.name)
-            wanted[key] = _Job(key, s.interval, reader=reader_for(s), source=s)
+            reader = reader_for(s)
+            wanted[key] = _Job(
+                key,
+                s.interval,
+                reader=reader,
+                source=s,
+                watching=isinstance(reader, WatchingReader),
+            )
         for key in self._jobs.keys() - wanted.keys():
             if key.startswith("t:"):
                 self.state.forget_probe(key[2:])
@@ -195,7 +203,7 @@ class Scheduler:
     async def _run_job(self, job: _Job) -> None:
         started = time.monotonic()
         try:
-            if isinstance(job.reader, WatchingReader):
+            if job.watching:
                 await self._run_watch(job)
                 started = time.monotonic()  # a watch that ended restarts one interval later
             else:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import logging
 import os
 import re
 import socket
@@ -26,6 +28,8 @@ from ..config import TLSOptions
 from ..errors import ProbeFailure
 from . import starttls
 from .suites import iana_name
+
+log = logging.getLogger(__name__)
 
 #: A server that sends more than this during the handshake is hostile or broken. OpenSSL's
 #: own limit on a certificate list is 100 KiB; this cap bounds memory before OpenSSL sees it.
@@ -102,6 +106,7 @@ def _context(
     ctx.set_min_proto_version(SSL.TLS1_VERSION)
     ctx.set_cipher_list(b"DEFAULT:@SECLEVEL=0")
     ctx.set_options(SSL.OP_LEGACY_SERVER_CONNECT | SSL.OP_NO_TICKET)
+    _prefer_classical_groups(ctx)
     if alpn:
         ctx.set_alpn_protos([p.encode() for p in alpn])
     if cert and key:
@@ -110,6 +115,23 @@ def _context(
         ctx.check_privatekey()
     ctx.set_info_callback(_info_callback)
     return ctx
+
+
+# OpenSSL 4 offers a 1.2 KB ML-KEM key share in every ClientHello by default; building it is a
+# tenth of a probe's CPU and the probe only needs *a* handshake to capture the chain. Which
+# groups a server supports, post-quantum ones included, is the enumeration's job.
+_PROBE_GROUPS = b"X25519:P-256:P-384:P-521:X448:ffdhe2048:ffdhe3072:ffdhe4096"
+
+
+def _prefer_classical_groups(ctx: SSL.Context) -> None:
+    try:
+        # pyOpenSSL has no public setter for the groups list; cryptography's bindings do.
+        from cryptography.hazmat.bindings.openssl.binding import Binding
+
+        if Binding.lib.SSL_CTX_set1_curves_list(ctx._context, _PROBE_GROUPS) != 1:
+            raise ValueError("groups list refused")
+    except Exception:  # bindings without it: keep OpenSSL's defaults, only slower
+        log.debug("cannot set the probe's key-exchange groups; using OpenSSL's defaults")
 
 
 def _info_callback(conn: SSL.Connection, where: int, ret: int) -> None:
@@ -230,20 +252,34 @@ class _Clock:
         self.t = now
 
 
+def _ip_family(host: str) -> socket.AddressFamily | None:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+
+
 async def _connect(
     host: str, port: int, clock: _Clock
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
     loop = asyncio.get_running_loop()
+    literal = _ip_family(host)
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        if literal is not None:
+            # An address needs no resolver: getaddrinfo runs in a thread pool, which costs
+            # more than the rest of the connect for loopback and LAN targets.
+            addrs = [(literal, host)]
+        else:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            addrs = [(family, str(sockaddr[0])) for family, _, _, _, sockaddr in infos]
     except socket.gaierror as exc:
         raise _Abort(Failure(ProbeFailure.DNS, f"cannot resolve {host}: {exc.strerror}")) from None
     clock.mark("resolve")
-    if not infos:
+    if not addrs:
         raise _Abort(Failure(ProbeFailure.DNS, f"{host} has no addresses"))
     last: Failure | None = None
-    for family, _, _, _, sockaddr in infos:
-        ip = str(sockaddr[0])
+    for family, ip in addrs:
         try:
             reader, writer = await asyncio.open_connection(
                 ip, port, family=family, limit=starttls._MAX_LINE

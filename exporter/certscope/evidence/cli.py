@@ -1,0 +1,326 @@
+"""``certscope evidence``: the SOC 2 evidence report of a period, from Prometheus.
+
+    certscope evidence --prometheus.url http://prometheus:9090 \\
+        --from 2025-01-01 --to 2025-12-31 --out evidence-2025/
+
+Exit codes: 0 the report was written (whatever the controls' results); 1 Prometheus could not
+be queried or the files could not be written; 2 a usage error (bad date, step, URL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+import yaml
+
+from .. import __version__
+from ..config import parse_duration
+from ..errors import UsageError
+from . import analyse, query, report
+from .model import Grid, human_duration, iso
+
+#: Steps tried, smallest first, when --step is not given.
+STEP_LADDER = (15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
+#: Most evaluations per series the automatic step aims for (about ten range queries).
+AUTO_STEP_POINTS = 110_000
+#: Most evaluations per series at all (memory and Prometheus load); a coarser step is needed.
+MAX_STEPS = 2_000_000
+DEFAULT_JOB = "certscope.*"
+DEFAULT_STALE_AFTER = "15m"
+#: Prometheus's defaults when the configuration cannot be read.
+DEFAULT_INTERVAL = 60.0
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``evidence`` to the ``certscope`` subcommands."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "evidence",
+        help="write the SOC 2 evidence report of a period from Prometheus",
+        description=(
+            "Query Prometheus for a period and write report.html, CSV files, summary.json, "
+            "charts and a manifest with SHA-256 hashes and every query used."
+        ),
+    )
+    _arguments(p)
+    return p
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--prometheus.url",
+        dest="prometheus_url",
+        required=True,
+        metavar="URL",
+        help="Prometheus base URL, e.g. http://prometheus:9090",
+    )
+    p.add_argument(
+        "--from",
+        dest="date_from",
+        required=True,
+        metavar="DATE",
+        help="start of the period: ISO 8601 date (00:00 UTC) or datetime (UTC if no offset)",
+    )
+    p.add_argument(
+        "--to",
+        dest="date_to",
+        required=True,
+        metavar="DATE",
+        help="end of the period: a date includes that whole day; times after now become now",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="directory to write (created)")
+    p.add_argument(
+        "--job",
+        default=DEFAULT_JOB,
+        metavar="REGEX",
+        help=f"Prometheus job(s) of the certscope exporter (default: {DEFAULT_JOB})",
+    )
+    p.add_argument(
+        "--step",
+        metavar="DURATION",
+        help="resolution, e.g. 1m or 5m (default: from the period, 5m for a year)",
+    )
+    p.add_argument(
+        "--probe-stale-after",
+        dest="stale_after",
+        default=DEFAULT_STALE_AFTER,
+        metavar="DURATION",
+        help=(
+            "a target whose last probe is older than this is a gap (default: "
+            f"{DEFAULT_STALE_AFTER}, three times the default probe interval)"
+        ),
+    )
+
+
+# --- arguments ----------------------------------------------------------------------------------
+
+
+def parse_date(text: str, *, end: bool) -> float:
+    """ISO 8601 date or datetime → Unix time. A date as the end of a period means its end."""
+    text = text.strip()
+    try:
+        if re.fullmatch(r"\d{4}-?\d{2}-?\d{2}", text):  # a date, extended or basic format
+            d = date.fromisoformat(text)
+            start = datetime(d.year, d.month, d.day, tzinfo=UTC)
+            return (start + timedelta(days=1) if end else start).timestamp()
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"{text!r} is not an ISO 8601 date or datetime (2025-01-31, 2025-01-31T12:00:00Z)"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def choose_step(period: float, step: str | None) -> float:
+    if step is not None:
+        try:
+            value = parse_duration(step)
+        except ValueError as exc:
+            raise UsageError(f"--step: {exc}") from None
+        if value < 1:
+            raise UsageError("--step: must be at least 1s")
+        if value > period:
+            raise UsageError(f"--step {step} is longer than the period ({human_duration(period)})")
+        if period / value > MAX_STEPS:
+            raise UsageError(
+                f"--step {step} makes {math.floor(period / value):,} evaluations per series; "
+                f"use a coarser step (at most {MAX_STEPS:,})"
+            )
+        return value
+    for candidate in STEP_LADDER:
+        if period / candidate <= AUTO_STEP_POINTS:
+            return float(min(candidate, max(1, math.floor(period / 2))))
+    return float(STEP_LADDER[-1])
+
+
+def check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"--prometheus.url {url!r}: expected http(s)://host:port")
+    return url
+
+
+def intervals(config_yaml: str | None, job_regex: str) -> tuple[float, float, str]:
+    """Scrape interval of the matching job(s) and the rule evaluation interval.
+
+    From the running configuration (``/api/v1/status/config``); Prometheus's defaults (1m) when
+    it cannot be read. The longest interval of the matching jobs is used: gaps are judged
+    against the slowest scrape.
+    """
+    if not config_yaml:
+        return DEFAULT_INTERVAL, DEFAULT_INTERVAL, "Prometheus default, configuration not readable"
+    try:
+        cfg = yaml.safe_load(config_yaml) or {}
+        glob = cfg.get("global") or {}
+        scrape = parse_duration(glob.get("scrape_interval", "1m"))
+        evaluation = parse_duration(glob.get("evaluation_interval", "1m"))
+        pattern = re.compile(job_regex)
+        jobs = [
+            parse_duration(sc.get("scrape_interval") or glob.get("scrape_interval", "1m"))
+            for sc in cfg.get("scrape_configs") or []
+            if isinstance(sc, dict) and pattern.fullmatch(str(sc.get("job_name", "")))
+        ]
+    except (yaml.YAMLError, ValueError, AttributeError, re.error):
+        return DEFAULT_INTERVAL, DEFAULT_INTERVAL, "Prometheus default, configuration not parsed"
+    if jobs:
+        return max(jobs), evaluation, "from the Prometheus configuration"
+    return scrape, evaluation, "global default: no scrape job matches --job"
+
+
+# --- progress ---------------------------------------------------------------------------------
+
+
+class Progress:
+    """Progress on stderr: a bar when it is a terminal, a line every 10 % or 10 s otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr, clock: Any = time.monotonic) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.clock = clock
+        self.last_line = clock()
+        self.last_tenth = -1
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        ratio = done / total if total else 1.0
+        if self.tty:
+            width = 30
+            filled = round(width * ratio)
+            bar = "#" * filled + "." * (width - filled)
+            self.stream.write(f"\r[{bar}] {ratio:4.0%} {done}/{total} {what:<24}")
+            if done >= total:
+                self.stream.write("\n")
+            self.stream.flush()
+            return
+        tenth = math.floor(ratio * 10)
+        now = self.clock()
+        if tenth > self.last_tenth or now - self.last_line >= 10 or done >= total:
+            self.last_tenth = tenth
+            self.last_line = now
+            print(
+                f"certscope evidence: {ratio:.0%} ({done}/{total} requests, {what})",
+                file=self.stream,
+                flush=True,
+            )
+
+    def say(self, message: str) -> None:
+        print(f"certscope evidence: {message}", file=self.stream, flush=True)
+
+
+# --- the command --------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
+    """Run ``certscope evidence``; returns the exit code (errors are printed, not raised)."""
+    err = stderr if stderr is not None else sys.stderr
+    try:
+        return _run(args, err)
+    except UsageError as exc:
+        print(f"certscope evidence: {exc}", file=err)
+        return 2
+    except query.PrometheusError as exc:
+        print(f"certscope evidence: {exc}", file=err)
+        return 1
+    except OSError as exc:
+        print(f"certscope evidence: cannot write the report: {exc}", file=err)
+        return 1
+
+
+def _run(args: argparse.Namespace, err: TextIO) -> int:
+    url = check_url(args.prometheus_url)
+    start = parse_date(args.date_from, end=False)
+    requested_to = parse_date(args.date_to, end=True)
+    now = time.time()
+    notes = []
+    if start >= now:
+        raise UsageError(f"--from {args.date_from} is in the future")
+    if requested_to <= start:
+        raise UsageError(f"--to {args.date_to} is not after --from {args.date_from}")
+    end = float(requested_to)
+    if end > now:
+        end = float(math.floor(now))
+        notes.append(
+            f"The requested period ends in the future ({iso(requested_to)}); the report "
+            f"covers it up to the time it was generated ({iso(end)})."
+        )
+    step = choose_step(end - start, args.step)
+    try:
+        stale_after = parse_duration(args.stale_after)
+    except ValueError as exc:
+        raise UsageError(f"--probe-stale-after: {exc}") from None
+    try:
+        re.compile(args.job)
+    except re.error as exc:
+        raise UsageError(f"--job {args.job!r}: {exc}") from None
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {args.out}: not a directory")
+
+    grid = Grid(start, step, math.floor((end - start) / step + 1e-9))
+    progress = Progress(err)
+    client = query.PrometheusClient(url)
+    build = client.buildinfo()
+    scrape, evaluation, source = intervals(client.config_yaml(), args.job)
+    params = analyse.Params(
+        grid=grid,
+        window=max(step, 2 * scrape),
+        alert_window=max(step, 2 * evaluation),
+        scrape_interval=scrape,
+        stale_after=stale_after,
+        job_regex=args.job,
+    )
+    queries = query.plan(args.job, params.window, params.alert_window, step, stale_after)
+    chunks = len(grid.chunks(query.MAX_POINTS))
+    progress.say(
+        f"{iso(grid.start)} to {iso(grid.end)}, step {human_duration(step)}: "
+        f"{len(queries)} queries x {chunks} chunk(s) from {url}"
+    )
+    data = query.fetch(client, queries, grid, progress)
+    evidence = analyse.analyse(params, data)
+    meta = report.Meta(
+        generated_at=time.time(),
+        version=__version__,
+        prometheus_url=url,
+        prometheus_version=build.get("version", ""),
+        requested_from=start,
+        requested_to=requested_to,
+        queries=queries,
+        records=client.records,
+        warnings=client.warnings,
+        scrape_interval_source=source,
+        notes=notes,
+    )
+    from . import charts  # matplotlib: loaded only when a report is drawn
+
+    files = report.render(evidence, meta, charts.render(evidence))
+    report.write(out_dir, files)
+    for c in evidence.controls:
+        print(f"{c.control}\t{c.result}\t{c.title}")
+    progress.say(f"wrote {len(files)} files to {out_dir}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="certscope evidence",
+        description="Write the SOC 2 evidence report of a period from Prometheus.",
+    )
+    _arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,733 @@
+"""``certscope evidence`` end to end, plus its pure parts.
+
+A real Prometheus (1 s scrape and rule evaluation, the rules pack loaded) scrapes a real
+certscope (subprocess) that probes a loopback TLS server and reads a files store. During the
+period the test
+
+- renews a stored certificate: it overwrites ``renew.pem`` (20 days left, EC P-256) with a new
+  certificate for the same name (90 days left, EC P-384). A files source is used rather than a
+  TLS server restarted on the same port: rewriting a file is deterministic, a port can be lost
+  between two servers;
+- gets an alert that fires and resolves: the rules pack's ``CertscopeCertificateExpiring``
+  (window 30d) has no ``for``, so it fires at the first evaluation for the 20-day certificate
+  and resolves at the first evaluation after the renewal. No extra rule file is needed, and the
+  alert is the real one auditors will see; ``CertscopeCertificateExpired`` (an expired stored
+  certificate) stays firing to the end;
+- stops certscope for 12 s and starts it again: a monitoring gap.
+
+It then runs ``python -m certscope.evidence.cli`` with ``--step 1s`` and checks the files, and
+opens report.html in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from certscope.evidence import analyse, cli, query
+from certscope.evidence.model import Grid, Matrix, Run, iso
+from pki import Leaf, TestPKI
+from promserver import Prometheus, free_port
+from servers import tls_server
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = [ROOT / "rules" / "certscope-recording.yml", ROOT / "rules" / "certscope-alerts.yml"]
+GAP_SECONDS = 12
+FILES = (
+    "report.html",
+    "inventory.csv",
+    "findings.csv",
+    "alerts.csv",
+    "coverage.csv",
+    "renewals.csv",
+    "summary.json",
+    "expiry-timeline.png",
+    "coverage.png",
+    "findings.png",
+    "manifest.json",
+)
+
+
+def serial_hex(leaf: Leaf) -> str:
+    hexa = f"{leaf.certificate.serial_number:X}"
+    return hexa if len(hexa) % 2 == 0 else "0" + hexa
+
+
+def ts(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def wait_ready(port: int, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+
+
+class Exporter:
+    """certscope serve as a subprocess, stopped by PID."""
+
+    def __init__(self, config: Path, port: int, log: Path) -> None:
+        self.args = [
+            sys.executable,
+            "-m",
+            "certscope.cli",
+            "serve",
+            "--config.file",
+            str(config),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+        ]
+        self.port = port
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT)
+        wait_ready(self.port, self.log)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+@dataclass
+class Scenario:
+    prom: Prometheus
+    tmp: Path
+    start: int  # period under test
+    end: int
+    renewed_at: float
+    gap_from: float  # exporter stopped
+    gap_to: float  # exporter ready again
+    renew_old: Leaf
+    renew_new: Leaf
+    store: Path
+
+
+def evidence(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "certscope.evidence.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+@pytest.fixture(scope="module")
+def scenario(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    tmp = tmp_path_factory.mktemp("evidence")
+    store = tmp / "store"
+    store.mkdir()
+    renew_old = pki.leaf("renew.test", days_left=20)
+    renew_new = pki.leaf("renew.test", days_left=90, key="p384")
+    shutil.copy(renew_old.cert, store / "renew.pem")
+    shutil.copy(pki.leaf("long.test", days_left=400).cert, store / "long.pem")
+    shutil.copy(pki.leaf("old.test", days_left=-3).cert, store / "expired.pem")
+    web = pki.leaf("web.test", days_left=90)
+    with ExitStack() as stack:
+        srv = stack.enter_context(tls_server(web.chain, web.key))
+        config = tmp / "certscope.yml"
+        config.write_text(
+            "defaults: {enumerate: false, interval: 1s, timeout: 900ms,"
+            " labels: {owner: team-a, renewal: manual}}\n"
+            "targets:\n"
+            f"  - {{address: {srv.address}, name: web, sni: web.test, ca_file: {pki.ca_file}}}\n"
+            "sources:\n"
+            f"  - {{name: store, kind: files, paths: ['{store}/*.pem']}}\n"
+            "policy:\n"
+            "  exceptions:\n"
+            "    - {target: store, location: '*long*', rule: cert_lifetime_too_long,"
+            " owner: sec-team, reason: vendor appliance, expires: 2099-12-31}\n"
+        )
+        port = free_port()
+        exporter = Exporter(config, port, tmp / "exporter.log")
+        stack.callback(exporter.stop)
+        exporter.start()
+        prom = stack.enter_context(Prometheus(tmp, [f"127.0.0.1:{port}"], RULES))
+        expiring = (
+            'ALERTS{alertstate="firing", alertname="CertscopeCertificateExpiring",'
+            ' location=~".*renew.pem"}'
+        )
+        prom.wait_for(expiring, lambda r: len(r) == 1, timeout=30)
+        prom.wait_for('certscope_probe_success{source="web"}', lambda r: len(r) == 1)
+        prom.wait_for('certscope_policy_waived{rule="cert_lifetime_too_long"}', bool)
+        start = math.floor(time.time())
+        time.sleep(4)
+
+        write_atomic(store / "renew.pem", renew_new.cert.read_bytes())
+        renewed_at = time.time()
+        prom.wait_for(expiring, lambda r: not r, timeout=20)
+        prom.wait_for(
+            f'certscope_cert_info{{serial="{serial_hex(renew_new)}"}}', lambda r: len(r) == 1
+        )
+        time.sleep(3)
+
+        exporter.stop()
+        gap_from = time.time()
+        time.sleep(GAP_SECONDS)
+        exporter.start()
+        gap_to = time.time()
+        prom.wait_for('up{job="certscope"} == 1', bool)
+        prom.wait_for('certscope_probe_success{source="web"} == 1', bool)
+        time.sleep(5)
+        end = math.ceil(time.time())
+        time.sleep(1.5)  # the last scrapes of the period are in the TSDB
+        yield Scenario(
+            prom, tmp, start, end, renewed_at, gap_from, gap_to, renew_old, renew_new, store
+        )
+
+
+@pytest.fixture(scope="module")
+def report(scenario: Scenario) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    out = scenario.tmp / "out"
+    started = time.monotonic()
+    proc = evidence(
+        "--prometheus.url",
+        scenario.prom.url,
+        "--from",
+        iso(scenario.start),
+        "--to",
+        iso(scenario.end),
+        "--out",
+        str(out),
+        "--step",
+        "1s",
+        "--probe-stale-after",
+        "5s",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - started < 30
+    return out, proc
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+def summary(out: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((out / "summary.json").read_text())
+    return data
+
+
+# --- end to end -------------------------------------------------------------------------------
+
+
+def test_writes_every_file_and_reports_progress(
+    report: tuple[Path, subprocess.CompletedProcess[str]], scenario: Scenario
+) -> None:
+    out, proc = report
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert "certscope evidence: 100%" in proc.stderr  # not a TTY: progress lines
+    assert "CC7.2\tfail" in proc.stdout
+    s = summary(out)
+    assert s["period"] == {
+        "from": iso(scenario.start),
+        "to": iso(scenario.end),
+        "seconds": scenario.end - scenario.start,
+        "requested_from": iso(scenario.start),
+        "requested_to": iso(scenario.end),
+    }
+    assert s["certscope_version"]
+    assert s["parameters"]["scrape_interval_seconds"] == 1
+    assert s["parameters"]["scrape_interval_source"] == "from the Prometheus configuration"
+
+
+def test_controls(report: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    controls = summary(report[0])["controls"]
+    results = {c: v["result"] for c, v in controls.items()}
+    assert results == {
+        "CC6.1": "pass",  # the long-lived certificate is waived by an exception
+        "CC6.6": "pass",  # web.test verifies against the test CA
+        "CC6.7": "fail",  # expired.pem
+        "CC7.1": "pass",
+        "CC7.2": "fail",  # the monitoring gap
+    }
+    checks = {ch["id"]: ch for c in controls.values() for ch in c["checks"]}
+    assert checks["certificate_validity"]["counts"]["violations"] == 1
+    assert checks["key_signature_lifetime"]["counts"]["waived"] == 1
+    # enumeration is disabled: posture is not evidenced, and says so (CC6.7 fails anyway)
+    assert checks["protocols_and_ciphers"]["result"] == "insufficient_data"
+    assert checks["served_matches_stored"]["result"] == "not_applicable"
+    assert checks["policy_exceptions"]["counts"]["open_exceptions"] == 1
+    assert checks["exporter_scraped"]["counts"]["gaps"] == 1
+    assert 0.3 < controls["CC7.2"]["observed_ratio"] < 0.95
+
+
+def test_monitoring_gap(
+    report: tuple[Path, subprocess.CompletedProcess[str]], scenario: Scenario
+) -> None:
+    out = report[0]
+    rows = read_csv(out / "coverage.csv")
+    job_gaps = [
+        r
+        for r in rows
+        if r["record"] == "gap" and r["scope"] == "exporter" and r["instance"] == "*"
+    ]
+    assert len(job_gaps) == 1, rows
+    gap = job_gaps[0]
+    assert gap["gap_kind"] == "exporter_down"  # Prometheus kept scraping: up == 0
+    assert scenario.gap_from - 3 <= ts(gap["gap_start"]) <= scenario.gap_from + 1
+    assert scenario.gap_to - 2 <= ts(gap["gap_end"]) <= scenario.gap_to + 2
+    assert float(gap["gap_seconds"]) >= GAP_SECONDS - 1
+    instance = [
+        r
+        for r in rows
+        if r["record"] == "total" and r["scope"] == "exporter" and r["instance"] != "*"
+    ]
+    assert len(instance) == 1 and instance[0]["sample_unit"] == "scrapes"
+    assert 0.3 < float(instance[0]["coverage_ratio"]) < 0.95
+    # the targets were not monitored during the same interval
+    web_gaps = [r for r in rows if r["record"] == "gap" and r["source"] == "web"]
+    assert [g["gap_kind"] for g in web_gaps] == ["not_monitored"]
+    assert abs(ts(web_gaps[0]["gap_start"]) - ts(gap["gap_start"])) <= 2
+    store = [r for r in rows if r["record"] == "total" and r["source"] == "store"]
+    assert store and store[0]["source_kind"] == "files"
+    s = summary(out)
+    assert s["monitoring_gaps"][0]["kind"] == "exporter_down"
+    assert s["monitoring_gaps"][0]["instance"] == "*"
+    assert s["counts"]["monitoring_gaps"] == 1 + 2  # the job, web and the store
+
+
+def test_renewal(report: tuple[Path, subprocess.CompletedProcess[str]], scenario: Scenario) -> None:
+    out = report[0]
+    rows = read_csv(out / "renewals.csv")
+    assert len(rows) == 1, rows
+    r = rows[0]
+    assert r["kind"] == "renewal"
+    assert r["location"] == str(scenario.store / "renew.pem")
+    assert r["subject_cn"] == "renew.test"
+    assert r["old_serial"] == serial_hex(scenario.renew_old)
+    assert r["new_serial"] == serial_hex(scenario.renew_new)
+    assert abs(ts(r["at"]) - scenario.renewed_at) <= 3
+    assert 19.9 < float(r["days_before_expiry"]) < 20.1
+    assert r["key_changed"] == "yes"  # P-256 -> P-384
+    assert r["key_basis"].startswith("public key changed: ")  # from public_key_sha256
+    assert "certscope_cert_info public_key_sha256" in r["key_basis"]
+    renewals = summary(out)["renewals"]
+    assert [x["new_serial"] for x in renewals] == [serial_hex(scenario.renew_new)]
+    assert summary(out)["counts"]["renewals"] == 1
+
+
+def test_alerts(report: tuple[Path, subprocess.CompletedProcess[str]], scenario: Scenario) -> None:
+    out = report[0]
+    rows = read_csv(out / "alerts.csv")
+    expiring = [r for r in rows if r["alertname"] == "CertscopeCertificateExpiring"]
+    assert len(expiring) == 1, rows  # the gap did not split it: the rules bridge gaps
+    e = expiring[0]
+    assert (e["window"], e["severity"], e["soc2_control"]) == ("30d", "warning", "CC6.1")
+    assert e["fired_before_period"] == "true"
+    assert e["resolved_at"] != "still firing"
+    assert abs(ts(e["resolved_at"]) - scenario.renewed_at) <= 4
+    assert "subject_cn=renew.test" in e["labels"]
+    expired = [r for r in rows if r["alertname"] == "CertscopeCertificateExpired"]
+    assert len(expired) == 1 and expired[0]["resolved_at"] == "still firing"
+    assert float(expired[0]["duration_seconds"]) == pytest.approx(
+        scenario.end - scenario.start, abs=2
+    )
+    alerts = summary(out)["alerts"]
+    assert alerts["resolved"] >= 1 and alerts["still_firing"] >= 1
+
+
+def test_findings_exceptions_inventory(
+    report: tuple[Path, subprocess.CompletedProcess[str]], scenario: Scenario
+) -> None:
+    out = report[0]
+    findings = read_csv(out / "findings.csv")
+    by_rule = {f["rule"]: f for f in findings}
+    assert set(by_rule) == {"cert_expired", "cert_lifetime_too_long"}
+    expired = by_rule["cert_expired"]
+    assert (expired["status"], expired["severity"], expired["control"]) == (
+        "violation",
+        "critical",
+        "CC6.7",
+    )
+    assert expired["location"].endswith("expired.pem") and expired["active_at_end"] == "true"
+    assert expired["owner"] == "team-a"
+    waived = by_rule["cert_lifetime_too_long"]
+    assert (waived["status"], waived["exception_owner"]) == ("waived", "sec-team")
+    s = summary(out)
+    assert s["policy_exceptions"] == [
+        {
+            "target": "store",
+            "location": "*long*",
+            "rule": "cert_lifetime_too_long",
+            "owner": "sec-team",
+            "expires": "2099-12-31T23:59:59Z",
+            "status": "open",
+        }
+    ]
+    inventory = read_csv(out / "inventory.csv")
+    serials = {r["serial"] for r in inventory if r["subject_cn"] == "renew.test"}
+    assert serials == {serial_hex(scenario.renew_old), serial_hex(scenario.renew_new)}
+    web = [r for r in inventory if r["source"] == "web"]
+    assert {r["chain_position"] for r in web} == {"0", "1"}
+    leaf = next(r for r in web if r["chain_position"] == "0")
+    assert leaf["sans"] == "web.test" and leaf["owner"] == "team-a"
+    assert leaf["renewal"] == "manual" and leaf["issuer_cn"] == "certscope Test Intermediate CA"
+    assert leaf["present_at_start"] == "true" and leaf["present_at_end"] == "true"
+    old = next(r for r in inventory if r["serial"] == serial_hex(scenario.renew_old))
+    assert old["present_at_end"] == "false"
+    assert abs(ts(old["last_seen"]) - scenario.renewed_at) <= 3
+    assert ts(old["not_after"]) == pytest.approx(
+        scenario.renew_old.certificate.not_valid_after_utc.timestamp()
+    )
+
+
+def test_manifest(
+    report: tuple[Path, subprocess.CompletedProcess[str]], scenario: Scenario
+) -> None:
+    out = report[0]
+    manifest = json.loads((out / "manifest.json").read_text())
+    hashed = {f["name"]: f["sha256"] for f in manifest["files"]}
+    assert set(hashed) == set(FILES) - {"manifest.json"}
+    for name, digest in hashed.items():
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest, name
+    ranges = [q for q in manifest["queries"] if q["kind"] == "range"]
+    assert len(ranges) == len(query.plan("certscope.*", 2, 2, 1, 5))  # one chunk each
+    for q in ranges:
+        assert q["start"] == iso(scenario.start + 1) and q["end"] == iso(scenario.end)
+        assert q["step"] == 1
+    up = next(q for q in ranges if q["name"] == "exporter_up")
+    assert up["expr"] == 'max by (job, instance) (max_over_time(up{job=~"certscope.*"}[2s]))'
+    # the recorded query, re-run, gives what the report was built from
+    data = scenario.prom.api(
+        "query_range",
+        query=up["expr"],
+        start=str(up["start_unix"]),
+        end=str(up["end_unix"]),
+        step=str(up["step"]),
+    )
+    assert data["result"][0]["metric"]["job"] == "certscope"
+
+
+def test_chunked_range_queries_match_one_query(scenario: Scenario) -> None:
+    grid = Grid(float(scenario.start), 1.0, scenario.end - scenario.start)
+    client = query.PrometheusClient(scenario.prom.url)
+    queries = [
+        q
+        for q in query.plan("certscope.*", 2, 2, 1, 5)
+        if q.name in ("exporter_up", "cert_not_after", "alerts")
+    ]
+    whole = query.fetch(client, queries, grid)
+    calls: list[tuple[int, int]] = []
+    chunked = query.fetch(client, queries, grid, lambda d, t, w: calls.append((d, t)), max_points=7)
+    chunks = math.ceil(grid.count / 7)
+    assert calls[-1] == (chunks * 3, chunks * 3)
+    assert chunked == whole
+    assert len(client.records) == 3 + 3 * chunks
+
+
+def test_period_before_any_data_is_insufficient(scenario: Scenario) -> None:
+    out = scenario.tmp / "before"
+    proc = evidence(
+        "--prometheus.url",
+        scenario.prom.url,
+        "--from",
+        iso(scenario.start - 3600),
+        "--to",
+        iso(scenario.start - 1800),
+        "--out",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    s = summary(out)
+    assert {c["result"] for c in s["controls"].values()} == {"insufficient_data"}
+    assert s["counts"]["certificates"] == 0
+    gaps = s["monitoring_gaps"]
+    assert len(gaps) == 1 and gaps[0]["kind"] == "no_data"
+    assert gaps[0]["start"] == iso(scenario.start - 3600)
+    assert gaps[0]["end"] == iso(scenario.start - 1800)
+    assert s["parameters"]["step_seconds"] == 15  # automatic: 30 minutes at 15 s
+    coverage = read_csv(out / "coverage.csv")
+    assert coverage[0]["coverage_ratio"] == "0.0"
+    assert "No scrape of a job" in (out / "report.html").read_text()
+
+
+def test_report_renders_in_chromium(
+    report: tuple[Path, subprocess.CompletedProcess[str]], scenario: Scenario
+) -> None:
+    from PIL import Image
+
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium not found: install the Debian package 'chromium'"
+    out = report[0]
+    html_path = out / "report.html"
+    html = html_path.read_text()
+    assert "http://" not in html.replace(scenario.prom.url, "")  # no external resources
+    assert "<link" not in html and "<script" not in html
+    profile = scenario.tmp / "chromium"
+    base = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
+    env = {**os.environ, "HOME": str(scenario.tmp)}
+    shot = scenario.tmp / "report.png"
+    subprocess.run(
+        [*base, f"--screenshot={shot}", "--window-size=1280,2000", html_path.as_uri()],
+        capture_output=True,
+        timeout=90,
+        check=True,
+        env=env,
+    )
+    with Image.open(shot) as img:
+        assert img.size == (1280, 2000)
+        colours = img.convert("RGB").getcolors(maxcolors=1 << 20)
+        assert colours is not None and len(colours) > 50  # text, badges, tables: not blank
+    dom = subprocess.run(
+        [*base, "--dump-dom", html_path.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=True,
+        env=env,
+    ).stdout
+    for heading in (
+        ">Summary</h2>",
+        ">Controls</h2>",
+        ">Monitoring gaps</h2>",
+        ">Certificates renewed</h2>",
+        ">Alerts fired and resolved</h2>",
+        ">Policy findings</h2>",
+        ">Open policy exceptions</h2>",
+        ">Certificate inventory</h2>",
+        ">Method</h2>",
+    ):
+        assert heading in dom, heading
+    for control in ("CC6.1", "CC6.6", "CC6.7", "CC7.1", "CC7.2"):
+        assert f'id="{control}"' in dom
+    assert serial_hex(scenario.renew_new) in dom
+    assert dom.count('src="data:image/png;base64,') == 3
+
+
+# --- usage and failures -----------------------------------------------------------------------
+
+
+def test_unreachable_prometheus_exits_1(tmp_path: Path) -> None:
+    proc = evidence(
+        "--prometheus.url",
+        f"http://127.0.0.1:{free_port()}",
+        "--from",
+        "2025-01-01",
+        "--to",
+        "2025-01-02",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert proc.returncode == 1
+    assert "cannot reach Prometheus at http://127.0.0.1:" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "2025-13-01", "--to", "2025-12-31"], "not an ISO 8601 date"),
+        (["--from", "yesterday", "--to", "2025-12-31"], "not an ISO 8601 date"),
+        (["--from", "2025-02-01", "--to", "2025-01-01"], "is not after --from"),
+        (["--from", "2999-01-01", "--to", "2999-02-01"], "is in the future"),
+        (["--from", "2025-01-01", "--to", "2025-01-02", "--step", "5x"], "--step"),
+        (
+            ["--from", "2025-01-01T00:00:00Z", "--to", "2025-01-01T00:00:30Z", "--step", "1m"],
+            "longer than the period",
+        ),
+        (["--from", "2020-01-01", "--to", "2025-01-01", "--step", "1s"], "coarser step"),
+        (["--from", "2025-01-01", "--to", "2025-01-02", "--job", "("], "--job"),
+        (
+            ["--from", "2025-01-01", "--to", "2025-01-02", "--probe-stale-after", "0s"],
+            "--probe-stale-after",
+        ),
+    ],
+)
+def test_usage_errors_exit_2(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--prometheus.url", "http://127.0.0.1:1", "--out", str(tmp_path / "o"), *args]
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_url_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    argv = ["--prometheus.url", "prometheus:9090", "--from", "2025-01-01", "--to", "2025-01-02"]
+    assert cli.main([*argv, "--out", str(tmp_path)]) == 2
+    assert "expected http(s)://host:port" in capsys.readouterr().err
+
+
+def test_missing_argument_exits_2() -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--from", "2025-01-01"])
+    assert exc.value.code == 2
+
+
+# --- pure parts -----------------------------------------------------------------------------
+
+
+def test_dates_and_steps() -> None:
+    assert iso(cli.parse_date("2025-01-31", end=False)) == "2025-01-31T00:00:00Z"
+    assert iso(cli.parse_date("2025-01-31", end=True)) == "2025-02-01T00:00:00Z"
+    assert iso(cli.parse_date("2025-01-31T12:00:00+02:00", end=True)) == "2025-01-31T10:00:00Z"
+    assert iso(cli.parse_date("2025-01-31T12:00", end=False)) == "2025-01-31T12:00:00Z"
+    assert iso(cli.parse_date("20250131", end=True)) == "2025-02-01T00:00:00Z"
+    year = 365 * 86400.0
+    assert cli.choose_step(year, None) == 300  # 105,120 evaluations, 10 range queries
+    assert len(Grid(0, 300, int(year / 300)).chunks(query.MAX_POINTS)) == 10
+    assert cli.choose_step(86400, None) == 15
+    assert cli.choose_step(86400, "1m") == 60
+    assert cli.choose_step(20, None) == 10
+
+
+def test_grid_and_runs() -> None:
+    g = Grid(1000.0, 10.0, 25)
+    assert (g.time(0), g.end) == (1010.0, 1250.0)
+    assert g.index(1010.0) == 0 and g.index(1250.0) == 24 and g.index(1005.0) is None
+    assert g.chunks(10) == [(0, 9), (10, 19), (20, 24)]
+    m = Matrix()
+    for k, v in [(0, 1), (1, 1), (2, 0), (5, 0), (6, 0)]:
+        m.add((("a", "b"),), k, v)
+    assert m.series[(("a", "b"),)] == [Run(0, 1, 1), Run(2, 2, 0), Run(5, 6, 0)]
+
+
+def _params(count: int = 100, step: float = 60, window: float = 120) -> analyse.Params:
+    return analyse.Params(Grid(0.0, step, count), window, window, 60, 900, "certscope.*")
+
+
+def test_gap_is_the_certain_silence() -> None:
+    p = _params()
+    up = Matrix()
+    key = (("instance", "a:1"), ("job", "certscope"))
+    for k in range(100):
+        if not 40 <= k <= 49:  # no sample in the windows of steps 40..49
+            up.add(key, k, 1)
+    ev = analyse.analyse(p, _empty(up))
+    gaps = ev.exporter[0].gaps
+    assert len(gaps) == 1
+    assert (gaps[0].kind, gaps[0].start, gaps[0].end) == ("no_data", 41 * 60 - 120, 50 * 60)
+    control = {c.control: c for c in ev.controls}["CC7.2"]
+    assert control.result == "fail"
+    # no certificate data at all: insufficient, never a pass
+    assert {c.control: c.result for c in ev.controls}["CC6.1"] == "insufficient_data"
+
+
+def _empty(up: Matrix) -> dict[str, Matrix]:
+    names = [q.name for q in query.plan("certscope.*", 60, 60, 60, 900)]
+    data = {name: Matrix() for name in names}
+    data["exporter_up"] = up
+    return data
+
+
+def test_renewal_with_same_key_type_is_unknown() -> None:
+    p = _params()
+    slot = {
+        "source_kind": "tls",
+        "source": "web",
+        "location": "h:443",
+        "chain_position": "0",
+        "subject_cn": "web",
+        "issuer_cn": "CA",
+    }
+    facts = {"key_algorithm": "RSA", "key_bits": "2048", "key_curve": ""}
+    info = Matrix.of(
+        {
+            tuple(sorted({**slot, **facts, "serial": "01", "fingerprint_sha256": "aa"}.items())): [
+                Run(0, 51, 1)
+            ],
+            tuple(sorted({**slot, **facts, "serial": "02", "fingerprint_sha256": "bb"}.items())): [
+                Run(50, 99, 1)
+            ],
+        }
+    )
+    not_after = Matrix.of(
+        {tuple(sorted(slot.items())): [Run(0, 49, 5 * 86400), Run(50, 99, 95 * 86400)]}
+    )
+    certs = analyse.inventory(p, info, not_after, Matrix())
+    (r,) = analyse.renewals(certs)
+    assert (r.kind, r.old.facts["serial"], r.new.facts["serial"]) == ("renewal", "01", "02")
+    assert r.at == 51 * 60
+    assert r.days_before_expiry == pytest.approx((5 * 86400 - 51 * 60) / 86400)
+    assert r.key_changed == "unknown" and "no public-key fingerprint" in r.key_basis
+    assert [c.not_after for c in certs] == [5 * 86400, 95 * 86400]
+
+
+def test_csv_cells_from_labels_cannot_be_formulas() -> None:
+    from certscope.evidence.report import to_csv
+
+    data = to_csv(["cn", "n"], [['=HYPERLINK("http://x")', -3.5], ["-01", 2]]).decode()
+    assert list(csv.reader(io.StringIO(data)))[1:] == [
+        ['\'=HYPERLINK("http://x")', "-3.5"],  # label text: defused
+        ["'-01", "2"],  # numbers stay numbers
+    ]
+
+
+def test_progress_lines_when_not_a_tty() -> None:
+    stream = io.StringIO()
+    clock = iter([0.0, 1, 2, 3, 4, 30, 31]).__next__
+    progress = cli.Progress(stream, clock)
+    for done in (1, 2, 3, 4, 5, 10):
+        progress(done, 100, "cert_info")
+    assert stream.getvalue().splitlines() == [
+        "certscope evidence: 1% (1/100 requests, cert_info)",  # the first request
+        "certscope evidence: 5% (5/100 requests, cert_info)",  # 10 s without a line
+        "certscope evidence: 10% (10/100 requests, cert_info)",  # the next tenth
+    ]
+
+
+def test_parse_time_helpers_round_trip() -> None:
+    t = datetime(2025, 6, 1, 12, 0, tzinfo=UTC).timestamp()
+    assert ts(iso(t)) == t
+
+
+def test_probed_endpoints_without_verification_data_are_not_a_pass() -> None:
+    p = _params()
+    data = _empty(Matrix())
+    target = (("location", "h:443"), ("source", "web"), ("source_kind", "tls"))
+    data["probe_success"] = Matrix.of({target: [Run(0, 99, 1)]})
+    checks = {c.control: c for c in analyse.analyse(p, data).controls}
+    assert checks["CC6.6"].result == "insufficient_data"
+    assert "no verification result" in checks["CC6.6"].checks[0].detail
+    # posture is not evidenced either: no enumeration
+    assert checks["CC6.7"].result == "insufficient_data"
