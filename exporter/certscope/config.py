@@ -71,6 +71,8 @@ RESERVED_LABELS = frozenset(
         "public_key_sha256",
         "expected_location",
         "exception_owner",
+        "certmanager_issuer",
+        "certmanager_certificate",
         "signature_algorithm",
         "signature_hash",
         "is_ca",

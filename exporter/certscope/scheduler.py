@@ -25,7 +25,7 @@ from .matching import StoreIndex, build_index, compare
 from .policy import assess_endpoint, assess_stored
 from .posture import PostureScan
 from .probe import probe
-from .results import AssessedLocation, ProbeResult, SourceResult
+from .results import AssessedLocation, Labels, ProbeResult, SourceResult
 from .selfmetrics import SelfMetrics
 from .snapshot import State
 from .sources import SourceReader, reader_for
@@ -309,9 +309,11 @@ class Scheduler:
     def _assess_source(self, source: Source, result: SourceResult) -> None:
         now = datetime.now(UTC)
         by_location: dict[str, list[CertFacts]] = {}
+        item_labels: dict[str, Labels] = {}
         mismatched: dict[str, list[int]] = {}
         for c in sorted(result.certs, key=lambda c: (c.location, c.position)):
             by_location.setdefault(c.location, []).append(c.facts)
+            item_labels.setdefault(c.location, c.labels)
             if c.key_matches is False:
                 mismatched.setdefault(c.location, []).append(c.position)
         items = []
@@ -324,7 +326,9 @@ class Scheduler:
                 mismatched.get(location, ()),
             )
             if a.findings:
-                items.append(AssessedLocation(result.kind, source.name, location, source.labels, a))
+                # The item's own labels (owner annotation, cert-manager) win, as on its series.
+                labels = tuple({**dict(source.labels), **dict(item_labels[location])}.items())
+                items.append(AssessedLocation(result.kind, source.name, location, labels, a))
         self.state.put_assessments("s:" + source.name, tuple(items))
 
     def _store_index(self) -> StoreIndex:

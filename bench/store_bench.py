@@ -1,0 +1,598 @@
+"""Certificate-store benchmark: 10,000 TLS Secrets (kubernetes source, list + watch) plus
+10,000 PEM files (files source) read by one process.
+
+    .venv/bin/python bench/store_bench.py [--secrets N] [--files N] [--steady S]
+                                          [--rounds R] [--modify M] [--quick]
+
+What it does, all on loopback:
+
+1. generates a root CA, an intermediate and N + F distinct leaf certificates (one shared
+   leaf key): N Secrets of type kubernetes.io/tls in 100 namespaces (``tls.crt`` = leaf +
+   intermediate, ``tls.key``, ``ca.crt`` = root, cert-manager annotations, a ``bench/round``
+   label), and F PEM files on disk;
+2. serves the Secrets from ``tests/k8s_api.py`` (the in-test Kubernetes API server: real
+   list/watch protocol, TLS, bearer token, kubeconfig) in *this* process;
+3. for each scenario (``combined``: kubernetes + files; ``kubernetes``: the Secrets alone) starts
+   a *separate* reader process, so the API server's memory is not counted, which runs
+   ``KubernetesReader.watch`` with production settings (pages of 500, qps 5, burst 10, 0.5 s
+   debounce) and ``FilesReader.refresh``, and measures:
+
+   - time to first complete inventory (every Secret published, every file read);
+   - CPU seconds (user + system, all threads) over a steady window with the watch open and
+     nothing changing (``--steady``, 60 s by default; the server sends a bookmark a minute);
+   - peak RSS (``VmHWM``) and RSS after imports, after sync, after each round;
+   - RSS growth over R rounds of renewing M Secrets (new leaf certificate + new label), each
+     round timed from the first write until the reader has published all M changes;
+   - one re-list forced by 410 Gone (history compacted, watch broken): duration and CPU;
+   - (combined) one files refresh of the unchanged tree.
+
+Prints a table and writes JSON to ``bench/results/store-bench-<UTC time>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import gc
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SCRIPT = str(Path(__file__).resolve())
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+NAMESPACES = 100
+FIRST_SYNC_TARGET_S = 20.0
+PEAK_RSS_TARGET_MIB = 150.0
+
+
+# --- measurements (both processes) ---------------------------------------------------------------
+
+
+def proc_status() -> dict[str, float]:
+    """VmRSS and VmHWM of this process in MiB."""
+    out: dict[str, float] = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                out[line.split(":")[0]] = int(line.split()[1]) / 1024
+    return out
+
+
+def cpu_now() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+# --- the reader process --------------------------------------------------------------------------
+
+
+async def child(cfg: dict[str, Any]) -> None:
+    start_rss = proc_status()
+
+    def send(msg: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(msg) + "\n")
+        sys.stdout.flush()
+
+    import kubernetes_asyncio.client  # noqa: F401 - imported now so its cost is seen apart
+
+    from certscope.config import FilesSource, KubernetesSource
+    from certscope.results import SourceResult
+    from certscope.sources.files import FilesReader
+    from certscope.sources.kubernetes import KubernetesReader
+
+    imported = proc_status()
+    source = KubernetesSource(
+        name="bench",
+        kubeconfig=cfg["kubeconfig"],
+        labels_from_labels=(("round", "bench/round"),),
+    )
+    reader = KubernetesReader(source)
+    files = (
+        FilesReader(FilesSource(name="disk", paths=(cfg["files_glob"],))) if cfg["files"] else None
+    )
+
+    latest: list[SourceResult] = []
+    changed = asyncio.Event()
+    publishes = [0]
+
+    def publish(result: SourceResult) -> None:
+        latest[:] = [result]
+        publishes[0] += 1
+        changed.set()
+
+    async def until(pred: Any, limit: float = 600.0) -> SourceResult:
+        deadline = time.monotonic() + limit
+        while True:
+            if latest and pred(latest[0]):
+                return latest[0]
+            changed.clear()
+            await asyncio.wait_for(changed.wait(), max(0.1, deadline - time.monotonic()))
+
+    def secrets_in(r: SourceResult) -> int:
+        return len({c.location.split("#")[0] for c in r.certs})
+
+    cpu0, t0 = cpu_now(), time.perf_counter()
+    watch = asyncio.create_task(reader.watch(publish))
+    files_done: list[float] = []
+    files_result: list[SourceResult] = []
+
+    async def read_files() -> None:
+        if files is not None:
+            files_result.append(await files.refresh(None))
+        files_done.append(time.perf_counter() - t0)
+
+    files_task = asyncio.create_task(read_files())
+    first = await until(lambda r: r.up and secrets_in(r) >= cfg["secrets"])
+    t_k8s = time.perf_counter() - t0
+    await files_task
+    t_total = time.perf_counter() - t0
+    # Only numbers are kept: holding a published result would pin its certificates.
+    k8s_certs, k8s_secrets = len(first.certs), secrets_in(first)
+    files_certs = len(files_result[0].certs) if files_result else 0
+    del first
+    files_result.clear()
+    gc.collect()
+    send(
+        {
+            "event": "synced",
+            "rss_start_mib": start_rss["VmRSS"],
+            "rss_imported_mib": imported["VmRSS"],
+            "first_sync_kubernetes_s": t_k8s,
+            "first_sync_files_s": files_done[0],
+            "first_sync_total_s": t_total,
+            "first_sync_cpu_s": cpu_now() - cpu0,
+            "kubernetes_certs": k8s_certs,
+            "kubernetes_secrets": k8s_secrets,
+            "files_certs": files_certs,
+            "rss_synced_mib": proc_status()["VmRSS"],
+            "hwm_synced_mib": proc_status()["VmHWM"],
+        }
+    )
+
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            break
+        cmd = json.loads(line)
+        if cmd["cmd"] == "steady":
+            before_pub, c0, w0 = publishes[0], cpu_now(), time.perf_counter()
+            await asyncio.sleep(cmd["seconds"])
+            send(
+                {
+                    "event": "steady",
+                    "seconds": time.perf_counter() - w0,
+                    "cpu_s": cpu_now() - c0,
+                    "publishes": publishes[0] - before_pub,
+                    "rss_mib": proc_status()["VmRSS"],
+                }
+            )
+        elif cmd["cmd"] == "round":
+            want, expect = str(cmd["round"]), int(cmd["expect"])
+
+            def done(r: SourceResult, want: str = want, expect: int = expect) -> bool:
+                marked = {c.location.split("#")[0] for c in r.certs if ("round", want) in c.labels}
+                return len(marked) >= expect
+
+            before_pub = publishes[0]
+            await until(done)
+            done_at = time.monotonic()
+            gc.collect()
+            send(
+                {
+                    "event": "round",
+                    "done_at": done_at,
+                    "publishes": publishes[0] - before_pub,
+                    "rss_mib": proc_status()["VmRSS"],
+                    "live_objects": len(gc.get_objects()),
+                }
+            )
+        elif cmd["cmd"] == "arm":
+            armed = (publishes[0], cpu_now(), time.perf_counter())
+            send({"event": "armed"})
+        elif cmd["cmd"] == "relisted":
+            since = armed[0]
+            await until(lambda r, since=since: publishes[0] > since)
+            send(
+                {
+                    "event": "relisted",
+                    "seconds": time.perf_counter() - armed[2],
+                    "cpu_s": cpu_now() - armed[1],
+                    "secrets": secrets_in(latest[0]),
+                }
+            )
+        elif cmd["cmd"] == "files":
+            c0, w0 = cpu_now(), time.perf_counter()
+            result = await files.refresh(None) if files else None
+            send(
+                {
+                    "event": "files",
+                    "seconds": time.perf_counter() - w0,
+                    "cpu_s": cpu_now() - c0,
+                    "certs": len(result.certs) if result else 0,
+                }
+            )
+            del result
+        elif cmd["cmd"] == "quit":
+            ru = resource.getrusage(resource.RUSAGE_SELF)
+            status = proc_status()
+            send(
+                {
+                    "event": "final",
+                    "rss_mib": status["VmRSS"],
+                    "hwm_mib": status["VmHWM"],
+                    "ru_maxrss_mib": ru.ru_maxrss / 1024,
+                    "cpu_total_s": cpu_now(),
+                }
+            )
+            break
+    watch.cancel()
+    await asyncio.gather(watch, return_exceptions=True)
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+
+class Issuer:
+    """A root, an intermediate and cheap leaves (one shared key; a signature each)."""
+
+    def __init__(self) -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        self.x509, self.hashes, self.NameOID = x509, hashes, NameOID
+        now = dt.datetime.now(dt.UTC)
+        self.now = now
+        self.root_key = ec.generate_private_key(ec.SECP256R1())
+        self.int_key = ec.generate_private_key(ec.SECP256R1())
+        self.leaf_key = ec.generate_private_key(ec.SECP256R1())
+        self.root = self._ca("certscope bench root", self.root_key, None, None)
+        self.intermediate = self._ca(
+            "certscope bench intermediate", self.int_key, self.root, self.root_key
+        )
+        pem = serialization.Encoding.PEM
+        self.root_pem = self.root.public_bytes(pem)
+        self.int_pem = self.intermediate.public_bytes(pem)
+        self.key_pem = self.leaf_key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        self._pem = pem
+
+    def _ca(self, cn: str, key: Any, issuer: Any, issuer_key: Any) -> Any:
+        x509 = self.x509
+        name = x509.Name([x509.NameAttribute(self.NameOID.COMMON_NAME, cn)])
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(issuer.subject if issuer else name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(self.now - dt.timedelta(days=1))
+            .not_valid_after(self.now + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(issuer_key or key, self.hashes.SHA256())
+        )
+
+    def leaf(self, host: str, days: int) -> bytes:
+        x509 = self.x509
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(self.NameOID.COMMON_NAME, host)]))
+            .issuer_name(self.intermediate.subject)
+            .public_key(self.leaf_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(self.now - dt.timedelta(days=1))
+            .not_valid_after(self.now + dt.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+            .sign(self.int_key, self.hashes.SHA256())
+        )
+        return bytes(cert.public_bytes(self._pem))
+
+
+def put_secret(api: Any, issuer: Issuer, i: int, round_no: int) -> None:
+    ns, name = f"team-{i % NAMESPACES:03d}", f"site-{i:05d}-tls"
+    host = f"site-{i:05d}.team-{i % NAMESPACES:03d}.example.com"
+    api.put_secret(
+        ns,
+        name,
+        {
+            "tls.crt": issuer.leaf(host, 90 - round_no) + issuer.int_pem,
+            "tls.key": issuer.key_pem,
+            "ca.crt": issuer.root_pem,
+        },
+        labels={"app.kubernetes.io/name": f"site-{i:05d}", "bench/round": str(round_no)},
+        annotations={
+            "cert-manager.io/issuer-name": "bench-issuer",
+            "cert-manager.io/issuer-kind": "ClusterIssuer",
+            "cert-manager.io/certificate-name": f"site-{i:05d}",
+        },
+    )
+
+
+# --- orchestration -------------------------------------------------------------------------------
+
+
+class Child:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def send(self, **cmd: Any) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+        await self.proc.stdin.drain()
+
+    async def recv(self, limit: float = 900.0) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), limit)
+        if not line:
+            raise RuntimeError(f"reader process exited ({await self.proc.wait()})")
+        msg: dict[str, Any] = json.loads(line)
+        return msg
+
+
+async def scenario(
+    name: str, api: Any, issuer: Issuer, args: argparse.Namespace, workdir: Path, rounds_from: int
+) -> dict[str, Any]:
+    cfg = {
+        "kubeconfig": str(api.kubeconfig),
+        "files_glob": str(workdir / "files" / "**" / "*.pem"),
+        "files": name == "combined",
+        "secrets": args.secrets,
+    }
+    print(f"[{name}] starting the reader process", flush=True)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        SCRIPT,
+        "--child",
+        json.dumps(cfg),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    child_proc = Child(proc)
+    try:
+        out: dict[str, Any] = {"scenario": name, "pid": proc.pid}
+        synced = await child_proc.recv()
+        out["sync"] = synced
+        print(
+            f"[{name}] first complete inventory in {synced['first_sync_total_s']:.2f} s", flush=True
+        )
+
+        await child_proc.send(cmd="steady", seconds=args.steady)
+        out["steady"] = await child_proc.recv(limit=args.steady + 120)
+        print(
+            f"[{name}] steady {out['steady']['seconds']:.0f} s: {out['steady']['cpu_s']:.3f} CPU s",
+            flush=True,
+        )
+
+        rounds = []
+        for r in range(rounds_from, rounds_from + args.rounds):
+            start = time.monotonic()
+            first = ((r - 1) * args.modify) % args.secrets
+            for k in range(args.modify):
+                put_secret(api, issuer, (first + k) % args.secrets, r)
+            written = time.monotonic()
+            await child_proc.send(cmd="round", round=r, expect=args.modify)
+            msg = await child_proc.recv()
+            rounds.append(
+                {
+                    "round": r,
+                    "write_s": written - start,
+                    "reflected_s": msg["done_at"] - start,
+                    "publishes": msg["publishes"],
+                    "rss_mib": msg["rss_mib"],
+                    "live_objects": msg["live_objects"],
+                }
+            )
+        out["rounds"] = rounds
+        if rounds:
+            print(
+                f"[{name}] {len(rounds)} rounds; RSS {rounds[0]['rss_mib']:.1f} -> {rounds[-1]['rss_mib']:.1f} MiB",
+                flush=True,
+            )
+
+        await child_proc.send(cmd="arm")
+        await child_proc.recv()
+        # A write the reader never sees (another resource), then compaction: the reader's
+        # resourceVersion is now older than the history, so resuming gets 410 and it re-lists.
+        api.put_configmap("bench", "bump", {"round": str(rounds_from)})
+        api.compact()
+        api.break_watches()
+        await child_proc.send(cmd="relisted")
+        out["relist"] = await child_proc.recv()
+        print(f"[{name}] re-list after 410: {out['relist']['seconds']:.2f} s", flush=True)
+
+        if cfg["files"]:
+            await child_proc.send(cmd="files")
+            out["files_refresh"] = await child_proc.recv()
+
+        await child_proc.send(cmd="quit")
+        out["final"] = await child_proc.recv()
+        await asyncio.wait_for(proc.wait(), 30)
+        return out
+    finally:
+        if proc.returncode is None:
+            proc.kill()  # only the reader process this function started
+            await proc.wait()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from k8s_api import FakeKubeAPI
+
+    workdir = Path(tempfile.mkdtemp(prefix="certscope-store-bench-"))
+    try:
+        return await _run_in(args, workdir, FakeKubeAPI)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _run_in(args: argparse.Namespace, workdir: Path, fake_api: Any) -> dict[str, Any]:
+    t = time.perf_counter()
+    issuer = Issuer()
+    files_dir = workdir / "files"
+    for i in range(args.files):
+        d = files_dir / f"dir-{i % NAMESPACES:03d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"cert-{i:05d}.pem").write_bytes(
+            issuer.leaf(f"file-{i:05d}.example.org", 365) + issuer.int_pem
+        )
+    print(f"wrote {args.files} PEM files in {time.perf_counter() - t:.1f} s", flush=True)
+
+    async with fake_api(workdir, bookmark_interval=60.0) as api:
+        t = time.perf_counter()
+        for i in range(args.secrets):
+            put_secret(api, issuer, i, 0)
+        print(f"created {args.secrets} Secrets in {time.perf_counter() - t:.1f} s", flush=True)
+        results = []
+        next_round = 1
+        for name in args.scenarios.split(","):
+            results.append(await scenario(name, api, issuer, args, workdir, next_round))
+            next_round += args.rounds
+    return {
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "args": vars(args),
+        "command": " ".join([".venv/bin/python", "bench/store_bench.py", *sys.argv[1:]]),
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "scenarios": results,
+    }
+
+
+def summarise(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    for s in report["scenarios"]:
+        name = s["scenario"]
+        sync, steady, final = s["sync"], s["steady"], s["final"]
+        rows.append(
+            (
+                name,
+                "first complete inventory",
+                f"{sync['first_sync_total_s']:.2f} s (target < {FIRST_SYNC_TARGET_S:.0f} s)",
+            )
+        )
+        rows.append(
+            (
+                name,
+                "  kubernetes / files",
+                f"{sync['first_sync_kubernetes_s']:.2f} s / {sync['first_sync_files_s']:.2f} s",
+            )
+        )
+        rows.append((name, "  CPU during first sync", f"{sync['first_sync_cpu_s']:.2f} s"))
+        rows.append(
+            (
+                name,
+                "  items",
+                f"{sync['kubernetes_secrets']} Secrets, {sync['kubernetes_certs']} + {sync['files_certs']} certificates",
+            )
+        )
+        rows.append(
+            (
+                name,
+                f"steady state CPU ({steady['seconds']:.0f} s, watch open)",
+                f"{steady['cpu_s']:.3f} s ({100 * steady['cpu_s'] / steady['seconds']:.2f} %), {steady['publishes']} publishes",
+            )
+        )
+        rows.append((name, "RSS after imports", f"{sync['rss_imported_mib']:.1f} MiB"))
+        rows.append((name, "RSS after first sync", f"{sync['rss_synced_mib']:.1f} MiB"))
+        rows.append(
+            (
+                name,
+                "peak RSS (VmHWM)",
+                f"{final['hwm_mib']:.1f} MiB (target < {PEAK_RSS_TARGET_MIB:.0f} MiB)",
+            )
+        )
+        if s["rounds"]:
+            r0, rn = s["rounds"][0], s["rounds"][-1]
+            lags = sorted(r["reflected_s"] for r in s["rounds"])
+            rows.append(
+                (
+                    name,
+                    f"watch rounds ({len(s['rounds'])} x {report['args']['modify']} renewals)",
+                    f"write->published median {lags[len(lags) // 2]:.2f} s, max {lags[-1]:.2f} s",
+                )
+            )
+            rows.append(
+                (
+                    name,
+                    "  RSS after round 1 -> last",
+                    f"{r0['rss_mib']:.1f} -> {rn['rss_mib']:.1f} MiB ({rn['rss_mib'] - r0['rss_mib']:+.1f} MiB)",
+                )
+            )
+        rel = s["relist"]
+        rows.append(
+            (
+                name,
+                "re-list after 410 (unchanged objects)",
+                f"{rel['seconds']:.2f} s, {rel['cpu_s']:.2f} CPU s",
+            )
+        )
+        if "files_refresh" in s:
+            f = s["files_refresh"]
+            rows.append(
+                (
+                    name,
+                    "files refresh, tree unchanged",
+                    f"{f['seconds']:.2f} s, {f['cpu_s']:.2f} CPU s",
+                )
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--secrets", type=int, default=10_000)
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--steady", type=float, default=60.0, help="steady window, seconds")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--modify", type=int, default=500, help="Secrets renewed per round")
+    parser.add_argument("--scenarios", default="combined,kubernetes")
+    parser.add_argument("--quick", action="store_true", help="1,000 of each, 5 s, 3 rounds")
+    args = parser.parse_args()
+    if args.child:
+        import logging
+
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        asyncio.run(child(json.loads(args.child)))
+        return
+    if args.quick:
+        args.secrets, args.files, args.steady, args.rounds, args.modify = 1000, 1000, 5.0, 3, 100
+    args.modify = min(args.modify, args.secrets)
+    report = asyncio.run(run(args))
+    rows = summarise(report)
+    width = max(len(r[1]) for r in rows)
+    print()
+    print(
+        f"certscope store benchmark: {args.secrets} Secrets + {args.files} files, {report['machine']['cpus']} CPUs, Python {report['machine']['python']}"
+    )
+    last = None
+    for scen, what, value in rows:
+        if scen != last:
+            print(f"\n[{scen}]")
+            last = scen
+        print(f"  {what:<{width}}  {value}")
+    out_dir = BENCH_DIR / "results"
+    out_dir.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = out_dir / f"store-bench{'-quick' if args.quick else ''}-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
