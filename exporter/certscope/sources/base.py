@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from ..results import SourceResult
+from ..results import ItemError, Labels, SourceResult, StoredCert
 
 
 class SourceReader(Protocol):
@@ -30,3 +31,50 @@ Publish = Callable[[SourceResult], None]
 class WatchingReader(SourceReader, Protocol):
     async def watch(self, publish: Publish) -> None:
         """Run until cancelled, calling ``publish`` with the full current result on change."""
+
+
+def succeeded(
+    reader: SourceReader,
+    labels: Labels,
+    started: float,
+    certs: tuple[StoredCert, ...],
+    errors: tuple[ItemError, ...],
+) -> SourceResult:
+    """The result of a refresh that read the store (per-item errors may still be present)."""
+    now = time.time()
+    return SourceResult(
+        name=reader.name,
+        kind=reader.kind,
+        labels=labels,
+        timestamp=now,
+        duration=time.perf_counter() - started,
+        up=True,
+        certs=certs,
+        errors=errors,
+        last_success=now,
+    )
+
+
+def failed(
+    reader: SourceReader,
+    labels: Labels,
+    started: float,
+    previous: SourceResult | None,
+    reason: str,
+    message: str,
+) -> SourceResult:
+    """The result of a refresh that could not read the store: the last good certificates and
+    item errors stay, so one failure does not empty the inventory."""
+    return SourceResult(
+        name=reader.name,
+        kind=reader.kind,
+        labels=labels,
+        timestamp=time.time(),
+        duration=time.perf_counter() - started,
+        up=False,
+        certs=previous.certs if previous else (),
+        errors=previous.errors if previous else (),
+        last_success=previous.last_success if previous else None,
+        error=message,
+        error_reason=reason,
+    )

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from ..config import FilesSource
 from ..results import ItemError, SourceResult, StoredCert
 from . import formats
+from .base import failed, succeeded
 from .formats import Password, apply_key_match, key_spki_hashes
 
 #: Files larger than this are reported, not read (a 50 MB "certificate" is a mistake).
@@ -284,29 +285,6 @@ class FilesReader:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a failing source keeps its last good data
-            now = time.time()
-            return SourceResult(
-                name=self.name,
-                kind=self.kind,
-                labels=self.source.labels,
-                timestamp=now,
-                duration=time.perf_counter() - started,
-                up=False,
-                certs=previous.certs if previous else (),
-                errors=(),
-                last_success=previous.last_success if previous else None,
-                error=f"{type(exc).__name__}: {str(exc)[:200]}",
-                error_reason="internal_error",
-            )
-        now = time.time()
-        return SourceResult(
-            name=self.name,
-            kind=self.kind,
-            labels=self.source.labels,
-            timestamp=now,
-            duration=time.perf_counter() - started,
-            up=True,
-            certs=certs,
-            errors=errors,
-            last_success=now,
-        )
+            message = f"{type(exc).__name__}: {str(exc)[:200]}"
+            return failed(self, self.source.labels, started, previous, "internal_error", message)
+        return succeeded(self, self.source.labels, started, certs, errors)

@@ -87,7 +87,7 @@ from ..certs import facts_from_der, iter_pem_blocks
 from ..config import KubernetesSource
 from ..results import ItemError, Labels, SourceResult, StoredCert
 from ..sharding import owns
-from .base import Publish
+from .base import Publish, failed, succeeded
 
 log = logging.getLogger(__name__)
 
@@ -700,37 +700,14 @@ class KubernetesReader:
             )
         finally:
             await client.close()
-        now = time.time()
         certs, errors = _flatten(stores)
-        return SourceResult(
-            name=self.name,
-            kind=self.kind,
-            labels=self.source.labels,
-            timestamp=now,
-            duration=time.perf_counter() - started,
-            up=True,
-            certs=certs,
-            errors=errors,
-            last_success=now,
-        )
+        return succeeded(self, self.source.labels, started, certs, errors)
 
     def _failed(
         self, previous: SourceResult | None, exc: _ApiError, started: float
     ) -> SourceResult:
         log.warning("kubernetes source %s: %s (%s)", self.name, exc.message, exc.reason)
-        return SourceResult(
-            name=self.name,
-            kind=self.kind,
-            labels=self.source.labels,
-            timestamp=time.time(),
-            duration=time.perf_counter() - started,
-            up=False,
-            certs=previous.certs if previous else (),
-            errors=previous.errors if previous else (),
-            last_success=previous.last_success if previous else None,
-            error=exc.message,
-            error_reason=exc.reason,
-        )
+        return failed(self, self.source.labels, started, previous, exc.reason, exc.message)
 
     # -- watch -----------------------------------------------------------------------------
 

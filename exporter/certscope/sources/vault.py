@@ -57,6 +57,7 @@ import yarl
 from ..certs import facts_from_der, iter_pem_blocks
 from ..config import SecretRef, VaultKV, VaultPKI, VaultSource
 from ..results import ItemError, SourceResult, StoredCert
+from .base import failed, succeeded
 
 log = logging.getLogger(__name__)
 
@@ -405,35 +406,14 @@ class VaultReader:
         except Exception as exc:  # a failing source keeps its last good data
             log.exception("vault source %s: unexpected error", self.name)
             return self._failed(previous, started, "internal_error", type(exc).__name__)
-        now = time.time()
-        return SourceResult(
-            name=self.name,
-            kind=self.kind,
-            labels=self.source.labels,
-            timestamp=now,
-            duration=time.perf_counter() - started,
-            up=True,
-            certs=tuple(sorted(certs, key=lambda c: (c.location, c.position))),
-            errors=tuple(errors),
-            last_success=now,
-        )
+        ordered = tuple(sorted(certs, key=lambda c: (c.location, c.position)))
+        return succeeded(self, self.source.labels, started, ordered, tuple(errors))
 
     def _failed(
         self, previous: SourceResult | None, started: float, reason: str, message: str
     ) -> SourceResult:
-        return SourceResult(
-            name=self.name,
-            kind=self.kind,
-            labels=self.source.labels,
-            timestamp=time.time(),
-            duration=time.perf_counter() - started,
-            up=False,
-            certs=previous.certs if previous else (),
-            errors=previous.errors if previous else (),
-            last_success=previous.last_success if previous else None,
-            error=message[:_MESSAGE_CHARS],
-            error_reason=reason,
-        )
+        labels = self.source.labels
+        return failed(self, labels, started, previous, reason, message[:_MESSAGE_CHARS])
 
     def _ssl_context(self) -> ssl.SSLContext | bool:
         if not self.source.address.startswith("https://"):
