@@ -862,8 +862,8 @@ StartServer = Callable[..., int]
 
 @pytest.fixture
 def s_server(rsa_cert_file: Path, tmp_path: Path) -> Iterator[StartServer]:
-    _require_openssl()
     """Start ``openssl s_server`` with extra args on an ephemeral port; returns the port."""
+    _require_openssl()
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(*args: str) -> int:
