@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import ssl
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from certscope.app import make_app, target_allowed
 from certscope.config import load_config
+from exporter import Exporter
 
 
 @pytest.fixture(scope="module")
@@ -226,39 +224,12 @@ async def test_reload_drops_removed_targets_and_keeps_old_config_on_error(
         await client.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def exporter_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
+def exporter_process(tmp_path: Path) -> Iterator[tuple[Exporter, Path]]:
     cfg = tmp_path / "c.yml"
     cfg.write_text("targets:\n  - {address: 127.0.0.1:1, name: first}\n")
-    port = _free_port()
-    log = (tmp_path / "exporter.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "certscope.cli",
-            "serve",
-            "--config.file",
-            str(cfg),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        yield proc, port, cfg
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
+    with Exporter(cfg, tmp_path / "exporter.log") as exporter:
+        yield exporter, cfg
 
 
 async def _get(port: int, path: str) -> tuple[int, str]:
@@ -281,9 +252,11 @@ async def _until(port: int, path: str, predicate: object, timeout: float = 20) -
 
 
 async def test_sighup_reloads_a_running_exporter(
-    exporter_process: tuple[subprocess.Popen[str], int, Path],
+    exporter_process: tuple[Exporter, Path],
 ) -> None:
-    proc, port, cfg = exporter_process
+    exporter, cfg = exporter_process
+    port, proc = exporter.port, exporter.proc
+    assert proc is not None
     await _until(port, "/metrics", lambda t: 'source="first"' in t)
     cfg.write_text("targets:\n  - {address: 127.0.0.1:2, name: second}\n")
     os.kill(proc.pid, signal.SIGHUP)

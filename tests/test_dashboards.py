@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -28,6 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter import Exporter
 from pki import TestPKI
 from promserver import Prometheus, free_port
 from servers import OpenSSLServer, tls_server
@@ -271,19 +270,6 @@ def test_readme_lists_every_dashboard() -> None:
 # --- the live scenario -----------------------------------------------------------------------
 
 
-def _wait_http(url: str, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def prom(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     tmp = tmp_path_factory.mktemp("dashboards")
@@ -374,27 +360,8 @@ def prom(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pro
         )
         cfg = tmp / "certscope.yml"
         cfg.write_text(config + "\n")
-        port = free_port()
-        log_path = tmp / "exporter.log"
-        log = stack.enter_context(log_path.open("w"))
-        exporter = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "certscope.cli",
-                "serve",
-                "--config.file",
-                str(cfg),
-                "--web.listen-address",
-                f"127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        stack.callback(exporter.wait, 10)
-        stack.callback(exporter.terminate)
-        _wait_http(f"http://127.0.0.1:{port}/-/ready", log_path)
-
+        exporter = stack.enter_context(Exporter(cfg, tmp / "exporter.log"))
+        port = exporter.port
         prom = stack.enter_context(Prometheus(tmp, [f"127.0.0.1:{port}"], RULES))
         prom.wait_for("certscope_tls_grade_info", lambda r: len(r) == 3)
         prom.wait_for('certscope_cert_info{subject_cn="renew.test"}', lambda r: len(r) == 1)

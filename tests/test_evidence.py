@@ -31,7 +31,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ import pytest
 
 from certscope.evidence import analyse, cli, query
 from certscope.evidence.model import Grid, Matrix, Run, iso
+from exporter import Exporter
 from pki import Leaf, TestPKI
 from promserver import Prometheus, free_port
 from servers import tls_server
@@ -72,53 +72,6 @@ def serial_hex(leaf: Leaf) -> str:
 
 def ts(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
-
-
-def wait_ready(port: int, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
-
-
-class Exporter:
-    """certscope serve as a subprocess, stopped by PID."""
-
-    def __init__(self, config: Path, port: int, log: Path) -> None:
-        self.args = [
-            sys.executable,
-            "-m",
-            "certscope.cli",
-            "serve",
-            "--config.file",
-            str(config),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-        ]
-        self.port = port
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT)
-        wait_ready(self.port, self.log)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
 
 
 @dataclass
@@ -178,7 +131,7 @@ def scenario(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             " owner: sec-team, reason: vendor appliance, expires: 2099-12-31}\n"
         )
         port = free_port()
-        exporter = Exporter(config, port, tmp / "exporter.log")
+        exporter = Exporter(config, tmp / "exporter.log", port=port)
         stack.callback(exporter.stop)
         exporter.start()
         prom = stack.enter_context(Prometheus(tmp, [f"127.0.0.1:{port}"], RULES))

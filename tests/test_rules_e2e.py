@@ -4,15 +4,13 @@ alert and window per server."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
+from exporter import Exporter
 from pki import TestPKI
-from promserver import Prometheus, free_port
+from promserver import Prometheus
 from servers import tls_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,35 +41,8 @@ def test_expiry_alerts_fire_per_window(pki: TestPKI, tmp_path: Path) -> None:
         cfg.write_text(
             "defaults: {enumerate: false, interval: 1m}\ntargets:\n" + "\n".join(lines) + "\n"
         )
-        port = free_port()
-        log = stack.enter_context((tmp_path / "exporter.log").open("w"))
-        exporter = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "certscope.cli",
-                "serve",
-                "--config.file",
-                str(cfg),
-                "--web.listen-address",
-                f"127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        stack.callback(exporter.wait, 10)
-        stack.callback(exporter.terminate)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "exporter.log").read_text()
-            time.sleep(0.1)
-
+        exporter = stack.enter_context(Exporter(cfg, tmp_path / "exporter.log"))
+        port = exporter.port
         prom = stack.enter_context(Prometheus(tmp_path, [f"127.0.0.1:{port}"], RULES))
         want = {k: v for k, v in EXPECTED.items() if v is not None}
         alerts = prom.wait_for(

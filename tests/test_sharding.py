@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from certscope.config import parse_config
 from certscope.errors import UsageError
 from certscope.sharding import apply_shard, owns, parse_shard
-from promserver import free_port
+from exporter import Exporter
 
 
 def test_parse_shard() -> None:
@@ -70,18 +67,6 @@ def _series(port: int) -> set[tuple[str, frozenset[tuple[str, str]]]]:
     return out
 
 
-def _wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("exporter not ready")
-
-
 def test_shards_union_equals_one_exporter(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yml"
     cfg.write_text(
@@ -90,26 +75,11 @@ def test_shards_union_equals_one_exporter(tmp_path: Path) -> None:
     )
     with ExitStack() as stack:
         ports = []
-        for shard in (None, "0/3", "1/3", "2/3"):
-            port = free_port()
-            args = [
-                sys.executable,
-                "-m",
-                "certscope.cli",
-                "serve",
-                "--config.file",
-                str(cfg),
-                "--web.listen-address",
-                f"127.0.0.1:{port}",
-            ]
-            if shard:
-                args += ["--shard", shard]
-            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            stack.callback(proc.wait, 10)
-            stack.callback(proc.terminate)
-            ports.append(port)
-        for port in ports:
-            _wait_ready(port)
+        for n, shard in enumerate((None, "0/3", "1/3", "2/3")):
+            args = ["--shard", shard] if shard else []
+            exporter = Exporter(cfg, tmp_path / f"exporter-{n}.log", args)
+            stack.enter_context(exporter)
+            ports.append(exporter.port)
         whole, *parts = (_series(p) for p in ports)
     assert len(whole) == 30
     assert all(parts)  # every shard has work
