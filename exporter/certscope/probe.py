@@ -54,7 +54,8 @@ async def probe(target: Target, last_success: float | None = None) -> ProbeResul
             target.tls.ca_file,
             datetime.fromtimestamp(now, UTC),
         )
-    result = ProbeResult(
+    succeeded = outcome.error is None and bool(facts)  # what ProbeResult.success says
+    return ProbeResult(
         name=target.name,
         address=target.address,
         server_name=target.server_name,
@@ -64,14 +65,5 @@ async def probe(target: Target, last_success: float | None = None) -> ProbeResul
         outcome=outcome,
         facts=facts,
         verdict=verdict,
-        last_success=last_success,
+        last_success=now if succeeded else last_success,
     )
-    if result.success:
-        result = _with_last_success(result, now)
-    return result
-
-
-def _with_last_success(result: ProbeResult, when: float) -> ProbeResult:
-    from dataclasses import replace
-
-    return replace(result, last_success=when)
