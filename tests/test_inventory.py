@@ -37,7 +37,7 @@ targets:
 def _check_rows(rows: list[dict[str, object]], tmp_path: Path) -> None:
     by_source = {(r["source"], r["chain_position"]): r for r in rows}
     web = by_source[("web", 0)]
-    assert web["source_kind"] == "tls"
+    assert web["source_kind"] == "tls" and web["kind"] == "certificate"
     assert web["subject_cn"] == "web.test"
     assert web["owner"] == "web-team" and web["renewal"] == "acme" and web["environment"] == "prod"
     assert web["verified"] in (True, "true")
@@ -102,5 +102,49 @@ def test_inventory_command(pki: TestPKI, tmp_path: Path) -> None:
     _check_rows(json.loads(out.stdout), tmp_path)
     assert csv_out.returncode == 0
     assert csv_out.stdout.splitlines()[0].startswith(
-        "source_kind,source,location,chain_position,subject"
+        "kind,source_kind,source,location,chain_position,subject"
     )
+
+
+def test_key_rows_share_the_inventory_columns() -> None:
+    """Key-like credentials are rows of their own kind; certificate-only columns stay empty and
+    nothing but public facts and the attributes given reach a row."""
+    from datetime import UTC, datetime
+
+    from certscope import inventory
+    from certscope.results import SourceResult, StoredKey
+
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    key = StoredKey(
+        kind="private_key",
+        location="/srv/tls/web.key",
+        algorithm="RSA",
+        bits=2048,
+        public_key_sha256="ab" * 32,
+        attributes=(("encrypted", "false"),),
+        labels=(("owner", "web-team"),),
+        not_after=now.timestamp() + 10 * 86400,
+    )
+    src = SourceResult(
+        name="disk",
+        kind="files",
+        labels=(("environment", "prod"),),
+        timestamp=now.timestamp(),
+        duration=0.1,
+        up=True,
+        certs=(),
+        errors=(),
+        last_success=now.timestamp(),
+        keys=(key,),
+    )
+    (row,) = inventory.rows([], [src], now)
+    assert set(row) == set(inventory.COLUMNS)
+    assert row["kind"] == "private_key" and row["source_kind"] == "files"
+    assert row["location"] == "/srv/tls/web.key"
+    assert row["key_algorithm"] == "RSA" and row["key_bits"] == 2048
+    assert row["owner"] == "web-team" and row["environment"] == "prod"
+    assert row["days_left"] == 10.0 and row["subject"] is None
+    assert row["attributes"] == {"encrypted": "false"}
+    (parsed,) = csv.DictReader(io.StringIO(inventory.to_csv([row])))
+    assert parsed["kind"] == "private_key" and parsed["attributes"] == "encrypted=false"
+    assert parsed["subject"] == "" and parsed["public_key_sha256"] == "ab" * 32

@@ -1,8 +1,12 @@
-"""The certificate inventory: one row per certificate from every target and source.
+"""The credential inventory: one row per certificate and per key-like credential from every
+target and source.
 
 This is the document auditors ask for ("all certificates with owner, expiry, location"), served
 as ``GET /inventory`` (JSON, or CSV with ``?format=csv``) and printed by ``certscope inventory``.
-Rows are built from results only; private keys never reach a result, so they cannot reach a row.
+The ``kind`` column says what a row is: ``certificate`` for certificates, or the
+:class:`~certscope.results.StoredKey` kind (``private_key``, ``ssh_authorized_key``, …) for keys;
+columns that do not apply to a kind are empty. Rows are built from results only; key material
+never reaches a result, so it cannot reach a row.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .certs import CertFacts
-from .results import Labels, ProbeResult, SourceResult
+from .results import Labels, ProbeResult, SourceResult, StoredKey
 
 COLUMNS = (
+    "kind",
     "source_kind",
     "source",
     "location",
@@ -44,6 +49,8 @@ COLUMNS = (
     "verified",
     "verification_errors",
     "revoked",
+    "public_key_sha256",
+    "attributes",
     "last_seen",
 )
 
@@ -65,6 +72,7 @@ def _row(
     lab = dict(labels)
     days = f.days_left(now)
     return {
+        "kind": "certificate",
         "source_kind": kind,
         "source": source,
         "location": location,
@@ -92,8 +100,41 @@ def _row(
         "verified": None,
         "verification_errors": [],
         "revoked": False,
+        "public_key_sha256": f.public_key_sha256,
+        "attributes": {},
         "last_seen": _iso(datetime.fromtimestamp(last_seen, UTC)) if last_seen else None,
     }
+
+
+def _key_row(
+    source_kind: str, source: str, k: StoredKey, labels: Labels, now: datetime, seen: float | None
+) -> dict[str, Any]:
+    """A key-like credential as an inventory row: certificate-only columns stay empty."""
+    row: dict[str, Any] = dict.fromkeys(COLUMNS)
+    lab = dict(labels)
+    expires = datetime.fromtimestamp(k.not_after, UTC) if k.not_after is not None else None
+    row.update(
+        kind=k.kind,
+        source_kind=source_kind,
+        source=source,
+        location=k.location,
+        not_before=_iso(datetime.fromtimestamp(k.created, UTC)) if k.created else None,
+        not_after=_iso(expires),
+        days_left=round((expires - now).total_seconds() / 86400, 2) if expires else None,
+        key_algorithm=k.algorithm or None,
+        key_bits=k.bits,
+        sans=[],
+        owner=lab.get("owner"),
+        renewal=lab.get("renewal"),
+        environment=lab.get("environment"),
+        labels=lab,
+        verification_errors=[],
+        revoked=False,
+        public_key_sha256=k.public_key_sha256 or None,
+        attributes=dict(k.attributes),
+        last_seen=_iso(datetime.fromtimestamp(seen, UTC)) if seen else None,
+    )
+    return row
 
 
 def rows(
@@ -113,6 +154,9 @@ def rows(
             row = _row(s.kind, s.name, c.location, c.position, c.facts, labels, now, s.last_success)
             row["revoked"] = c.revoked
             yield row
+        for k in sorted(s.keys, key=lambda k: (k.kind, k.location)):
+            labels = tuple({**dict(s.labels), **dict(k.labels)}.items())
+            yield _key_row(s.kind, s.name, k, labels, now, s.last_success)
 
 
 def to_csv(items: Iterable[dict[str, Any]]) -> str:
@@ -123,6 +167,7 @@ def to_csv(items: Iterable[dict[str, Any]]) -> str:
         flat = dict(row)
         flat["sans"] = " ".join(row["sans"])
         flat["labels"] = ";".join(f"{k}={v}" for k, v in sorted(row["labels"].items()))
+        flat["attributes"] = ";".join(f"{k}={v}" for k, v in sorted(row["attributes"].items()))
         flat["verification_errors"] = " ".join(row["verification_errors"])
         for key in ("is_ca", "self_signed", "revoked", "verified"):
             if isinstance(flat[key], bool):

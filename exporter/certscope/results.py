@@ -58,6 +58,30 @@ class StoredCert:
 
 
 @dataclass(frozen=True)
+class StoredKey:
+    """One key-like credential found in a store: a private key on disk, an SSH key, a cloud
+    KMS key, a managed secret. Never the key material: only public facts about it.
+
+    Every kind shares the identity of a certificate location (``location`` within a source,
+    the source's labels), so the inventory, rules and evidence cover new kinds without special
+    cases. ``kind`` names the credential (``private_key``, ``ssh_authorized_key``,
+    ``ssh_host_key``, ``kms_key``, ``secret``, …); ``attributes`` holds the facts that only
+    that kind has (``encrypted``, ``certificate_location``, ``comment``, ``rotation_enabled``,
+    …) as sorted name/value strings, never secret values.
+    """
+
+    kind: str
+    location: str
+    algorithm: str = ""
+    bits: int | None = None
+    public_key_sha256: str = ""  # hex SHA-256 of the public key (SSH: of the wire blob)
+    attributes: tuple[tuple[str, str], ...] = ()
+    labels: Labels = ()  # per-item labels, as for StoredCert
+    created: float | None = None  # unix seconds, where the store knows it
+    not_after: float | None = None  # unix seconds, where the credential expires
+
+
+@dataclass(frozen=True)
 class ItemError:
     """A file, Secret or path that could not be read, with the reason and no content."""
 
@@ -83,6 +107,7 @@ class SourceResult:
     error_reason: str = ""  # stable code for ``error``: unreachable, timeout, auth, sealed, …
     errors_total: tuple[tuple[str, int], ...] = ()  # failed refreshes by reason, since start
     stale: bool = False  # failing for longer than the source's stale_after
+    keys: tuple[StoredKey, ...] = ()  # key-like credentials the store holds (see StoredKey)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from ..results import ItemError, Labels, SourceResult, StoredCert
+from ..results import ItemError, Labels, SourceResult, StoredCert, StoredKey
 
 
 class SourceReader(Protocol):
@@ -39,6 +39,7 @@ def succeeded(
     started: float,
     certs: tuple[StoredCert, ...],
     errors: tuple[ItemError, ...],
+    keys: tuple[StoredKey, ...] = (),
 ) -> SourceResult:
     """The result of a refresh that read the store (per-item errors may still be present)."""
     now = time.time()
@@ -52,6 +53,7 @@ def succeeded(
         certs=certs,
         errors=errors,
         last_success=now,
+        keys=keys,
     )
 
 
@@ -63,8 +65,8 @@ def failed(
     reason: str,
     message: str,
 ) -> SourceResult:
-    """The result of a refresh that could not read the store: the last good certificates and
-    item errors stay, so one failure does not empty the inventory."""
+    """The result of a refresh that could not read the store: the last good certificates, keys
+    and item errors stay, so one failure does not empty the inventory."""
     return SourceResult(
         name=reader.name,
         kind=reader.kind,
@@ -77,4 +79,5 @@ def failed(
         last_success=previous.last_success if previous else None,
         error=message,
         error_reason=reason,
+        keys=previous.keys if previous else (),
     )
