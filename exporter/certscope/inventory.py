@@ -11,12 +11,11 @@ never reaches a result, so it cannot reach a row.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from . import csvsafe
 from .certs import CertFacts
 from .results import Labels, ProbeResult, SourceResult, StoredKey
 
@@ -160,17 +159,19 @@ def rows(
 
 
 def to_csv(items: Iterable[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for row in items:
-        flat = dict(row)
-        flat["sans"] = " ".join(row["sans"])
-        flat["labels"] = ";".join(f"{k}={v}" for k, v in sorted(row["labels"].items()))
-        flat["attributes"] = ";".join(f"{k}={v}" for k, v in sorted(row["attributes"].items()))
-        flat["verification_errors"] = " ".join(row["verification_errors"])
-        for key in ("is_ca", "self_signed", "revoked", "verified"):
-            if isinstance(flat[key], bool):
-                flat[key] = "true" if flat[key] else "false"
-        w.writerow({k: ("" if v is None else v) for k, v in flat.items()})
-    return buf.getvalue()
+    """The rows as CSV; text cells that a spreadsheet would run as a formula are neutralised
+    (:mod:`certscope.csvsafe`), because SANs and subjects come from servers."""
+    return csvsafe.dict_rows(COLUMNS, (_flat(row) for row in items))
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    """One row with its lists and maps joined into single cells."""
+    flat = dict(row)
+    flat["sans"] = " ".join(row["sans"])
+    flat["labels"] = ";".join(f"{k}={v}" for k, v in sorted(row["labels"].items()))
+    flat["attributes"] = ";".join(f"{k}={v}" for k, v in sorted(row["attributes"].items()))
+    flat["verification_errors"] = " ".join(row["verification_errors"])
+    for key in ("is_ca", "self_signed", "revoked", "verified"):
+        if isinstance(flat[key], bool):
+            flat[key] = "true" if flat[key] else "false"
+    return flat
