@@ -56,8 +56,12 @@ def ca_file(tmp_path: Path, ca: trustme.CA) -> str:
     return str(p)
 
 
-async def _client(config_path: Path) -> TestClient[aiohttp.web.Request, aiohttp.web.Application]:
-    app = make_app(load_config(str(config_path)), lambda: load_config(str(config_path)))
+async def _client(
+    config_path: Path, lifecycle: bool = True
+) -> TestClient[aiohttp.web.Request, aiohttp.web.Application]:
+    app = make_app(
+        load_config(str(config_path)), lambda: load_config(str(config_path)), lifecycle=lifecycle
+    )
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     return client

@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 
 from certscope.collector import Exposition
-from certscope.config import Target, parse_config
+from certscope.config import Config, Target, parse_config
 from certscope.probe import probe
 from certscope.results import ProbeResult
 from certscope.scheduler import Scheduler
@@ -29,6 +29,11 @@ def _config(n: int, interval: str = "1s", concurrency: int = 4, extra: str = "")
         f"defaults: {{interval: {interval}, enumerate: false}}\nscheduler: {{concurrency: {concurrency}, jitter: 0.2}}\n"
         f"targets:\n{targets}\n{extra}"
     )
+
+
+def _every(config: Config, seconds: float) -> Config:
+    """Sub-second intervals for fast tests: below the configurable minimum, set after validation."""
+    return replace(config, targets=tuple(replace(t, interval=seconds) for t in config.targets))
 
 
 class SlowProber:
@@ -77,7 +82,7 @@ async def test_concurrency_limit_and_first_round() -> None:
 
 
 async def test_targets_are_reprobed_on_their_interval_with_jitter() -> None:
-    state = State(parse_config(_config(2, interval="300ms", concurrency=8), "t"))
+    state = State(_every(parse_config(_config(2, concurrency=8), "t"), 0.3))
     prober = SlowProber(0)
     sched = Scheduler(state, prober=prober, rng=random.Random(7))
     await _run_for(sched, 1.75)
@@ -140,7 +145,7 @@ async def test_reload_removes_changes_and_adds() -> None:
 
 
 async def test_a_crashing_prober_does_not_stop_the_others() -> None:
-    state = State(parse_config(_config(4, interval="300ms"), "t"))
+    state = State(_every(parse_config(_config(4), "t"), 0.3))
 
     async def flaky(target: Target, last: float | None) -> ProbeResult:
         if target.name == "t1":
@@ -153,7 +158,7 @@ async def test_a_crashing_prober_does_not_stop_the_others() -> None:
 
 
 async def test_last_success_is_carried_between_results() -> None:
-    state = State(parse_config(_config(1, interval="300ms"), "t"))
+    state = State(_every(parse_config(_config(1), "t"), 0.3))
     seen: list[float | None] = []
 
     async def recording(target: Target, last: float | None) -> ProbeResult:

@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import html
 import logging
-import re
+import math
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import lru_cache
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from . import __version__, inventory
 from .collector import Exposition, render_once
@@ -27,33 +28,55 @@ from .config import (
     Target,
     TLSOptions,
     format_duration,
-    join_address,
-    split_address,
 )
-from .errors import ConfigError
+from .errors import ConfigError, ProbeFailure
+from .net import hostname_problem, join_address, split_address
 from .probe import probe
 from .results import ProbeResult
 from .scheduler import Scheduler
 from .selfmetrics import SelfMetrics
 from .snapshot import State
+from .tls.handshake import Failure, Outcome
+from .web.allowlist import NotAllowed, checked_address, target_allowed
+from .web.guard import csrf_problem
 
 log = logging.getLogger(__name__)
 
 ConfigLoader = Callable[[], Config]
+
+
+@dataclass
+class _ProbeGate:
+    """How many /probe requests run now (one event loop: a plain counter is enough)."""
+
+    busy: int = 0
+
 
 STATE = web.AppKey("state", State)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 EXPOSITION = web.AppKey("exposition", Exposition)
 METRICS = web.AppKey("metrics", SelfMetrics)
 LOADER: web.AppKey[ConfigLoader] = web.AppKey("loader")
+PROBE_GATE = web.AppKey("probe_gate", _ProbeGate)
+LIFECYCLE = web.AppKey("lifecycle", bool)
 
 _TEXT = "text/plain; version=0.0.4; charset=utf-8"
 #: Seconds kept back from Prometheus's scrape timeout so /probe answers before it gives up.
 _SCRAPE_TIMEOUT_MARGIN = 0.5
 
 
-def make_app(config: Config, loader: ConfigLoader, start_scheduler: bool = True) -> web.Application:
-    app = web.Application()
+def make_app(
+    config: Config,
+    loader: ConfigLoader,
+    start_scheduler: bool = True,
+    lifecycle: bool = False,
+    middlewares: tuple[Middleware, ...] = (),
+) -> web.Application:
+    """The exporter's application. ``lifecycle`` enables ``POST /-/reload`` (as Prometheus's
+    ``--web.enable-lifecycle``); ``middlewares`` run first (authentication, headers)."""
+    app = web.Application(middlewares=middlewares)
+    app[LIFECYCLE] = lifecycle
+    app[PROBE_GATE] = _ProbeGate()
     state = State(config)
     metrics = SelfMetrics()
     app[STATE] = state
@@ -82,23 +105,36 @@ async def _run_scheduler(app: web.Application) -> AsyncIterator[None]:
 
 
 def reload_config(app: web.Application) -> tuple[bool, str]:
-    """Load the config again and apply it; a bad config keeps the old one running."""
+    """Load the config again and apply it; a bad config keeps the old one running.
+
+    Every failure, whatever raised it, sets the reload gauge to 0, is logged once and is kept
+    for the status page; the message lists every problem.
+    """
     state, metrics = app[STATE], app[METRICS]
     try:
         config = app[LOADER]()
+        app[SCHEDULER].apply(config)  # first: it compares the old policy with the new one
+        state.set_config(config)
     except ConfigError as exc:
-        state.reload_failed(tuple(str(p) for p in exc.problems))
-        metrics.reload_ok.set(0)
-        log.error("reload failed, keeping the previous configuration: %s", exc)
-        return False, str(exc)
-    state.set_config(config)
-    app[SCHEDULER].apply(config)
-    metrics.reload_ok.set(1)
-    metrics.reload_time.set(time.time())
-    log.info(
-        "configuration reloaded: %d targets, %d sources", len(config.targets), len(config.sources)
-    )
-    return True, "configuration reloaded"
+        problems = tuple(str(p) for p in exc.problems)
+        message = str(exc)
+    except Exception as exc:  # documented boundary: a reload must never stop the exporter
+        problems = (f"cannot load the configuration ({type(exc).__name__})",)
+        message = "invalid configuration:\n  - " + problems[0]
+        log.debug("reload failed", exc_info=True)
+    else:
+        metrics.reload_ok.set(1)
+        metrics.reload_time.set(time.time())
+        log.info(
+            "configuration reloaded: %d targets, %d sources",
+            len(config.targets),
+            len(config.sources),
+        )
+        return True, "configuration reloaded"
+    state.reload_failed(problems)
+    metrics.reload_ok.set(0)
+    log.error("reload failed, keeping the previous configuration: %s", message)
+    return False, message
 
 
 async def handle_metrics(request: web.Request) -> web.Response:
@@ -114,61 +150,47 @@ async def handle_metrics(request: web.Request) -> web.Response:
     return web.Response(body=body + app[METRICS].render().encode(), headers={"Content-Type": _TEXT})
 
 
-def target_allowed(address: str, patterns: tuple[str, ...]) -> bool:
-    """Whether ``/probe`` may reach ``address`` (``host:port``). Deny unless a pattern matches."""
-    try:
-        host, port = split_address(address)
-    except ValueError:
-        return False
-    candidates = {join_address(host.lower(), port), f"{host.lower()}:{port}"}
-    return any(_pattern(p).fullmatch(c) for p in patterns for c in candidates)
+def _text(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text + "\n")
 
 
-@lru_cache(maxsize=1024)
-def _pattern(pattern: str) -> re.Pattern[str]:
-    # Only * and ? are wildcards: brackets are literal so that "[::1]:8443" means IPv6.
-    parts = (".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern.lower())
-    return re.compile("".join(parts))
-
-
-async def handle_probe(request: web.Request) -> web.Response:
-    """The blackbox multi-target pattern: ``/probe?target=host:port[&sni=&starttls=&module=]``."""
-    snap = request.app[STATE].snapshot()
-    settings = snap.config.probe
+def _probe_target(request: web.Request, config: Config) -> Target | web.Response:
+    """The target a /probe request asks for, or the 4xx answer. Bounded time for any input."""
+    settings = config.probe
     q = request.query
     address = q.get("target", "").strip()
     if not address:
-        return web.Response(status=400, text="target parameter is missing (host:port)\n")
+        return _text(400, "target parameter is missing (host:port)")
     try:
         host, port = split_address(address)
     except ValueError as exc:
-        return web.Response(status=400, text=f"bad target {address!r}: {exc}\n")
-    configured = {t.address: t for t in snap.config.targets}
+        return _text(400, f"bad target: {exc}")
+    configured = {t.address for t in config.targets}
+    # Configured targets are exempt: the operator already chose to probe them.
     if join_address(host, port) not in configured and not target_allowed(
         address, settings.allowed_targets
     ):
-        return web.Response(
-            status=403,
-            text=(
-                f"target {address} is not allowed: add a matching pattern to "
-                "probe.allowed_targets in the configuration\n"
-            ),
+        return _text(
+            403,
+            f"target {join_address(host, port)} is not allowed: add a matching pattern to "
+            "probe.allowed_targets in the configuration",
         )
     module = q.get("module", "")
     if module and module not in settings.modules:
-        return web.Response(status=400, text=f"unknown module {module!r}\n")
+        return _text(400, "unknown module: see probe.modules in the configuration")
     opts = settings.modules[module] if module else settings.default
     starttls = q.get("starttls") or opts.starttls
     if starttls is not None and starttls not in STARTTLS_PROTOCOLS:
-        return web.Response(
-            status=400, text=f"starttls must be one of {', '.join(STARTTLS_PROTOCOLS)}\n"
-        )
-    timeout = opts.timeout
-    header = request.headers.get("X-Prometheus-Scrape-Timeout-Seconds")
-    if header:
-        with contextlib.suppress(ValueError):
-            timeout = max(0.5, min(timeout, float(header) - _SCRAPE_TIMEOUT_MARGIN))
+        return _text(400, f"starttls must be one of {', '.join(STARTTLS_PROTOCOLS)}")
     sni = q.get("sni") or opts.sni
+    if sni is not None and (why := hostname_problem(sni)) is not None:
+        return _text(400, f"sni is not a valid host name: it {why}")
+    timeout = opts.timeout
+    header = request.headers.get("X-Prometheus-Scrape-Timeout-Seconds", "")
+    with contextlib.suppress(ValueError):
+        scrape_timeout = float(header[:32])
+        if math.isfinite(scrape_timeout):
+            timeout = max(0.5, min(timeout, scrape_timeout - _SCRAPE_TIMEOUT_MARGIN))
     tls = TLSOptions(
         sni=sni,
         starttls=starttls,
@@ -178,8 +200,64 @@ async def handle_probe(request: web.Request) -> web.Response:
         client_key=opts.client_key,
         timeout=timeout,
     )
-    target = Target(name=address, host=host, port=port, tls=tls, interval=max(timeout * 2, 1))
-    result = await probe(target)
+    name = join_address(host, port)
+    return Target(name=name, host=host, port=port, tls=tls, interval=max(timeout * 2, 1))
+
+
+async def _pin_address(target: Target, config: Config) -> Target | ProbeResult | web.Response:
+    """With ``allowed_networks``: resolve once, check, and connect to that address only."""
+    networks = config.probe.allowed_networks
+    if not networks or target.address in {t.address for t in config.targets}:
+        return target
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(target.tls.timeout):
+            ip = await checked_address(target.host, target.port, networks)
+    except NotAllowed:
+        return _text(
+            403,
+            f"target {target.address} resolves to no address inside probe.allowed_networks",
+        )
+    except (OSError, TimeoutError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "no answer in time"
+        failure = Failure(ProbeFailure.DNS, f"cannot resolve {target.host}: {why}")
+        return ProbeResult(
+            name=target.name,
+            address=target.address,
+            server_name=target.server_name,
+            labels=target.labels,
+            timestamp=time.time(),
+            duration=time.perf_counter() - started,
+            outcome=Outcome(error=failure),
+            facts=(),
+            verdict=None,
+            last_success=None,
+        )
+    return replace(target, connect_to=ip)
+
+
+async def handle_probe(request: web.Request) -> web.Response:
+    """The blackbox multi-target pattern: ``/probe?target=host:port[&sni=&starttls=&module=]``."""
+    config = request.app[STATE].snapshot().config
+    gate = request.app[PROBE_GATE]
+    if gate.busy >= config.probe.max_concurrent:
+        return web.Response(
+            status=429,
+            text=f"more than {config.probe.max_concurrent} probes at once "
+            "(probe.max_concurrent); try again\n",
+            headers={"Retry-After": "1"},
+        )
+    target = _probe_target(request, config)
+    if isinstance(target, web.Response):
+        return target
+    gate.busy += 1
+    try:
+        pinned = await _pin_address(target, config)
+        if isinstance(pinned, web.Response):
+            return pinned
+        result = pinned if isinstance(pinned, ProbeResult) else await probe(pinned)
+    finally:
+        gate.busy -= 1
     return web.Response(body=render_once([result]).encode("utf-8"), headers={"Content-Type": _TEXT})
 
 
@@ -211,8 +289,13 @@ async def handle_ready(request: web.Request) -> web.Response:
 
 
 async def handle_reload(request: web.Request) -> web.Response:
+    """``POST /-/reload``: 200, or 500 with every problem of the refused file."""
+    if not request.app[LIFECYCLE]:
+        return _text(403, "Lifecycle API is not enabled (start with --web.enable-lifecycle).")
+    if (why := csrf_problem(request)) is not None:
+        return _text(403, why)
     ok, message = reload_config(request.app)
-    return web.Response(status=200 if ok else 500, text=message + "\n")
+    return _text(200 if ok else 500, message)
 
 
 def _days(not_after: datetime | None, now: datetime) -> str:

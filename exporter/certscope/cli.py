@@ -32,10 +32,10 @@ from .config import (
     default_config,
     load_config,
     parse_duration,
-    split_address,
 )
 from .errors import ConfigError, UsageError
 from .evidence import cli as evidence_cli
+from .net import split_address
 from .policy import Assessment, assess_endpoint
 from .posture import PostureScan
 from .probe import probe
@@ -43,6 +43,8 @@ from .results import ProbeResult
 from .scheduler import enumerate_target
 from .sharding import Shard, apply_shard, parse_shard
 from .tls.suites import PROTOCOLS
+from .web.guard import HEADER_TIMEOUT, QuietBadRequests
+from .web.webconfig import Guard, WebConfig, load_web_config, server_ssl_context
 
 DEFAULT_LISTEN = "0.0.0.0:9793"
 log = logging.getLogger("certscope")
@@ -64,6 +66,17 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("CERTSCOPE_SHARD"),
         help="INDEX/COUNT (or auto/COUNT, the index from the host name's trailing number): "
         "serve only this shard's targets and Secrets (default: $CERTSCOPE_SHARD, else all)",
+    )
+    s.add_argument(
+        "--web.enable-lifecycle",
+        dest="enable_lifecycle",
+        action="store_true",
+        help="enable POST /-/reload (off by default, as in Prometheus); SIGHUP always reloads",
+    )
+    s.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        help="exporter-toolkit web config: TLS, client certificates, basic auth, headers",
     )
     s.add_argument(
         "--log.level",
@@ -136,6 +149,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(),
         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)r",
     )
+    logging.getLogger("aiohttp.server").addFilter(QuietBadRequests())
     shard = parse_shard(args.shard, socket.gethostname()) if args.shard else None
     config = _loader(args.config_file, shard)
     try:
@@ -144,7 +158,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--web.listen-address {args.listen!r}: {exc}") from None
     from .app import make_app, reload_config
 
-    app = make_app(config, lambda: _loader(args.config_file, shard))
+    web_config = load_web_config(args.web_config_file) if args.web_config_file else WebConfig()
+    app = make_app(
+        config,
+        lambda: _loader(args.config_file, shard),
+        lifecycle=args.enable_lifecycle,
+        middlewares=(Guard(web_config).middleware,),
+    )
 
     async def _on_startup(app: web.Application) -> None:
         loop = asyncio.get_running_loop()
@@ -152,15 +172,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     app.on_startup.append(_on_startup)
     log.info(
-        "starting certscope %s on %s with %s (%d targets, %d sources%s)",
+        "starting certscope %s on %s%s with %s (%d targets, %d sources%s)",
         __version__,
         args.listen,
+        " (TLS)" if web_config.tls else "",
         config.origin,
         len(config.targets),
         len(config.sources),
         f", shard {shard[0]}/{shard[1]}" if shard else "",
     )
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,
+        ssl_context=server_ssl_context(web_config.tls) if web_config.tls else None,
+        # aiohttp closes a connection without a complete request after this many seconds
+        # (from its start or the last response): the deadline for slow request headers.
+        keepalive_timeout=HEADER_TIMEOUT,
+    )
     return 0
 
 

@@ -12,6 +12,7 @@ import datetime as _dt
 import difflib
 import fnmatch
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -21,14 +22,21 @@ from typing import Any
 
 import yaml
 
-from .certs import is_ip
 from .errors import ConfigError, Problem
+from .net import PortError, is_hostname, is_ip, join_address, split_address
 
 DEFAULT_INTERVAL = 300.0
 DEFAULT_ENUMERATE_INTERVAL = 6 * 3600.0
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CONCURRENCY = 64
 DEFAULT_JITTER = 0.1
+#: Documented limits (docs/configuration.md): a probe at most once a second, a full
+#: enumeration (hundreds of handshakes) at most once a minute, any duration at most 100 years.
+MIN_INTERVAL = 1.0
+MIN_ENUMERATE_INTERVAL = 60.0
+MIN_TIMEOUT = 0.1
+MAX_DURATION = 100 * 365 * 86400.0
+_MAX_DURATION_TEXT = 64
 
 STARTTLS_PROTOCOLS = ("smtp", "imap", "pop3", "ftp", "ldap", "postgres", "mysql")
 SOURCE_KINDS = ("files", "kubernetes", "vault")
@@ -47,7 +55,6 @@ _DURATION_UNITS = {
     "ms": 0.001,
 }
 _LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_*](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+$")
 
 #: Label names certscope sets itself; a user label with one of these names would clash.
 RESERVED_LABELS = frozenset(
@@ -96,21 +103,31 @@ RESERVED_LABELS = frozenset(
 
 
 def parse_duration(value: object) -> float:
-    """Prometheus-style duration (``1h30m``, ``500ms``) or a number of seconds → seconds."""
+    """Prometheus-style duration (``1h30m``, ``500ms``) or a number of seconds → seconds.
+
+    The result is finite, positive and at most :data:`MAX_DURATION`: a NaN or infinite
+    interval would make the scheduler spin or never run the job again.
+    """
     if isinstance(value, bool):
         raise ValueError("must be a duration such as 30s, 5m or 6h")
     if isinstance(value, int | float):
-        if value <= 0:
-            raise ValueError("must be positive")
-        return float(value)
-    if not isinstance(value, str) or not value:
+        # int first: a 400-digit integer is a valid YAML int but overflows float().
+        if isinstance(value, int) and value > MAX_DURATION:
+            raise ValueError(f"must be at most {format_duration(MAX_DURATION)}")
+        seconds = float(value)
+        if not math.isfinite(seconds):
+            raise ValueError("must be a finite number of seconds")
+    elif isinstance(value, str) and value and len(value) <= _MAX_DURATION_TEXT:
+        m = _DURATION_RE.match(value.strip())
+        if not m or not any(m.groupdict().values()):
+            raise ValueError(f"{value!r} is not a duration such as 30s, 5m or 6h")
+        seconds = sum(_DURATION_UNITS[k] * int(v) for k, v in m.groupdict().items() if v)
+    else:
         raise ValueError("must be a duration such as 30s, 5m or 6h")
-    m = _DURATION_RE.match(value.strip())
-    if not m or not any(m.groupdict().values()):
-        raise ValueError(f"{value!r} is not a duration such as 30s, 5m or 6h")
-    seconds = sum(_DURATION_UNITS[k] * int(v) for k, v in m.groupdict().items() if v)
     if seconds <= 0:
         raise ValueError("must be positive")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"must be at most {format_duration(MAX_DURATION)}")
     return seconds
 
 
@@ -126,43 +143,6 @@ def format_duration(seconds: float) -> str:
             out.append(f"{rest // size}{unit}")
             rest %= size
     return "".join(out) or "0s"
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port`` → (host, port). Raises ValueError with a readable reason."""
-    address = address.strip()
-    if address.startswith("["):
-        end = address.find("]")
-        if end == -1 or address[end + 1 : end + 2] != ":":
-            raise ValueError("IPv6 addresses are written [addr]:port")
-        host, port_s = address[1:end], address[end + 2 :]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"{host!r} is not an IPv6 address") from None
-    else:
-        host, sep, port_s = address.rpartition(":")
-        if not sep or not host:
-            raise ValueError("must be host:port (IPv6 as [addr]:port)")
-        if ":" in host:
-            raise ValueError("IPv6 addresses are written [addr]:port")
-        if not is_ip(host) and not _HOSTNAME_RE.match(host):
-            raise ValueError(f"{host!r} is not a valid host name")
-    if not port_s.isdigit():
-        raise ValueError(f"port {port_s!r} is not a number")
-    port = int(port_s)
-    if not 1 <= port <= 65535:
-        raise PortError(port)
-    return host, port
-
-
-class PortError(ValueError):
-    def __init__(self, port: int) -> None:
-        super().__init__(f"must be 1-65535, got {port}")
-
-
-def join_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -189,10 +169,17 @@ class Target:
     enumerate: bool = True
     enumerate_interval: float = DEFAULT_ENUMERATE_INTERVAL
     expects: tuple[str, str] | None = None  # (source name, location glob) it should serve
+    # The IP address to connect to instead of resolving ``host`` (set by /probe after checking
+    # the address against probe.allowed_networks, so that no second resolution can differ).
+    connect_to: str | None = None
 
     @property
     def address(self) -> str:
         return join_address(self.host, self.port)
+
+    @property
+    def connect_host(self) -> str:
+        return self.connect_to or self.host
 
     @property
     def server_name(self) -> str | None:
@@ -355,9 +342,16 @@ class Policy:
     exceptions: tuple[PolicyException, ...] = ()
 
 
+DEFAULT_PROBE_CONCURRENCY = 32
+
+
 @dataclass(frozen=True)
 class ProbeSettings:
     allowed_targets: tuple[str, ...] = ()
+    # When set, a /probe target must resolve into one of these networks (configured targets
+    # are exempt, like from allowed_targets).
+    allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    max_concurrent: int = DEFAULT_PROBE_CONCURRENCY
     modules: Mapping[str, TLSOptions] = field(default_factory=dict)
     default: TLSOptions = TLSOptions()
 
@@ -426,14 +420,20 @@ class _Checker:
             return ()
         return tuple(v)
 
-    def duration(self, d: Mapping[str, Any], key: str, loc: str, default: float) -> float:
+    def duration(
+        self, d: Mapping[str, Any], key: str, loc: str, default: float, minimum: float = 0.0
+    ) -> float:
         if key not in d:
             return default
         try:
-            return parse_duration(d[key])
+            seconds = parse_duration(d[key])
         except ValueError as exc:
             self.add(_join(loc, key), str(exc))
             return default
+        if seconds < minimum:
+            self.add(_join(loc, key), f"must be at least {format_duration(minimum)}")
+            return default
+        return seconds
 
     def number(
         self, d: Mapping[str, Any], key: str, loc: str, default: float, lo: float, hi: float
@@ -441,7 +441,10 @@ class _Checker:
         if key not in d:
             return default
         v = d[key]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+        # NaN fails every comparison, but say so explicitly: a NaN that slipped through would
+        # poison every computation it reaches.
+        numeric = isinstance(v, int | float) and not isinstance(v, bool)
+        if not numeric or (isinstance(v, float) and not math.isfinite(v)) or not lo <= v <= hi:
             self.add(_join(loc, key), f"must be a number from {lo:g} to {hi:g}")
             return default
         return float(v)
@@ -587,7 +590,7 @@ _K8S_KEYS = (
 
 def _tls_options(c: _Checker, d: Mapping[str, Any], loc: str, base: TLSOptions) -> TLSOptions:
     sni = c.string(d, "sni", loc)
-    if sni is not None and not _HOSTNAME_RE.match(sni):
+    if sni is not None and not is_hostname(sni):
         c.add(_join(loc, "sni"), f"{sni!r} is not a valid host name")
     starttls = c.string(d, "starttls", loc)
     if starttls is not None and starttls not in STARTTLS_PROTOCOLS:
@@ -606,7 +609,7 @@ def _tls_options(c: _Checker, d: Mapping[str, Any], loc: str, base: TLSOptions) 
         ca_file=ca_file if "ca_file" in d else base.ca_file,
         client_cert=cert,
         client_key=key,
-        timeout=c.duration(d, "timeout", loc, base.timeout),
+        timeout=c.duration(d, "timeout", loc, base.timeout, MIN_TIMEOUT),
     )
 
 
@@ -648,7 +651,7 @@ def _target(c: _Checker, raw: object, loc: str, td: _TargetDefaults) -> Target |
             c.add(_join(loc, "port"), f"must be 1-65535, got {p}")
         else:
             port = p
-        if host is not None and not is_ip(host) and not _HOSTNAME_RE.match(host):
+        if host is not None and not is_ip(host) and not is_hostname(host):
             c.add(_join(loc, "host"), f"{host!r} is not a valid host name")
             host = None
     else:
@@ -656,7 +659,7 @@ def _target(c: _Checker, raw: object, loc: str, td: _TargetDefaults) -> Target |
     tls = _tls_options(c, d, loc, defaults)
     own = c.labels(d.get("labels"), _join(loc, "labels"))
     name = c.string(d, "name", loc)
-    t_interval = c.duration(d, "interval", loc, interval)
+    t_interval = c.duration(d, "interval", loc, interval, MIN_INTERVAL)
     enumerate_ = c.boolean(d, "enumerate", loc, td.enumerate)
     expects = None
     if "expects" in d:
@@ -665,7 +668,9 @@ def _target(c: _Checker, raw: object, loc: str, td: _TargetDefaults) -> Target |
         esrc = c.string(ed, "source", eloc, required=True)
         if esrc:
             expects = (esrc, c.string(ed, "location", eloc) or "*")
-    e_interval = c.duration(d, "enumerate_interval", loc, td.enumerate_interval)
+    e_interval = c.duration(
+        d, "enumerate_interval", loc, td.enumerate_interval, MIN_ENUMERATE_INTERVAL
+    )
     if host is None or not port:
         return None
     if tls.timeout >= t_interval:
@@ -698,7 +703,7 @@ def _source(
     name = c.string(d, "name", loc, required=True)
     common: dict[str, Any] = {
         "name": name or "",
-        "interval": c.duration(d, "interval", loc, interval),
+        "interval": c.duration(d, "interval", loc, interval, MIN_INTERVAL),
         "labels": tuple(
             sorted({**labels, **c.labels(d.get("labels"), _join(loc, "labels"))}.items())
         ),
@@ -794,7 +799,7 @@ def _vault_source(
         pki=tuple(pki),
         namespace=c.string(d, "namespace", loc),
         ca_file=c.readable_file(c.string(d, "ca_file", loc), _join(loc, "ca_file"), pem_certs=True),
-        timeout=c.duration(d, "timeout", loc, DEFAULT_TIMEOUT),
+        timeout=c.duration(d, "timeout", loc, DEFAULT_TIMEOUT, MIN_TIMEOUT),
         **common,
     )
 
@@ -837,15 +842,25 @@ def _kubernetes_source(
 
 
 def _probe(c: _Checker, raw: object, defaults: TLSOptions) -> ProbeSettings:
-    d = c.mapping(raw, "probe", ("allowed_targets", "modules", "timeout"))
+    d = c.mapping(
+        raw,
+        "probe",
+        ("allowed_targets", "allowed_networks", "max_concurrent", "modules", "timeout"),
+    )
     patterns = c.strings(d, "allowed_targets", "probe")
     for i, pat in enumerate(patterns):
         if ":" not in pat:
             c.add(f"probe.allowed_targets[{i}]", "patterns are host:port, e.g. '*.example.com:443'")
+    networks = []
+    for i, cidr in enumerate(c.strings(d, "allowed_networks", "probe")):
+        try:
+            networks.append(ipaddress.ip_network(cidr.strip()))
+        except ValueError as exc:
+            c.add(f"probe.allowed_networks[{i}]", f"is not a network such as 10.0.0.0/8: {exc}")
     base = TLSOptions(
         alpn=defaults.alpn,
         ca_file=defaults.ca_file,
-        timeout=c.duration(d, "timeout", "probe", defaults.timeout),
+        timeout=c.duration(d, "timeout", "probe", defaults.timeout, MIN_TIMEOUT),
     )
     modules: dict[str, TLSOptions] = {}
     raw_modules = d.get("modules") or {}
@@ -856,7 +871,15 @@ def _probe(c: _Checker, raw: object, defaults: TLSOptions) -> ProbeSettings:
         mloc = f"probe.modules.{mname}"
         md = c.mapping(mraw, mloc, _TLS_KEYS)
         modules[str(mname)] = _tls_options(c, md, mloc, base)
-    return ProbeSettings(allowed_targets=patterns, modules=modules, default=base)
+    return ProbeSettings(
+        allowed_targets=patterns,
+        allowed_networks=tuple(networks),
+        max_concurrent=int(
+            c.number(d, "max_concurrent", "probe", DEFAULT_PROBE_CONCURRENCY, 1, 10000)
+        ),
+        modules=modules,
+        default=base,
+    )
 
 
 def _policy(c: _Checker, raw: object) -> Policy:
@@ -938,8 +961,8 @@ def build_config(raw: object, origin: str) -> Config:
         raw = {}
     top = c.mapping(raw, "", _TOP_KEYS)
     dd = c.mapping(top.get("defaults"), "defaults", _DEFAULT_KEYS)
-    interval = c.duration(dd, "interval", "defaults", DEFAULT_INTERVAL)
-    timeout = c.duration(dd, "timeout", "defaults", DEFAULT_TIMEOUT)
+    interval = c.duration(dd, "interval", "defaults", DEFAULT_INTERVAL, MIN_INTERVAL)
+    timeout = c.duration(dd, "timeout", "defaults", DEFAULT_TIMEOUT, MIN_TIMEOUT)
     ca_file = c.readable_file(c.string(dd, "ca_file", "defaults"), "defaults.ca_file", True)
     default_labels = c.labels(dd.get("labels"), "defaults.labels")
     defaults = TLSOptions(ca_file=ca_file, timeout=timeout, alpn=c.strings(dd, "alpn", "defaults"))
@@ -949,7 +972,11 @@ def build_config(raw: object, origin: str) -> Config:
         labels=default_labels,
         enumerate=c.boolean(dd, "enumerate", "defaults", True),
         enumerate_interval=c.duration(
-            dd, "enumerate_interval", "defaults", DEFAULT_ENUMERATE_INTERVAL
+            dd,
+            "enumerate_interval",
+            "defaults",
+            DEFAULT_ENUMERATE_INTERVAL,
+            MIN_ENUMERATE_INTERVAL,
         ),
     )
     sd = c.mapping(top.get("scheduler"), "scheduler", ("concurrency", "jitter"))
@@ -1017,11 +1044,17 @@ def build_config(raw: object, origin: str) -> Config:
     )
 
 
+#: Limits on the YAML document, checked before it is built: a real configuration of ten
+#: thousand targets is about 2 MiB and 6 levels deep.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+MAX_YAML_DEPTH = 64
+
+
 def load_config(path: str) -> Config:
     """Read and validate a YAML config file."""
     try:
         with open(path, "rb") as fh:
-            text = fh.read()
+            text = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(
             [Problem("", f"cannot read {path}: {exc.strerror or exc}")], path
@@ -1030,17 +1063,81 @@ def load_config(path: str) -> Config:
 
 
 def parse_config(text: bytes | str, origin: str) -> Config:
+    """Parse and validate; every failure, whatever raised it, becomes a located problem."""
     try:
-        raw = yaml.safe_load(text)
+        raw = _load_yaml(text)
+        if raw is not None and not isinstance(raw, dict):
+            raise ConfigError([Problem("", "the top level must be a mapping")], origin)
+        return build_config(raw, origin)
+    except ConfigError as exc:
+        raise ConfigError(exc.problems, origin) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        where = _mark(exc.problem_mark)
         raise ConfigError([Problem(where, f"malformed YAML: {exc.problem}")], origin) from None
     except yaml.YAMLError as exc:
         raise ConfigError([Problem("", f"malformed YAML: {exc}")], origin) from None
-    if raw is not None and not isinstance(raw, dict):
-        raise ConfigError([Problem("", "the top level must be a mapping")], origin)
-    return build_config(raw, origin)
+    except Exception as exc:  # documented boundary: a config must never crash the exporter
+        # RecursionError, OverflowError, ValueError (int digit limit), MemoryError…: the type
+        # names the limit that was hit; the message may quote the input, so it is left out.
+        raise ConfigError(
+            [Problem("", f"cannot load the configuration ({type(exc).__name__})")], origin
+        ) from None
+
+
+def _mark(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that records duplicate mapping keys instead of keeping the last."""
+
+    def __init__(self, stream: str | bytes) -> None:
+        super().__init__(stream)
+        self.duplicates: list[Problem] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[object, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<: *defaults" keys are meant to be overridden
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:
+                continue  # an unhashable key: the constructor reports it below
+            if first is not key_node.start_mark:
+                self.duplicates.append(
+                    Problem(
+                        _mark(key_node.start_mark),
+                        f"duplicate key {str(key)[:64]!r} (first at {_mark(first)})",
+                    )
+                )
+        return super().construct_mapping(node, deep)
+
+
+def _load_yaml(text: bytes | str) -> object:
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError([Problem("", f"larger than {MAX_CONFIG_BYTES // 2**20} MiB")])
+    # PyYAML's parser is iterative but its composer recurses once per level: measure the depth
+    # on the event stream first, so deep nesting is a located problem, not a RecursionError.
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise ConfigError(
+                    [Problem(_mark(event.start_mark), f"nested deeper than {MAX_YAML_DEPTH}")]
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    loader = _Loader(text)
+    try:
+        raw = loader.get_single_data()
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise ConfigError(loader.duplicates)
+    return raw
 
 
 def targets_from_env(value: str) -> list[dict[str, str]]:

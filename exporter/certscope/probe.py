@@ -26,7 +26,9 @@ async def probe(target: Target, last_success: float | None = None) -> ProbeResul
     started = time.perf_counter()
     try:
         async with asyncio.timeout(target.tls.timeout):
-            outcome = await handshake(target.host, target.port, target.server_name, target.tls)
+            outcome = await handshake(
+                target.connect_host, target.port, target.server_name, target.tls
+            )
     except TimeoutError:
         outcome = Outcome(
             error=Failure(

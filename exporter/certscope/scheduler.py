@@ -110,7 +110,8 @@ class Scheduler:
 
     def apply(self, config: Config) -> None:
         """Reconcile jobs with ``config``: new and changed ones run now, removed ones go."""
-        policy_changed = config.policy != self.state.config.policy
+        # Against the config this scheduler last applied: the state may already hold the new one.
+        policy_changed = config.policy != self._config.policy
         wanted: dict[str, _Job] = {}
         for t in config.targets:
             key = "t:" + t.name

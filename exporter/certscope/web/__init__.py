@@ -1,0 +1,1 @@
+"""The exporter's HTTP edge: who may ask for what (allow-list, lifecycle, authentication, TLS)."""
