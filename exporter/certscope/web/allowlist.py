@@ -39,7 +39,12 @@ class Kind(Enum):
 def pattern_kind(host_pattern: str) -> Kind:
     if host_pattern == "*":
         return Kind.ANY
-    if host_pattern.startswith("[") or _ADDRESS_PATTERN_CHARS.issuperset(host_pattern):
+    # A colon only appears in IPv6 addresses, bracketed or not.
+    if (
+        ":" in host_pattern
+        or host_pattern.startswith("[")
+        or _ADDRESS_PATTERN_CHARS.issuperset(host_pattern)
+    ):
         return Kind.ADDRESS
     return Kind.NAME
 
