@@ -64,7 +64,11 @@ def test_target_timeout_nan_is_refused() -> None:
     [
         ("defaults: {interval: 500ms}", "defaults.interval", MIN_INTERVAL),
         ("targets: [{address: 'a.test:443', interval: 0.2}]", "targets[0].interval", MIN_INTERVAL),
-        ("defaults: {enumerate_interval: 1ms}", "defaults.enumerate_interval", MIN_ENUMERATE_INTERVAL),
+        (
+            "defaults: {enumerate_interval: 1ms}",
+            "defaults.enumerate_interval",
+            MIN_ENUMERATE_INTERVAL,
+        ),
         (
             "targets: [{address: 'a.test:443', enumerate_interval: 59s}]",
             "targets[0].enumerate_interval",

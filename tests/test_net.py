@@ -26,15 +26,25 @@ from certscope.net import (
 BUDGET = settings(deadline=50, max_examples=400)
 
 LABEL = st.from_regex(r"\A[a-z0-9_](?:[a-z0-9_-]{0,20}[a-z0-9_])?\Z")
-NAME = st.lists(LABEL, min_size=1, max_size=6).filter(
-    lambda labels: not labels[-1].isdigit()
-).map(".".join)
+NAME = (
+    st.lists(LABEL, min_size=1, max_size=6)
+    .filter(lambda labels: not labels[-1].isdigit())
+    .map(".".join)
+)
 
 
 @pytest.mark.parametrize(
     "name",
-    ["example.com", "web.example.test.", "_dmarc.example.com", "a", "xn--bcher-kva.example",
-     "bücher.example", "a-b.c_d.e", "x" * 63 + ".test"],
+    [
+        "example.com",
+        "web.example.test.",
+        "_dmarc.example.com",
+        "a",
+        "xn--bcher-kva.example",
+        "bücher.example",
+        "a-b.c_d.e",
+        "x" * 63 + ".test",
+    ],
 )
 def test_valid_host_names(name: str) -> None:
     assert hostname_problem(name) is None
