@@ -97,7 +97,8 @@ def test_parse_duration_is_finite_positive_or_refused(text: str) -> None:
     try:
         seconds = parse_duration(text)
     except ValueError as exc:
-        assert str(exc)
+        message = str(exc)
+        assert message
     else:
         assert math.isfinite(seconds) and 0 < seconds <= MAX_DURATION
 

@@ -6,6 +6,7 @@ the property test instead of passing slowly.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import time
 
@@ -102,7 +103,8 @@ def test_split_address_accepts_or_explains_any_text(text: str) -> None:
     try:
         host, port = split_address(text)
     except ValueError as exc:
-        assert str(exc)
+        message = str(exc)
+        assert message
     else:
         assert 1 <= port <= 65535
         assert len(host) <= MAX_HOSTNAME
@@ -113,10 +115,8 @@ def test_split_address_accepts_or_explains_any_text(text: str) -> None:
 def test_hostile_alphabet_validates_within_budget(text: str) -> None:
     # The deadline is the assertion: each example must finish within the budget.
     hostname_problem(text)
-    try:
+    with contextlib.suppress(ValueError):
         split_address(text)
-    except ValueError:
-        pass
 
 
 @pytest.mark.parametrize("port", ["0", "65536", "١٢٣", "+443", " 443", "4430000"])

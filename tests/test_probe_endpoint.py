@@ -270,6 +270,7 @@ async def test_unicode_sni_is_sent_in_idna_form(tmp_path: Path, tls_port: int) -
         ("0.2", 0.5),  # never below half a second
         ("nan", 3.0),
         ("inf", 3.0),
+        ("-inf", 3.0),  # nonsense: ignored, not read as "as short as possible"
         ("garbage", 3.0),
     ],
 )

@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from certscope.app import make_app
-from certscope.config import load_config
+from certscope.config import Config, load_config, parse_config
+from certscope.scheduler import Scheduler
+from certscope.snapshot import State
 from exporter import Exporter
 
 GOOD = "targets:\n  - {address: 127.0.0.1:1, name: first}\n"
@@ -138,7 +141,7 @@ def test_cross_site_reloads_are_refused(
 
 
 def test_same_origin_reload_is_accepted(lifecycle: tuple[Exporter, Path]) -> None:
-    exporter, cfg = lifecycle
+    exporter, _ = lifecycle
     headers = {"Origin": exporter.url, "Sec-Fetch-Site": "same-origin"}
     assert post(exporter.url + "/-/reload", headers)[0] == 200
 
@@ -187,3 +190,45 @@ async def test_policy_change_is_reassessed_on_reload(tmp_path: Path) -> None:
         await client.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_any_exception_while_reloading_is_a_reported_failure(tmp_path: Path) -> None:
+    """The reload boundary: the loader (here one that overflows the stack, as a pathological
+    file once did) raising anything still yields the problem list, the gauge and the page."""
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(GOOD)
+    calls = 0
+
+    def loader() -> Config:
+        nonlocal calls
+        calls += 1
+        raise RecursionError("maximum recursion depth exceeded")
+
+    app = make_app(load_config(str(cfg)), loader, start_scheduler=False, lifecycle=True)
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        resp = await client.post("/-/reload")
+        assert resp.status == 500
+        assert "cannot load the configuration (RecursionError)" in await resp.text()
+        text = await (await client.get("/metrics")).text()
+        assert "certscope_config_last_reload_successful 0.0" in text
+        assert "RecursionError" in await (await client.get("/")).text()
+        assert calls == 1
+    finally:
+        await client.close()
+
+
+async def test_scheduler_reassesses_when_the_state_already_holds_the_new_policy() -> None:
+    """Whatever order a caller uses, the scheduler compares with the policy it last applied."""
+    old = parse_config("targets: [{address: '127.0.0.1:1', name: t, enumerate: false}]\n", "t")
+    new = replace(old, policy=replace(old.policy, require_trusted_chain=False))
+    state = State(old)
+    sched = Scheduler(state)
+    assessed: list[str] = []
+    sched._reassess_all = lambda: assessed.append("all")  # type: ignore[method-assign]
+    state.set_config(new)
+    sched.apply(new)
+    assert assessed == ["all"]
+    sched.apply(new)
+    assert assessed == ["all"]  # unchanged policy: nothing to redo
