@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
         help="exporter-toolkit web config: TLS, client certificates, basic auth, headers",
     )
     s.add_argument(
+        "--web.read-header-timeout",
+        dest="read_header_timeout",
+        default=f"{int(HEADER_TIMEOUT)}s",
+        help="close a connection whose request headers are not complete in this time, and "
+        "idle keep-alive connections after it (default: %(default)s)",
+    )
+    s.add_argument(
         "--log.level",
         dest="log_level",
         default="info",
@@ -156,6 +163,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host, port = split_address(args.listen)
     except ValueError as exc:
         raise UsageError(f"--web.listen-address {args.listen!r}: {exc}") from None
+    try:
+        header_timeout = parse_duration(args.read_header_timeout)
+    except ValueError as exc:
+        raise UsageError(f"--web.read-header-timeout: {exc}") from None
     from .app import make_app, reload_config
 
     web_config = load_web_config(args.web_config_file) if args.web_config_file else WebConfig()
@@ -190,7 +201,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ssl_context=server_ssl_context(web_config.tls) if web_config.tls else None,
         # aiohttp closes a connection without a complete request after this many seconds
         # (from its start or the last response): the deadline for slow request headers.
-        keepalive_timeout=HEADER_TIMEOUT,
+        keepalive_timeout=header_timeout,
     )
     return 0
 
