@@ -9,11 +9,12 @@ is shown when the exporter never becomes ready.
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -21,11 +22,19 @@ from typing import Self
 from promserver import free_port
 
 
-def wait_ready(port: int, log: Path, timeout: float = 30) -> None:
+def wait_ready(
+    port: int,
+    log: Path,
+    timeout: float = 30,
+    context: ssl.SSLContext | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    scheme = "https" if context else "http"
+    request = urllib.request.Request(f"{scheme}://127.0.0.1:{port}/-/ready", headers=headers or {})
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=1) as r:
+            with urllib.request.urlopen(request, timeout=1, context=context) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -36,10 +45,20 @@ def wait_ready(port: int, log: Path, timeout: float = 30) -> None:
 
 class Exporter:
     def __init__(
-        self, config: Path, log: Path, extra_args: Sequence[str] = (), port: int | None = None
+        self,
+        config: Path,
+        log: Path,
+        extra_args: Sequence[str] = (),
+        port: int | None = None,
+        context: ssl.SSLContext | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
+        """``context`` and ``headers``: how to reach an exporter serving TLS or asking for
+        authentication (``--web.config.file``) when waiting for it to be ready."""
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.context = context
+        self.headers = headers
+        self.url = f"{'https' if context else 'http'}://127.0.0.1:{self.port}"
         self.args = [
             sys.executable,
             "-m",
@@ -61,7 +80,7 @@ class Exporter:
 
     def start(self) -> None:
         self.launch()
-        wait_ready(self.port, self.log)
+        wait_ready(self.port, self.log, context=self.context, headers=self.headers)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -16,7 +16,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -48,7 +48,11 @@ class Prometheus:
         job: str = "certscope",
         interval: str = "1s",
         extra_args: Sequence[str] = (),
+        scrape_settings: Mapping[str, Any] | None = None,
+        extra_scrape_configs: Sequence[Mapping[str, Any]] = (),
     ) -> None:
+        """``scrape_settings`` adds keys to the job (``scheme``, ``tls_config``, ``basic_auth``);
+        ``extra_scrape_configs`` are further jobs, as written in prometheus.yml."""
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -56,7 +60,12 @@ class Prometheus:
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
             "rule_files": [str(p) for p in rule_files],
             "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": list(scrape_targets)}]}
+                {
+                    "job_name": job,
+                    "static_configs": [{"targets": list(scrape_targets)}],
+                    **(scrape_settings or {}),
+                },
+                *extra_scrape_configs,
             ],
         }
         self.config_path = workdir / "prometheus.yml"
