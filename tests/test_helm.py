@@ -399,11 +399,48 @@ _METADATA = {
         "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }
+# Prometheus Operator's SecretKeySelector / ConfigMapKeySelector, SecretOrConfigMap,
+# SafeTLSConfig and BasicAuth (monitoring.coreos.com/v1).
+_KEY_SELECTOR = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["key"],
+    "properties": {
+        "name": {"type": "string"},
+        "key": {"type": "string"},
+        "optional": {"type": "boolean"},
+    },
+}
+_SECRET_OR_CONFIGMAP = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"secret": _KEY_SELECTOR, "configMap": _KEY_SELECTOR},
+}
+_TLS_CONFIG = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "ca": _SECRET_OR_CONFIGMAP,
+        "cert": _SECRET_OR_CONFIGMAP,
+        "keySecret": _KEY_SELECTOR,
+        "serverName": {"type": "string"},
+        "insecureSkipVerify": {"type": "boolean"},
+        "minVersion": {"enum": ["TLS10", "TLS11", "TLS12", "TLS13"]},
+        "maxVersion": {"enum": ["TLS10", "TLS11", "TLS12", "TLS13"]},
+    },
+}
+_BASIC_AUTH = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"username": _KEY_SELECTOR, "password": _KEY_SELECTOR},
+}
 _ENDPOINT = {
     "type": "object",
     "additionalProperties": False,
     "required": ["port"],
     "properties": {
+        "tlsConfig": _TLS_CONFIG,
+        "basicAuth": _BASIC_AUTH,
         "port": {"type": "string"},
         "path": {"type": "string"},
         "scheme": {"enum": ["http", "https", "HTTP", "HTTPS"]},
@@ -619,8 +656,19 @@ def test_pods_are_hardened(chart: helm.Chart, case: str) -> None:
                 for m in c["volumeMounts"]
             )
         main = main_container(workload)
-        assert main["livenessProbe"]["httpGet"] == {"path": "/-/healthy", "port": "http"}
-        assert main["readinessProbe"]["httpGet"] == {"path": "/-/ready", "port": "http"}
+        web = case_values(case).get("web", {}).get("config", {})
+        if "basic_auth_users" in web:  # the kubelet cannot authenticate: a TCP check
+            assert main["livenessProbe"]["tcpSocket"] == {"port": "http"}
+            assert main["readinessProbe"]["tcpSocket"] == {"port": "http"}
+        else:
+            scheme = {"scheme": "HTTPS"} if "tls_server_config" in web else {}
+            liveness = {"path": "/-/healthy", "port": "http", **scheme}
+            assert main["livenessProbe"]["httpGet"] == liveness
+            assert main["readinessProbe"]["httpGet"] == {
+                "path": "/-/ready",
+                "port": "http",
+                **scheme,
+            }
         assert main["ports"] == [{"name": "http", "containerPort": 9793, "protocol": "TCP"}]
         assert main["args"][0] == "serve"
         assert {"name": "HOME", "value": "/tmp"} in main["env"]
@@ -1236,3 +1284,72 @@ def test_notes_render(chart: helm.Chart, case: str) -> None:
     )
     assert f"{RELEASE}-certscope" in notes
     assert "<no value>" not in notes
+
+
+# --- the exporter's own endpoint (web) -------------------------------------------------------------
+
+
+def test_lifecycle_and_web_config_are_off_by_default(chart: helm.Chart) -> None:
+    objs = rendered(chart, "default")
+    args = main_container(one(objs, "Deployment"))["args"]
+    assert not any(a.startswith(("--web.enable-lifecycle", "--web.config.file")) for a in args)
+    assert not [o for o in of_kind(objs, "Secret") if o["metadata"]["name"].endswith("web-config")]
+
+
+def test_web_config_is_a_mounted_secret_and_the_monitor_follows_it(chart: helm.Chart) -> None:
+    values = case_values("web-values.yaml")
+    objs = rendered(chart, "web-values.yaml")
+    (secret,) = [o for o in of_kind(objs, "Secret") if o["metadata"]["name"].endswith("web-config")]
+    assert yaml.safe_load(secret["stringData"]["web-config.yml"]) == values["web"]["config"]
+    deployment = one(objs, "Deployment")
+    main = main_container(deployment)
+    assert "--web.enable-lifecycle" in main["args"]
+    assert "--web.config.file=/etc/certscope/web/web-config.yml" in main["args"]
+    mounts = {m["name"]: m for m in main["volumeMounts"]}
+    assert mounts["web-config"] == {
+        "name": "web-config",
+        "mountPath": "/etc/certscope/web",
+        "readOnly": True,
+    }
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["web-config"]["secret"]["secretName"] == secret["metadata"]["name"]
+    (endpoint,) = one(objs, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"] == values["serviceMonitor"]["tlsConfig"]
+    assert endpoint["basicAuth"] == values["serviceMonitor"]["basicAuth"]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    changed = copy.deepcopy(values)
+    changed["web"]["config"]["http_server_config"]["headers"]["X-Frame-Options"] = "deny"
+    again = one(objects(render_raw(chart, changed)), "Deployment")
+    assert (
+        again["spec"]["template"]["metadata"]["annotations"]["checksum/web-config"]
+        != annotations["checksum/web-config"]
+    )
+
+
+def test_web_config_in_the_daemonset_too(chart: helm.Chart) -> None:
+    values = {**case_values("daemonset-values.yaml"), "web": {"enableLifecycle": True}}
+    ds = one(objects(render_raw(chart, values)), "DaemonSet")
+    assert "--web.enable-lifecycle" in main_container(ds)["args"]
+
+
+def test_web_schema_rejects_plain_passwords_and_unsupported_auth(chart: helm.Chart) -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    for bad in (
+        {"web": {"config": {"basic_auth_users": {"prometheus": "hunter2"}}}},
+        {
+            "web": {
+                "config": {
+                    "tls_server_config": {
+                        "cert_file": "/a",
+                        "key_file": "/b",
+                        "client_auth_type": "RequestClientCert",
+                    }
+                }
+            }
+        },
+        {"web": {"config": {"tls_config": {}}}},
+        {"serviceMonitor": {"scheme": "ftp"}},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)

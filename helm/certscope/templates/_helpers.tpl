@@ -172,14 +172,10 @@ ports:
     containerPort: 9793
     protocol: TCP
 livenessProbe:
-  httpGet:
-    path: /-/healthy
-    port: http
+  {{- include "certscope.probeAction" (list . "/-/healthy") | nindent 2 }}
   {{- toYaml .Values.livenessProbe | nindent 2 }}
 readinessProbe:
-  httpGet:
-    path: /-/ready
-    port: http
+  {{- include "certscope.probeAction" (list . "/-/ready") | nindent 2 }}
   {{- toYaml .Values.readinessProbe | nindent 2 }}
 {{- with .Values.securityContext }}
 securityContext:
@@ -224,6 +220,9 @@ metadata:
     {{- end }}
   annotations:
     checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
+    {{- if .Values.web.config }}
+    checksum/web-config: {{ include (print $.Template.BasePath "/web-config-secret.yaml") . | sha256sum }}
+    {{- end }}
     {{- with .Values.podAnnotations }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -250,6 +249,7 @@ spec:
         - --config.file=/etc/certscope/config/certscope.yml
         - --web.listen-address={{ .Values.listenHost }}:9793
         - --log.level={{ .Values.logLevel }}
+        {{- include "certscope.webArgs" . | nindent 8 }}
         {{- if and .Values.sharding.enabled (eq .Values.sharding.indexSource "podIndexLabel") }}
         - --shard=$(CERTSCOPE_SHARD_INDEX)/{{ .Values.replicas }}
         {{- end }}
@@ -285,6 +285,7 @@ spec:
         - name: tmp
           mountPath: /tmp
         {{- include "certscope.credentialMounts" .Values.credentials | nindent 8 }}
+        {{- include "certscope.webMounts" . | nindent 8 }}
         {{- with .Values.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -296,6 +297,7 @@ spec:
       emptyDir:
         sizeLimit: {{ .Values.tmpSizeLimit }}
     {{- include "certscope.credentialVolumes" .Values.credentials | nindent 4 }}
+    {{- include "certscope.webVolumes" . | nindent 4 }}
     {{- with .Values.extraVolumes }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -315,4 +317,56 @@ spec:
   topologySpreadConstraints:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+{{- end }}
+
+{{/*
+The exporter's own endpoint (`web`): flags, the web config Secret's mount, the scheme.
+*/}}
+{{- define "certscope.webScheme" -}}
+{{- if (.Values.web.config).tls_server_config }}https{{ else }}http{{ end }}
+{{- end }}
+
+{{- define "certscope.webArgs" -}}
+{{- if .Values.web.enableLifecycle }}
+- --web.enable-lifecycle
+{{- end }}
+{{- if .Values.web.config }}
+- --web.config.file=/etc/certscope/web/web-config.yml
+{{- end }}
+{{- end }}
+
+{{- define "certscope.webMounts" -}}
+{{- if .Values.web.config }}
+- name: web-config
+  mountPath: /etc/certscope/web
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "certscope.webVolumes" -}}
+{{- if .Values.web.config }}
+- name: web-config
+  secret:
+    secretName: {{ include "certscope.fullname" . }}-web-config
+    defaultMode: 0440
+{{- end }}
+{{- end }}
+
+{{/*
+A kubelet probe: GET over the exporter's scheme, or a TCP check when basic authentication
+is on (the kubelet cannot send credentials). Arguments: (list $ path).
+*/}}
+{{- define "certscope.probeAction" -}}
+{{- $ := index . 0 }}
+{{- if ($.Values.web.config).basic_auth_users }}
+tcpSocket:
+  port: http
+{{- else }}
+httpGet:
+  path: {{ index . 1 }}
+  port: http
+  {{- if eq (include "certscope.webScheme" $) "https" }}
+  scheme: HTTPS
+  {{- end }}
+{{- end }}
 {{- end }}
