@@ -270,6 +270,7 @@ def test_schema_mirrors_the_certscope_config_keys() -> None:
     assert _schema_props(props["probe"]["properties"]["modules"]["additionalProperties"]) == set(
         c._TLS_KEYS
     )
+    assert _schema_props(props["probe"]) == set(c._PROBE_KEYS)
     assert _schema_props(props["scheduler"]) == {"concurrency", "jitter"}
     by_kind = {
         branch["if"]["properties"]["kind"]["const"]: set(branch["then"]["properties"])

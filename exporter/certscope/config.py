@@ -553,6 +553,7 @@ _POLICY_KEYS = (
     "require_trusted_chain",
     "exceptions",
 )
+_PROBE_KEYS = ("allowed_targets", "allowed_networks", "max_concurrent", "modules", "timeout")
 _EXCEPTION_KEYS = ("target", "location", "rule", "owner", "reason", "expires")
 _SOURCE_COMMON = ("name", "kind", "interval", "labels", "stale_after")
 _FILES_KEYS = (*_SOURCE_COMMON, "paths", "exclude", "password_env", "password_file")
@@ -842,11 +843,7 @@ def _kubernetes_source(
 
 
 def _probe(c: _Checker, raw: object, defaults: TLSOptions) -> ProbeSettings:
-    d = c.mapping(
-        raw,
-        "probe",
-        ("allowed_targets", "allowed_networks", "max_concurrent", "modules", "timeout"),
-    )
+    d = c.mapping(raw, "probe", _PROBE_KEYS)
     patterns = c.strings(d, "allowed_targets", "probe")
     for i, pat in enumerate(patterns):
         if ":" not in pat:
