@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import subprocess
+import sys
 import time
 
 import pytest
@@ -128,3 +130,17 @@ def test_ports_are_ascii_digits_in_range(port: str) -> None:
 def test_port_out_of_range_is_a_port_error() -> None:
     with pytest.raises(PortError):
         split_address("example.com:70000")
+
+
+def test_scan_refuses_a_hostile_name_at_once() -> None:
+    """``certscope scan`` validates with the same functions (it once froze here too)."""
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "certscope.cli", "scan", "a" * 40 + "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert time.perf_counter() - started < 10  # the interpreter's start-up; the check is µs
+    assert result.returncode == 2
+    assert "is not a valid host name" in result.stderr and "Traceback" not in result.stderr
