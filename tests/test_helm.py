@@ -400,41 +400,31 @@ _METADATA = {
         "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }
+
+
+def _closed(**properties: Any) -> dict[str, Any]:
+    """A JSON schema object with exactly these properties."""
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
 # Prometheus Operator's SecretKeySelector / ConfigMapKeySelector, SecretOrConfigMap,
 # SafeTLSConfig and BasicAuth (monitoring.coreos.com/v1).
 _KEY_SELECTOR = {
-    "type": "object",
-    "additionalProperties": False,
+    **_closed(name={"type": "string"}, key={"type": "string"}, optional={"type": "boolean"}),
     "required": ["key"],
-    "properties": {
-        "name": {"type": "string"},
-        "key": {"type": "string"},
-        "optional": {"type": "boolean"},
-    },
 }
-_SECRET_OR_CONFIGMAP = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {"secret": _KEY_SELECTOR, "configMap": _KEY_SELECTOR},
-}
-_TLS_CONFIG = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "ca": _SECRET_OR_CONFIGMAP,
-        "cert": _SECRET_OR_CONFIGMAP,
-        "keySecret": _KEY_SELECTOR,
-        "serverName": {"type": "string"},
-        "insecureSkipVerify": {"type": "boolean"},
-        "minVersion": {"enum": ["TLS10", "TLS11", "TLS12", "TLS13"]},
-        "maxVersion": {"enum": ["TLS10", "TLS11", "TLS12", "TLS13"]},
-    },
-}
-_BASIC_AUTH = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {"username": _KEY_SELECTOR, "password": _KEY_SELECTOR},
-}
+_SECRET_OR_CONFIGMAP = _closed(secret=_KEY_SELECTOR, configMap=_KEY_SELECTOR)
+_TLS_VERSION = {"enum": ["TLS10", "TLS11", "TLS12", "TLS13"]}
+_TLS_CONFIG = _closed(
+    ca=_SECRET_OR_CONFIGMAP,
+    cert=_SECRET_OR_CONFIGMAP,
+    keySecret=_KEY_SELECTOR,
+    serverName={"type": "string"},
+    insecureSkipVerify={"type": "boolean"},
+    minVersion=_TLS_VERSION,
+    maxVersion=_TLS_VERSION,
+)
+_BASIC_AUTH = _closed(username=_KEY_SELECTOR, password=_KEY_SELECTOR)
 _ENDPOINT = {
     "type": "object",
     "additionalProperties": False,
