@@ -9,6 +9,7 @@ Python's own TLS client.
 from __future__ import annotations
 
 import base64
+import socket
 import ssl
 import subprocess
 import sys
@@ -270,3 +271,45 @@ def test_serve_refuses_a_bad_web_config_without_a_traceback(tmp_path: Path) -> N
     assert result.returncode == 1
     assert "basic_auth_users.u: must be a bcrypt hash" in result.stderr
     assert "Traceback" not in result.stderr and "secret-in-plain-text" not in result.stderr
+
+
+def _served_certificate(port: int, ctx: ssl.SSLContext) -> bytes:
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname="certscope.test") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        return der
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(
+    tmp_path: Path, ca: trustme.CA, tls_files: dict[str, str]
+) -> None:
+    web = _write(
+        tmp_path,
+        {"tls_server_config": {"cert_file": tls_files["cert"], "key_file": tls_files["key"]}},
+    )
+    ctx = ssl.create_default_context(cafile=tls_files["ca"])
+    with _serve(tmp_path, web, ctx, {}) as exporter:
+        first = _served_certificate(exporter.port, ctx)
+        renewed = ca.issue_cert("certscope.test", "127.0.0.1")
+        # as cert-manager does: new files moved into place
+        Path(tls_files["key"] + ".new").write_bytes(renewed.private_key_pem.bytes())
+        Path(tls_files["cert"] + ".new").write_bytes(renewed.cert_chain_pems[0].bytes())
+        Path(tls_files["key"] + ".new").replace(tls_files["key"])
+        Path(tls_files["cert"] + ".new").replace(tls_files["cert"])
+        deadline = time.monotonic() + 10
+        while _served_certificate(exporter.port, ctx) == first:
+            assert time.monotonic() < deadline, exporter.log.read_text()
+            time.sleep(0.3)
+        assert _served_certificate(exporter.port, ctx) == ssl.PEM_cert_to_DER_cert(
+            renewed.cert_chain_pems[0].bytes().decode()
+        )
+        # a broken file keeps the renewed certificate and says why
+        Path(tls_files["cert"]).write_text("not a certificate\n")
+        time.sleep(1.5)
+        assert _served_certificate(exporter.port, ctx) == ssl.PEM_cert_to_DER_cert(
+            renewed.cert_chain_pems[0].bytes().decode()
+        )
+        assert "keeping the previous certificate" in exporter.log.read_text()

@@ -44,7 +44,7 @@ from .scheduler import enumerate_target
 from .sharding import Shard, apply_shard, parse_shard
 from .tls.suites import PROTOCOLS
 from .web.guard import HEADER_TIMEOUT, QuietBadRequests
-from .web.webconfig import Guard, WebConfig, load_web_config, server_ssl_context
+from .web.webconfig import Guard, RotatingContext, WebConfig, load_web_config
 
 DEFAULT_LISTEN = "0.0.0.0:9793"
 log = logging.getLogger("certscope")
@@ -198,7 +198,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=port,
         print=None,
         access_log=None,
-        ssl_context=server_ssl_context(web_config.tls) if web_config.tls else None,
+        ssl_context=RotatingContext(web_config.tls).listening if web_config.tls else None,
         # aiohttp closes a connection without a complete request after this many seconds
         # (from its start or the last response): the deadline for slow request headers.
         keepalive_timeout=header_timeout,

@@ -28,7 +28,10 @@ import base64
 import binascii
 import functools
 import hashlib
+import logging
+import os
 import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +42,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ..errors import ConfigError, Problem
+
+log = logging.getLogger(__name__)
 
 _CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
@@ -257,6 +262,52 @@ def server_ssl_context(tls: TLSServer) -> ssl.SSLContext:
     if tls.client_ca_file:
         ctx.load_verify_locations(cafile=tls.client_ca_file)
     return ctx
+
+
+class RotatingContext:
+    """The listener's TLS context, which picks up a renewed certificate without a restart.
+
+    cert-manager and other renewers replace the files in place; the exporter-toolkit reads
+    them on every handshake. Here each handshake (``sni_callback`` runs for every ClientHello)
+    checks the files' identity at most once a second, rebuilds the context when they changed,
+    and hands the connection the current one. A broken new file keeps the previous
+    certificate and logs why, once per change.
+    """
+
+    def __init__(self, tls: TLSServer, check_every: float = 1.0) -> None:
+        self.tls = tls
+        self.check_every = check_every
+        self._stamp = self._stamps()
+        self._checked = time.monotonic()
+        self.current = server_ssl_context(tls)
+        self.listening = server_ssl_context(tls)
+        self.listening.sni_callback = self._select
+
+    def _stamps(self) -> tuple[tuple[int, int, int] | None, ...]:
+        out = []
+        for path in (self.tls.cert_file, self.tls.key_file, self.tls.client_ca_file):
+            try:
+                st = os.stat(path) if path else None
+            except OSError:
+                st = None
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns) if st else None)
+        return tuple(out)
+
+    def _select(self, conn: ssl.SSLObject, server_name: str | None, ctx: ssl.SSLContext) -> None:
+        now = time.monotonic()
+        if now - self._checked >= self.check_every:
+            self._checked = now
+            stamp = self._stamps()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self.current = server_ssl_context(self.tls)
+                    log.info("serving the renewed certificate from %s", self.tls.cert_file)
+                except (OSError, ssl.SSLError) as exc:
+                    log.warning(
+                        "keeping the previous certificate: cannot load the new one: %s", exc
+                    )
+        conn.context = self.current
 
 
 def _peer_names(request: web.Request) -> set[str]:
