@@ -14,7 +14,8 @@ The same file node_exporter, blackbox_exporter and Prometheus read::
     basic_auth_users:
       prometheus: $2b$12$...   # bcrypt hash (htpasswd -nBC 12 "" | tr -d ':')
 
-Read once at start; a change needs a restart (as a config reload does not touch the listener).
+The file is read once at start (a config reload does not touch the listener); the certificate
+files it names are watched, see :class:`RotatingContext`.
 Problems are located like the main configuration's. Keys certscope cannot honour with Python's
 ``ssl`` module (Go cipher-suite names, curve preferences, requesting a client certificate
 without verifying it) are errors rather than silently ignored: a security setting that does
