@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from certscope.config import (
     MAX_DURATION,
+    MAX_PROBLEMS,
     MAX_YAML_DEPTH,
     MIN_ENUMERATE_INTERVAL,
     MIN_INTERVAL,
@@ -207,3 +208,14 @@ def test_env_targets_with_hostile_names_are_refused_quickly() -> None:
         default_config({"CERTSCOPE_TARGETS": "a" * 40 + "-:443"})
     assert time.perf_counter() - started < 1
     assert "targets[0].address" in str(info.value)
+
+
+def test_a_million_wrong_entries_cost_seconds_not_minutes() -> None:
+    """Nodes are counted on the event stream; problems are listed up to a count."""
+    started = time.perf_counter()
+    (problem,) = problems("targets: [" + "1," * 600_000 + "1]\n")
+    assert problem == "line 1, column 1000003: more than 500,000 YAML nodes"
+    found = problems("targets: [" + "1," * 20_000 + "1]\n")
+    assert len(found) == MAX_PROBLEMS + 1
+    assert found[-1] == f"and {20_001 - MAX_PROBLEMS} more problems"
+    assert time.perf_counter() - started < 20  # measured: about 2 s
