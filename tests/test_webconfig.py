@@ -26,7 +26,7 @@ import trustme
 import yaml
 
 from certscope.errors import ConfigError
-from certscope.web.webconfig import load_web_config
+from certscope.web.webconfig import Guard, load_web_config
 from exporter import Exporter
 from promserver import Prometheus
 
@@ -313,3 +313,21 @@ def test_a_renewed_certificate_is_served_without_a_restart(
             renewed.cert_chain_pems[0].bytes().decode()
         )
         assert "keeping the previous certificate" in exporter.log.read_text()
+
+
+async def test_verified_credentials_are_cached_and_http2_is_accepted(tmp_path: Path) -> None:
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=12)).decode()
+    path = _write(
+        tmp_path, {"basic_auth_users": {"u": hashed}, "http_server_config": {"http2": True}}
+    )
+    guard = Guard(load_web_config(str(path)))
+    header = _basic("u", PASSWORD)["Authorization"]
+    started = time.perf_counter()
+    assert await guard._authorised(header)
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    for _ in range(10):
+        assert await guard._authorised(header)
+    again = (time.perf_counter() - started) / 10
+    assert again < first / 10  # a digest lookup, not a bcrypt run
+    assert not await guard._authorised(_basic("u", "wrong")["Authorization"])
