@@ -331,3 +331,25 @@ async def test_verified_credentials_are_cached_and_http2_is_accepted(tmp_path: P
     again = (time.perf_counter() - started) / 10
     assert again < first / 10  # a digest lookup, not a bcrypt run
     assert not await guard._authorised(_basic("u", "wrong")["Authorization"])
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("basic_auth_users: {}\nbasic_auth_users: {}\n", "duplicate key 'basic_auth_users'"),
+        ("tls_server_config: " + "[" * 100 + "]" * 100 + "\n", "nested deeper than 64"),
+        (
+            "tls_server_config: {cert_file: /a, key_file: /b, min_version: [TLS12]}\n",
+            "tls_server_config.min_version: must be one of",
+        ),
+        ("tls_server_config: {cert_file: /a\n", "malformed YAML"),
+    ],
+)
+def test_hostile_web_config_files_are_located_problems(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_web_config(str(path))
+    assert problem in str(info.value)

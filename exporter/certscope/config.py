@@ -1074,7 +1074,7 @@ def load_config(path: str) -> Config:
 def parse_config(text: bytes | str, origin: str) -> Config:
     """Parse and validate; every failure, whatever raised it, becomes a located problem."""
     try:
-        raw = _load_yaml(text)
+        raw = load_yaml(text)
         if raw is not None and not isinstance(raw, dict):
             raise ConfigError([Problem("", "the top level must be a mapping")], origin)
         return build_config(raw, origin)
@@ -1129,7 +1129,8 @@ class _Loader(_SafeLoader):  # type: ignore[misc,valid-type]
         return mapping
 
 
-def _load_yaml(text: bytes | str) -> object:
+def load_yaml(text: bytes | str) -> object:
+    """One YAML document within the limits above, duplicate keys refused (ConfigError)."""
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError([Problem("", f"larger than {MAX_CONFIG_BYTES // 2**20} MiB")])
     # PyYAML's parser is iterative but its composer recurses once per level: measure the depth

@@ -42,6 +42,7 @@ import yaml
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from ..config import load_yaml
 from ..errors import ConfigError, Problem
 
 log = logging.getLogger(__name__)
@@ -107,15 +108,20 @@ def load_web_config(path: str) -> WebConfig:
     """Read and validate a web config file; ConfigError lists every problem with its place."""
     try:
         with open(path, "rb") as fh:
-            raw = yaml.safe_load(fh.read(1024 * 1024))
+            raw = load_yaml(fh.read(1024 * 1024))
+        problems: list[Problem] = []
+        web_config = _build(raw if raw is not None else {}, problems)
     except OSError as exc:
         raise ConfigError(
             [Problem("", f"cannot read {path}: {exc.strerror or exc}")], path
         ) from None
+    except ConfigError as exc:
+        raise ConfigError(exc.problems, path) from None
+    except yaml.MarkedYAMLError as exc:
+        where = f"line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise ConfigError([Problem(where, f"malformed YAML: {exc.problem}")], path) from None
     except yaml.YAMLError as exc:
         raise ConfigError([Problem("", f"malformed YAML: {exc}")], path) from None
-    problems: list[Problem] = []
-    web_config = _build(raw if raw is not None else {}, problems)
     if problems:
         raise ConfigError(problems, path)
     if web_config.tls is not None:
@@ -199,7 +205,7 @@ def _tls(value: object, out: list[Problem]) -> TLSServer | None:
     versions = []
     for key, default in (("min_version", "TLS12"), ("max_version", None)):
         name = d.get(key, default)
-        if name is not None and name not in _VERSIONS:
+        if name is not None and (not isinstance(name, str) or name not in _VERSIONS):
             out.append(Problem(f"{loc}.{key}", f"must be one of {', '.join(_VERSIONS)}"))
             name = default
         versions.append(_VERSIONS[name] if name else ssl.TLSVersion.MAXIMUM_SUPPORTED)
