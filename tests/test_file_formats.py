@@ -214,14 +214,16 @@ async def test_pkcs12_with_password_from_env_and_without_encryption(
 
     assert result.errors == ()
     int_cn, root_cn = _cn(pki.intermediate.certificate), _cn(pki.root.certificate)
-    assert _got(result) == {
-        ("enc.p12", 0): ("one.test", True),
-        ("enc.p12", 1): (int_cn, None),
-        ("enc.p12", 2): (root_cn, None),
-        ("plain.pfx", 0): ("two.test", True),  # the empty password is always tried
+    assert _got(result) == {  # per alias (friendlyName), the chain of its key
+        ("enc.p12#one", 0): ("one.test", True),
+        ("enc.p12#one", 1): (int_cn, None),
+        ("enc.p12#one", 2): (root_cn, None),
+        ("plain.pfx#two", 0): ("two.test", True),  # the empty password is always tried
         ("trust.p12", 0): (int_cn, None),
         ("trust.p12", 1): (root_cn, None),
     }
+    keys = {Path(k.location).name: dict(k.attributes)["encrypted"] for k in result.keys}
+    assert keys == {"enc.p12#one": "true", "plain.pfx#two": "false"}
     _assert_clean(reader, result, P12_PW, *_secret_markers(one.key_object, two.key_object))
 
 
@@ -277,7 +279,7 @@ async def test_password_change_reparses_keystores_and_only_them(
     p12, pem = str(tmp_path / "a.p12"), str(tmp_path / "b.pem")
 
     first = await reader.refresh(None)
-    assert _got(first) == {("a.p12", 0): ("one.test", True), ("b.pem", 0): ("one.test", None)}
+    assert _got(first) == {("a.p12#one", 0): ("one.test", True), ("b.pem", 0): ("one.test", None)}
     entries = dict(reader._cache)
     second = await reader.refresh(first)
     assert reader._cache[p12] is entries[p12]  # same password: not even re-read
@@ -290,13 +292,13 @@ async def test_password_change_reparses_keystores_and_only_them(
 
     pw_file.write_text(P12_PW)
     fourth = await reader.refresh(third)
-    assert ("a.p12", 0) in _got(fourth)
+    assert ("a.p12#one", 0) in _got(fourth)
     assert fourth.errors == ()
 
     # Both sources configured: the environment variable is one more candidate.
     monkeypatch.setenv(ENV, WRONG_PW)
     both = _reader(tmp_path, "*.p12", password_env=ENV, password_file=str(pw_file))
-    assert ("a.p12", 0) in _got(await both.refresh(None))
+    assert ("a.p12#one", 0) in _got(await both.refresh(None))
 
     # The cache keeps a keyed hash, not the password nor its plain hash.
     tag = reader._cache[p12].password_tag
@@ -321,7 +323,7 @@ async def test_password_from_env_change_reparses(
     monkeypatch.setenv(ENV, WRONG_PW)
     assert _errors(await reader.refresh(None)) == {("a.pfx", "bad_password")}
     monkeypatch.setenv(ENV, P12_PW)
-    assert _got(await reader.refresh(None)) == {("a.pfx", 0): ("one.test", True)}
+    assert _got(await reader.refresh(None)) == {("a.pfx#one", 0): ("one.test", True)}
 
 
 # --- Java keystores ----------------------------------------------------------------------------
@@ -614,7 +616,7 @@ async def test_bad_input_is_one_error_per_item(
         ("pipe.pem", "unreadable"),
     }
     (yaml_error,) = [e for e in result.errors if e.reason == "unparseable"]
-    assert yaml_error.message == "kubeconfig is not valid YAML (line 4)"  # no content quoted
+    assert yaml_error.message == "kubeconfig: not valid YAML (line 4)"  # no content quoted
     assert str(big) not in opened  # the size cap is checked before anything is read
     monkeypatch.undo()
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
@@ -90,9 +90,13 @@ def _cn(name: x509.Name) -> str:
 
 
 def _key_facts(cert: x509.Certificate) -> tuple[str, int, str, str]:
+    return public_key_facts(cert.public_key())
+
+
+def public_key_facts(key: Any) -> tuple[str, int, str, str]:
+    """(algorithm, bits, curve, SHA-256 of the SPKI DER) of a public key."""
     from cryptography.hazmat.primitives import serialization
 
-    key = cert.public_key()
     spki = key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )

@@ -209,6 +209,11 @@ class FilesSource:
     password_file: str | None = None
     stale_after: float | None = None
     kind: str = "files"
+    # Walking: ``**`` enters directory symlinks only when asked (then each directory once); at
+    # most ``max_files`` files; ``timeout`` bounds one refresh's walk and reads.
+    follow_symlinks: bool = False
+    max_files: int = 200_000
+    timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -342,6 +347,9 @@ class Policy:
     require_hostname_match: bool = True
     require_trusted_chain: bool = True
     exceptions: tuple[PolicyException, ...] = ()
+    # Source kinds whose private keys are expected to be stored unencrypted: a Kubernetes TLS
+    # Secret's tls.key must be plain PEM for Ingress controllers; Vault encrypts its storage.
+    allow_unencrypted_private_keys: tuple[str, ...] = ("kubernetes", "vault")
 
 
 DEFAULT_PROBE_CONCURRENCY = 32
@@ -563,11 +571,21 @@ _POLICY_KEYS = (
     "require_hostname_match",
     "require_trusted_chain",
     "exceptions",
+    "allow_unencrypted_private_keys",
 )
 _PROBE_KEYS = ("allowed_targets", "allowed_networks", "max_concurrent", "modules", "timeout")
 _EXCEPTION_KEYS = ("target", "location", "rule", "owner", "reason", "expires")
 _SOURCE_COMMON = ("name", "kind", "interval", "labels", "stale_after")
-_FILES_KEYS = (*_SOURCE_COMMON, "paths", "exclude", "password_env", "password_file")
+_FILES_KEYS = (
+    *_SOURCE_COMMON,
+    "paths",
+    "exclude",
+    "password_env",
+    "password_file",
+    "follow_symlinks",
+    "max_files",
+    "timeout",
+)
 _VAULT_KEYS = (*_SOURCE_COMMON, "address", "auth", "kv", "pki", "namespace", "ca_file", "timeout")
 _VAULT_AUTH_KEYS = (
     "method",
@@ -726,9 +744,13 @@ def _source(
         paths = c.strings(d, "paths", loc)
         if not paths:
             c.add(_join(loc, "paths"), "must list at least one path or glob")
+        _check_patterns(c, d, loc)
         src = FilesSource(
             paths=paths,
             exclude=c.strings(d, "exclude", loc),
+            follow_symlinks=c.boolean(d, "follow_symlinks", loc, False),
+            max_files=int(c.number(d, "max_files", loc, FilesSource.max_files, 1, 10_000_000)),
+            timeout=c.duration(d, "timeout", loc, FilesSource.timeout),
             password_env=c.string(d, "password_env", loc),
             password_file=c.readable_file(
                 c.string(d, "password_file", loc), _join(loc, "password_file")
@@ -740,6 +762,18 @@ def _source(
     else:
         src = _kubernetes_source(c, d, loc, common)
     return src if name else None
+
+
+def _check_patterns(c: _Checker, d: Mapping[str, Any], loc: str) -> None:
+    """A glob that cannot match what it says is a config error, not a silent empty source."""
+    from .sources.walk import pattern_problems
+
+    for key in ("paths", "exclude"):
+        value = d.get(key)
+        for i, pattern in enumerate(value if isinstance(value, list) else []):
+            if isinstance(pattern, str):
+                for problem in pattern_problems(pattern):
+                    c.add(f"{_join(loc, key)}[{i}]", problem)
 
 
 def _secret_ref(c: _Checker, d: Mapping[str, Any], loc: str, what: str) -> SecretRef:
@@ -959,7 +993,13 @@ def _policy(c: _Checker, raw: object) -> Policy:
         require_hostname_match=c.boolean(d, "require_hostname_match", "policy", True),
         require_trusted_chain=c.boolean(d, "require_trusted_chain", "policy", True),
         exceptions=tuple(exceptions),
+        allow_unencrypted_private_keys=_allowed_kinds(c, d, base),
     )
+
+
+def _allowed_kinds(c: _Checker, d: Mapping[str, Any], base: Policy) -> tuple[str, ...]:
+    kinds = c.choices(d, "allow_unencrypted_private_keys", "policy", SOURCE_KINDS)
+    return base.allow_unencrypted_private_keys if kinds is None else kinds
 
 
 def build_config(raw: object, origin: str) -> Config:

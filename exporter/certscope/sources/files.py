@@ -22,25 +22,24 @@ as soon as the public key hash is known and never appear in results, logs or mes
 from __future__ import annotations
 
 import asyncio
-import fnmatch
-import glob
+import errno
 import hashlib
 import os
 import secrets
 import stat
+import threading
 import time
 from dataclasses import dataclass, replace
 
 from ..config import FilesSource
-from ..results import ItemError, SourceResult, StoredCert
-from . import formats
+from ..results import ItemError, SourceResult, StoredCert, StoredKey
+from . import formats, walk
+from . import keys as keyrec
 from .base import failed, succeeded
-from .formats import Password, apply_key_match, key_spki_hashes
+from .formats import Password, apply_key_match, key_hashes, keys_in
 
 #: Files larger than this are reported, not read (a 50 MB "certificate" is a mistake).
 MAX_FILE_BYTES = 8 * 1024 * 1024
-#: A glob that matches more files than this is cut short with an error, not an OOM.
-MAX_FILES = 200_000
 #: A sibling ``.key`` larger than this is not a private key; it is ignored.
 MAX_KEY_BYTES = 1024 * 1024
 #: A password file larger than this is a mistake.
@@ -61,6 +60,7 @@ class _Parsed:
     password_tag: str | None = None
     #: Other files the result depends on (the sibling ``.key``), with their stat when parsed.
     deps: tuple[tuple[str, DepStat], ...] = ()
+    keys: tuple[StoredKey, ...] = ()
 
 
 class _NotRegular(Exception):
@@ -108,35 +108,52 @@ def parse_file_bytes(
     return parsed.certs, parsed.errors
 
 
-def _sibling_key(
-    path: str, certs: tuple[StoredCert, ...]
-) -> tuple[tuple[StoredCert, ...], tuple[ItemError, ...], tuple[tuple[str, DepStat], ...]]:
-    """``key_matches`` from ``<stem>.key`` beside a certificate file, if there is one to read.
+@dataclass(frozen=True)
+class _Sibling:
+    certs: tuple[StoredCert, ...]
+    errors: tuple[ItemError, ...] = ()
+    deps: tuple[tuple[str, DepStat], ...] = ()
+    keys: tuple[StoredKey, ...] = ()
+
+
+def _sibling_key(path: str, certs: tuple[StoredCert, ...]) -> _Sibling:
+    """``key_matches`` from ``<stem>.key`` beside a certificate file, if there is one to read,
+    and that key's record (an unencrypted key next to its certificate is what auditors ask
+    about, whether or not ``paths`` names it).
 
     A missing or unreadable key file (``0600 root`` is the norm) notes nothing; it is still
     watched, so a key that appears or changes re-parses the certificate file.
     """
     stem, ext = os.path.splitext(path)
     if ext.lower() == ".key":
-        return certs, (), ()
+        return _Sibling(certs)
     key_path = stem + ".key"
     dep = _dep_stat(key_path)
     deps = ((key_path, dep),)
     if dep is None or dep[0] > MAX_KEY_BYTES:
-        return certs, (), deps
+        return _Sibling(certs, deps=deps)
     try:
         data = _read_capped(key_path, MAX_KEY_BYTES)
     except (OSError, _NotRegular):
-        return certs, (), deps
+        return _Sibling(certs, deps=deps)
     if len(data) > MAX_KEY_BYTES:  # it grew after the stat
-        return certs, (), deps
-    key_hashes, corrupt = key_spki_hashes(data)
+        return _Sibling(certs, deps=deps)
+    records, corrupt = keys_in(key_path, data)
     del data
     errors: tuple[ItemError, ...] = ()
     if corrupt:
         message = "the key file beside the certificate is not a readable private key"
         errors = (ItemError(key_path, "corrupt_key", message),)
-    return apply_key_match(certs, key_hashes), errors, deps
+    return _Sibling(apply_key_match(certs, key_hashes(records)), errors, deps, records)
+
+
+def _os_error(path: str, exc: OSError) -> ItemError:
+    """A file that could not be read, with the reason its errno gives."""
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return ItemError(path, "permission_denied", exc.strerror or "permission denied")
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return ItemError(path, "not_found", exc.strerror or "no such file")
+    return ItemError(path, "unreadable", exc.strerror or type(exc).__name__)
 
 
 def _read_password_file(path: str) -> tuple[str | None, str]:
@@ -166,27 +183,6 @@ class FilesReader:
         # plain hash of a low-entropy secret lying around in memory.
         self._tag_key = secrets.token_bytes(32)
 
-    def _expand(self) -> tuple[list[str], list[ItemError]]:
-        found: dict[str, None] = {}
-        errors: list[ItemError] = []
-        for pattern in self.source.paths:
-            if not glob.has_magic(pattern) and not os.path.lexists(pattern):
-                errors.append(ItemError(pattern, "not_found", "no such file"))
-                continue
-            matches = glob.glob(pattern, recursive=True) if glob.has_magic(pattern) else [pattern]
-            for m in sorted(matches):
-                if len(found) >= MAX_FILES:
-                    errors.append(
-                        ItemError(pattern, "too_many_files", f"more than {MAX_FILES} files")
-                    )
-                    break
-                if any(fnmatch.fnmatch(m, ex) for ex in self.source.exclude):
-                    continue
-                if os.path.isdir(m):
-                    continue
-                found[m] = None
-        return list(found), errors
-
     def _passwords(self) -> tuple[tuple[Password, ...], str, list[ItemError]]:
         """The configured passwords, read now (they may have been rotated), and their tag."""
         found: list[Password] = []
@@ -212,21 +208,39 @@ class FilesReader:
             tag.update(len(encoded).to_bytes(4, "big") + encoded)
         return tuple(found), tag.hexdigest(), errors
 
-    def _read_all(self) -> tuple[tuple[StoredCert, ...], tuple[ItemError, ...]]:
-        paths, errors = self._expand()
+    def _read_all(
+        self, stop: threading.Event
+    ) -> tuple[tuple[StoredCert, ...], tuple[ItemError, ...], tuple[StoredKey, ...]]:
+        src = self.source
+        limits = walk.Limits(
+            src.max_files, time.monotonic() + src.timeout, src.follow_symlinks, stop
+        )
+        walked = walk.expand(src.paths, src.exclude, limits)
+        errors = walked.errors
         passwords, tag, password_errors = self._passwords()
         errors.extend(password_errors)
         certs: list[StoredCert] = []
+        keys: dict[str, StoredKey] = {}
         fresh: dict[str, _Parsed] = {}
-        for path in paths:
+        for n, path in enumerate(walked.files):
+            why = limits.exceeded(0)
+            if why is not None:
+                left = len(walked.files) - n
+                errors.append(ItemError(path, "limit_reached", f"{why}; {left} files not read"))
+                unread = set(walked.files[n:])
+                fresh.update((p, v) for p, v in self._cache.items() if p in unread)
+                break
             parsed = self._read_one(path, passwords, tag)
             fresh[path] = parsed
             certs.extend(parsed.certs)
             errors.extend(parsed.errors)
+            for k in parsed.keys:  # a key read as a file and as a sibling is one key
+                if k.location not in keys or keyrec.attribute(k, "certificate_location"):
+                    keys[k.location] = k
         del passwords
         # Files that vanished drop out of the cache, so their series go too.
         self._cache = fresh
-        return tuple(certs), tuple(errors)
+        return tuple(certs), tuple(errors), keyrec.link(keys.values(), certs)
 
     @staticmethod
     def _still_valid(old: _Parsed, tag: str) -> bool:
@@ -238,9 +252,7 @@ class FilesReader:
         try:
             st = os.stat(path)
         except OSError as exc:
-            return _Parsed(
-                _RETRY, "", (), (ItemError(path, "unreadable", exc.strerror or str(exc)),)
-            )
+            return _Parsed(_RETRY, "", (), (_os_error(path, exc),))
         key = (st.st_size, st.st_mtime_ns)
         old = self._cache.get(path)
         if old is not None and old.stat_key == key and self._still_valid(old, tag):
@@ -253,9 +265,7 @@ class FilesReader:
         try:
             data = _read_capped(path, MAX_FILE_BYTES)
         except OSError as exc:
-            return _Parsed(
-                _RETRY, "", (), (ItemError(path, "unreadable", exc.strerror or str(exc)),)
-            )
+            return _Parsed(_RETRY, "", (), (_os_error(path, exc),))
         except _NotRegular:
             return _Parsed(_RETRY, "", (), (ItemError(path, "unreadable", "not a regular file"),))
         if len(data) > MAX_FILE_BYTES:  # it grew after the stat
@@ -270,21 +280,26 @@ class FilesReader:
             message = f"parser error: {type(exc).__name__}"
             parsed = formats.Parsed("unknown", errors=(ItemError(path, "unparseable", message),))
         del data
-        certs, errors = parsed.certs, parsed.errors
+        certs, errors, keys = parsed.certs, parsed.errors, parsed.keys
         deps: tuple[tuple[str, DepStat], ...] = ()
         if parsed.format in ("pem", "der") and certs and not parsed.has_key:
-            certs, key_errors, deps = _sibling_key(path, certs)
-            errors += key_errors
+            sibling = _sibling_key(path, certs)
+            certs, deps, keys = sibling.certs, sibling.deps, sibling.keys
+            errors += sibling.errors
         password_tag = tag if parsed.used_password else None
-        return _Parsed(key, digest, certs, errors, password_tag, deps)
+        return _Parsed(key, digest, certs, errors, password_tag, deps, keys)
 
     async def refresh(self, previous: SourceResult | None) -> SourceResult:
         started = time.perf_counter()
+        # The walk runs in a worker thread, which cancellation cannot interrupt: the event
+        # tells it to stop at the next directory or file, so SIGTERM is not kept waiting.
+        stop = threading.Event()
         try:
-            certs, errors = await asyncio.to_thread(self._read_all)
+            certs, errors, keys = await asyncio.to_thread(self._read_all, stop)
         except asyncio.CancelledError:
+            stop.set()
             raise
         except Exception as exc:  # a failing source keeps its last good data
             message = f"{type(exc).__name__}: {str(exc)[:200]}"
             return failed(self, self.source.labels, started, previous, "internal_error", message)
-        return succeeded(self, self.source.labels, started, certs, errors)
+        return succeeded(self, self.source.labels, started, certs, errors, keys)

@@ -27,7 +27,7 @@ Nothing here raises: every problem comes back as an :class:`~certscope.results.I
 reported at ``<location>#<position>``.
 
 Private keys are read only to compare their public half with a certificate
-(:func:`key_spki_hashes`, :func:`apply_key_match`); only the SHA-256 of that public key leaves
+(:func:`keys_in`, :func:`apply_key_match`); only the SHA-256 of that public key leaves
 this module. Passwords travel in :class:`Password`, whose ``repr`` hides the value, and no
 message ever contains one.
 """
@@ -43,10 +43,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+from cryptography.hazmat.primitives.serialization import pkcs7
 
 from ..certs import facts_from_der
-from ..results import ItemError, StoredCert
+from ..results import ItemError, StoredCert, StoredKey
+from . import keys as keyrec
 
 Format = Literal["pem", "der", "pkcs7", "pkcs12", "jks", "kubeconfig", "key", "unknown"]
 
@@ -58,6 +59,11 @@ REASONS = (
     "no_certificate",  # a readable file or entry without any certificate
     "bad_password",  # PKCS#12 or keystore: no candidate password opened it
     "corrupt_key",  # a private key stored beside a certificate could not be read
+    "duplicate_name",  # kubeconfig: two clusters or users with one name (kubectl rejects it)
+    "not_found",  # a path that does not exist
+    "no_match",  # a glob or base directory that matches no file, a directory given as a file
+    "permission_denied",  # a file or directory the exporter may not read or list
+    "limit_reached",  # the file cap or the timeout cut a walk short (what was found is kept)
 )
 
 #: Errors listed per location; the rest are counted in one more error per reason.
@@ -76,9 +82,8 @@ _KUBECONFIG_RE = re.compile(
     rb'^(?:clusters|users)[ \t]*:|"(?:clusters|users)"\s*:',
     re.MULTILINE,
 )
-_CERT_LABELS = frozenset({"CERTIFICATE", "X509 CERTIFICATE"})
+_CERT_LABELS = frozenset({"CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"})
 _PKCS7_LABELS = frozenset({"PKCS7", "CMS"})
-_KEY_LABELS = frozenset({"PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "DSA PRIVATE KEY"})
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,8 @@ class Parsed:
     used_password: bool = False
     #: The file carried its own private key (so a sibling ``.key`` is not consulted).
     has_key: bool = False
+    #: The private keys the file holds, as public facts (see :mod:`certscope.sources.keys`).
+    keys: tuple[StoredKey, ...] = ()
 
 
 # --- detection ---------------------------------------------------------------------------------
@@ -150,6 +157,18 @@ def _sniff_der(data: bytes) -> Format | None:
     return None
 
 
+def trim_der(data: bytes) -> bytes:
+    """DER followed by nothing but whitespace (a certificate saved with a trailing newline) is
+    that DER; anything else is returned unchanged."""
+    head = _der_header(data, 0)
+    if head is None or head[0] != 0x30 or head[2] is None:
+        return data
+    end = head[1] + head[2]
+    if end < len(data) and not data[end:].strip(b" \t\r\n\x00"):
+        return data[:end]
+    return data
+
+
 def sniff(data: bytes) -> Format:
     """The format of ``data``, from its content alone."""
     if data[:4] in (_JKS_MAGIC, _JCEKS_MAGIC):
@@ -168,6 +187,7 @@ def sniff(data: bytes) -> Format:
 
 def parse(path: str, data: bytes, passwords: Sequence[Password] = ()) -> Parsed:
     """Every certificate in one file's bytes, whatever the format; never raises."""
+    data = trim_der(data)
     fmt = sniff(data)
     if fmt == "pem":
         return parse_pem(path, data)
@@ -176,13 +196,17 @@ def parse(path: str, data: bytes, passwords: Sequence[Password] = ()) -> Parsed:
     if fmt == "pkcs7":
         return parse_pkcs7(path, data)
     if fmt == "pkcs12":
+        from .pkcs12 import parse_pkcs12
+
         return parse_pkcs12(path, data, passwords)
     if fmt == "jks":
         return parse_keystore(path, data, passwords)
     if fmt == "kubeconfig":
+        from .kubeconfig import parse_kubeconfig
+
         return parse_kubeconfig(path, data)
     if fmt == "key":
-        return Parsed("key", has_key=True)
+        return parse_der_key(path, data)
     return Parsed(
         "unknown",
         errors=(
@@ -273,6 +297,14 @@ def _pem_blocks(data: bytes) -> Iterator[_PemBlock]:
         pos = end + len(end_marker)
 
 
+def first_element(der: bytes) -> bytes:
+    """The first DER element of ``der`` (all of it when its header cannot be read)."""
+    head = _der_header(der, 0)
+    if head is None or head[2] is None or head[1] + head[2] > len(der):
+        return der
+    return der[: head[1] + head[2]]
+
+
 def _b64(body: bytes) -> bytes | None:
     try:
         return base64.b64decode(b"".join(body.split()), validate=True)
@@ -305,6 +337,8 @@ def _pem_into(out: _Collector, data: bytes) -> tuple[list[bytes], bool]:
             der = _b64(block.body)
             if der is None:
                 out.fail("corrupt_pem", "invalid base64 in PEM block")
+            elif label == "TRUSTED CERTIFICATE":
+                out.add_der(first_element(der))  # OpenSSL appends its trust settings
             elif label in _CERT_LABELS:
                 out.add_der(der)
             else:
@@ -315,35 +349,55 @@ def _pem_into(out: _Collector, data: bytes) -> tuple[list[bytes], bool]:
 
 
 def parse_pem(path: str, data: bytes) -> Parsed:
-    """PEM bundle: CERTIFICATE and PKCS7 blocks in order, position counted across both; a
-    corrupt block is an error and the rest is still read. A PRIVATE KEY block in the same file
-    is compared with the certificates (:func:`apply_key_match`); a file of keys alone is not a
-    certificate file and is skipped without an error."""
+    """PEM bundle: CERTIFICATE, TRUSTED CERTIFICATE and PKCS7 blocks in order, position counted
+    across them; a corrupt block is an error and the rest is still read. PRIVATE KEY blocks
+    become key records (:func:`pem_keys`) and are compared with the certificates
+    (:func:`apply_key_match`); a file of keys alone is a key file, not a certificate error."""
     out = _Collector(path)
-    keys, cert_blocks = _pem_into(out, data)
-    has_key = bool(keys)
-    if has_key and not cert_blocks:
-        return Parsed("key", has_key=True)
+    texts, cert_blocks = _pem_into(out, data)
+    records, corrupt = pem_keys(path, texts)
+    del texts
+    if (records or corrupt) and not cert_blocks:
+        bad = (ItemError(path, "corrupt_key", "private key in the file is unreadable"),)
+        return Parsed("key", errors=bad if corrupt else (), has_key=True, keys=records)
     certs: tuple[StoredCert, ...] = tuple(out.certs)
     errors = list(out.errors)
-    if keys and certs:
-        key_hashes, corrupt = _pem_key_hashes(keys)
-        certs = apply_key_match(certs, key_hashes)
-        if corrupt:
-            errors.append(ItemError(path, "corrupt_key", "private key in the file is unreadable"))
-    del keys
+    if records and certs:
+        certs = apply_key_match(certs, key_hashes(records))
+    if corrupt:
+        errors.append(ItemError(path, "corrupt_key", "private key in the file is unreadable"))
     if not certs and not errors:
         errors.append(ItemError(path, "no_certificate", "no PEM certificate in file"))
-    return Parsed("pem", certs, tuple(errors), has_key=has_key)
+    return Parsed("pem", certs, tuple(errors), has_key=bool(records), keys=records)
 
 
 def parse_der_certificate(path: str, data: bytes) -> Parsed:
-    """One DER certificate (position 0)."""
+    """One DER certificate (position 0), or an encrypted PKCS#8 key (which also opens with two
+    SEQUENCEs)."""
     facts = facts_from_der(data)
     if facts.subject or facts.not_after:
         return Parsed("der", (StoredCert(path, 0, facts),))
+    key = parse_der_key(path, data)
+    if key.keys:
+        return key
     message = (facts.parse_errors or ("not DER",))[0]
     return Parsed("der", errors=(ItemError(path, "unparseable", message),))
+
+
+def parse_der_key(path: str, data: bytes) -> Parsed:
+    """A private key alone in DER (PKCS#1, SEC 1, PKCS#8, encrypted PKCS#8)."""
+    try:
+        key, encrypted = keyrec.load_der(data)
+    except Exception:  # ValueError, UnsupportedAlgorithm: not a key this build can read
+        error = ItemError(path, "corrupt_key", "not a readable DER private key")
+        return Parsed("key", errors=(error,), has_key=True)
+    record = (
+        keyrec.unknown(path, "der")
+        if key is None
+        else keyrec.from_private(path, key, encrypted, "der")
+    )
+    del key
+    return Parsed("key", has_key=True, keys=(record,))
 
 
 def parse_pkcs7(path: str, data: bytes) -> Parsed:
@@ -370,48 +424,43 @@ def _spki_sha256(key: Any) -> str:
     return hashlib.sha256(spki).hexdigest()
 
 
-def _pem_key_hashes(blocks: Iterable[bytes]) -> tuple[frozenset[str], bool]:
-    hashes: set[str] = set()
+def key_hashes(records: Iterable[StoredKey]) -> frozenset[str]:
+    return frozenset(r.public_key_sha256 for r in records if r.public_key_sha256)
+
+
+def pem_keys(location: str, texts: Sequence[bytes]) -> tuple[tuple[StoredKey, ...], bool]:
+    """A record for every private key block (``<location>`` for one, ``<location>#key<n>`` for
+    several), and whether one of them could not be read. Encrypted keys are recorded without
+    their public facts: there is no password for them."""
+    texts = [t for t in texts if _pem_label(t) in keyrec.KEY_LABELS]
+    records: list[StoredKey] = []
     corrupt = False
-    for text in blocks:
-        if text.startswith(b"-----BEGIN ENCRYPTED") or b"Proc-Type: 4,ENCRYPTED" in text:
-            continue  # no password for keys: the check is skipped
-        label = text[11 : text.find(b"-----", 11)].decode("ascii", "replace")
-        if label not in _KEY_LABELS:
-            continue  # OPENSSH PRIVATE KEY and friends: not a certificate's key
+    for n, text in enumerate(texts):
+        where = f"{location}#key{n}" if len(texts) > 1 else location
         try:
-            # Only the public half is used, so RSA's slow consistency check buys nothing.
-            key = serialization.load_pem_private_key(
-                text, None, unsafe_skip_rsa_key_validation=True
-            )
-        except TypeError:  # encrypted after all
-            continue
+            key = keyrec.load_pem(text)
         except Exception:  # malformed, or an algorithm this build cannot load
             corrupt = True
             continue
-        hashes.add(_spki_sha256(key))
+        if key is None:
+            records.append(keyrec.unknown(where, "pem"))
+        else:
+            records.append(keyrec.from_private(where, key, False, "pem"))
         del key
-    hashes.discard("")
-    return frozenset(hashes), corrupt
+    return tuple(records), corrupt
 
 
-def key_spki_hashes(data: bytes) -> tuple[frozenset[str], bool]:
-    """SHA-256 of the public key (SPKI DER) of every unencrypted private key in ``data`` (PEM
-    blocks, or one DER key), and whether something that should be a key could not be read.
+def _pem_label(text: bytes) -> str:
+    return text[11 : text.find(b"-----", 11)].decode("ascii", "replace")
 
-    Encrypted keys are skipped without complaint: there is no password for them.
-    """
+
+def keys_in(location: str, data: bytes) -> tuple[tuple[StoredKey, ...], bool]:
+    """Records of the private keys in ``data`` (PEM blocks, or one DER key), and whether
+    something that should be a key could not be read."""
     if b"-----BEGIN " in data:
-        return _pem_key_hashes(b.text for b in _pem_blocks(data) if b.body is not None)
-    try:
-        key = serialization.load_der_private_key(data, None, unsafe_skip_rsa_key_validation=True)
-    except TypeError:  # an encrypted PKCS#8 key
-        return frozenset(), False
-    except Exception:
-        return frozenset(), True
-    digest = _spki_sha256(key)
-    del key
-    return (frozenset({digest}) if digest else frozenset()), False
+        return pem_keys(location, [b.text for b in _pem_blocks(data) if b.body is not None])
+    parsed = parse_der_key(location, data)
+    return parsed.keys, bool(parsed.errors)
 
 
 def apply_key_match(
@@ -439,58 +488,6 @@ def apply_key_match(
 
 def _origins(passwords: Sequence[Password]) -> str:
     return " or ".join(dict.fromkeys(p.origin for p in passwords))
-
-
-def parse_pkcs12(path: str, data: bytes, passwords: Sequence[Password]) -> Parsed:
-    """PKCS#12 (``.p12``, ``.pfx``): the key's certificate (position 0) and the others.
-
-    Tries each configured password, then the empty one. When the bundle holds a key, the
-    certificate's ``key_matches`` says whether they belong together.
-    """
-    # surrogateescape: an environment variable that is not UTF-8 gets its bytes back.
-    candidates: list[bytes | None] = [p.value.encode("utf-8", "surrogateescape") for p in passwords]
-    candidates += [None, b""]  # "no password" is spelt both ways in the wild
-    loaded = None
-    for candidate in dict.fromkeys(candidates):
-        try:
-            loaded = pkcs12.load_pkcs12(data, candidate)
-            break
-        except ValueError as exc:
-            if "password" not in str(exc):
-                return Parsed(
-                    "pkcs12",
-                    errors=(ItemError(path, "unparseable", f"PKCS#12: {str(exc)[:160]}"),),
-                    used_password=True,
-                )
-        except Exception as exc:  # UnsupportedAlgorithm (e.g. RC2 without legacy provider)
-            message = f"PKCS#12: {type(exc).__name__}: {str(exc)[:160]}"
-            return Parsed(
-                "pkcs12", errors=(ItemError(path, "unparseable", message),), used_password=True
-            )
-    del candidates
-    if loaded is None:
-        tried = f"the password from {_origins(passwords)} or " if passwords else ""
-        message = f"PKCS#12 could not be opened with {tried}the empty password"
-        return Parsed(
-            "pkcs12", errors=(ItemError(path, "bad_password", message),), used_password=True
-        )
-    out = _Collector(path)
-    main = loaded.cert.certificate if loaded.cert is not None else None
-    if main is not None:
-        out.add_der(main.public_bytes(serialization.Encoding.DER))
-    for extra in loaded.additional_certs:
-        out.add_der(extra.certificate.public_bytes(serialization.Encoding.DER))
-    certs: tuple[StoredCert, ...] = tuple(out.certs)
-    has_key = loaded.key is not None
-    key_hash = _spki_sha256(loaded.key) if loaded.key is not None else ""
-    if key_hash and main is not None and certs and certs[0].position == 0:
-        matches = key_hash == certs[0].facts.public_key_sha256
-        certs = (replace(certs[0], key_matches=matches), *certs[1:])
-    del loaded
-    errors = list(out.errors)
-    if not certs and not errors:
-        errors.append(ItemError(path, "no_certificate", "PKCS#12 bundle holds no certificate"))
-    return Parsed("pkcs12", certs, tuple(errors), used_password=True, has_key=has_key)
 
 
 def parse_keystore(path: str, data: bytes, passwords: Sequence[Password]) -> Parsed:
@@ -532,149 +529,70 @@ def parse_keystore(path: str, data: bytes, passwords: Sequence[Password]) -> Par
         return Parsed("jks", errors=(ItemError(path, "bad_password", message),), used_password=True)
     certs: list[StoredCert] = []
     errors: list[ItemError] = []
-    has_key = False
+    records: list[StoredKey] = []
+    fmt = "jceks" if data[:4] == _JCEKS_MAGIC else "jks"
+    key_passwords = [store_password, *(p.value for p in passwords)]
     for alias, entry in store.entries.items():
         out = _Collector(f"{path}#{alias}")
         if isinstance(entry, jks.TrustedCertEntry):
             if entry.type == "X.509":
                 out.add_der(entry.cert)
         elif isinstance(entry, jks.PrivateKeyEntry):
-            has_key = True
             for cert_type, der in entry.cert_chain:
                 if cert_type == "X.509":
                     out.add_der(der)
                 else:
                     out.position += 1
+            record = _keystore_key(out.location, entry, key_passwords, fmt)
             if out.certs and out.certs[0].position == 0:
-                key_hash = _keystore_key_hash(entry, store_password)
-                if key_hash is not None:
-                    first = out.certs[0]
-                    out.certs[0] = replace(
-                        first, key_matches=first.facts.public_key_sha256 == key_hash
-                    )
+                out.certs[0], record = pair(out.certs[0], record)
+            records.append(record)
         certs += out.certs
         errors += out.errors
-    del store, store_password
+    del store, store_password, key_passwords
     if not certs and not errors:
         errors.append(ItemError(path, "no_certificate", "keystore holds no certificate"))
-    return Parsed("jks", tuple(certs), tuple(errors), used_password=True, has_key=has_key)
+    return Parsed(
+        "jks",
+        tuple(certs),
+        tuple(errors),
+        used_password=True,
+        has_key=bool(records),
+        keys=tuple(records),
+    )
 
 
-def _keystore_key_hash(entry: Any, store_password: str) -> str | None:
-    """The public key hash of a keystore private key that opens with the store password."""
+def pair(cert: StoredCert, record: StoredKey) -> tuple[StoredCert, StoredKey]:
+    """A container's certificate and the key it pairs it with (a keystore entry's chain, a
+    PKCS#12 alias): a key whose public key is known is checked against the certificate
+    (``key_matches``); an encrypted key that no password opens is taken at the container's
+    word for ``certificate_location``."""
+    if record.public_key_sha256:
+        return replace(
+            cert, key_matches=cert.facts.public_key_sha256 == record.public_key_sha256
+        ), record
+    attrs = dict(record.attributes) | {"certificate_location": cert.location}
+    return cert, replace(record, attributes=tuple(sorted(attrs.items())))
+
+
+def _keystore_key(location: str, entry: Any, passwords: Sequence[str], fmt: str) -> StoredKey:
+    """A keystore private key: opened with the store password or another configured one (keys
+    may have their own password); encrypted unless that password is a public default."""
+    for password in dict.fromkeys(passwords):
+        key = _open_entry(entry, password)
+        if key is not None:
+            encrypted = password not in ("", JAVA_DEFAULT_PASSWORD)
+            record = keyrec.from_private(location, key, encrypted, fmt)
+            del key
+            return record
+    return keyrec.unknown(location, fmt)
+
+
+def _open_entry(entry: Any, password: str) -> Any | None:
     try:
-        entry.decrypt(store_password)
-        key = serialization.load_der_private_key(
+        entry.decrypt(password)
+        return serialization.load_der_private_key(
             entry.pkey_pkcs8, None, unsafe_skip_rsa_key_validation=True
         )
-    except Exception:  # its own key password, or an algorithm we cannot load: no check
+    except Exception:  # not this password, or an algorithm we cannot load
         return None
-    digest = _spki_sha256(key)
-    del key
-    return digest or None
-
-
-# --- kubeconfig --------------------------------------------------------------------------------
-
-
-def _yaml_loader() -> Any:
-    import yaml
-
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _blob_into(out: _Collector, data: bytes) -> None:
-    if b"-----BEGIN " in data:
-        _pem_into(out, data)
-    else:
-        out.add_der(data)
-
-
-def _named(items: object, key: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    if not isinstance(items, list):
-        return
-    for i, item in enumerate(items):
-        if isinstance(item, dict) and isinstance(item.get(key), dict):
-            yield str(item.get("name", i)), item[key]
-
-
-def parse_kubeconfig(path: str, data: bytes) -> Parsed:
-    """kubeconfig: each cluster's ``certificate-authority-data`` and each user's
-    ``client-certificate-data``. ``client-key-data`` is decoded only to set ``key_matches`` on
-    the user's certificate. File references (``certificate-authority``, ``client-certificate``)
-    are not followed: they lie outside the configured paths and excludes."""
-    import yaml
-
-    try:
-        doc = yaml.load(data, Loader=_yaml_loader())  # noqa: S506 -- a safe loader
-    except yaml.YAMLError as exc:
-        # str(exc) quotes the offending line, which may be a key: only the line number.
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        return Parsed(
-            "kubeconfig",
-            errors=(ItemError(path, "unparseable", f"kubeconfig is not valid YAML{where}"),),
-        )
-    if not isinstance(doc, dict) or not any(
-        isinstance(doc.get(k), list) for k in ("clusters", "users")
-    ):
-        return Parsed(
-            "kubeconfig",
-            errors=(ItemError(path, "unknown_format", "YAML, but not a kubeconfig"),),
-        )
-    certs: list[StoredCert] = []
-    errors: list[ItemError] = []
-    has_key = False
-    for name, cluster in _named(doc.get("clusters"), "cluster"):
-        out = _Collector(f"{path}#cluster:{name}")
-        value = cluster.get("certificate-authority-data")
-        if value is None:
-            continue
-        blob = _b64(str(value).encode("ascii", "replace"))
-        if blob is None:
-            out.fail("unparseable", "certificate-authority-data is not valid base64")
-        else:
-            _blob_into(out, blob)
-        certs += out.certs
-        errors += out.errors
-    for name, user in _named(doc.get("users"), "user"):
-        out = _Collector(f"{path}#user:{name}")
-        value = user.get("client-certificate-data")
-        if value is None:
-            continue
-        blob = _b64(str(value).encode("ascii", "replace"))
-        if blob is None:
-            out.fail("unparseable", "client-certificate-data is not valid base64")
-        else:
-            _blob_into(out, blob)
-        user_certs: tuple[StoredCert, ...] = tuple(out.certs)
-        if user_certs and user.get("client-key-data") is not None:
-            has_key = True
-            key_hashes, corrupt = _kubeconfig_key(user)
-            user_certs = apply_key_match(user_certs, key_hashes)
-            if corrupt:
-                errors.append(
-                    ItemError(out.location, "corrupt_key", "client-key-data is unreadable")
-                )
-        certs += user_certs
-        errors += out.errors
-    del doc
-    if not certs and not errors:
-        errors.append(
-            ItemError(
-                path,
-                "no_certificate",
-                "no embedded certificate data (file references are not followed)",
-            )
-        )
-    return Parsed("kubeconfig", tuple(certs), tuple(errors), has_key=has_key)
-
-
-def _kubeconfig_key(user: dict[str, Any]) -> tuple[frozenset[str], bool]:
-    key = _b64(str(user.get("client-key-data")).encode("ascii", "replace"))
-    if key is None:
-        return frozenset(), True
-    try:
-        return key_spki_hashes(key)
-    finally:
-        del key

@@ -1,0 +1,121 @@
+"""Private keys as :class:`~certscope.results.StoredKey` records: public facts only. No I/O.
+
+A private key found in a store becomes one record of kind ``private_key`` with its type and
+size, the SHA-256 of its public key (the same hash as a certificate's ``public_key_sha256``),
+and these attributes:
+
+* ``encrypted``: ``true`` when the key is protected by a password that is neither empty nor a
+  public default (PKCS#8 ``ENCRYPTED PRIVATE KEY``, legacy ``Proc-Type: 4,ENCRYPTED`` PEM, a
+  PKCS#12 or keystore password other than ``""`` and Java's ``changeit``); ``false`` otherwise.
+* ``format``: ``pem``, ``der``, ``pkcs12``, ``jks``, ``jceks``, ``kubeconfig``, ``secret``.
+* ``certificate_location``: the location of the certificate that holds the key's public key
+  (found by public key, or by the container's own pairing: a PKCS#12 ``localKeyId``, a keystore
+  entry's chain); empty when no certificate in the source uses it.
+
+An encrypted key whose password is not configured has no public key here: its type, size and
+hash are empty, which says "unknown", never "fine". The private part is loaded only to compute
+the public key and dropped at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from ..certs import public_key_facts
+from ..results import StoredCert, StoredKey
+
+KIND = "private_key"
+
+#: PEM labels of private keys a certificate can belong to (OPENSSH keys are SSH credentials).
+KEY_LABELS = frozenset(
+    {"PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "DSA PRIVATE KEY", "ENCRYPTED PRIVATE KEY"}
+)
+
+
+def attributes(
+    encrypted: bool, fmt: str, certificate_location: str = ""
+) -> tuple[tuple[str, str], ...]:
+    return (
+        ("certificate_location", certificate_location),
+        ("encrypted", "true" if encrypted else "false"),
+        ("format", fmt),
+    )
+
+
+def from_private(
+    location: str, key: Any, encrypted: bool, fmt: str, certificate_location: str = ""
+) -> StoredKey:
+    """The record of a loaded private key (only its public half is looked at)."""
+    try:
+        algorithm, bits, _curve, spki = public_key_facts(key.public_key())
+    except Exception:  # a key type without an SPKI form (X25519 and friends are not signers)
+        algorithm, bits, spki = type(key).__name__, 0, ""
+    return StoredKey(
+        kind=KIND,
+        location=location,
+        algorithm=algorithm,
+        bits=bits or None,
+        public_key_sha256=spki,
+        attributes=attributes(encrypted, fmt, certificate_location),
+    )
+
+
+def unknown(location: str, fmt: str, certificate_location: str = "") -> StoredKey:
+    """An encrypted key that no configured password opens: only that it is there."""
+    return StoredKey(
+        kind=KIND, location=location, attributes=attributes(True, fmt, certificate_location)
+    )
+
+
+def attribute(key: StoredKey, name: str) -> str:
+    return dict(key.attributes).get(name, "")
+
+
+def is_encrypted_pem(text: bytes) -> bool:
+    return text.startswith(b"-----BEGIN ENCRYPTED") or b"Proc-Type: 4,ENCRYPTED" in text
+
+
+def load_pem(text: bytes) -> Any | None:
+    """An unencrypted PEM private key, or None (encrypted). Raises for a corrupt one."""
+    if is_encrypted_pem(text):
+        return None
+    try:
+        # Only the public half is used, so RSA's slow consistency check buys nothing.
+        return serialization.load_pem_private_key(text, None, unsafe_skip_rsa_key_validation=True)
+    except TypeError:  # encrypted after all
+        return None
+
+
+def load_der(data: bytes) -> tuple[Any | None, bool]:
+    """(key, encrypted) of a DER private key; raises ValueError when it is not one."""
+    try:
+        key = serialization.load_der_private_key(data, None, unsafe_skip_rsa_key_validation=True)
+    except TypeError:  # an encrypted PKCS#8 EncryptedPrivateKeyInfo
+        return None, True
+    return key, False
+
+
+def link(keys: Iterable[StoredKey], certs: Sequence[StoredCert]) -> tuple[StoredKey, ...]:
+    """Fill ``certificate_location`` from the certificates of the same source, by public key:
+    the certificate at the key's own location first, then the first one by location."""
+    by_hash: dict[str, list[str]] = {}
+    for c in sorted(certs, key=lambda c: (c.location, c.position)):
+        if c.facts.public_key_sha256:
+            by_hash.setdefault(c.facts.public_key_sha256, []).append(c.location)
+    out: list[StoredKey] = []
+    for k in keys:
+        if attribute(k, "certificate_location") or not k.public_key_sha256:
+            out.append(k)
+            continue
+        where = by_hash.get(k.public_key_sha256, [])
+        if not where:
+            out.append(k)
+            continue
+        chosen = k.location if k.location in where else where[0]
+        attrs = dict(k.attributes) | {"certificate_location": chosen}
+        out.append(replace(k, attributes=tuple(sorted(attrs.items()))))
+    return tuple(out)
