@@ -39,7 +39,7 @@ from .net import split_address
 from .policy import Assessment, assess_endpoint
 from .posture import PostureScan
 from .probe import probe
-from .results import ProbeResult
+from .results import ProbeResult, SourceResult
 from .scheduler import enumerate_target
 from .sharding import Shard, apply_shard, parse_shard
 from .tls.suites import PROTOCOLS
@@ -114,6 +114,11 @@ def _parser() -> argparse.ArgumentParser:
     inv = sub.add_parser("inventory", help="probe and read every store once; print the inventory")
     inv.add_argument("--config.file", dest="config_file", help="YAML config (default: embedded)")
     inv.add_argument("--format", choices=["csv", "json"], default="csv")
+    inv.add_argument(
+        "--accept-item-errors",
+        action="store_true",
+        help="exit 0 even when items (files, entries, Secrets) could not be read",
+    )
     evidence_cli.add_parser(sub)
     return p
 
@@ -212,7 +217,7 @@ def cmd_inventory(args: argparse.Namespace) -> int:
 
     config = _loader(args.config_file)
 
-    async def collect() -> tuple[list[ProbeResult], list[Any]]:
+    async def collect() -> tuple[list[ProbeResult], list[SourceResult]]:
         sem = asyncio.Semaphore(config.concurrency)
 
         async def one(t: Target) -> ProbeResult:
@@ -227,12 +232,28 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     for s in stores:
         if not s.up:
             print(f"certscope: source {s.name}: {s.error}", file=sys.stderr)
+    item_errors = _print_item_errors(stores)
     items = inventory.rows(probes, stores, datetime.now(UTC))
     if args.format == "json":
         print(json.dumps(list(items), indent=2))
     else:
         sys.stdout.write(inventory.to_csv(items))
-    return 0 if all(s.up for s in stores) else 1
+    if not all(s.up for s in stores):
+        return 1
+    return 1 if item_errors and not args.accept_item_errors else 0
+
+
+def _print_item_errors(stores: Sequence[SourceResult]) -> int:
+    """Every item a source could not read, one line each on stderr; how many."""
+    count = 0
+    for s in stores:
+        for e in sorted(set(s.errors), key=lambda e: (e.location, e.reason)):
+            print(
+                f"certscope: source {s.name}: {e.location}: {e.reason}: {e.message}",
+                file=sys.stderr,
+            )
+            count += 1
+    return count
 
 
 def parse_scan_target(text: str) -> tuple[str, int]:

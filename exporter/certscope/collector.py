@@ -194,6 +194,19 @@ FAMILIES: tuple[Family, ...] = (
         "Items (files, entries) of the source that could not be read, by reason.",
     ),
     Family(
+        "certscope_source_item_error_info",
+        "gauge",
+        "One series per item (file, entry, Secret) that could not be read, with its location "
+        "and reason; at most 100 per source (certscope_source_item_errors has the counts); "
+        "value 1.",
+    ),
+    Family(
+        "certscope_private_key_info",
+        "gauge",
+        "One series per private key found in a store: type, size, whether it is encrypted, the "
+        "SHA-256 of its public key and the certificate that holds that key; value 1.",
+    ),
+    Family(
         "certscope_source_stale",
         "gauge",
         "1 when the source has failed for longer than its stale_after; its certificates are "
@@ -345,6 +358,8 @@ def source_fragments(r: SourceResult) -> Fragments:
         by_reason[e.reason] = by_reason.get(e.reason, 0) + 1
     for reason, n in sorted(by_reason.items()):
         _add(out, "certscope_source_item_errors", (*base, ("reason", reason)), n)
+    _item_error_lines(out, base, r)
+    _private_key_lines(out, r)
     for c in r.certs:
         loc: Labels = (
             ("source_kind", r.kind),
@@ -354,6 +369,36 @@ def source_fragments(r: SourceResult) -> Fragments:
         )
         _cert_lines(out, loc, c.position, c.facts, c.revoked)
     return out
+
+
+#: Item errors exported with their location per source; the rest are only counted.
+MAX_ITEM_ERROR_SERIES = 100
+
+
+def _item_error_lines(out: Fragments, base: Labels, r: SourceResult) -> None:
+    unique = sorted({(e.location, e.reason) for e in r.errors})
+    for location, reason in unique[:MAX_ITEM_ERROR_SERIES]:
+        labels = (*base[:2], ("location", location), *base[2:], ("reason", reason))
+        _add(out, "certscope_source_item_error_info", labels, 1)
+
+
+def _private_key_lines(out: Fragments, r: SourceResult) -> None:
+    for k in r.keys:
+        if k.kind != "private_key":
+            continue
+        attrs = dict(k.attributes)
+        labels = (
+            ("source_kind", r.kind),
+            ("source", r.name),
+            ("location", k.location),
+            *r.labels,
+            ("key_algorithm", k.algorithm),
+            ("key_bits", str(k.bits) if k.bits else ""),
+            ("encrypted", attrs.get("encrypted", "")),
+            ("public_key_sha256", k.public_key_sha256),
+            ("certificate_location", attrs.get("certificate_location", "")),
+        )
+        _add(out, "certscope_private_key_info", labels, 1)
 
 
 def assessment_fragments(a: AssessedLocation) -> Fragments:

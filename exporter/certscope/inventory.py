@@ -7,6 +7,10 @@ The ``kind`` column says what a row is: ``certificate`` for certificates, or the
 :class:`~certscope.results.StoredKey` kind (``private_key``, ``ssh_authorized_key``, …) for keys;
 columns that do not apply to a kind are empty. Rows are built from results only; key material
 never reaches a result, so it cannot reach a row.
+
+Items a source could not read are rows too, of kind ``error``: ``location`` says where,
+``attributes`` holds the stable ``reason`` and the ``message`` (never content). An inventory
+with error rows is incomplete, and says so in the same document.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 from . import csvsafe
 from .certs import CertFacts
-from .results import Labels, ProbeResult, SourceResult, StoredKey
+from .results import ItemError, Labels, ProbeResult, SourceResult, StoredKey
 
 COLUMNS = (
     "kind",
@@ -136,6 +140,27 @@ def _key_row(
     return row
 
 
+def _error_row(source_kind: str, source: str, e: ItemError, labels: Labels) -> dict[str, Any]:
+    """An item the source could not read: where, the stable reason and the message."""
+    row: dict[str, Any] = dict.fromkeys(COLUMNS)
+    lab = dict(labels)
+    row.update(
+        kind="error",
+        source_kind=source_kind,
+        source=source,
+        location=e.location,
+        sans=[],
+        owner=lab.get("owner"),
+        renewal=lab.get("renewal"),
+        environment=lab.get("environment"),
+        labels=lab,
+        verification_errors=[],
+        revoked=False,
+        attributes={"reason": e.reason, "message": e.message},
+    )
+    return row
+
+
 def rows(
     probes: Iterable[ProbeResult], sources: Iterable[SourceResult], now: datetime
 ) -> Iterator[dict[str, Any]]:
@@ -156,6 +181,8 @@ def rows(
         for k in sorted(s.keys, key=lambda k: (k.kind, k.location)):
             labels = tuple({**dict(s.labels), **dict(k.labels)}.items())
             yield _key_row(s.kind, s.name, k, labels, now, s.last_success)
+        for e in sorted(set(s.errors), key=lambda e: (e.location, e.reason, e.message)):
+            yield _error_row(s.kind, s.name, e, s.labels)
 
 
 def to_csv(items: Iterable[dict[str, Any]]) -> str:

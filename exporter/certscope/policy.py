@@ -38,6 +38,9 @@ class Rule(StrEnum):
     SERVED_NOT_STORED = "served_not_stored"
     PRIVATE_KEY_MISMATCH = "private_key_mismatch"
     EXCEPTION_EXPIRED = "exception_expired"
+    PRIVATE_KEY_UNENCRYPTED = "private_key_unencrypted"
+    PRIVATE_KEY_ORPHANED = "private_key_orphaned"
+    PRIVATE_KEY_WEAK = "private_key_weak"
 
 
 #: rule → SOC 2 common criterion it evidences. CC6.1: keys and credentials; CC6.6: boundary
@@ -58,6 +61,9 @@ CONTROLS: dict[Rule, str] = {
     Rule.SERVED_NOT_STORED: "CC7.1",
     Rule.PRIVATE_KEY_MISMATCH: "CC6.1",
     Rule.EXCEPTION_EXPIRED: "CC7.1",
+    Rule.PRIVATE_KEY_UNENCRYPTED: "CC6.1",
+    Rule.PRIVATE_KEY_ORPHANED: "CC6.1",
+    Rule.PRIVATE_KEY_WEAK: "CC6.1",
 }
 
 _PROTOCOL_RANK = {p: i for i, p in enumerate(PROTOCOLS)}
@@ -168,6 +174,52 @@ def verdict_findings(verdict: Verdict | None, policy: Policy) -> list[Finding]:
     ]
     if policy.require_trusted_chain and trust:
         out.append(_finding(Rule.CHAIN_UNTRUSTED, "critical", ", ".join(trust)))
+    return out
+
+
+# --- private keys ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyFacts:
+    """What policy needs to know about one stored private key (public facts only)."""
+
+    algorithm: str  # "" when the key is encrypted and no password opens it
+    bits: int | None
+    encrypted: bool
+    has_certificate: bool  # a certificate in the store holds its public key
+    source_kind: str
+
+
+def private_key_findings(key: KeyFacts, policy: Policy) -> list[Finding]:
+    """``private_key_unencrypted`` outside the source kinds where plain keys are expected
+    (``policy.allow_unencrypted_private_keys``), ``private_key_weak`` below the certificate key
+    minimums, ``private_key_orphaned`` when no certificate uses it. A key whose public half is
+    unknown (encrypted, no password) is judged on nothing but its encryption."""
+    out: list[Finding] = []
+    if not key.encrypted and key.source_kind not in policy.allow_unencrypted_private_keys:
+        out.append(
+            _finding(
+                Rule.PRIVATE_KEY_UNENCRYPTED,
+                "warning",
+                f"{key.algorithm or 'private'} key stored without a password",
+            )
+        )
+    bits = key.bits or 0
+    weak = ""
+    if key.algorithm == "RSA" and bits < policy.min_rsa_bits:
+        weak = f"RSA {bits} bits < {policy.min_rsa_bits}"
+    elif key.algorithm == "EC" and bits < policy.min_ec_bits:
+        weak = f"EC {bits} bits < {policy.min_ec_bits}"
+    elif key.algorithm == "DSA":
+        weak = "DSA keys are not allowed"
+    if weak:
+        critical = key.algorithm in ("RSA", "DSA") and bits <= 1024
+        out.append(_finding(Rule.PRIVATE_KEY_WEAK, "critical" if critical else "warning", weak))
+    if key.algorithm and not key.has_certificate:
+        out.append(
+            _finding(Rule.PRIVATE_KEY_ORPHANED, "info", "no certificate in the store uses this key")
+        )
     return out
 
 
@@ -526,12 +578,16 @@ def assess_stored(
     policy: Policy,
     now: datetime,
     key_mismatch: Sequence[int] = (),
+    keys: Sequence[KeyFacts] = (),
 ) -> Assessment:
-    """Findings for the certificates at one stored location, each judged on its own.
+    """Findings for the certificates and private keys at one stored location, each judged on
+    its own.
 
     ``key_mismatch`` lists positions whose private key, stored beside them, does not match.
     """
     findings: list[Finding] = []
+    for key in keys:
+        findings.extend(private_key_findings(key, policy))
     for facts in certs:
         findings.extend(certificate_findings([facts], policy, now, is_store=True))
     if key_mismatch:

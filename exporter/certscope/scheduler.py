@@ -29,7 +29,8 @@ from .results import AssessedLocation, Labels, ProbeResult, SourceResult
 from .selfmetrics import SelfMetrics
 from .snapshot import State
 from .sources import SourceReader, reader_for
-from .sources.base import WatchingReader
+from .sources.base import WatchingReader, log_new_errors
+from .sources.keys import private_keys_by_location
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,9 @@ class Scheduler:
         def publish(result: SourceResult) -> None:
             if self._jobs.get(job.key) is not job:
                 return  # removed by a reload while the event was in flight
-            result = _account(result, self.state.previous_source(source.name), source)
+            previous = self.state.previous_source(source.name)
+            result = _account(result, previous, source)
+            log_new_errors(result, previous)
             self.state.put_source(result)
             self._assess_source(source, result)
             self._stores_changed()
@@ -268,6 +271,7 @@ class Scheduler:
             sresult = _account(await job.reader.refresh(prev_s), prev_s, job.source)
             self.metrics.refresh.labels("source").observe(time.perf_counter() - t0)
             if self._jobs.get(job.key) is job:
+                log_new_errors(sresult, prev_s)
                 self.state.put_source(sresult)
                 self._assess_source(job.source, sresult)
                 self._stores_changed()
@@ -317,14 +321,17 @@ class Scheduler:
             item_labels.setdefault(c.location, c.labels)
             if c.key_matches is False:
                 mismatched.setdefault(c.location, []).append(c.position)
+        keys = private_keys_by_location(result)
         items = []
-        for location, facts in by_location.items():
+        for location in sorted(by_location.keys() | keys.keys()):
+            item_labels.setdefault(location, ())
             a = assess_stored(
                 (source.name, location),
-                facts,
+                by_location.get(location, ()),
                 self._config.policy,
                 now,
                 mismatched.get(location, ()),
+                keys.get(location, ()),
             )
             if a.findings:
                 # The item's own labels (owner annotation, cert-manager) win, as on its series.

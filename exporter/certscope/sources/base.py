@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from ..results import ItemError, Labels, SourceResult, StoredCert, StoredKey
+
+log = logging.getLogger("certscope.sources")
+
+#: New item errors logged one by one per refresh; the rest in one summary line.
+MAX_LOGGED_ERRORS = 20
 
 
 class SourceReader(Protocol):
@@ -81,3 +87,19 @@ def failed(
         error_reason=reason,
         keys=previous.keys if previous else (),
     )
+
+
+def log_new_errors(result: SourceResult, previous: SourceResult | None) -> None:
+    """A warning for each item error the previous result did not have (by location and
+    reason), so a file that fails every refresh is logged once, when it starts failing."""
+    seen = {(e.location, e.reason) for e in previous.errors} if previous else set()
+    new = sorted({(e.location, e.reason): e for e in result.errors}.items())
+    new = [(key, e) for key, e in new if key not in seen]
+    for _, e in new[:MAX_LOGGED_ERRORS]:
+        log.warning("source %s: %s: %s: %s", result.name, e.location, e.reason, e.message)
+    if len(new) > MAX_LOGGED_ERRORS:
+        log.warning(
+            "source %s: %d more new item errors not logged one by one (see /inventory)",
+            result.name,
+            len(new) - MAX_LOGGED_ERRORS,
+        )

@@ -26,7 +26,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from ..certs import public_key_facts
-from ..results import StoredCert, StoredKey
+from ..policy import KeyFacts
+from ..results import SourceResult, StoredCert, StoredKey
 
 KIND = "private_key"
 
@@ -119,3 +120,20 @@ def link(keys: Iterable[StoredKey], certs: Sequence[StoredCert]) -> tuple[Stored
         attrs = dict(k.attributes) | {"certificate_location": chosen}
         out.append(replace(k, attributes=tuple(sorted(attrs.items()))))
     return tuple(out)
+
+
+def private_keys_by_location(result: SourceResult) -> dict[str, list[KeyFacts]]:
+    """The private keys of a source result as policy sees them, by location."""
+    out: dict[str, list[KeyFacts]] = {}
+    for k in result.keys:
+        if k.kind != KIND:
+            continue
+        facts = KeyFacts(
+            algorithm=k.algorithm,
+            bits=k.bits,
+            encrypted=attribute(k, "encrypted") == "true",
+            has_certificate=bool(attribute(k, "certificate_location")),
+            source_kind=result.kind,
+        )
+        out.setdefault(k.location, []).append(facts)
+    return out
