@@ -6,7 +6,10 @@ What is read
     ``tls.crt`` and ``ca.crt``. Other selected types (``Opaque``, custom types): keys matching
     an ``opaque_keys`` glob (``tls.crt`` and ``ca.crt`` when ``opaque_keys`` is empty).
     ConfigMaps (``configmaps: true``): keys in ``data`` and ``binaryData`` matching
-    ``configmap_keys``. ``tls.key`` and every ``*.key`` are never decoded, whatever the globs.
+    ``configmap_keys``. ``tls.key`` and every ``*.key`` of a selected Secret are never read as
+    certificates, whatever the globs: they become private-key records (type, size, public key
+    hash; the key itself is dropped at once). A ``kubernetes.io/tls`` Secret without
+    ``tls.crt`` or ``tls.key`` is a ``missing_key`` item error.
     Values are PEM bundles (every CERTIFICATE block, other blocks skipped) or one DER
     certificate. A named key (``tls.crt``, a glob without wildcards) that holds no certificate is
     an item error; a key matched only by a wildcard glob is skipped silently (a glob is a guess).
@@ -76,7 +79,7 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC
 from typing import Any, TypeVar
 
@@ -85,16 +88,18 @@ import aiohttp
 from .. import __version__
 from ..certs import facts_from_der, iter_pem_blocks
 from ..config import KubernetesSource
-from ..results import ItemError, Labels, SourceResult, StoredCert
+from ..results import ItemError, Labels, SourceResult, StoredCert, StoredKey
 from ..sharding import owns
 from .base import Publish, failed, succeeded
+from .formats import keys_in
+from .keys import link
 
 log = logging.getLogger(__name__)
 
 TLS_TYPE = "kubernetes.io/tls"
 OPAQUE_TYPE = "Opaque"
 TLS_KEYS = ("tls.crt", "ca.crt")
-#: Private keys by convention: never decoded, even when a glob matches them.
+#: Private keys by convention: never read as certificates, even when a glob matches them.
 NEVER_READ = ("tls.key", "*.key")
 PAGE_SIZE = 500
 DEBOUNCE = 0.5
@@ -138,6 +143,7 @@ class _Entry:
     resource_version: str
     certs: tuple[StoredCert, ...]
     errors: tuple[ItemError, ...]
+    keys: tuple[StoredKey, ...] = ()  # public facts of the private keys (never the keys)
 
 
 @dataclass(frozen=True)
@@ -389,7 +395,15 @@ class _Extractor:
                 errors.append(ItemError(location, "corrupt_data", "value is not valid base64"))
                 continue
             _parse_value(location, raw, named, labels, certs, errors)
-        return _Entry(rv, tuple(certs), tuple(errors)) if certs or errors else None
+        keys = _secret_keys(base, data, labels, errors)
+        if secret_type == TLS_TYPE:
+            for required in ("tls.crt", "tls.key"):
+                if required not in data:
+                    message = f"the {TLS_TYPE} Secret has no {required}"
+                    errors.append(ItemError(f"{base}#{required}", "missing_key", message))
+        if certs or errors or keys:
+            return _Entry(rv, tuple(certs), tuple(errors), keys)
+        return None
 
     def _configmap(
         self, namespace: str, name: str, rv: str, meta: Mapping[str, Any], obj: Mapping[str, Any]
@@ -464,6 +478,28 @@ def _b64(value: object) -> bytes | None:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def _secret_keys(
+    base: str, data: Mapping[str, Any], labels: Labels, errors: list[ItemError]
+) -> tuple[StoredKey, ...]:
+    """Records of the private keys of a selected Secret (``tls.key``, ``*.key``): decoded only
+    to learn the public key, never kept."""
+    records: list[StoredKey] = []
+    for k in sorted(data):
+        if not any(fnmatch.fnmatchcase(k, p) for p in NEVER_READ):
+            continue
+        location = f"{base}#{k}"
+        raw = _b64(data[k])
+        if raw is None:
+            errors.append(ItemError(location, "corrupt_data", "value is not valid base64"))
+            continue
+        found, corrupt = keys_in(location, raw)
+        del raw
+        if corrupt:
+            errors.append(ItemError(location, "corrupt_key", "not a readable private key"))
+        records.extend(replace(r, labels=labels) for r in found)
+    return tuple(records)
 
 
 def _parse_value(
@@ -700,8 +736,8 @@ class KubernetesReader:
             )
         finally:
             await client.close()
-        certs, errors = _flatten(stores)
-        return succeeded(self, self.source.labels, started, certs, errors)
+        certs, errors, keys = _flatten(stores)
+        return succeeded(self, self.source.labels, started, certs, errors, keys)
 
     def _failed(
         self, previous: SourceResult | None, exc: _ApiError, started: float
@@ -916,7 +952,7 @@ class KubernetesReader:
     def current(self) -> SourceResult:
         """The full current result (what ``watch`` publishes)."""
         now = time.time()
-        certs, errors = _flatten(self._stores)
+        certs, errors, keys = _flatten(self._stores)
         failure = next(iter(self._failures.values()), None)
         if failure is None and self._unpublished is not None:
             failure = self._unpublished
@@ -936,6 +972,7 @@ class KubernetesReader:
             last_success=self._last_success,
             error=failure.message if failure else "",
             error_reason=failure.reason if failure else "",
+            keys=keys,
         )
 
     async def _publisher(self, publish: Publish) -> None:
@@ -957,14 +994,16 @@ class KubernetesReader:
 
 def _flatten(
     stores: Mapping[str, Mapping[ObjKey, _Entry]],
-) -> tuple[tuple[StoredCert, ...], tuple[ItemError, ...]]:
+) -> tuple[tuple[StoredCert, ...], tuple[ItemError, ...], tuple[StoredKey, ...]]:
     certs: list[StoredCert] = []
     errors: list[ItemError] = []
+    keys: list[StoredKey] = []
     for store in stores.values():
         for entry in store.values():
             certs.extend(entry.certs)
             errors.extend(entry.errors)
-    return tuple(certs), tuple(errors)
+            keys.extend(entry.keys)
+    return tuple(certs), tuple(errors), link(keys, certs)
 
 
 def _streams(source: KubernetesSource) -> tuple[_Stream, ...]:

@@ -26,15 +26,17 @@ What can go wrong, and what it becomes (``refresh`` never raises)::
         internal_error  a bug in this module (logged with its traceback)
     ItemError(location, reason, message)  one secret, key or serial; the rest still counts
         not_found, missing_key, corrupt_pem, unparseable, no_certificate, unknown_format,
-        too_large, too_many_secrets, too_many_certs, unsafe_name
+        too_large, too_many_secrets, too_many_certs, unsafe_name, corrupt_key
 
 Secrets: the token, the AppRole role_id/secret_id and the Kubernetes JWT are read from their
 file or environment variable when needed (rotation works without a restart) and only travel in
 request headers and login bodies. A login's client token is cached until 80 % of its lease has
-passed, and a cached token answered with 403 triggers one fresh login. Only the configured keys
-of a KV secret are looked at, and only their ``CERTIFICATE`` blocks are decoded: a
-``private_key`` stored beside the certificate is never read into a result. No message quotes a
-value; Vault's own error text is passed through a redaction of every credential in use.
+passed, and a cached token answered with 403 triggers one fresh login. Certificates are read
+from the configured keys of a KV secret only. A PEM private key in any value of the secret
+(``private_key`` beside the certificate) becomes a private-key record at ``<mount>/<path>#<key>``
+with public facts only (type, size, public key hash; ``corrupt_key`` when unreadable); the key
+itself never reaches a result. No message quotes a value; Vault's own error text is passed
+through a redaction of every credential in use.
 """
 
 from __future__ import annotations
@@ -56,8 +58,10 @@ import yarl
 
 from ..certs import facts_from_der, iter_pem_blocks
 from ..config import SecretRef, VaultKV, VaultPKI, VaultSource
-from ..results import ItemError, SourceResult, StoredCert
+from ..results import ItemError, SourceResult, StoredCert, StoredKey
 from .base import failed, succeeded
+from .formats import keys_in
+from .keys import link
 
 log = logging.getLogger(__name__)
 
@@ -391,12 +395,14 @@ class VaultReader:
         self.source = source
         self.name = source.name
         self._login: _Login | None = None
+        self._keys: list[StoredKey] = []  # private keys found by the refresh under way
 
     def __repr__(self) -> str:
         return f"VaultReader({self.name!r}, {self.source.address!r})"
 
     async def refresh(self, previous: SourceResult | None) -> SourceResult:
         started = time.perf_counter()
+        self._keys = []
         try:
             certs, errors = await self._refresh()
         except asyncio.CancelledError:
@@ -407,7 +413,8 @@ class VaultReader:
             log.exception("vault source %s: unexpected error", self.name)
             return self._failed(previous, started, "internal_error", type(exc).__name__)
         ordered = tuple(sorted(certs, key=lambda c: (c.location, c.position)))
-        return succeeded(self, self.source.labels, started, ordered, tuple(errors))
+        keys = link(sorted(self._keys, key=lambda k: k.location), ordered)
+        return succeeded(self, self.source.labels, started, ordered, tuple(errors), keys)
 
     def _failed(
         self, previous: SourceResult | None, started: float, reason: str, message: str
@@ -590,18 +597,33 @@ class VaultReader:
             return [], []
         if not isinstance(inner, dict):
             return [], [ItemError(where, "unknown_format", "secret data is not a key/value map")]
-        # Take the configured keys and nothing else: other keys (private_key) stay unread.
+        # Certificates from the configured keys only; private keys wherever they are (their
+        # public facts, see _private_keys). Nothing else is looked at.
+        errors = self._private_keys(where, inner)
         values = [(key, inner[key]) for key in kv.keys if key in inner]
         if not values:
             msg = f"none of the keys {', '.join(kv.keys)} in the secret"
-            return [], [ItemError(where, "missing_key", msg)]
+            return [], [*errors, ItemError(where, "missing_key", msg)]
         certs: list[StoredCert] = []
-        errors: list[ItemError] = []
         for key, value in values:
             got, bad = parse_pem_value(f"{where}#{key}", value)
             certs += got
             errors += bad
         return certs, errors
+
+    def _private_keys(self, where: str, inner: dict[str, Any]) -> list[ItemError]:
+        """A record for every PEM private key among the secret's values (``private_key``, a
+        bundle holding one): type, size and public key hash; the key is dropped at once."""
+        errors: list[ItemError] = []
+        for key, value in sorted(inner.items()):
+            if not isinstance(value, str) or "PRIVATE KEY-----" not in value:
+                continue
+            records, corrupt = keys_in(f"{where}#{key}", value.encode("utf-8", "replace"))
+            self._keys.extend(records)
+            if corrupt:
+                message = "a private key in the value is unreadable"
+                errors.append(ItemError(f"{where}#{key}", "corrupt_key", message))
+        return errors
 
     @staticmethod
     def _deleted(body: dict[str, Any]) -> bool:
