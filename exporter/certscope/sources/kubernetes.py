@@ -494,6 +494,8 @@ def _secret_keys(
         if raw is None:
             errors.append(ItemError(location, "corrupt_data", "value is not valid base64"))
             continue
+        if not raw.strip():
+            continue  # an empty placeholder (cert-manager before issuance): no key to report
         found, corrupt = keys_in(location, raw)
         del raw
         if corrupt:
