@@ -84,14 +84,16 @@ def parse_pkcs12(path: str, data: bytes, passwords: Sequence[Password]) -> Parse
     named += [(c.friendly_name, c.certificate) for c in loaded.additional_certs]
     bags = _key_bags(data)
     if bags is None:  # structure not readable here (BER oddities): the one key cryptography saw
-        bags = [] if loaded.key is None else [_KeyBag(b"", False, _name(loaded.cert))]
+        bags = [] if loaded.key is None else [_KeyBag(b"", True, _name(loaded.cert))]
         found = [loaded.key]
     else:
         found = [_decrypt(b, password) for b in bags]
     del loaded
-    encrypted = password not in (None, b"", JAVA_DEFAULT_PASSWORD.encode())
+    # A shrouded key bag is as safe as the password; a plain key bag (openssl -keypbe NONE)
+    # is not encrypted whatever password opened the file around it.
+    strong = password not in (None, b"", JAVA_DEFAULT_PASSWORD.encode())
     del password
-    parsed = _assemble(path, named, bags, found, encrypted)
+    parsed = _assemble(path, named, bags, found, [strong and b.shrouded for b in bags])
     del found
     return parsed
 
@@ -164,13 +166,13 @@ def _assemble(
     named: list[tuple[bytes | None, x509.Certificate]],
     bags: Sequence[_KeyBag],
     found: Sequence[Any | None],
-    encrypted: bool,
+    encrypted: Sequence[bool],
 ) -> Parsed:
     certs = [(n.decode("utf-8", "replace") if n is not None else None, c) for n, c in named]
     used: set[int] = set()
     groups: list[tuple[str, list[x509.Certificate], StoredKey | None]] = []
     unnamed_keys = sum(1 for b in bags if b.name is None)
-    for n, (bag, key) in enumerate(zip(bags, found, strict=True)):
+    for n, (bag, key, protected) in enumerate(zip(bags, found, encrypted, strict=True)):
         hashed = _spki_of(key)
         leaf = next(
             (
@@ -192,7 +194,7 @@ def _assemble(
         record = (
             keyrec.unknown(location, "pkcs12")
             if key is None
-            else keyrec.from_private(location, key, encrypted, "pkcs12")
+            else keyrec.from_private(location, key, protected, "pkcs12")
         )
         chain: list[x509.Certificate] = []
         if leaf is not None:
