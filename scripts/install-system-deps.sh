@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite and benchmarks drive for real: OpenSSL's
 # s_server, GnuTLS's gnutls-serv, sslscan, Prometheus (promtool), Alertmanager (amtool) and
-# Chromium (headless, for the pages and reports a person reads).
+# Chromium (headless, for the pages and reports a person reads), keytool and kubectl (the stores
+# the files source reads are made by the real tools) and setpriv (walks as a non-root user).
 # Idempotent: does nothing when every command is already there.
 set -euo pipefail
 
@@ -13,6 +14,9 @@ declare -A pkg_for=(
   [amtool]=prometheus-alertmanager
   [sslscan]=sslscan
   [chromium]=chromium
+  [keytool]=default-jre-headless
+  [kubectl]=kubernetes-client
+  [setpriv]=util-linux
 )
 extra=("$@")  # more packages asked for by the caller (benchmarks add their peers)
 

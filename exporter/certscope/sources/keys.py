@@ -19,6 +19,7 @@ the public key and dropped at once.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -100,9 +101,22 @@ def load_der(data: bytes) -> tuple[Any | None, bool]:
     return key, False
 
 
+def _distance(key_location: str, cert_location: str) -> int:
+    """How far a certificate is from a key: the same location, the same container (Secret,
+    KV secret, file), the same stem (``tls.key`` and ``tls.crt``), or elsewhere."""
+    if key_location == cert_location:
+        return 0
+    key_base, cert_base = key_location.split("#")[0], cert_location.split("#")[0]
+    if key_base == cert_base:
+        return 1
+    if os.path.splitext(key_base)[0] == os.path.splitext(cert_base)[0]:
+        return 2
+    return 3
+
+
 def link(keys: Iterable[StoredKey], certs: Sequence[StoredCert]) -> tuple[StoredKey, ...]:
-    """Fill ``certificate_location`` from the certificates of the same source, by public key:
-    the certificate at the key's own location first, then the first one by location."""
+    """Fill ``certificate_location`` from the certificates of the same source, by public key;
+    of several, the nearest (:func:`_distance`), then the first by location."""
     by_hash: dict[str, list[str]] = {}
     for c in sorted(certs, key=lambda c: (c.location, c.position)):
         if c.facts.public_key_sha256:
@@ -116,7 +130,7 @@ def link(keys: Iterable[StoredKey], certs: Sequence[StoredCert]) -> tuple[Stored
         if not where:
             out.append(k)
             continue
-        chosen = k.location if k.location in where else where[0]
+        chosen = min(where, key=lambda loc: _distance(k.location, loc))
         attrs = dict(k.attributes) | {"certificate_location": chosen}
         out.append(replace(k, attributes=tuple(sorted(attrs.items()))))
     return tuple(out)
