@@ -306,6 +306,9 @@ RULE_IDS = (
     "cert_not_yet_valid",
     "served_not_stored",
     "private_key_mismatch",
+    "private_key_unencrypted",
+    "private_key_orphaned",
+    "private_key_weak",
 )
 CIPHER_CLASSES = ("insecure", "weak", "secure", "recommended")
 PROTOCOL_NAMES = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
