@@ -297,7 +297,10 @@ def prom(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pro
         store = tmp / "store"
         store.mkdir()
         # over-long lifetime (cert_lifetime_too_long, CC6.1)
-        (store / "internal.pem").write_bytes(pki.leaf("internal.test", days_left=400).pem)
+        internal = pki.leaf("internal.test", days_left=400)
+        (store / "internal.pem").write_bytes(internal.pem)
+        # its private key beside it, unencrypted (private keys panels, private_key_unencrypted)
+        (store / "internal.key").write_bytes(internal.key_pem)
         # a renewal of payments.test that was stored but never deployed (CC7.1)
         (store / "payments.pem").write_bytes(pki.leaf("payments.test", days_left=90).pem)
         renewable = store / "renew.pem"
@@ -348,7 +351,9 @@ def prom(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pro
                     no_enum + ", timeout: 2s",
                 ),
                 "sources:",
-                f"  - {{name: internal-store, kind: files, interval: 1s, paths: ['{store}/*.pem'],"
+                f"  - {{name: internal-store, kind: files, interval: 1s, paths: ['{store}/*.pem',"
+                # the second glob matches nothing: an item error
+                f" '{store}/retired/*.pem'],"
                 " labels: {owner: platform, environment: prod, renewal: manual}}",
                 "policy:",
                 "  exceptions:",
@@ -517,6 +522,16 @@ def test_inventory_counts_match_the_scenario(prom: Prometheus) -> None:
     assert value_of(prom, inv, "Renewals in the selected period") >= 1
     renewed = rows_of(prom, inv, "Certificates renewed in the selected period")
     assert {r["subject_cn"] for r in renewed} == {"renew.test"}
+    assert value_of(prom, inv, "Private keys found") == 1
+    assert value_of(prom, inv, "Stored unencrypted") == 1
+    assert value_of(prom, inv, "Keys without a certificate") == 0
+    assert value_of(prom, inv, "Unreadable items") == 1
+    (key,) = rows_of(prom, inv, "Private keys: type, size, encryption and certificate")
+    assert key["location"].endswith("/store/internal.key")
+    assert key["certificate_location"].endswith("/store/internal.pem")
+    assert (key["key_algorithm"], key["encrypted"]) == ("EC", "false")
+    (error,) = rows_of(prom, inv, "Items that could not be read: location and reason")
+    assert (error["location"].endswith("/retired/*.pem"), error["reason"]) == (True, "no_match")
 
 
 def test_posture_panels_match_the_scenario(prom: Prometheus) -> None:
