@@ -27,6 +27,16 @@ What it does, all on loopback:
    - (combined) one files refresh of the unchanged tree.
 
 Prints a table and writes JSON to ``bench/results/store-bench-<UTC time>.json``.
+
+``--walk`` runs the walk benchmark instead: a tree of 10,000 PEM files in 1,000 directories,
+and the same tree (hard links to the same files) with 1,000 directory symlinks added (every other
+directory holds ``up -> ..``, the others ``peer -> ../d<next>``). Each of ``plain``,
+``symlinks`` (default ``follow_symlinks: false``) and ``symlinks-followed`` (``follow_symlinks:
+true``: each directory entered once) runs ``--walk-repeats`` times, interleaved, in a fresh
+child process that measures the walk alone (``walk.expand``), one full ``FilesReader.refresh``
+(walk, read, parse) in CPU seconds of all threads (wall time is recorded too, but on a shared
+machine it mostly measures the neighbours) and peak RSS (``VmHWM``). Medians are compared with
+``plain`` (target: within 20 %); the JSON goes to ``bench/results/walk-bench-<UTC time>.json``.
 """
 
 from __future__ import annotations
@@ -553,9 +563,151 @@ def summarise(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+# --- the walk benchmark --------------------------------------------------------------------------
+
+WALK_DIRS = 1000
+WALK_FILES_PER_DIR = 10
+
+
+def walk_child(cfg: dict[str, Any]) -> None:
+    """One measurement in a fresh process: the walk alone, then a full refresh."""
+
+    from certscope.config import FilesSource
+    from certscope.sources import walk
+    from certscope.sources.files import FilesReader
+
+    source = FilesSource(
+        name="bench", paths=(cfg["pattern"],), follow_symlinks=cfg["follow"], timeout=600.0
+    )
+    limits = walk.Limits(source.max_files, time.monotonic() + 600, source.follow_symlinks)
+    # CPU seconds (all threads) are compared: on a shared machine wall time mostly measures
+    # the neighbours. Wall time is recorded too.
+    t0, c0 = time.perf_counter(), cpu_now()
+    walked = walk.expand(source.paths, (), limits)
+    walk_s, walk_cpu = time.perf_counter() - t0, cpu_now() - c0
+    t0, c0 = time.perf_counter(), cpu_now()
+    result = asyncio.run(FilesReader(source).refresh(None))
+    refresh_s, refresh_cpu = time.perf_counter() - t0, cpu_now() - c0
+    out = {
+        "walk_s": walk_s,
+        "refresh_s": refresh_s,
+        "walk_cpu_s": walk_cpu,
+        "refresh_cpu_s": refresh_cpu,
+        "files": len(walked.files),
+        "certs": len(result.certs),
+        "errors": len(result.errors),
+        "peak_rss_mib": proc_status()["VmHWM"],
+    }
+    print(json.dumps(out))
+
+
+def build_walk_trees(root: Path) -> tuple[Path, Path]:
+    """``plain``: 1,000 directories of 10 PEM files; ``linked``: the same files (hard links)
+    plus one directory symlink per directory."""
+    issuer = Issuer()
+    plain, linked = root / "plain", root / "linked"
+    for d in range(WALK_DIRS):
+        (plain / f"d{d}").mkdir(parents=True)
+        (linked / f"d{d}").mkdir(parents=True)
+        for f in range(WALK_FILES_PER_DIR):
+            name = f"d{d}/c{f}.pem"
+            (plain / name).write_bytes(issuer.leaf(f"h{d}-{f}.bench.test", 90))
+            os.link(plain / name, linked / name)
+        if d % 2:
+            (linked / f"d{d}" / "up").symlink_to("..")
+        else:
+            (linked / f"d{d}" / "peer").symlink_to(f"../d{(d + 1) % WALK_DIRS}")
+    return plain, linked
+
+
+def run_walk(repeats: int) -> dict[str, Any]:
+    import statistics
+    import subprocess
+
+    with tempfile.TemporaryDirectory(prefix="certscope-walk-bench-") as tmp:
+        t0 = time.perf_counter()
+        plain, linked = build_walk_trees(Path(tmp))
+        build_s = time.perf_counter() - t0
+        cases = {
+            "plain": {"pattern": f"{plain}/**/*.pem", "follow": False},
+            "symlinks": {"pattern": f"{linked}/**/*.pem", "follow": False},
+            "symlinks-followed": {"pattern": f"{linked}/**/*.pem", "follow": True},
+        }
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in cases}
+        for _ in range(repeats):
+            for name, cfg in cases.items():
+                done = subprocess.run(
+                    [sys.executable, SCRIPT, "--walk-child", json.dumps(cfg)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                runs[name].append(json.loads(done.stdout))
+    medians = {
+        name: {
+            key: statistics.median(r[key] for r in rs)
+            for key in (
+                "walk_s",
+                "refresh_s",
+                "walk_cpu_s",
+                "refresh_cpu_s",
+                "peak_rss_mib",
+                "files",
+                "certs",
+                "errors",
+            )
+        }
+        for name, rs in runs.items()
+    }
+    base = medians["plain"]
+    ratios = {
+        name: {key: m[key] / base[key] for key in ("walk_cpu_s", "refresh_cpu_s", "peak_rss_mib")}
+        for name, m in medians.items()
+    }
+    return {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "tree": {"dirs": WALK_DIRS, "files": WALK_DIRS * WALK_FILES_PER_DIR, "symlinks": WALK_DIRS},
+        "build_s": build_s,
+        "repeats": repeats,
+        "runs": runs,
+        "medians": medians,
+        "ratios": ratios,
+    }
+
+
+def main_walk(repeats: int) -> None:
+    report = run_walk(repeats)
+    print(
+        f"certscope walk benchmark: {report['tree']['files']} files in {report['tree']['dirs']}"
+        f" directories, +{report['tree']['symlinks']} directory symlinks; median of {repeats},"
+        f" {report['machine']['cpus']} CPUs, Python {report['machine']['python']}"
+    )
+    print(
+        f"{'case':<18} {'files':>6} {'walk CPU s':>11} {'refresh CPU s':>14} {'peak RSS MiB':>13}"
+        f" {'(wall: walk / refresh s)':>25}  ratios to plain"
+    )
+    for name, m in report["medians"].items():
+        r = report["ratios"][name]
+        print(
+            f"{name:<18} {m['files']:>6.0f} {m['walk_cpu_s']:>11.3f} {m['refresh_cpu_s']:>14.2f}"
+            f" {m['peak_rss_mib']:>13.1f} {m['walk_s']:>14.3f} / {m['refresh_s']:>6.2f}"
+            f"  walk {r['walk_cpu_s']:.2f} refresh {r['refresh_cpu_s']:.2f}"
+            f" rss {r['peak_rss_mib']:.2f}"
+        )
+    out_dir = BENCH_DIR / "results"
+    out_dir.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = out_dir / f"walk-bench-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--walk-child", help=argparse.SUPPRESS)
+    parser.add_argument("--walk", action="store_true", help="the walk benchmark (see above)")
+    parser.add_argument("--walk-repeats", type=int, default=5)
     parser.add_argument("--secrets", type=int, default=10_000)
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--steady", type=float, default=60.0, help="steady window, seconds")
@@ -564,6 +716,12 @@ def main() -> None:
     parser.add_argument("--scenarios", default="combined,kubernetes")
     parser.add_argument("--quick", action="store_true", help="1,000 of each, 5 s, 3 rounds")
     args = parser.parse_args()
+    if args.walk_child:
+        walk_child(json.loads(args.walk_child))
+        return
+    if args.walk:
+        main_walk(args.walk_repeats)
+        return
     if args.child:
         import logging
 
