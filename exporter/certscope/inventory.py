@@ -109,23 +109,17 @@ def _row(
     }
 
 
-def _key_row(
-    source_kind: str, source: str, k: StoredKey, labels: Labels, now: datetime, seen: float | None
+def _other_row(
+    kind: str, source_kind: str, source: str, location: str, labels: Labels
 ) -> dict[str, Any]:
-    """A key-like credential as an inventory row: certificate-only columns stay empty."""
+    """A row that is not a certificate: certificate-only columns stay empty."""
     row: dict[str, Any] = dict.fromkeys(COLUMNS)
     lab = dict(labels)
-    expires = datetime.fromtimestamp(k.not_after, UTC) if k.not_after is not None else None
     row.update(
-        kind=k.kind,
+        kind=kind,
         source_kind=source_kind,
         source=source,
-        location=k.location,
-        not_before=_iso(datetime.fromtimestamp(k.created, UTC)) if k.created else None,
-        not_after=_iso(expires),
-        days_left=round((expires - now).total_seconds() / 86400, 2) if expires else None,
-        key_algorithm=k.algorithm or None,
-        key_bits=k.bits,
+        location=location,
         sans=[],
         owner=lab.get("owner"),
         renewal=lab.get("renewal"),
@@ -133,6 +127,23 @@ def _key_row(
         labels=lab,
         verification_errors=[],
         revoked=False,
+        attributes={},
+    )
+    return row
+
+
+def _key_row(
+    source_kind: str, source: str, k: StoredKey, labels: Labels, now: datetime, seen: float | None
+) -> dict[str, Any]:
+    """A key-like credential as an inventory row."""
+    row = _other_row(k.kind, source_kind, source, k.location, labels)
+    expires = datetime.fromtimestamp(k.not_after, UTC) if k.not_after is not None else None
+    row.update(
+        not_before=_iso(datetime.fromtimestamp(k.created, UTC)) if k.created else None,
+        not_after=_iso(expires),
+        days_left=round((expires - now).total_seconds() / 86400, 2) if expires else None,
+        key_algorithm=k.algorithm or None,
+        key_bits=k.bits,
         public_key_sha256=k.public_key_sha256 or None,
         attributes=dict(k.attributes),
         last_seen=_iso(datetime.fromtimestamp(seen, UTC)) if seen else None,
@@ -142,22 +153,8 @@ def _key_row(
 
 def _error_row(source_kind: str, source: str, e: ItemError, labels: Labels) -> dict[str, Any]:
     """An item the source could not read: where, the stable reason and the message."""
-    row: dict[str, Any] = dict.fromkeys(COLUMNS)
-    lab = dict(labels)
-    row.update(
-        kind="error",
-        source_kind=source_kind,
-        source=source,
-        location=e.location,
-        sans=[],
-        owner=lab.get("owner"),
-        renewal=lab.get("renewal"),
-        environment=lab.get("environment"),
-        labels=lab,
-        verification_errors=[],
-        revoked=False,
-        attributes={"reason": e.reason, "message": e.message},
-    )
+    row = _other_row("error", source_kind, source, e.location, labels)
+    row["attributes"] = {"reason": e.reason, "message": e.message}
     return row
 
 

@@ -550,10 +550,24 @@ def parse_keystore(path: str, data: bytes, passwords: Sequence[Password]) -> Par
         certs += out.certs
         errors += out.errors
     del store, store_password, key_passwords
-    if not certs and not errors:
-        errors.append(ItemError(path, "no_certificate", "keystore holds no certificate"))
+    return container("jks", path, certs, errors, records)
+
+
+def container(
+    fmt: Format,
+    path: str,
+    certs: Sequence[StoredCert],
+    errors: Sequence[ItemError],
+    records: Sequence[StoredKey],
+) -> Parsed:
+    """What a password-protected container (keystore, PKCS#12) held; an empty one is an
+    error."""
+    errors = list(errors)
+    if not certs and not errors and not records:
+        what = "keystore" if fmt == "jks" else "PKCS#12 bundle"
+        errors.append(ItemError(path, "no_certificate", f"{what} holds no certificate"))
     return Parsed(
-        "jks",
+        fmt,
         tuple(certs),
         tuple(errors),
         used_password=True,

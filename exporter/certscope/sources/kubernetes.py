@@ -390,9 +390,8 @@ class _Extractor:
             if named is None:
                 continue
             location = f"{base}#{k}"
-            raw = _b64(data[k])
+            raw = _decoded(location, data[k], errors)
             if raw is None:
-                errors.append(ItemError(location, "corrupt_data", "value is not valid base64"))
                 continue
             _parse_value(location, raw, named, labels, certs, errors)
         keys = _secret_keys(base, data, labels, errors)
@@ -480,6 +479,14 @@ def _b64(value: object) -> bytes | None:
         return None
 
 
+def _decoded(location: str, value: object, errors: list[ItemError]) -> bytes | None:
+    """A Secret value's bytes, or None and a ``corrupt_data`` error."""
+    raw = _b64(value)
+    if raw is None:
+        errors.append(ItemError(location, "corrupt_data", "value is not valid base64"))
+    return raw
+
+
 def _secret_keys(
     base: str, data: Mapping[str, Any], labels: Labels, errors: list[ItemError]
 ) -> tuple[StoredKey, ...]:
@@ -490,9 +497,8 @@ def _secret_keys(
         if not any(fnmatch.fnmatchcase(k, p) for p in NEVER_READ):
             continue
         location = f"{base}#{k}"
-        raw = _b64(data[k])
+        raw = _decoded(location, data[k], errors)
         if raw is None:
-            errors.append(ItemError(location, "corrupt_data", "value is not valid base64"))
             continue
         if not raw.strip():
             continue  # an empty placeholder (cert-manager before issuance): no key to report

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ..results import ItemError, StoredCert, StoredKey
 from . import keys as keyrec
-from .formats import JAVA_DEFAULT_PASSWORD, Parsed, Password, _Collector, pair
+from .formats import JAVA_DEFAULT_PASSWORD, Parsed, Password, _Collector, container, pair
 
 _FRIENDLY_NAME = "1.2.840.113549.1.9.20"
 _KEY_BAG = "1.2.840.113549.1.12.10.1.1"
@@ -271,13 +271,4 @@ def _parsed(
         plain.add_der(c.public_bytes(serialization.Encoding.DER))
     all_certs += plain.certs
     errors += plain.errors
-    if not all_certs and not errors and not records:
-        errors.append(ItemError(path, "no_certificate", "PKCS#12 bundle holds no certificate"))
-    return Parsed(
-        "pkcs12",
-        tuple(all_certs),
-        tuple(errors),
-        used_password=True,
-        has_key=bool(records),
-        keys=tuple(records),
-    )
+    return container("pkcs12", path, all_certs, errors, records)
