@@ -385,3 +385,14 @@ def test_sigterm_stops_the_exporter_mid_walk(tmp_path: Path, pem: bytes) -> None
         assert time.monotonic() - started < 5, log.read_text()
     finally:
         exporter.stop()
+
+
+async def test_relative_patterns_give_relative_locations(
+    tmp_path: Path, pem: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "top.pem").write_bytes(pem)
+    (tmp_path / "sub" / "deep.pem").write_bytes(pem)
+    monkeypatch.chdir(tmp_path)
+    result = await _reader("*.pem", "**/deep.pem").refresh(None)
+    assert sorted(c.location for c in result.certs) == ["sub/deep.pem", "top.pem"]

@@ -165,7 +165,7 @@ class _Walker:
                     stack.extend(self._recurse_files(directory, i))
                     continue
                 below = [
-                    (e.path, i)
+                    (os.path.join(directory, e.name), i)
                     for e in self.listing(directory)
                     if not e.name.startswith(".") and self._descend(e)
                 ]
@@ -183,9 +183,9 @@ class _Walker:
                     continue
                 if last:
                     if not _is_dir(e):
-                        self.add(e.path)
+                        self.add(os.path.join(directory, e.name))
                 elif _is_dir(e):
-                    nxt.append((e.path, i + 1))
+                    nxt.append((os.path.join(directory, e.name), i + 1))
             stack.extend(reversed(nxt))
 
     def _recurse_files(self, directory: str, i: int) -> Iterator[tuple[str, int]]:
@@ -193,9 +193,9 @@ class _Walker:
             if e.name.startswith("."):
                 continue
             if self._descend(e):
-                yield (e.path, i)
+                yield (os.path.join(directory, e.name), i)
             elif not _is_dir(e):
-                self.add(e.path)
+                self.add(os.path.join(directory, e.name))
 
     def _descend(self, e: os.DirEntry[str]) -> bool:
         """``**`` enters real directories, and directory symlinks only with follow_symlinks."""
