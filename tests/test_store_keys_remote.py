@@ -6,6 +6,8 @@ broken items are errors with their location. The Kubernetes API is the in-test A
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -145,3 +147,32 @@ async def test_vault_kv_private_keys(bao: OpenBao, pki: TestPKI, tmp_path: Path)
         (e.location, e.reason) for e in result.errors
     }
     _no_key_material(result, leaf.key_pem)
+
+
+async def test_kubernetes_forbidden_namespace_is_an_item_error_too(api: FakeKubeAPI) -> None:
+    ca = trustme.CA()
+    leaf = ca.issue_cert("ns.test")
+    api.put_secret("team", "site", {"tls.crt": leaf.cert_chain_pems[0].bytes(), "tls.key": b""})
+    source = KubernetesSource(
+        name="cluster", kubeconfig=str(api.kubeconfig), namespaces=("team",), configmaps=True
+    )
+    api.fail(403, times=None, resource="configmaps")  # the role may not list ConfigMaps there
+    reader = KubernetesReader(source, debounce=0.05, backoff_base=0.05, backoff_cap=0.4)
+    published: list[SourceResult] = []
+    seen = asyncio.Event()
+
+    def publish(result: SourceResult) -> None:
+        published.append(result)
+        if result.errors:
+            seen.set()
+
+    task = asyncio.create_task(reader.watch(publish))
+    try:
+        await asyncio.wait_for(seen.wait(), 20)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    result = next(r for r in published if r.errors)
+    assert (result.up, result.error_reason) == (False, "forbidden")  # the source's failure
+    assert ("configmap:team/*", "forbidden") in {(e.location, e.reason) for e in result.errors}

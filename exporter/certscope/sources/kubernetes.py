@@ -961,6 +961,7 @@ class KubernetesReader:
         """The full current result (what ``watch`` publishes)."""
         now = time.time()
         certs, errors, keys = _flatten(self._stores)
+        errors += self._stream_errors()
         failure = next(iter(self._failures.values()), None)
         if failure is None and self._unpublished is not None:
             failure = self._unpublished
@@ -982,6 +983,19 @@ class KubernetesReader:
             error_reason=failure.reason if failure else "",
             keys=keys,
         )
+
+    def _stream_errors(self) -> tuple[ItemError, ...]:
+        """A failing namespace (forbidden, say) as an item error at ``<namespace>/*``
+        (``configmap:<namespace>/*``) as well, so the place shows beside the other items'
+        errors; the source's own failure stays as it is."""
+        out: list[ItemError] = []
+        for stream in self._streams:
+            exc = self._failures.get(stream.key)
+            if exc is None or stream.namespace is None:
+                continue
+            prefix = "" if stream.resource == "secrets" else "configmap:"
+            out.append(ItemError(f"{prefix}{stream.namespace}/*", exc.reason, exc.message))
+        return tuple(out)
 
     async def _publisher(self, publish: Publish) -> None:
         """Leading-edge debounce: a change publishes at once unless the last publish was less
