@@ -434,3 +434,28 @@ def test_exporter_serves_private_keys_and_findings(tmp_path: Path, pki: TestPKI)
     ]
     for secret in _key_body_lines(store / "tls.key"):
         assert secret not in metrics and secret not in json.dumps(rows)
+
+
+def test_link_prefers_the_nearest_certificate_and_stays_linear() -> None:
+    from certscope.certs import CertFacts
+    from certscope.results import StoredCert
+    from certscope.sources.keys import attributes, link
+
+    shared = CertFacts(der_sha256="x", public_key_sha256="ab" * 32)
+    # 20,000 Secrets whose certificates share one key (one wildcard leaf key, a bench).
+    certs = [StoredCert(f"ns/s{i:05}#tls.crt", 0, shared) for i in range(20_000)]
+    keys = [
+        StoredKey(
+            "private_key", f"ns/s{i:05}#tls.key", "EC", 256, "ab" * 32, attributes(False, "secret")
+        )
+        for i in range(20_000)
+    ]
+    keys.append(
+        StoredKey("private_key", "/etc/tls/web.key", "EC", 256, "ab" * 32, attributes(False, "pem"))
+    )
+    started = time.monotonic()
+    linked = link(keys, certs)
+    assert time.monotonic() - started < 5  # a quadratic search takes minutes here
+    where = {k.location: dict(k.attributes)["certificate_location"] for k in linked}
+    assert where["ns/s00042#tls.key"] == "ns/s00042#tls.crt"  # its own Secret, not the first
+    assert where["/etc/tls/web.key"] == "ns/s00000#tls.crt"  # elsewhere: the first by location

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -101,37 +101,54 @@ def load_der(data: bytes) -> tuple[Any | None, bool]:
     return key, False
 
 
-def _distance(key_location: str, cert_location: str) -> int:
-    """How far a certificate is from a key: the same location, the same container (Secret,
-    KV secret, file), the same stem (``tls.key`` and ``tls.crt``), or elsewhere."""
-    if key_location == cert_location:
-        return 0
-    key_base, cert_base = key_location.split("#")[0], cert_location.split("#")[0]
-    if key_base == cert_base:
-        return 1
-    if os.path.splitext(key_base)[0] == os.path.splitext(cert_base)[0]:
-        return 2
-    return 3
+def _base(location: str) -> str:
+    return location.split("#")[0]
+
+
+def _stem(location: str) -> str:
+    return os.path.splitext(_base(location))[0]
+
+
+@dataclass
+class _Holders:
+    """The locations of the certificates with one public key, indexed for the nearest one."""
+
+    first: str
+    every: set[str] = field(default_factory=set)
+    by_base: dict[str, str] = field(default_factory=dict)
+    by_stem: dict[str, str] = field(default_factory=dict)
+
+    def add(self, location: str) -> None:
+        self.every.add(location)
+        self.by_base.setdefault(_base(location), location)
+        self.by_stem.setdefault(_stem(location), location)
+
+    def nearest(self, key_location: str) -> str:
+        """The same location, the same container (Secret, KV secret, file), the same stem
+        (``tls.key`` and ``tls.crt``), or the first by location."""
+        if key_location in self.every:
+            return key_location
+        return self.by_base.get(
+            _base(key_location), self.by_stem.get(_stem(key_location), self.first)
+        )
 
 
 def link(keys: Iterable[StoredKey], certs: Sequence[StoredCert]) -> tuple[StoredKey, ...]:
     """Fill ``certificate_location`` from the certificates of the same source, by public key;
-    of several, the nearest (:func:`_distance`), then the first by location."""
-    by_hash: dict[str, list[str]] = {}
+    of several, the nearest (:meth:`_Holders.nearest`). Linear in keys and certificates: one
+    key shared by 10,000 certificates is a common shape (a bench, a wildcard)."""
+    holders: dict[str, _Holders] = {}
     for c in sorted(certs, key=lambda c: (c.location, c.position)):
-        if c.facts.public_key_sha256:
-            by_hash.setdefault(c.facts.public_key_sha256, []).append(c.location)
+        digest = c.facts.public_key_sha256
+        if digest:
+            holders.setdefault(digest, _Holders(c.location)).add(c.location)
     out: list[StoredKey] = []
     for k in keys:
-        if attribute(k, "certificate_location") or not k.public_key_sha256:
+        found = holders.get(k.public_key_sha256) if k.public_key_sha256 else None
+        if attribute(k, "certificate_location") or found is None:
             out.append(k)
             continue
-        where = by_hash.get(k.public_key_sha256, [])
-        if not where:
-            out.append(k)
-            continue
-        chosen = min(where, key=lambda loc: _distance(k.location, loc))
-        attrs = dict(k.attributes) | {"certificate_location": chosen}
+        attrs = dict(k.attributes) | {"certificate_location": found.nearest(k.location)}
         out.append(replace(k, attributes=tuple(sorted(attrs.items()))))
     return tuple(out)
 
