@@ -2,7 +2,7 @@
 # Installs the Debian packages the test suite and benchmarks drive for real: OpenSSL's
 # s_server, GnuTLS's gnutls-serv, sslscan, Prometheus (promtool), Alertmanager (amtool) and
 # Chromium (headless, for the pages and reports a person reads), keytool and kubectl (the stores
-# the files source reads are made by the real tools) and setpriv (walks as a non-root user).
+# the files source reads are made by the real tools).
 # Idempotent: does nothing when every command is already there.
 set -euo pipefail
 
@@ -16,7 +16,6 @@ declare -A pkg_for=(
   [chromium]=chromium
   [keytool]=default-jre-headless
   [kubectl]=kubernetes-client
-  [setpriv]=util-linux
 )
 extra=("$@")  # more packages asked for by the caller (benchmarks add their peers)
 

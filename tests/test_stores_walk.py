@@ -1,9 +1,9 @@
 """The files source's walk on hostile trees: symlink loops, ``up -> ..``, FIFOs, devices,
-unreadable directories (as a non-root user), globs that match nothing, invalid patterns, the
+unreadable directories (read by ``nobody``), globs that match nothing, invalid patterns, the
 file cap and the timeout, and SIGTERM in the middle of a long walk.
 
-Every tree is built here with real symlinks, FIFOs and permissions; the non-root cases run the
-reader in a child process under ``setpriv`` as ``nobody``, because root reads a 000 directory.
+Every tree is built here with real symlinks, FIFOs and permissions; the non-root case runs the
+reader in a forked child that has dropped to ``nobody``, because root reads a 000 directory.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
+import threading
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,11 +34,6 @@ from certscope.sources.files import FilesReader
 from certscope.sources.formats import REASONS
 from exporter import Exporter
 from pki import TestPKI
-
-
-def _require(*commands: str) -> None:
-    for command in commands:
-        assert shutil.which(command), f"{command} is missing: run scripts/install-system-deps.sh"
 
 
 @pytest.fixture(scope="module")
@@ -167,15 +163,43 @@ def test_new_reasons_are_in_the_vocabulary() -> None:
 
 # --- as a user who cannot read everything -----------------------------------------------------
 
-_AS_NOBODY = """
-import asyncio, json, sys
-from certscope.config import FilesSource
-from certscope.sources.files import FilesReader
-reader = FilesReader(FilesSource(name="disk", paths=tuple(sys.argv[1:])))
-result = asyncio.run(reader.refresh(None))
-print(json.dumps({"certs": [c.location for c in result.certs],
-                  "errors": [[e.location, e.reason] for e in result.errors]}))
-"""
+NOBODY = 65534  # Debian's nobody / nogroup
+
+
+def _read_as_nobody(*paths: Path) -> dict[str, list[Any]]:
+    """The files reader run by ``nobody`` in a forked child (root reads a 000 directory).
+
+    Forked rather than exec'd (``setpriv``/``runuser``): the child needs no access to the
+    interpreter or the checkout, wherever they lie.
+    """
+    reader = FilesReader(FilesSource(name="disk", paths=tuple(map(str, paths))))
+    rd, wr = os.pipe()
+    with warnings.catch_warnings():  # Python 3.12+ warns about fork in a threaded process
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: drop root, read, report, exit without running pytest's cleanup
+        status = 1
+        try:
+            os.close(rd)
+            os.setgroups([])
+            os.setresgid(NOBODY, NOBODY, NOBODY)
+            os.setresuid(NOBODY, NOBODY, NOBODY)
+            certs, errors, _ = reader._read_all(threading.Event())
+            report = {
+                "certs": [c.location for c in certs],
+                "errors": [[e.location, e.reason] for e in errors],
+            }
+            os.write(wr, json.dumps(report).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(wr)
+    with os.fdopen(rd, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    got: dict[str, list[Any]] = json.loads(data)
+    return got
 
 
 @pytest.fixture
@@ -193,7 +217,6 @@ def shared_dir() -> Iterator[Path]:
 
 
 def test_unreadable_directories_as_non_root(shared_dir: Path, pem: bytes) -> None:
-    _require("setpriv")
     (shared_dir / "open").mkdir()
     (shared_dir / "open" / "ok.pem").write_bytes(pem)
     (shared_dir / "open" / "ok.pem").chmod(0o644)
@@ -204,25 +227,7 @@ def test_unreadable_directories_as_non_root(shared_dir: Path, pem: bytes) -> Non
     closed.chmod(0o000)
     (shared_dir / "private.pem").write_bytes(pem)
     (shared_dir / "private.pem").chmod(0o600)
-    out = subprocess.run(
-        [
-            "setpriv",
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            sys.executable,
-            "-c",
-            _AS_NOBODY,
-            str(shared_dir / "**" / "*.pem"),
-            str(closed / "secret.pem"),
-            str(closed / "*.pem"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    got = json.loads(out.stdout)
+    got = _read_as_nobody(shared_dir / "**" / "*.pem", closed / "secret.pem", closed / "*.pem")
     assert [os.path.relpath(c, shared_dir) for c in got["certs"]] == ["open/ok.pem"]
     errors = {(os.path.relpath(loc, shared_dir), reason) for loc, reason in got["errors"]}
     assert errors == {
