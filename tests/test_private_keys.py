@@ -459,3 +459,31 @@ def test_link_prefers_the_nearest_certificate_and_stays_linear() -> None:
     where = {k.location: dict(k.attributes)["certificate_location"] for k in linked}
     assert where["ns/s00042#tls.key"] == "ns/s00042#tls.crt"  # its own Secret, not the first
     assert where["/etc/tls/web.key"] == "ns/s00000#tls.crt"  # elsewhere: the first by location
+
+
+@pytest.mark.parametrize("curve", ["P-256", "P-384", "P-521", "secp256k1"])
+def test_ec_public_facts_from_der_equal_openssls(curve: str) -> None:
+    """EC keys are read without loading the secret scalar (the stored public point); the hash
+    must equal what OpenSSL gives for the certificate's key, in PKCS#8 and SEC 1, PEM and DER
+    (secp256k1 is not in the shortcut's table: OpenSSL is asked)."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from certscope.sources.formats import keys_in
+
+    named = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1()}
+    key = ec.generate_private_key(named.get(curve, ec.SECP256K1()))
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    for encoding in (serialization.Encoding.PEM, serialization.Encoding.DER):
+        for fmt in (
+            serialization.PrivateFormat.PKCS8,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+        ):
+            data = key.private_bytes(encoding, fmt, serialization.NoEncryption())
+            (record,), corrupt = keys_in("k", data)
+            assert not corrupt
+            assert (record.algorithm, record.bits) == ("EC", key.curve.key_size)
+            assert record.public_key_sha256 == hashlib.sha256(spki).hexdigest()

@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from ..certs import facts_from_der
 from ..results import ItemError, StoredCert, StoredKey
 from . import keys as keyrec
+from .der import header as _der_header
 
 Format = Literal["pem", "der", "pkcs7", "pkcs12", "jks", "kubeconfig", "key", "unknown"]
 
@@ -111,24 +112,6 @@ class Parsed:
 
 
 # --- detection ---------------------------------------------------------------------------------
-
-
-def _der_header(data: bytes, offset: int) -> tuple[int, int, int | None] | None:
-    """``(tag, content offset, content length)`` of the DER/BER element at ``offset``.
-
-    Length ``None`` means BER indefinite length (Windows exports PFX files that way).
-    """
-    if offset + 2 > len(data):
-        return None
-    tag, first = data[offset], data[offset + 1]
-    if first < 0x80:
-        return tag, offset + 2, first
-    if first == 0x80:
-        return tag, offset + 2, None
-    n = first & 0x7F
-    if n > 4 or offset + 2 + n > len(data):
-        return None
-    return tag, offset + 2 + n, int.from_bytes(data[offset + 2 : offset + 2 + n], "big")
 
 
 def _sniff_der(data: bytes) -> Format | None:
@@ -387,16 +370,15 @@ def parse_der_certificate(path: str, data: bytes) -> Parsed:
 def parse_der_key(path: str, data: bytes) -> Parsed:
     """A private key alone in DER (PKCS#1, SEC 1, PKCS#8, encrypted PKCS#8)."""
     try:
-        key, encrypted = keyrec.load_der(data)
+        public, encrypted = keyrec.public_der(data)
     except Exception:  # ValueError, UnsupportedAlgorithm: not a key this build can read
         error = ItemError(path, "corrupt_key", "not a readable DER private key")
         return Parsed("key", errors=(error,), has_key=True)
     record = (
         keyrec.unknown(path, "der")
-        if key is None
-        else keyrec.from_private(path, key, encrypted, "der")
+        if public is None
+        else keyrec.from_public(path, public, encrypted, "der")
     )
-    del key
     return Parsed("key", has_key=True, keys=(record,))
 
 
@@ -438,15 +420,14 @@ def pem_keys(location: str, texts: Sequence[bytes]) -> tuple[tuple[StoredKey, ..
     for n, text in enumerate(texts):
         where = f"{location}#key{n}" if len(texts) > 1 else location
         try:
-            key = keyrec.load_pem(text)
+            public = keyrec.public_pem(text)
         except Exception:  # malformed, or an algorithm this build cannot load
             corrupt = True
             continue
-        if key is None:
+        if public is None:
             records.append(keyrec.unknown(where, "pem"))
         else:
-            records.append(keyrec.from_private(where, key, False, "pem"))
-        del key
+            records.append(keyrec.from_public(where, public, False, "pem"))
     return tuple(records), corrupt
 
 
