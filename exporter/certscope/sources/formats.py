@@ -566,8 +566,7 @@ def pair(cert: StoredCert, record: StoredKey) -> tuple[StoredCert, StoredKey]:
         return replace(
             cert, key_matches=cert.facts.public_key_sha256 == record.public_key_sha256
         ), record
-    attrs = dict(record.attributes) | {"certificate_location": cert.location}
-    return cert, replace(record, attributes=tuple(sorted(attrs.items())))
+    return cert, keyrec.with_attribute(record, "certificate_location", cert.location)
 
 
 def _keystore_key(location: str, entry: Any, passwords: Sequence[str], fmt: str) -> StoredKey:

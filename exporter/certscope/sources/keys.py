@@ -42,14 +42,16 @@ KEY_LABELS = frozenset(
 )
 
 
+_ENCRYPTED = {True: ("encrypted", "true"), False: ("encrypted", "false")}
+_FORMATS: dict[str, tuple[str, str]] = {}
+
+
 def attributes(
     encrypted: bool, fmt: str, certificate_location: str = ""
 ) -> tuple[tuple[str, str], ...]:
-    return (
-        ("certificate_location", certificate_location),
-        ("encrypted", "true" if encrypted else "false"),
-        ("format", fmt),
-    )
+    # The constant pairs are shared: 10,000 Secrets need not hold 20,000 copies of them.
+    pair = _FORMATS.setdefault(fmt, ("format", fmt))
+    return (("certificate_location", certificate_location), _ENCRYPTED[encrypted], pair)
 
 
 def from_private(
@@ -108,6 +110,13 @@ def unknown(location: str, fmt: str, certificate_location: str = "") -> StoredKe
     return StoredKey(
         kind=KIND, location=location, attributes=attributes(True, fmt, certificate_location)
     )
+
+
+def with_attribute(key: StoredKey, name: str, value: str) -> StoredKey:
+    """``key`` with one attribute set (the others, and their order, kept)."""
+    pair = _FORMATS.setdefault(value, (name, value)) if name == "format" else (name, value)
+    attrs = [p for p in key.attributes if p[0] != name]
+    return replace(key, attributes=tuple(sorted((*attrs, pair))))
 
 
 def attribute(key: StoredKey, name: str) -> str:
@@ -203,8 +212,7 @@ def link(keys: Iterable[StoredKey], certs: Sequence[StoredCert]) -> tuple[Stored
         if attribute(k, "certificate_location") or found is None:
             out.append(k)
             continue
-        attrs = dict(k.attributes) | {"certificate_location": found.nearest(k.location)}
-        out.append(replace(k, attributes=tuple(sorted(attrs.items()))))
+        out.append(with_attribute(k, "certificate_location", found.nearest(k.location)))
     return tuple(out)
 
 

@@ -11,10 +11,10 @@ file too): exporting both would give two series one location and lose one.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 from ..results import ItemError, StoredCert, StoredKey
+from . import keys as keyrec
 from .formats import Parsed, _b64, _Collector, _pem_into, apply_key_match, key_hashes, keys_in
 
 #: Alias references allowed in one YAML document (kubectl writes none).
@@ -155,5 +155,4 @@ def _user(
 
 
 def _kubeconfig_format(record: StoredKey) -> StoredKey:
-    attrs = dict(record.attributes) | {"format": "kubeconfig"}
-    return replace(record, attributes=tuple(sorted(attrs.items())))
+    return keyrec.with_attribute(record, "format", "kubeconfig")
