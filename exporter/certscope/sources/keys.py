@@ -7,7 +7,8 @@ and these attributes:
 * ``encrypted``: ``true`` when the key is protected by a password that is neither empty nor a
   public default (PKCS#8 ``ENCRYPTED PRIVATE KEY``, legacy ``Proc-Type: 4,ENCRYPTED`` PEM, a
   PKCS#12 or keystore password other than ``""`` and Java's ``changeit``); ``false`` otherwise.
-* ``format``: ``pem``, ``der``, ``pkcs12``, ``jks``, ``jceks``, ``kubeconfig``, ``secret``.
+* ``format``: ``pem`` (files, Kubernetes Secrets, Vault values), ``der``, ``pkcs12``, ``jks``,
+  ``jceks``, ``kubeconfig``.
 * ``certificate_location``: the location of the certificate that holds the key's public key
   (found by public key, or by the container's own pairing: a PKCS#12 ``localKeyId``, a keystore
   entry's chain); empty when no certificate in the source uses it.

@@ -79,7 +79,7 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any, TypeVar
 
@@ -90,6 +90,7 @@ from ..certs import facts_from_der, iter_pem_blocks
 from ..config import KubernetesSource
 from ..results import ItemError, Labels, SourceResult, StoredCert, StoredKey
 from ..sharding import owns
+from . import keys as keyrec
 from .base import Publish, failed, succeeded
 from .formats import keys_in
 from .keys import link
@@ -511,8 +512,25 @@ def _secret_keys(
         del raw
         if corrupt:
             errors.append(ItemError(location, "corrupt_key", "not a readable private key"))
-        records.extend(replace(r, labels=labels) for r in found)
-    return link(records, certs) if records else ()
+        if found:
+            own = {c.facts.public_key_sha256: c.location for c in reversed(certs)}
+            records.extend(_with_secret_facts(r, labels, own) for r in found)
+    return tuple(records)
+
+
+def _with_secret_facts(record: StoredKey, labels: Labels, own: Mapping[str, str]) -> StoredKey:
+    """The key with the Secret's labels and its certificate in the same Secret, if any."""
+    holder = own.get(record.public_key_sha256, "") if record.public_key_sha256 else ""
+    encrypted = keyrec.attribute(record, "encrypted") == "true"
+    return StoredKey(
+        kind=record.kind,
+        location=record.location,
+        algorithm=record.algorithm,
+        bits=record.bits,
+        public_key_sha256=record.public_key_sha256,
+        attributes=keyrec.attributes(encrypted, "pem", holder),
+        labels=labels,
+    )
 
 
 def _parse_value(
