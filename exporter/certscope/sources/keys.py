@@ -10,7 +10,7 @@ and these attributes:
 * ``format``: ``pem`` (files, Kubernetes Secrets, Vault values), ``der``, ``pkcs12``, ``jks``,
   ``jceks``, ``kubeconfig``.
 * ``certificate_location``: the location of the certificate that holds the key's public key
-  (found by public key, or by the container's own pairing: a PKCS#12 ``localKeyId``, a keystore
+  (found by public key, or by the container's own pairing: a PKCS#12 alias, a keystore
   entry's chain); empty when no certificate in the source uses it.
 
 An encrypted key whose password is not configured has no public key here: its type, size and
