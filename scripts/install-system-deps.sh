@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite and benchmarks drive for real: OpenSSL's
-# s_server, GnuTLS's gnutls-serv, sslscan, Prometheus (promtool), Alertmanager (amtool) and
-# Chromium (headless, for the pages and reports a person reads).
+# s_server and OCSP responder, GnuTLS's gnutls-serv, nginx (OCSP stapling, DH parameters),
+# sslscan, Prometheus (promtool), Alertmanager (amtool) and Chromium (headless, for the pages
+# and reports a person reads).
 # Idempotent: does nothing when every command is already there.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ declare -A pkg_for=(
   [prometheus]=prometheus
   [amtool]=prometheus-alertmanager
   [sslscan]=sslscan
+  [nginx]=nginx
   [chromium]=chromium
 )
 extra=("$@")  # more packages asked for by the caller (benchmarks add their peers)
