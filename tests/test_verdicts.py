@@ -126,12 +126,20 @@ def test_san_missing_only_for_endpoint_leaves() -> None:
 
 
 def test_chain_order() -> None:
-    leaf = facts(subject="CN=leaf", issuer="CN=int")
-    inter = facts(subject="CN=int", issuer="CN=root", subject_cn="int")
-    root = facts(subject="CN=root", issuer="CN=root", self_signed=True, subject_cn="root")
+    leaf = facts(subject="CN=leaf", issuer="CN=int", der_sha256="01" * 32)
+    inter = facts(subject="CN=int", issuer="CN=root", subject_cn="int", der_sha256="02" * 32)
+    root = facts(
+        subject="CN=root",
+        issuer="CN=root",
+        self_signed=True,
+        subject_cn="root",
+        der_sha256="03" * 32,
+    )
     assert Rule.CHAIN_ORDER_WRONG not in rules_of([leaf, inter, root])
     assert Rule.CHAIN_ORDER_WRONG not in rules_of([leaf])  # incomplete, not disordered
     assert rules_of([leaf, root, inter])[Rule.CHAIN_ORDER_WRONG] == "warning"
+    # The leaf sent twice (certificate and chain file both hold it) is not a wrong order.
+    assert Rule.CHAIN_ORDER_WRONG not in rules_of([leaf, leaf, inter, root])
 
 
 def test_intermediate_expired_is_its_own_finding() -> None:

@@ -212,8 +212,11 @@ def _order_problem(chain: Sequence[CertFacts]) -> str:
     """Each certificate must be followed by its issuer (RFC 5246 7.4.2); '' when it is.
 
     A chain whose next issuer is simply absent is incomplete, not out of order: that is
-    a verification reason (``incomplete_chain``), not this finding.
+    a verification reason (``incomplete_chain``), not this finding. A certificate sent twice
+    (servers given the leaf both as certificate and in the chain file) is skipped: clients
+    ignore the copy, and path building is unaffected.
     """
+    chain = list({f.der_sha256: f for f in chain}.values())
     where = {f.subject: i for i, f in reversed(list(enumerate(chain))) if f.subject}
     for i, f in enumerate(chain[:-1]):
         if f.self_signed or not f.issuer:
