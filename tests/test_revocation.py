@@ -21,10 +21,11 @@ from certscope import revocation
 from certscope.collector import render_once
 from certscope.config import Policy, RevocationOptions, Target, TLSOptions, parse_config
 from certscope.errors import VerifyFailure
+from certscope.httpfetch import fetch
 from certscope.policy import Rule, assess_endpoint
 from certscope.probe import probe
 from certscope.results import ProbeResult
-from certscope.revocation import Status, judge_crl, judge_ocsp
+from certscope.revocation import Status, judge_crl, judge_ocsp, ocsp_get_url, ocsp_request
 from pki import Leaf, TestPKI
 from servers import FileServer, NginxServer, OCSPResponder, silent_server, tls_server
 
@@ -236,6 +237,16 @@ async def test_a_silent_responder_costs_no_more_than_the_probe_timeout(pki: Test
     assert elapsed < 2.5
     assert slow.revocation is not None
     assert [c.status for c in slow.revocation.checks] == [Status.ERROR]
+
+
+async def test_get_form_against_the_responder(rev: RevocationPKI) -> None:
+    # RFC 6960 A.1 GET, the fallback for responders that refuse POST: openssl ocsp answers both.
+    request = ocsp_request(rev.good.certificate, rev.pki.intermediate.certificate)
+    url = ocsp_get_url(rev.responder.url, request)
+    der = await fetch(url, max_bytes=65536, timeout=10)
+    now = datetime.now(UTC)
+    answer = judge_ocsp(der, rev.good.certificate, rev.pki.intermediate.certificate, now)
+    assert answer.status is Status.GOOD
 
 
 # --- stapling (nginx) --------------------------------------------------------------------------

@@ -278,15 +278,21 @@ def _ttl(answer: OCSPAnswer, now: datetime) -> float:
 # --- fetching ------------------------------------------------------------------------------------
 
 
+def ocsp_request(leaf: x509.Certificate, issuer: x509.Certificate) -> bytes:
+    """A DER OCSP request for ``leaf`` (SHA-1 CertID, what responders expect)."""
+    builder = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1())  # noqa: S303
+    return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def ocsp_get_url(url: str, request: bytes) -> str:
+    """RFC 6960 A.1: the GET form, the URL-encoded base64 request appended to the URL."""
+    return url.rstrip("/") + "/" + quote(base64.b64encode(request).decode("ascii"), safe="")
+
+
 async def _ask_responder(
     url: str, leaf: x509.Certificate, issuer: x509.Certificate, opts: RevocationOptions
 ) -> bytes:
-    request = (
-        ocsp.OCSPRequestBuilder()
-        .add_certificate(leaf, issuer, hashes.SHA1())  # noqa: S303 - what responders expect
-        .build()
-        .public_bytes(serialization.Encoding.DER)
-    )
+    request = ocsp_request(leaf, issuer)
     try:
         return await fetch(
             url,
@@ -296,12 +302,12 @@ async def _ask_responder(
             timeout=opts.timeout,
         )
     except FetchError as first:
-        if first.reason == "timeout":
-            raise
-        # RFC 6960 A.1: GET with the base64 request appended, for responders without POST.
-        encoded = quote(base64.b64encode(request).decode("ascii"), safe="")
-        get_url = url.rstrip("/") + "/" + encoded
-        return await fetch(get_url, max_bytes=_MAX_OCSP_BYTES, timeout=opts.timeout)
+        if first.reason != "http_error":
+            raise  # unreachable or too slow: GET would fail the same way
+        # A responder that refuses POST (405 and the like) may still answer GET.
+        return await fetch(
+            ocsp_get_url(url, request), max_bytes=_MAX_OCSP_BYTES, timeout=opts.timeout
+        )
 
 
 def _ocsp_cached(url: str, key: tuple[str, str]) -> Check | None:
