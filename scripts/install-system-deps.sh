@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite and benchmarks drive for real: OpenSSL's
-# s_server, GnuTLS's gnutls-serv, sslscan, Prometheus (promtool), Alertmanager (amtool) and
-# Chromium (headless, for the pages and reports a person reads), keytool and kubectl (the stores
-# the files source reads are made by the real tools).
+# s_server and OCSP responder, GnuTLS's gnutls-serv, nginx (OCSP stapling, DH parameters),
+# sslscan, Prometheus (promtool), Alertmanager (amtool) and Chromium (headless, for the pages
+# and reports a person reads), keytool and kubectl (the stores the files source reads are made
+# by the real tools).
 # Idempotent: does nothing when every command is already there.
 set -euo pipefail
 
@@ -13,6 +14,7 @@ declare -A pkg_for=(
   [prometheus]=prometheus
   [amtool]=prometheus-alertmanager
   [sslscan]=sslscan
+  [nginx]=nginx
   [chromium]=chromium
   [keytool]=default-jre-headless
   [kubectl]=kubernetes-client

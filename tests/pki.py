@@ -24,7 +24,10 @@ of ``"ec"`` (P-256), ``"p384"``, ``"rsa"`` (2048), ``"ed25519"``; ``issuer`` is
 ``"intermediate"``, ``"root"`` or ``"self"`` (self-signed); ``signature_hash`` ``"sha256"``,
 ``"sha384"``, ``"sha512"`` or ``"sha1"`` (RSA issuers only: build the PKI with
 ``TestPKI(path, ca_key="rsa")``); ``pad_bytes`` adds a non-critical private extension of that
-size (for huge certificates); ``serial`` fixes the serial number.
+size (for huge certificates); ``serial`` fixes the serial number; ``must_staple`` adds the TLS
+feature extension with status_request (RFC 7633); ``sct_logs`` embeds one SCT per 32-byte log id
+(dummy signatures). ``TestPKI(path, base_url=...)`` points the
+OCSP, CRL and caIssuers URLs at a real server (``{base_url}/ocsp``, ``/intermediate.crl``).
 
 A second, independent PKI (``TestPKI(path, name="Other")``) is a CA nobody trusts.
 :meth:`TestPKI.long_chain` writes a chain of any length. Keys are generated once per process
@@ -62,6 +65,8 @@ _HASHES: dict[str, hashes.SHA256 | hashes.SHA384 | hashes.SHA512] = {
 }
 # A private-use OID (under the "example" arc 2.999) for padding extensions.
 _PAD_OID = x509.ObjectIdentifier("2.999.1")
+# RFC 6962 embedded SCT list.
+_SCT_OID = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")
 
 
 def private_key(kind: KeyKind, slot: str = "default") -> PrivateKey:
@@ -186,13 +191,15 @@ class TestPKI:
         name: str = "Test",
         ca_key: KeyKind = "ec",
         intermediate_days_left: float = 3650,
+        base_url: str | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.name = name
         self._counter = itertools.count(1)
         self._ca_key_kind: KeyKind = ca_key
-        base = f"http://pki.certscope.invalid/{_slug(name)}"
+        # ``base_url`` points AIA and CRL URLs at a real responder (e.g. on loopback).
+        base = base_url or f"http://pki.certscope.invalid/{_slug(name)}"
         #: Where leaves say their issuer (the intermediate) can be fetched.
         self.ca_issuers_url = f"{base}/intermediate.crt"
         #: Where the intermediate says the root can be fetched.
@@ -292,6 +299,8 @@ class TestPKI:
         aia: bool = True,
         pad_bytes: int = 0,
         serial: int | None = None,
+        must_staple: bool = False,
+        sct_logs: tuple[bytes, ...] = (),
     ) -> Leaf:
         """Issue a certificate for ``names`` and write its files (see the module docstring)."""
         label = names[0] if names else (cn or "leaf")
@@ -369,6 +378,15 @@ class TestPKI:
                     ),
                     critical=False,
                 )
+        if sct_logs:
+            builder = builder.add_extension(
+                x509.UnrecognizedExtension(_SCT_OID, _tlv(0x04, _sct_list(sct_logs, now))),
+                critical=False,
+            )
+        if must_staple:
+            builder = builder.add_extension(
+                x509.TLSFeature([x509.TLSFeatureType.status_request]), critical=False
+            )
         if pad_bytes:
             builder = builder.add_extension(
                 x509.UnrecognizedExtension(_PAD_OID, _tlv(0x04, b"P" * pad_bytes)),
@@ -450,6 +468,17 @@ class TestPKI:
             fullchain=self._write(f"{stem}.fullchain.pem", *chain, self.root.certificate),
             key=key_path,
         )
+
+
+def _sct_list(log_ids: tuple[bytes, ...], when: datetime) -> bytes:
+    """A SignedCertificateTimestampList (RFC 6962 3.3) with one v1 SCT per 32-byte log id.
+    The signatures are dummies: certscope reads which logs, it does not verify them."""
+    items = b""
+    millis = int(when.timestamp() * 1000).to_bytes(8, "big")
+    for log_id in log_ids:
+        sct = b"\x00" + log_id + millis + b"\x00\x00" + b"\x04\x03" + b"\x00\x02" + b"\x30\x00"
+        items += len(sct).to_bytes(2, "big") + sct
+    return len(items).to_bytes(2, "big") + items
 
 
 def _general_name(name: str) -> x509.GeneralName:

@@ -45,17 +45,20 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
+import re
 import select
 import shutil
 import socket
 import ssl
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
@@ -63,16 +66,22 @@ from pki import TestPKI
 
 __all__ = [
     "Connection",
+    "FileServer",
+    "GnuTLSServer",
+    "NginxServer",
+    "OCSPResponder",
     "OpenSSLServer",
     "Server",
     "dribble_server",
     "garbage_server",
     "http_server",
     "huge_certificate_server",
+    "listening_port",
     "long_chain_server",
     "server_context",
     "silent_server",
     "starttls_server",
+    "stop_process",
     "tls_server",
 ]
 
@@ -608,6 +617,17 @@ def dribble_server(interval: float = 1.0, host: str = "127.0.0.1") -> Server:
 # --- openssl s_server ------------------------------------------------------------------------
 
 
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate ``proc`` (by its PID, nothing else), then kill it if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
@@ -683,15 +703,8 @@ class OpenSSLServer:
             raise
 
     def _terminate(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None
 
     def __exit__(
@@ -707,3 +720,235 @@ class OpenSSLServer:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await asyncio.to_thread(self.__exit__, et, e, tb)
+
+
+# --- gnutls-serv and nginx -------------------------------------------------------------------
+
+
+def _tool(name: str, package: str) -> str:
+    found = shutil.which(name) or (
+        f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None
+    )
+    if found is None:
+        raise RuntimeError(
+            f"{name} not found: install the Debian package {package!r} (make system-deps)"
+        )
+    return found
+
+
+def listening_port(pid: int) -> int | None:
+    """The IPv4 port a process listens on, from /proc (gnutls-serv does not print it)."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    with open("/proc/net/tcp") as f:
+        lines = f.read().splitlines()[1:]
+    for line in lines:
+        fields = line.split()
+        if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+            return int(fields[1].split(":")[1], 16)
+    return None
+
+
+class _Process:
+    """A server process on loopback, stopped by PID; subclasses say how to start it."""
+
+    host = "127.0.0.1"
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def output(self) -> str:
+        # pread: the child shares the file offset, which a seek would move under its writes.
+        fd = self._log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8", "replace")
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _find_port(self) -> int | None:
+        return self.port or None
+
+    def _accepts(self, port: int) -> bool:
+        with contextlib.suppress(OSError), socket.create_connection((self.host, port), 0.5):
+            return True
+        return False
+
+    def __enter__(self) -> Self:
+        self.proc = subprocess.Popen(
+            self._command(), stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            port = self._find_port()
+            if port and self._accepts(port):
+                self.port = port
+                return self
+            time.sleep(0.02)
+        log = self.output()
+        self.__exit__(None, None, None)
+        raise RuntimeError(f"{self._command()[0]} did not start:\n{log}")
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+        self.proc = None
+        self._log.close()
+
+
+class GnuTLSServer(_Process):
+    """``gnutls-serv`` with a priority string (``NONE:+VERS-TLS1.2:+ARCFOUR-128:…``): GnuTLS
+    still serves RC4, 3DES and NULL suites, which OpenSSL 3 no longer does."""
+
+    def __init__(self, cert: PathLike, key: PathLike, priority: str, *args: str) -> None:
+        super().__init__()
+        self.args = [
+            _tool("gnutls-serv", "gnutls-bin"),
+            "-p",
+            "0",
+            "--echo",
+            "-q",
+            "-a",
+            "--priority",
+            priority,
+            "--x509certfile",
+            os.fspath(cert),
+            "--x509keyfile",
+            os.fspath(key),
+            *args,
+        ]
+
+    def _command(self) -> list[str]:
+        return self.args
+
+    def _find_port(self) -> int | None:
+        return listening_port(self.proc.pid) if self.proc is not None else None
+
+
+class NginxServer(_Process):
+    """nginx serving one TLS ``server`` block on loopback. ``directives`` go into that block
+    (``ssl_dhparam``, ``ssl_stapling``, ``ssl_ciphers`` …); files live in ``directory``."""
+
+    def __init__(
+        self, directory: Path, cert: PathLike, key: PathLike, directives: Sequence[str] = ()
+    ) -> None:
+        super().__init__()
+        self.directory = Path(directory)
+        self.cert, self.key, self.directives = cert, key, tuple(directives)
+
+    def _command(self) -> list[str]:
+        self.port = _free_port(self.host)
+        d = self.directory
+        d.mkdir(parents=True, exist_ok=True)
+        conf = d / f"nginx-{self.port}.conf"
+        block = "\n".join(f"    {line};" for line in self.directives)
+        conf.write_text(
+            f"""pid {d}/nginx-{self.port}.pid;
+error_log stderr notice;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  server {{
+    listen {self.host}:{self.port} ssl;
+    ssl_certificate {os.fspath(self.cert)};
+    ssl_certificate_key {os.fspath(self.key)};
+{block}
+    location / {{ return 200 "ok"; }}
+  }}
+}}
+"""
+        )
+        return [
+            _tool("nginx", "nginx"),
+            "-p",
+            str(d),
+            "-c",
+            str(conf),
+            "-g",
+            "daemon off; master_process off;",
+        ]
+
+
+class OCSPResponder(_Process):
+    """``openssl ocsp`` as a responder on loopback, answering from an OpenSSL CA ``index``
+    (``V``/``R`` lines), signing with the issuer itself; ``-nmin`` sets nextUpdate."""
+
+    def __init__(
+        self, index: PathLike, issuer: PathLike, key: PathLike, *, next_update_minutes: int = 5
+    ) -> None:
+        super().__init__()
+        self.index, self.issuer, self.key = index, issuer, key
+        self.minutes = next_update_minutes
+
+    def _find_port(self) -> int | None:
+        match = re.search(r"ACCEPT \S*:(\d+)", self.output())
+        return int(match.group(1)) if match else None
+
+    def _accepts(self, port: int) -> bool:
+        # It says ACCEPT once listening. No test connection: the responder serves one
+        # connection at a time and would wait for a request on it.
+        return True
+
+    def _command(self) -> list[str]:
+        return [
+            _tool("openssl", "openssl"),
+            "ocsp",
+            "-index",
+            os.fspath(self.index),
+            # OpenSSL 3.0's responder takes a port only (it binds every address, as
+            # gnutls-serv does); clients here connect to 127.0.0.1.
+            "-port",
+            "0",
+            "-rsigner",
+            os.fspath(self.issuer),
+            "-rkey",
+            os.fspath(self.key),
+            "-CA",
+            os.fspath(self.issuer),
+            "-nmin",
+            str(self.minutes),
+            "-ignore_err",
+            "-text",  # one "OCSP Request Data:" per request: tests count them
+        ]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class FileServer(_Process):
+    """Python's ``http.server`` serving ``directory`` on loopback: a plain static file server
+    (CRLs, caIssuers certificates), the way a CA publishes them."""
+
+    def __init__(self, directory: PathLike) -> None:
+        super().__init__()
+        self.directory = directory
+
+    def _command(self) -> list[str]:
+        self.port = _free_port(self.host)
+        return [
+            sys.executable,
+            "-m",
+            "http.server",
+            "--bind",
+            self.host,
+            "--directory",
+            os.fspath(self.directory),
+            str(self.port),
+        ]

@@ -390,16 +390,23 @@ def test_truncated_real_certificate(web: Leaf) -> None:
     assert f.subject_cn == ""
 
 
-def test_oversized_certificate_is_not_parsed(pki: TestPKI) -> None:
-    leaf = pki.leaf("big.test", pad_bytes=MAX_CERT_BYTES)
-    assert len(leaf.der) > MAX_CERT_BYTES
-    f = _facts_no_warnings(leaf.der)
+def test_oversized_certificate_is_not_parsed() -> None:
+    # More than one TLS Certificate message can carry: not a certificate any handshake sends.
+    der = b"0" * (MAX_CERT_BYTES + 1)
+    f = _facts_no_warnings(der)
     assert f.parse_errors == ("certificate too large",)
-    assert f.size_bytes == len(leaf.der)
-    assert f.fingerprint_sha256 == hashlib.sha256(leaf.der).hexdigest()
-    small = facts_from_der(pki.leaf("big.test", pad_bytes=1000).der)
-    assert small.subject_cn == "big.test"
-    assert small.parse_errors == ()
+    assert f.size_bytes == len(der)
+    assert f.fingerprint_sha256 == hashlib.sha256(der).hexdigest()
+
+
+def test_large_certificates_are_parsed_and_cached_by_digest(pki: TestPKI) -> None:
+    leaf = pki.leaf("big.test", pad_bytes=300_000)
+    assert len(leaf.der) > 300_000
+    f = _facts_no_warnings(leaf.der)
+    assert f.subject_cn == "big.test"
+    assert f.parse_errors == ()
+    assert f.not_after is not None
+    assert facts_from_der(bytearray(leaf.der)) is f  # the digest-keyed cache hit
 
 
 # --- PEM bundles ---------------------------------------------------------------------------

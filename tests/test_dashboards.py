@@ -20,11 +20,15 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
 
 from exporter import Exporter
 from pki import TestPKI
@@ -270,6 +274,28 @@ def test_readme_lists_every_dashboard() -> None:
 # --- the live scenario -----------------------------------------------------------------------
 
 
+def _ocsp_response(pki: TestPKI, cert: x509.Certificate, valid: timedelta) -> bytes:
+    """A good OCSP response for ``cert`` signed by its issuer, as a server would staple it."""
+    now = datetime.now(UTC)
+    issuer = pki.intermediate
+    builder = (
+        ocsp.OCSPResponseBuilder()
+        .add_response(
+            cert=cert,
+            issuer=issuer.certificate,
+            algorithm=hashes.SHA1(),
+            cert_status=ocsp.OCSPCertStatus.GOOD,
+            this_update=now - timedelta(minutes=1),
+            next_update=now + valid,
+            revocation_time=None,
+            revocation_reason=None,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, issuer.certificate)
+    )
+    response = builder.sign(issuer.key, hashes.SHA256())  # type: ignore[arg-type]
+    return response.public_bytes(serialization.Encoding.DER)
+
+
 @pytest.fixture(scope="module")
 def prom(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     tmp = tmp_path_factory.mktemp("dashboards")
@@ -283,7 +309,10 @@ def prom(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pro
             name: stack.enter_context(tls_server(leaf.chain, leaf.key))
             for name, leaf in [("web", web), ("pay", pay), ("exp", expired), ("mis", other)]
         }
-        # TLS 1.0 only, with anonymous/NULL (insecure) and CBC-SHA (weak) suites
+        # TLS 1.0 only, with anonymous/NULL (insecure) and CBC-SHA (weak) suites; it staples
+        # an OCSP response (good, valid for 12 hours)
+        staple = tmp / "legacy-staple.der"
+        staple.write_bytes(_ocsp_response(pki, legacy.certificate, timedelta(hours=12)))
         old = stack.enter_context(
             OpenSSLServer(
                 legacy.cert,
@@ -291,6 +320,8 @@ def prom(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pro
                 "-tls1",
                 "-cipher",
                 "ALL:eNULL:@SECLEVEL=0",
+                "-status_file",
+                str(staple),
                 chain=pki.intermediate.path,
             )
         )
@@ -550,6 +581,21 @@ def test_posture_panels_match_the_scenario(prom: Prometheus) -> None:
     }
     (down,) = rows_of(prom, pos, "Probe failures now")
     assert (down["source"], down["reason"]) == ("down", "connect_refused")
+    assert value_of(prom, pos, "Revoked certificates served") == 0
+    revocation = rows_of(prom, pos, "Revocation status per endpoint")
+    # The test PKI's responder and CRL hosts do not resolve: an honest "error", never "good".
+    assert {(r["source"], r["method"], r["status"]) for r in revocation} >= {
+        ("web", "ocsp", "error"),
+        ("web", "crl", "error"),
+        ("legacy", "ocsp", "good"),  # the staple
+    }
+    stapled = {r["source"]: r["value"] for r in rows_of(prom, pos, "OCSP stapling")}
+    assert stapled["legacy"] == "1" and stapled["web"] == "0"
+    dhe = rows_of(prom, pos, "DHE groups per endpoint")
+    assert dhe and {r["source"] for r in dhe} == {"legacy"}  # anonymous DH at TLS 1.0
+    assert all(int(r["value"]) >= 1024 and r["group"] for r in dhe)
+    (left,) = rows_of(prom, pos, "OCSP stapling", "B")
+    assert 11 * 3600 < float(left["value"]) <= 12 * 3600
 
 
 def test_soc2_status_matches_the_scenario(prom: Prometheus) -> None:

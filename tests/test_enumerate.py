@@ -6,8 +6,8 @@ independent oracle. Every server listens on an ephemeral loopback port and is st
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
-import os
 import random
 import re
 import shutil
@@ -23,12 +23,14 @@ import pytest
 import trustme
 
 from certscope.posture import PostureScan
+from certscope.tls import dh, suites
 from certscope.tls import enumerate as en
 from certscope.tls import hello as h
-from certscope.tls import suites
 from certscope.tls.enumerate import ScanFailure, enumerate_posture
 from certscope.tls.hello import ErrorReason, NamedGroup
 from certscope.tls.suites import SuiteClass
+from pki import TestPKI
+from servers import NginxServer, OpenSSLServer, listening_port, stop_process
 from tlsresponder import Reply, Responder, SeenHello, ServerModel, misbehave
 
 # --------------------------------------------------------------------------------------
@@ -82,31 +84,9 @@ def rsa_cert(tmp_path_factory: pytest.TempPathFactory) -> Cert:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()  # by PID: Popen signals exactly this process
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    stop_process(proc)  # by PID: Popen signals exactly this process
     if proc.stdin is not None:
         proc.stdin.close()
-
-
-def _listening_port(pid: int) -> int | None:
-    """The IPv4 port a process listens on, from /proc (gnutls-serv does not print it)."""
-    inodes = set()
-    with contextlib.suppress(OSError):
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            with contextlib.suppress(OSError):
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-            return int(fields[1].split(":")[1], 16)
-    return None
 
 
 StartServer = Callable[..., int]
@@ -160,11 +140,11 @@ def gnutls_serv(rsa_cert: Cert, tmp_path: Path) -> Iterator[StartServer]:
 
     cert_args = ["--x509certfile", str(rsa_cert.cert), "--x509keyfile", str(rsa_cert.key)]
 
-    def start(priority: str) -> int:
+    def start(priority: str, *extra: str) -> int:
         log = tmp_path / f"gnutls{len(procs)}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [exe, "-p", "0", "--echo", "-q", "-a", "--priority", priority, *cert_args],
+                [exe, "-p", "0", "--echo", "-q", "-a", "--priority", priority, *cert_args, *extra],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -172,7 +152,7 @@ def gnutls_serv(rsa_cert: Cert, tmp_path: Path) -> Iterator[StartServer]:
         procs.append(proc)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            port = _listening_port(proc.pid)
+            port = listening_port(proc.pid)
             if port:
                 with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
                     return port
@@ -403,7 +383,7 @@ async def test_sslv3_only_server_with_export_suites(server_order: bool) -> None:
 
 def _spread(per_bundle: int) -> tuple[int, ...]:
     """TLS 1.2 suites taken from every bundle (``per_bundle`` each), interleaved."""
-    bundles = en._bundles("TLSv1.2")
+    bundles = en.candidate_bundles("TLSv1.2")
     assert len(bundles) >= 3
     picked = [b[5 : 5 + per_bundle] for b in bundles]
     return tuple(c for group in zip(*picked, strict=True) for c in group)
@@ -431,7 +411,7 @@ async def test_order_across_bundles(per_bundle: int, server_order: bool) -> None
 
 @pytest.mark.parametrize("seed", [None, 1, 2, 3])
 async def test_order_one_big_bundle_and_a_few_others(seed: int | None) -> None:
-    bundles = en._bundles("TLSv1.2")
+    bundles = en.candidate_bundles("TLSv1.2")
     big, few = list(bundles[0][:24]), [*bundles[1][:2], bundles[2][0]]
     if seed is None:
         preference = (few[0], *big[:12], few[1], *big[12:], few[2])  # both ends
@@ -445,8 +425,10 @@ async def test_order_one_big_bundle_and_a_few_others(seed: int | None) -> None:
     assert dict(result.suites)["TLSv1.2"] == preference
     assert result.server_order == (("TLSv1.2", True),)
     # 27 picks + 3 refusals + 1 order test + 5 other protocols + the insertions (3 suites,
-    # at most 5 comparisons each); offering bundle heads would take up to 27 instead.
-    assert result.connections <= 27 + 3 + 1 + 5 + 15
+    # at most 5 comparisons each); offering bundle heads would take up to 27 instead. Then
+    # one hello per DHE suite (its group) and one for the certificate's curve.
+    dhe = sum(1 for c in preference if en._is_dhe(c))
+    assert result.connections <= 27 + 3 + 1 + 5 + 15 + dhe + 1
 
 
 async def test_tls13_groups_by_hello_retry_request() -> None:
@@ -711,7 +693,8 @@ class SSLScan:
     groups: set[str]
 
 
-async def sslscan(port: int) -> SSLScan:
+async def sslscan_xml(port: int, *extra: str) -> ET.Element:
+    """sslscan's XML report for 127.0.0.1:``port`` (vulnerability checks left out)."""
     proc = await asyncio.create_subprocess_exec(
         binary("sslscan"),
         "--no-colour",
@@ -721,13 +704,18 @@ async def sslscan(port: int) -> SSLScan:
         "--no-compression",
         "--no-fallback",
         "--no-check-certificate",
+        *extra,
         f"127.0.0.1:{port}",
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, stderr
-    root = ET.fromstring(stdout[stdout.index(b"<?xml") :])
+    return ET.fromstring(stdout[stdout.index(b"<?xml") :])
+
+
+async def sslscan(port: int) -> SSLScan:
+    root = await sslscan_xml(port)
     test = root.find("ssltest")
     assert test is not None
     out = SSLScan(set(), {}, set())
@@ -772,3 +760,148 @@ async def test_gnutls_same_as_sslscan(gnutls_serv: StartServer) -> None:
     theirs = await sslscan(port)
     assert set(ours.accepted_protocols) == theirs.protocols
     assert accepted(ours) == theirs.suites
+
+
+# --------------------------------------------------------------------------------------
+# DHE groups (the ServerKeyExchange) and TLS 1.2 groups beside an ECDSA certificate
+# --------------------------------------------------------------------------------------
+
+
+def _der_len(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def _der_int(v: int) -> bytes:
+    raw = v.to_bytes(v.bit_length() // 8 + 1, "big")
+    return b"\x02" + _der_len(len(raw)) + raw
+
+
+def dh_params(path: Path, prime: int, generator: int = 2) -> Path:
+    """A PKCS #3 ``DH PARAMETERS`` PEM, written by hand so that broken groups can be served."""
+    body = _der_int(prime) + _der_int(generator)
+    der = b"\x30" + _der_len(len(body)) + body
+    b64 = base64.encodebytes(der).decode().replace("\n", "")
+    lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
+    path.write_text(
+        "-----BEGIN DH PARAMETERS-----\n" + "\n".join(lines) + "\n-----END DH PARAMETERS-----\n"
+    )
+    return path
+
+
+def _known(name: str) -> int:
+    return next(p for (p, _), (n, _) in dh.known_groups().items() if n == name)
+
+
+def _dsa_style_prime(bits: int = 1024) -> tuple[int, int]:
+    """p = k*q + 1 with a 160-bit prime q: prime, but not a safe prime (small subgroups)."""
+    rng = random.Random(7)
+    while True:
+        q = rng.getrandbits(160) | (1 << 159) | 1
+        if dh._probably_prime(q):
+            break
+    while True:
+        k = (rng.getrandbits(bits - 160) | (1 << (bits - 161))) & ~1
+        p = k * q + 1
+        if p.bit_length() == bits and dh._probably_prime(p):
+            return p, pow(2, k, p)
+
+
+async def sslscan_dhe_bits(port: int) -> dict[tuple[str, int], int]:
+    """(protocol, suite code) -> dhebits, as sslscan reports them."""
+    root = await sslscan_xml(port, "--no-groups")
+    out = {}
+    for c in root.iter("cipher"):
+        if c.get("dhebits"):
+            key = (c.get("sslversion", ""), int(c.get("id", ""), 16))
+            out[key] = int(c.get("dhebits", "0"))
+    return out
+
+
+def _ours(scan_: PostureScan) -> dict[tuple[str, int], int]:
+    return {(g.protocol, g.suite): g.bits for g in scan_.dhe_groups}
+
+
+DHE_CIPHERS = "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-SHA:DHE-RSA-AES128-SHA:@SECLEVEL=0"
+
+
+@pytest.mark.parametrize(
+    ("group", "bits", "name"),
+    [("oakley2", 1024, "oakley2"), ("ffdhe2048", 2048, "ffdhe2048")],
+)
+async def test_dhe_groups_match_sslscan(
+    s_server: StartServer, tmp_path: Path, group: str, bits: int, name: str
+) -> None:
+    params = dh_params(tmp_path / f"{group}.pem", _known(group))
+    port = s_server("-tls1_2", "-cipher", DHE_CIPHERS, "-dhparam", str(params))
+    result = await scan(port)
+    assert result.complete, result.notes
+    assert {(g.bits, g.name, g.problem) for g in result.dhe_groups} == {(bits, name, "")}
+    assert len(result.dhe_groups) == 3
+    theirs = await sslscan_dhe_bits(port)
+    assert _ours(result) == {k: v for k, v in theirs.items() if k[0] == "TLSv1.2"}
+
+
+async def test_small_composite_and_subgroup_dh(gnutls_serv: StartServer, tmp_path: Path) -> None:
+    # gnutls-serv: OpenSSL-based servers (s_server, nginx) refuse groups under 1024 bits.
+    small = tmp_path / "dh512.pem"
+    command = [binary("openssl"), "dhparam", "-out", str(small), "512"]
+    await asyncio.to_thread(subprocess.run, command, check=True, capture_output=True)
+    composite = dh_params(tmp_path / "composite.pem", _known("oakley2") * 3)
+    p, g = _dsa_style_prime()
+    subgroup = dh_params(tmp_path / "subgroup.pem", p, g)
+    priority = (
+        "NONE:+VERS-TLS1.2:+DHE-RSA:+AES-128-CBC:+SHA1:+SIGN-ALL:+COMP-NULL:+GROUP-ALL"
+        ":%PROFILE_VERY_WEAK"
+    )
+    found = {}
+    for label, path in (("small", small), ("composite", composite), ("subgroup", subgroup)):
+        port = gnutls_serv(priority, f"--dhparams={path}")
+        result = await scan(port)
+        if label == "small":
+            assert _ours(result) == await sslscan_dhe_bits(port)
+        (group,) = result.dhe_groups
+        found[label] = group
+    assert (found["small"].bits, found["small"].name) == (512, "custom")
+    assert found["small"].problem == ""  # a safe prime, just far too small
+    assert found["composite"].problem_severity == "critical"
+    assert "not prime" in found["composite"].problem
+    assert found["subgroup"].problem_severity == "warning"
+    assert "safe prime" in found["subgroup"].problem
+
+
+async def test_gnutls_and_nginx_dh_parameters(
+    gnutls_serv: StartServer, rsa_cert: Cert, tmp_path: Path
+) -> None:
+    params = dh_params(tmp_path / "oakley2.pem", _known("oakley2"))
+    priority = "NONE:+VERS-TLS1.2:+DHE-RSA:+AES-128-GCM:+AEAD:+SIGN-ALL:+COMP-NULL:+GROUP-ALL"
+    port = gnutls_serv(priority, f"--dhparams={params}")
+    result = await scan(port)
+    assert {(g.bits, g.name) for g in result.dhe_groups} == {(1024, "oakley2")}
+    assert _ours(result) == {
+        k: v for k, v in (await sslscan_dhe_bits(port)).items() if k in _ours(result)
+    }
+    ffdhe = dh_params(tmp_path / "ffdhe3072.pem", _known("ffdhe3072"))
+    directives = [
+        "ssl_protocols TLSv1.2",
+        "ssl_ciphers DHE-RSA-AES128-GCM-SHA256",
+        f"ssl_dhparam {ffdhe}",
+    ]
+    with NginxServer(tmp_path / "nginx", rsa_cert.cert, rsa_cert.key, directives) as srv:
+        nginx = await scan(srv.port)
+    assert [(g.protocol, g.suite_name, g.bits, g.name) for g in nginx.dhe_groups] == [
+        ("TLSv1.2", "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", 3072, "ffdhe3072")
+    ]
+
+
+async def test_tls12_groups_beside_an_ecdsa_certificate(pki: TestPKI) -> None:
+    leaf = pki.leaf("localhost", key="ec")  # P-256
+    with OpenSSLServer(
+        leaf.cert, leaf.key, "-tls1_2", "-groups", "X25519:P-256:P-521", chain=pki.intermediate.path
+    ) as srv:
+        result = await scan(srv.port)
+    assert result.complete, result.notes
+    # X25519 and P-521 are only accepted with the certificate's P-256 offered beside them.
+    assert set(result.groups) == {"x25519", "secp256r1", "secp521r1"}

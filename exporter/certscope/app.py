@@ -199,6 +199,7 @@ def _probe_target(request: web.Request, config: Config) -> Target | web.Response
         client_cert=opts.client_cert,
         client_key=opts.client_key,
         timeout=timeout,
+        max_handshake_bytes=opts.max_handshake_bytes,
     )
     name = join_address(host, port)
     return Target(name=name, host=host, port=port, tls=tls, interval=max(timeout * 2, 1))

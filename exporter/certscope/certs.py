@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
+import idna
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import (
@@ -27,8 +29,13 @@ from cryptography.x509.oid import (
 
 T = TypeVar("T")
 
-#: Certificates larger than this are not parsed (a hostile chain could hold one huge one).
-MAX_CERT_BYTES = 64 * 1024
+#: Certificates larger than this are not parsed: 16 MiB is the most one TLS Certificate
+#: message can carry (a 24-bit length), so every certificate a handshake delivers within the
+#: configured ``max_handshake_bytes`` is parsed; the handshake limit bounds memory.
+MAX_CERT_BYTES = 2**24 - 1
+#: Certificates up to this size share one cache keyed by their bytes; larger ones (thousands of
+#: SANs) are cached by digest in a small cache, so a few huge ones cannot pin gigabytes.
+_SMALL_CERT_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,8 @@ class CertFacts:
     ocsp_urls: tuple[str, ...] = ()
     ca_issuer_urls: tuple[str, ...] = ()
     crl_urls: tuple[str, ...] = ()
+    must_staple: bool = False  # TLS feature extension with status_request (RFC 7633)
+    sct_log_ids: tuple[str, ...] = ()  # embedded SCTs' log ids (base64), one per SCT
     subject_key_id: str = ""
     authority_key_id: str = ""
     size_bytes: int = 0
@@ -217,6 +226,26 @@ def _crl(cert: x509.Certificate) -> tuple[str, ...]:
     return tuple(urls)
 
 
+def _must_staple(cert: x509.Certificate) -> bool:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.TLSFeature)
+    except x509.ExtensionNotFound:
+        return False
+    return x509.TLSFeatureType.status_request in ext.value
+
+
+def _sct_log_ids(cert: x509.Certificate) -> tuple[str, ...]:
+    import base64
+
+    try:
+        ext = cert.extensions.get_extension_for_class(
+            x509.PrecertificateSignedCertificateTimestamps
+        )
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(base64.b64encode(sct.log_id).decode("ascii") for sct in ext.value)
+
+
 def _ski(cert: x509.Certificate) -> str:
     try:
         return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex()
@@ -285,14 +314,36 @@ def _try(errors: list[str], what: str, fn: Callable[[], T], default: T) -> T:
 
 def facts_from_der(der: bytes) -> CertFacts:
     """Facts for one DER certificate. Never raises: unparseable input gives ``parse_errors``."""
-    return _facts_cached(bytes(der))
+    der = bytes(der)
+    if len(der) <= _SMALL_CERT_BYTES:
+        return _facts_cached(der)
+    return _large_facts_cached(hashlib.sha256(der).hexdigest(), der)
 
 
 @lru_cache(maxsize=8192)
 def _facts_cached(der: bytes) -> CertFacts:
     # Probes see the same few certificates again and again; parsing once per distinct DER is
     # most of the exporter's CPU saving. Facts are immutable, so sharing them is safe.
-    digest = hashlib.sha256(der).hexdigest()
+    return _parse(hashlib.sha256(der).hexdigest(), der)
+
+
+_large_by_digest: dict[str, CertFacts] = {}
+_large_lock = threading.Lock()
+
+
+def _large_facts_cached(digest: str, der: bytes) -> CertFacts:
+    with _large_lock:
+        hit = _large_by_digest.get(digest)
+    if hit is None:
+        hit = _parse(digest, der)
+        with _large_lock:
+            if len(_large_by_digest) >= 16:
+                del _large_by_digest[next(iter(_large_by_digest))]
+            _large_by_digest[digest] = hit
+    return hit
+
+
+def _parse(digest: str, der: bytes) -> CertFacts:
     if len(der) > MAX_CERT_BYTES:
         return CertFacts(
             der_sha256=digest, size_bytes=len(der), parse_errors=("certificate too large",)
@@ -345,6 +396,8 @@ def _facts(cert: x509.Certificate, digest: str, size: int, errors: list[str]) ->
         ocsp_urls=ocsp,
         ca_issuer_urls=ca_issuers,
         crl_urls=_try(errors, "CRL distribution points", lambda: _crl(cert), ()),
+        must_staple=_try(errors, "TLS feature", lambda: _must_staple(cert), False),
+        sct_log_ids=_try(errors, "embedded SCTs", lambda: _sct_log_ids(cert), ()),
         subject_key_id=_try(errors, "subject key identifier", lambda: _ski(cert), ""),
         authority_key_id=_try(errors, "authority key identifier", lambda: _aki(cert), ""),
         size_bytes=size,
@@ -391,6 +444,22 @@ def is_ip(host: str) -> bool:
     return True
 
 
+def a_label(name: str) -> str:
+    """A host name in the ASCII form certificates carry: ``ѕрооғ.example`` -> ``xn--….example``.
+
+    IDNA 2008 with the UTS #46 mapping (case folding, full-width dots), as browsers apply
+    it; ASCII names (punycode included) are only lower-cased. Raises ValueError for a name
+    IDNA 2008 rejects.
+    """
+    name = name.strip().rstrip(".")
+    if name.isascii():
+        return name.lower()
+    try:
+        return idna.encode(name, uts46=True).decode("ascii").lower()
+    except idna.IDNAError as exc:
+        raise ValueError(f"{name!r} is not a valid internationalised host name: {exc}") from None
+
+
 def hostname_matches(
     host: str, sans: Iterable[str], subject_cn: str = "", *, ip_sans: Iterable[str] | None = None
 ) -> bool:
@@ -399,8 +468,15 @@ def hostname_matches(
     The subject CN is consulted only when the certificate has no SAN of the right kind, as
     browsers stopped doing it long ago but many internal services still rely on it (that case
     still passes here; policy can flag missing SANs separately).
+
+    Names are compared as A-labels (RFC 6125 6.4.2): a host given in Unicode matches the
+    punycode SAN a CA issued for it; one IDNA 2008 rejects matches nothing.
     """
-    host = host.strip("[]").rstrip(".").lower()
+    host = host.strip("[]").rstrip(".")
+    try:
+        host = a_label(host) if not is_ip(host) else host.lower()
+    except ValueError:
+        return False
     sans = tuple(sans)
     if is_ip(host):
         want = ipaddress.ip_address(host)

@@ -306,7 +306,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     results = asyncio.run(_scan_all(targets, args.enumerate))
     now = datetime.now(UTC)
     assessed = [
-        (r, scan, assess_endpoint((t.name, t.address), r.facts, r.verdict, scan, policy, now))
+        (r, scan, _assess(t, r, scan, policy, now))
         for t, (r, scan) in zip(targets, results, strict=True)
     ]
     if args.format == "json":
@@ -322,6 +322,15 @@ def cmd_scan(args: argparse.Namespace) -> int:
             scan_table([(r, scan if args.enumerate else None, a) for r, scan, a in assessed], now)
         )
     return 0 if all(r.success for r, _ in results) else 1
+
+
+def _assess(
+    t: Target, r: ProbeResult, scan: PostureScan | None, policy: Policy, now: datetime
+) -> Assessment:
+    stapled = r.revocation.stapled if r.revocation is not None else None
+    return assess_endpoint(
+        (t.name, t.address), r.facts, r.verdict, scan, policy, now, stapled=stapled
+    )
 
 
 async def _scan_all(
@@ -358,6 +367,16 @@ def posture_json(scan: PostureScan | None, a: Assessment) -> dict[str, Any] | No
         "server_cipher_order": any(enforced for _, enforced in scan.server_order),
         "server_cipher_order_by_protocol": dict(scan.server_order),
         "groups": list(scan.groups),
+        "dhe_groups": [
+            {
+                "protocol": g.protocol,
+                "cipher": g.suite_name,
+                "group": g.name,
+                "bits": g.bits,
+                "problem": g.problem or None,
+            }
+            for g in scan.dhe_groups
+        ],
         "grade": a.grade.grade if a.grade else None,
         "grade_if_trusted": a.grade.grade_if_trusted if a.grade else None,
         "score": a.grade.score if a.grade else None,
@@ -421,7 +440,10 @@ def scan_json(r: ProbeResult, now: datetime) -> dict[str, Any]:
             if v
             else None
         ),
+        "revocation": _revocation_json(r),
         "chain_truncated": r.outcome.chain_truncated,
+        "chain_length": r.outcome.presented,
+        "captured_by": r.outcome.captured_by if r.outcome.chain else None,
         "certificates": [
             {
                 "subject": f.subject,
@@ -443,11 +465,36 @@ def scan_json(r: ProbeResult, now: datetime) -> dict[str, Any]:
                 "fingerprint_sha256": f.fingerprint_sha256,
                 "ocsp_urls": list(f.ocsp_urls),
                 "crl_urls": list(f.crl_urls),
+                "sct_log_ids": list(f.sct_log_ids),
+                "must_staple": f.must_staple,
                 "parse_errors": list(f.parse_errors),
             }
             for f in r.facts
         ],
         "duration_seconds": round(r.duration, 4),
+    }
+
+
+def _revocation_json(r: ProbeResult) -> dict[str, Any] | None:
+    rev = r.revocation
+    if rev is None:
+        return None
+    return {
+        "revoked": rev.revoked,
+        "ocsp_stapled": rev.stapled,
+        "must_staple": rev.must_staple,
+        "staple_next_update": _iso(datetime.fromtimestamp(rev.staple_next_update, UTC))
+        if rev.staple_next_update is not None
+        else None,
+        "checks": [
+            {
+                "method": str(c.method),
+                "status": str(c.status),
+                "detail": c.detail,
+                "source": c.source or None,
+            }
+            for c in rev.checks
+        ],
     }
 
 

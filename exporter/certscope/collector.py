@@ -15,6 +15,7 @@ from datetime import UTC, datetime, time
 from .certs import CertFacts
 from .config import Policy
 from .results import AssessedLocation, Labels, ProbeResult, SourceResult
+from .revocation import Revocation
 from .tls.suites import PROTOCOLS
 
 
@@ -45,6 +46,16 @@ FAMILIES: tuple[Family, ...] = (
         "Certificate details (serial, fingerprint, SANs, key, signature) as labels; value 1.",
     ),
     Family(
+        "certscope_cert_sct_count",
+        "gauge",
+        "Signed certificate timestamps (Certificate Transparency) embedded in a leaf certificate.",
+    ),
+    Family(
+        "certscope_cert_sct_info",
+        "gauge",
+        "One series per embedded SCT's Certificate Transparency log (log_id, base64); value 1.",
+    ),
+    Family(
         "certscope_cert_revoked",
         "gauge",
         "1 for a stored certificate its CA has revoked (Vault PKI with include_revoked).",
@@ -71,6 +82,23 @@ FAMILIES: tuple[Family, ...] = (
     ),
     Family(
         "certscope_cert_chain_certificates", "gauge", "Number of certificates the server presented."
+    ),
+    Family(
+        "certscope_cert_revocation_status",
+        "gauge",
+        "1 for the leaf's revocation status by each method checked (OCSP, CRL): good, revoked, "
+        "unknown or error." + _CACHED,
+    ),
+    Family(
+        "certscope_ocsp_stapled",
+        "gauge",
+        "1 when the server stapled an OCSP response to its handshake.",
+    ),
+    Family(
+        "certscope_ocsp_staple_next_update_timestamp_seconds",
+        "gauge",
+        "nextUpdate of the stapled OCSP response as a Unix timestamp; a must-staple "
+        "certificate stops working for strict clients after it.",
     ),
     # probes
     Family(
@@ -122,6 +150,12 @@ FAMILIES: tuple[Family, ...] = (
         "certscope_tls_group_supported",
         "gauge",
         "1 for each key-exchange group the endpoint accepts.",
+    ),
+    Family(
+        "certscope_tls_dhe_group_bits",
+        "gauge",
+        "Size in bits of the finite-field group the endpoint uses with each accepted DHE suite, "
+        "with the group's name (ffdhe2048, modp1536, oakley2 … or custom).",
     ),
     Family(
         "certscope_tls_server_cipher_order",
@@ -287,6 +321,10 @@ def _cert_lines(
         ("self_signed", "true" if facts.self_signed else "false"),
     )
     _add(out, "certscope_cert_info", info, 1)
+    if not facts.is_ca:
+        _add(out, "certscope_cert_sct_count", slot, len(facts.sct_log_ids))
+        for log_id in dict.fromkeys(facts.sct_log_ids):
+            _add(out, "certscope_cert_sct_info", (*slot, ("log_id", log_id)), 1)
     if revoked:
         _add(out, "certscope_cert_revoked", slot, 1)
 
@@ -329,7 +367,7 @@ def probe_fragments(r: ProbeResult) -> Fragments:
             base,
             1 if r.outcome.client_cert_required else 0,
         )
-        _add(out, "certscope_cert_chain_certificates", base, len(r.facts))
+        _add(out, "certscope_cert_chain_certificates", base, r.outcome.presented)
     if r.verdict is not None:
         v = r.verdict
         _add(out, "certscope_cert_verified", base, 1 if v.verified else 0)
@@ -337,9 +375,22 @@ def probe_fragments(r: ProbeResult) -> Fragments:
         _add(out, "certscope_cert_hostname_match", base, 1 if v.hostname_match else 0)
         for reason in v.errors:
             _add(out, "certscope_cert_verification_failure", (*base, ("reason", reason)), 1)
+    if r.revocation is not None:
+        _revocation_lines(out, base, r.revocation)
     for pos, facts in enumerate(r.facts):
         _cert_lines(out, base, pos, facts)
     return out
+
+
+def _revocation_lines(out: Fragments, base: Labels, rev: Revocation) -> None:
+    _add(out, "certscope_ocsp_stapled", base, int(rev.stapled))
+    if rev.staple_next_update is not None:
+        _add(
+            out, "certscope_ocsp_staple_next_update_timestamp_seconds", base, rev.staple_next_update
+        )
+    for check in rev.checks:
+        labels = (*base, ("method", str(check.method)), ("status", str(check.status)))
+        _add(out, "certscope_cert_revocation_status", labels, 1)
 
 
 def source_fragments(r: SourceResult) -> Fragments:
@@ -432,6 +483,14 @@ def assessment_fragments(a: AssessedLocation) -> Fragments:
             )
         for group in scan.groups:
             _add(out, "certscope_tls_group_supported", (*base, ("group", group)), 1)
+        for dhe in scan.dhe_groups:
+            labels = (
+                *base,
+                ("protocol", dhe.protocol),
+                ("cipher", dhe.suite_name),
+                ("group", dhe.name),
+            )
+            _add(out, "certscope_tls_dhe_group_bits", labels, dhe.bits)
         _add(out, "certscope_tls_scan_complete", base, int(scan.complete))
         _add(out, "certscope_tls_scan_timestamp_seconds", base, scan.timestamp)
         _add(out, "certscope_tls_scan_duration_seconds", base, scan.duration)

@@ -28,6 +28,9 @@ from .net import PortError, is_hostname, is_ip, join_address, split_address
 DEFAULT_INTERVAL = 300.0
 DEFAULT_ENUMERATE_INTERVAL = 6 * 3600.0
 DEFAULT_TIMEOUT = 10.0
+#: Most bytes a server may send during one handshake (chain, stapled OCSP, key exchange).
+DEFAULT_MAX_HANDSHAKE_BYTES = 1024 * 1024
+MAX_HANDSHAKE_BYTES_RANGE = (64 * 1024, 16 * 1024 * 1024)
 DEFAULT_CONCURRENCY = 64
 DEFAULT_JITTER = 0.1
 #: At most this many problems are listed, then their count.
@@ -57,6 +60,7 @@ _DURATION_UNITS = {
     "ms": 0.001,
 }
 _LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
 
 #: Label names certscope sets itself; a user label with one of these names would clash.
 RESERVED_LABELS = frozenset(
@@ -100,6 +104,9 @@ RESERVED_LABELS = frozenset(
         "severity",
         "control",
         "result",
+        "method",
+        "status",
+        "log_id",
     }
 )
 
@@ -148,6 +155,20 @@ def format_duration(seconds: float) -> str:
 
 
 @dataclass(frozen=True)
+class RevocationOptions:
+    """Whether and how a target's leaf is checked for revocation (see docs/configuration.md).
+
+    A stapled OCSP response is always judged when the server sends one; ``ocsp`` and ``crl``
+    allow fetching from the responder (AIA) and the CRL distribution points.
+    """
+
+    ocsp: bool = True
+    crl: bool = True
+    timeout: float = 5.0  # per fetch; the probe's own timeout bounds the whole check
+    max_crl_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class TLSOptions:
     """How to talk to one endpoint: shared by configured targets, /probe modules and ``scan``."""
 
@@ -158,6 +179,8 @@ class TLSOptions:
     client_cert: str | None = None
     client_key: str | None = None
     timeout: float = DEFAULT_TIMEOUT
+    max_handshake_bytes: int = DEFAULT_MAX_HANDSHAKE_BYTES
+    revocation: RevocationOptions = RevocationOptions()
 
 
 @dataclass(frozen=True)
@@ -540,7 +563,17 @@ def _type(v: object) -> str:
     }.get(type(v), type(v).__name__)
 
 
-_TLS_KEYS = ("sni", "starttls", "alpn", "ca_file", "client_cert", "client_key", "timeout")
+_TLS_KEYS = (
+    "sni",
+    "starttls",
+    "alpn",
+    "ca_file",
+    "client_cert",
+    "client_key",
+    "timeout",
+    "max_handshake_bytes",
+    "revocation",
+)
 _TARGET_KEYS = (
     "address",
     "host",
@@ -556,6 +589,8 @@ _TARGET_KEYS = (
 _DEFAULT_KEYS = (
     "interval",
     "timeout",
+    "max_handshake_bytes",
+    "revocation",
     "ca_file",
     "labels",
     "alpn",
@@ -643,7 +678,32 @@ def _tls_options(c: _Checker, d: Mapping[str, Any], loc: str, base: TLSOptions) 
         client_cert=cert,
         client_key=key,
         timeout=c.duration(d, "timeout", loc, base.timeout, MIN_TIMEOUT),
+        max_handshake_bytes=_max_handshake_bytes(c, d, loc, base.max_handshake_bytes),
+        revocation=_revocation(c, d, loc, base.revocation),
     )
+
+
+def _revocation(
+    c: _Checker, d: Mapping[str, Any], loc: str, base: RevocationOptions
+) -> RevocationOptions:
+    """``revocation: false`` (no fetching), or a mapping of the RevocationOptions fields."""
+    if "revocation" not in d:
+        return base
+    raw, rloc = d["revocation"], _join(loc, "revocation")
+    if isinstance(raw, bool):
+        return RevocationOptions(ocsp=raw, crl=raw, timeout=base.timeout)
+    rd = c.mapping(raw, rloc, ("ocsp", "crl", "timeout", "max_crl_bytes"))
+    return RevocationOptions(
+        ocsp=c.boolean(rd, "ocsp", rloc, base.ocsp),
+        crl=c.boolean(rd, "crl", rloc, base.crl),
+        timeout=c.duration(rd, "timeout", rloc, base.timeout, MIN_TIMEOUT),
+        max_crl_bytes=int(c.number(rd, "max_crl_bytes", rloc, base.max_crl_bytes, 1024, 2**30)),
+    )
+
+
+def _max_handshake_bytes(c: _Checker, d: Mapping[str, Any], loc: str, default: int) -> int:
+    low, high = MAX_HANDSHAKE_BYTES_RANGE
+    return int(c.number(d, "max_handshake_bytes", loc, default, low, high))
 
 
 @dataclass(frozen=True)
@@ -1016,7 +1076,13 @@ def build_config(raw: object, origin: str) -> Config:
     timeout = c.duration(dd, "timeout", "defaults", DEFAULT_TIMEOUT, MIN_TIMEOUT)
     ca_file = c.readable_file(c.string(dd, "ca_file", "defaults"), "defaults.ca_file", True)
     default_labels = c.labels(dd.get("labels"), "defaults.labels")
-    defaults = TLSOptions(ca_file=ca_file, timeout=timeout, alpn=c.strings(dd, "alpn", "defaults"))
+    defaults = TLSOptions(
+        ca_file=ca_file,
+        timeout=timeout,
+        alpn=c.strings(dd, "alpn", "defaults"),
+        max_handshake_bytes=_max_handshake_bytes(c, dd, "defaults", DEFAULT_MAX_HANDSHAKE_BYTES),
+        revocation=_revocation(c, dd, "defaults", RevocationOptions()),
+    )
     tdefaults = _TargetDefaults(
         tls=defaults,
         interval=interval,

@@ -53,6 +53,7 @@ class VerifyFailure(StrEnum):
     CHAIN_TOO_LONG = "chain_too_long"
     NO_CERTIFICATE = "no_certificate"
     VERIFY_ERROR = "verify_error"
+    REVOKED = "revoked"
 
 
 class CertscopeError(Exception):

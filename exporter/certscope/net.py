@@ -12,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 
+from .certs import a_label
+
 #: RFC 1035: at most 253 characters in the written form of a name, 63 in one label.
 MAX_HOSTNAME = 253
 MAX_LABEL = 63
@@ -56,8 +58,9 @@ def hostname_problem(name: str) -> str | None:
     ascii_name = name
     if not name.isascii():
         try:
-            ascii_name = name.encode("idna").decode("ascii")
-        except UnicodeError:
+            # IDNA 2008 (certs.a_label), as names are sent in SNI and compared with SANs.
+            ascii_name = a_label(name)
+        except ValueError:
             return "is not a valid internationalised domain name"
         if len(ascii_name) > MAX_HOSTNAME:
             return f"must be at most {MAX_HOSTNAME} characters in its IDNA form"

@@ -18,7 +18,7 @@ from enum import StrEnum
 from .certs import CertFacts
 from .config import Policy, PolicyException
 from .errors import VerifyFailure
-from .posture import PostureScan
+from .posture import DHEGroup, PostureScan
 from .tls.suites import PROTOCOLS, CipherSuite, SuiteClass
 from .verify import Verdict
 
@@ -41,6 +41,14 @@ class Rule(StrEnum):
     PRIVATE_KEY_UNENCRYPTED = "private_key_unencrypted"
     PRIVATE_KEY_ORPHANED = "private_key_orphaned"
     PRIVATE_KEY_WEAK = "private_key_weak"
+    CERT_REVOKED = "cert_revoked"
+    OCSP_MUST_STAPLE_MISSING = "ocsp_must_staple_missing"
+    DH_GROUP_TOO_SMALL = "dh_group_too_small"
+    DH_GROUP_INSECURE = "dh_group_insecure"
+    SAN_MISSING = "san_missing"
+    SCT_MISSING = "sct_missing"
+    CHAIN_ORDER_WRONG = "chain_order_wrong"
+    INTERMEDIATE_EXPIRED = "intermediate_expired"
 
 
 #: rule → SOC 2 common criterion it evidences. CC6.1: keys and credentials; CC6.6: boundary
@@ -64,6 +72,14 @@ CONTROLS: dict[Rule, str] = {
     Rule.PRIVATE_KEY_UNENCRYPTED: "CC6.1",
     Rule.PRIVATE_KEY_ORPHANED: "CC6.1",
     Rule.PRIVATE_KEY_WEAK: "CC6.1",
+    Rule.CERT_REVOKED: "CC6.1",
+    Rule.OCSP_MUST_STAPLE_MISSING: "CC6.6",
+    Rule.DH_GROUP_TOO_SMALL: "CC6.7",
+    Rule.DH_GROUP_INSECURE: "CC6.7",
+    Rule.SAN_MISSING: "CC6.6",
+    Rule.SCT_MISSING: "CC6.6",
+    Rule.CHAIN_ORDER_WRONG: "CC6.6",
+    Rule.INTERMEDIATE_EXPIRED: "CC6.7",
 }
 
 _PROTOCOL_RANK = {p: i for i, p in enumerate(PROTOCOLS)}
@@ -97,6 +113,31 @@ def _issued(chain: Sequence[CertFacts]) -> list[tuple[int, CertFacts]]:
     return [(i, f) for i, f in enumerate(chain) if not (i > 0 and f.self_signed)]
 
 
+#: Below these sizes a key is broken outright (``key_too_small`` is critical): RSA and DSA
+#: under 1024 bits, and EC keys under 160 bits, their equivalent strength (NIST SP 800-57).
+CRITICAL_RSA_BITS = 1024
+CRITICAL_EC_BITS = 160
+
+
+def key_severity(algorithm: str, bits: int) -> str:
+    """``critical`` for a key below the broken-outright size, else ``warning``."""
+    if algorithm in ("RSA", "DSA"):
+        return "critical" if bits < CRITICAL_RSA_BITS else "warning"
+    if algorithm == "EC":
+        return "critical" if bits < CRITICAL_EC_BITS else "warning"
+    return "warning"
+
+
+def _key_problem(f: CertFacts, policy: Policy) -> str | None:
+    if f.key_algorithm == "RSA" and f.key_bits < policy.min_rsa_bits:
+        return f"RSA {f.key_bits} bits < {policy.min_rsa_bits}"
+    if f.key_algorithm == "EC" and f.key_bits < policy.min_ec_bits:
+        return f"EC {f.key_bits} bits < {policy.min_ec_bits}"
+    if f.key_algorithm == "DSA":
+        return f"DSA keys are not allowed ({f.key_bits} bits)"
+    return None
+
+
 def certificate_findings(
     chain: Sequence[CertFacts], policy: Policy, now: datetime, is_store: bool = False
 ) -> list[Finding]:
@@ -109,16 +150,16 @@ def certificate_findings(
     if not chain:
         return out
     small: list[str] = []
+    key_worst = "warning"
     bad_sig: list[str] = []
     worst_sig = "warning"
     for i, f in _issued(chain):
         where = f"[{i}] {f.subject_cn or f.subject or f.fingerprint_sha256[:16]}"
-        if f.key_algorithm == "RSA" and f.key_bits < policy.min_rsa_bits:
-            small.append(f"{where}: RSA {f.key_bits} bits < {policy.min_rsa_bits}")
-        elif f.key_algorithm == "EC" and f.key_bits < policy.min_ec_bits:
-            small.append(f"{where}: EC {f.key_bits} bits < {policy.min_ec_bits}")
-        elif f.key_algorithm == "DSA":
-            small.append(f"{where}: DSA keys are not allowed")
+        problem = _key_problem(f, policy)
+        if problem is not None:
+            small.append(f"{where}: {problem}")
+            if key_severity(f.key_algorithm, f.key_bits) == "critical":
+                key_worst = "critical"
         if f.signature_hash in policy.forbidden_signature_hashes and not (
             is_store and f.self_signed
         ):
@@ -126,12 +167,7 @@ def certificate_findings(
             if f.signature_hash in ("md5", "md2"):
                 worst_sig = "critical"
     if small:
-        severity = (
-            "critical"
-            if any(" 512 " in s or " 768 " in s or " 1024 " in s for s in small)
-            else "warning"
-        )
-        out.append(_finding(Rule.KEY_TOO_SMALL, severity, "; ".join(small)))
+        out.append(_finding(Rule.KEY_TOO_SMALL, key_worst, "; ".join(small)))
     if bad_sig:
         out.append(_finding(Rule.SIGNATURE_HASH_FORBIDDEN, worst_sig, "; ".join(bad_sig)))
     leaf = chain[0]
@@ -151,7 +187,50 @@ def certificate_findings(
         out.append(
             _finding(Rule.CERT_NOT_YET_VALID, "warning", f"valid from {leaf.not_before:%Y-%m-%d}")
         )
+    if not is_store:
+        out.extend(presented_chain_findings(chain, now))
     return out
+
+
+def presented_chain_findings(chain: Sequence[CertFacts], now: datetime) -> list[Finding]:
+    """Findings about a chain as a server presents it: names, order, intermediates."""
+    out: list[Finding] = []
+    leaf = chain[0]
+    names = [s for s in leaf.sans if not s.startswith(("URI:", "email:"))]
+    if not leaf.is_ca and not names:
+        # Browsers ignore the subject CN since 2017 (CA/B Forum BR 7.1.4.2.1; Chrome 58).
+        detail = f"no DNS or IP subject alternative name (CN {leaf.subject_cn!r} only)"
+        out.append(_finding(Rule.SAN_MISSING, "warning", detail))
+    order = _order_problem(chain)
+    if order:
+        out.append(_finding(Rule.CHAIN_ORDER_WRONG, "warning", order))
+    expired = [
+        f"[{i}] {f.subject_cn or f.subject} expired {f.not_after:%Y-%m-%d}"
+        for i, f in enumerate(chain)
+        if i > 0 and not f.self_signed and f.not_after is not None and now > f.not_after
+    ]
+    if expired:
+        out.append(_finding(Rule.INTERMEDIATE_EXPIRED, "critical", "; ".join(expired)))
+    return out
+
+
+def _order_problem(chain: Sequence[CertFacts]) -> str:
+    """Each certificate must be followed by its issuer (RFC 5246 7.4.2); '' when it is.
+
+    A chain whose next issuer is simply absent is incomplete, not out of order: that is
+    a verification reason (``incomplete_chain``), not this finding. A certificate sent twice
+    (servers given the leaf both as certificate and in the chain file) is skipped: clients
+    ignore the copy, and path building is unaffected.
+    """
+    chain = list({f.der_sha256: f for f in chain}.values())
+    where = {f.subject: i for i, f in reversed(list(enumerate(chain))) if f.subject}
+    for i, f in enumerate(chain[:-1]):
+        if f.self_signed or not f.issuer:
+            continue
+        at = where.get(f.issuer)
+        if at is not None and at != i + 1 and chain[i + 1].subject != f.issuer:
+            return f"[{i}] is issued by [{at}], not by the certificate after it"
+    return ""
 
 
 def verdict_findings(verdict: Verdict | None, policy: Policy) -> list[Finding]:
@@ -170,8 +249,13 @@ def verdict_findings(verdict: Verdict | None, policy: Policy) -> list[Finding]:
             VerifyFailure.EXPIRED,
             VerifyFailure.NOT_YET_VALID,
             VerifyFailure.HOSTNAME_MISMATCH,
+            # their own findings (intermediate_expired, cert_revoked)
+            VerifyFailure.INTERMEDIATE_EXPIRED,
+            VerifyFailure.REVOKED,
         )
     ]
+    if VerifyFailure.REVOKED in verdict.errors:
+        out.append(_finding(Rule.CERT_REVOKED, "critical", "OCSP or CRL says revoked"))
     if policy.require_trusted_chain and trust:
         out.append(_finding(Rule.CHAIN_UNTRUSTED, "critical", ", ".join(trust)))
     return out
@@ -253,7 +337,37 @@ def posture_findings(scan: PostureScan | None, policy: Policy) -> list[Finding]:
         out.append(_finding(Rule.CIPHER_WEAK, "warning", "; ".join(weak)))
     if other:
         out.append(_finding(Rule.CIPHER_NOT_ALLOWED, "info", "; ".join(other)))
+    out.extend(dh_findings(scan))
     return out
+
+
+#: DHE groups below these sizes: broken (Logjam-class precomputation) / weak.
+CRITICAL_DH_BITS = 1024
+MIN_DH_BITS = 2048
+
+
+def dh_findings(scan: PostureScan) -> list[Finding]:
+    """``dh_group_too_small`` and ``dh_group_insecure`` from the groups behind DHE suites."""
+    out: list[Finding] = []
+    small = [g for g in scan.dhe_groups if g.bits < MIN_DH_BITS]
+    if small:
+        severity = "critical" if any(g.bits < CRITICAL_DH_BITS for g in small) else "warning"
+        out.append(_finding(Rule.DH_GROUP_TOO_SMALL, severity, _dh_detail(small)))
+    unsafe = [g for g in scan.dhe_groups if g.problem_severity]
+    if unsafe:
+        severity = (
+            "critical" if any(g.problem_severity == "critical" for g in unsafe) else "warning"
+        )
+        out.append(_finding(Rule.DH_GROUP_INSECURE, severity, _dh_detail(unsafe)))
+    return out
+
+
+def _dh_detail(groups: Sequence[DHEGroup]) -> str:
+    seen: dict[str, int] = {}
+    for g in groups:
+        key = f"{g.bits}-bit {g.name}" + (f" ({g.problem})" if g.problem else "")
+        seen[key] = seen.get(key, 0) + 1
+    return "; ".join(f"{k} with {n} DHE suite{'s' if n > 1 else ''}" for k, n in seen.items())
 
 
 # --- exceptions ----------------------------------------------------------------------------------
@@ -363,6 +477,7 @@ def grade(scan: PostureScan, chain: Sequence[CertFacts], verdict: Verdict | None
     protocol_score = (max(p_scores) + min(p_scores)) / 2
     cert_bits = _key_strength(chain[0]) if chain else 0
     group_bits = [_GROUP_STRENGTH.get(g.lower(), 2048) for g in scan.groups]
+    group_bits += [g.bits for g in scan.dhe_groups]
     kex_bits = min([cert_bits, *group_bits]) if cert_bits else min(group_bits, default=0)
     anon = any(s.auth in ("NULL", "anon", "ANON") or "anon" in s.name for _, s in suites)
     kex_score = 0 if anon else _kex_score(kex_bits)
@@ -375,12 +490,32 @@ def grade(scan: PostureScan, chain: Sequence[CertFacts], verdict: Verdict | None
             letter = g
             break
     caps: list[str] = []
+    for to, why in _grade_caps(scan, chain, suites, anon):
+        caps.append(f"{why} (cap {to})")
+        letter = _cap(letter, to)
+    if_trusted = letter
+    shown = letter
+    if verdict is not None and not (verdict.chain_trusted and verdict.valid_now):
+        shown = "T"
+        caps.append("certificate not trusted or not valid (T)")
+    elif verdict is not None and not verdict.hostname_match:
+        shown = "M"
+        caps.append("certificate name mismatch (M)")
+    return Grade(grade=shown, score=score, grade_if_trusted=if_trusted, caps=tuple(caps))
+
+
+def _grade_caps(
+    scan: PostureScan,
+    chain: Sequence[CertFacts],
+    suites: Sequence[tuple[str, CipherSuite]],
+    anon: bool,
+) -> list[tuple[str, str]]:
+    """(grade it caps to, why) for each SSL Labs cap that applies, in the guide's order."""
+    out: list[tuple[str, str]] = []
+    protocols = scan.accepted_protocols
 
     def cap(to: str, why: str) -> None:
-        nonlocal letter
-        new = _cap(letter, to)
-        caps.append(f"{why} (cap {to})")
-        letter = new
+        out.append((to, why))
 
     names = [s.name for _, s in suites]
     modern = [p for p in protocols if p in ("TLSv1.1", "TLSv1.2", "TLSv1.3")]
@@ -394,6 +529,10 @@ def grade(scan: PostureScan, chain: Sequence[CertFacts], verdict: Verdict | None
         cap("F", "NULL encryption accepted")
     if chain and chain[0].key_algorithm in ("RSA", "DSA") and 0 < chain[0].key_bits < 1024:
         cap("F", "certificate key below 1024 bits")
+    if any(g.bits < CRITICAL_DH_BITS for g in scan.dhe_groups):
+        cap("F", "DH parameters below 1024 bits (Logjam)")
+    if any(g.problem_severity == "critical" for g in scan.dhe_groups):
+        cap("F", "insecure DH parameters")
     if "SSLv3" in protocols:
         cap("C", "SSLv3 accepted (POODLE)")
     if "TLSv1.2" not in protocols and "TLSv1.3" not in protocols:
@@ -412,15 +551,9 @@ def grade(scan: PostureScan, chain: Sequence[CertFacts], verdict: Verdict | None
         cap("B", "no AEAD cipher suite")
     if chain and chain[0].key_algorithm == "RSA" and 1024 <= chain[0].key_bits < 2048:
         cap("B", "certificate key below 2048 bits")
-    if_trusted = letter
-    shown = letter
-    if verdict is not None and not (verdict.chain_trusted and verdict.valid_now):
-        shown = "T"
-        caps.append("certificate not trusted or not valid (T)")
-    elif verdict is not None and not verdict.hostname_match:
-        shown = "M"
-        caps.append("certificate name mismatch (M)")
-    return Grade(grade=shown, score=score, grade_if_trusted=if_trusted, caps=tuple(caps))
+    if any(g.bits < MIN_DH_BITS for g in scan.dhe_groups):
+        cap("B", "DH parameters below 2048 bits")
+    return out
 
 
 def _is_64bit_block(s: CipherSuite) -> bool:
@@ -546,11 +679,13 @@ def assess_endpoint(
     policy: Policy,
     now: datetime,
     served_mismatch: str | None = None,
+    stapled: bool | None = None,
 ) -> Assessment:
     """Findings, grade and Mozilla conformance for a TLS endpoint.
 
     ``served_mismatch`` is the detail when the endpoint serves something other than the newest
-    certificate in its store (see :mod:`certscope.matching`).
+    certificate in its store (see :mod:`certscope.matching`). ``stapled`` says whether the
+    server stapled an OCSP response (None: not known).
 
     The grade and conformance need an enumeration; before the first one completes they are
     absent rather than guessed.
@@ -562,6 +697,15 @@ def assess_endpoint(
     ]
     if served_mismatch is not None:
         findings.append(_finding(Rule.SERVED_NOT_STORED, "warning", served_mismatch))
+    if verdict is not None and verdict.public_trust and chain and not chain[0].sct_log_ids:
+        # Chrome and Safari require SCTs for publicly trusted certificates; only embedded
+        # ones are seen here (SCTs in the TLS extension or a staple are not read).
+        detail = "publicly trusted leaf without embedded SCTs (Certificate Transparency)"
+        findings.append(_finding(Rule.SCT_MISSING, "warning", detail))
+    if stapled is False and chain and chain[0].must_staple:
+        # RFC 7633: clients that honour must-staple refuse the connection without a staple.
+        detail = "certificate requires OCSP stapling (TLS feature status_request); none stapled"
+        findings.append(_finding(Rule.OCSP_MUST_STAPLE_MISSING, "critical", detail))
     findings = apply_exceptions(findings, subject, policy, today(now))
     g = grade(scan, chain, verdict) if scan is not None else None
     moz = (

@@ -8,6 +8,23 @@ from .tls.suites import PROTOCOLS, CipherSuite, by_code
 
 
 @dataclass(frozen=True)
+class DHEGroup:
+    """The finite-field group a server uses with one accepted DHE suite (its ServerKeyExchange)."""
+
+    protocol: str
+    suite: int
+    bits: int
+    name: str  # a well-known group (ffdhe2048, modp1536, oakley2 …) or "custom"
+    problem: str = ""  # why the group is unsafe whatever its size (composite, not safe prime)
+    problem_severity: str = ""  # critical (broken outright), warning (small subgroups), or ""
+
+    @property
+    def suite_name(self) -> str:
+        s = by_code(self.suite)
+        return s.name if s is not None else f"{self.suite:#06x}"
+
+
+@dataclass(frozen=True)
 class PostureScan:
     """Protocols, cipher suites and groups one endpoint accepted.
 
@@ -26,6 +43,7 @@ class PostureScan:
     duration: float = 0.0
     connections: int = 0
     notes: tuple[str, ...] = field(default=())
+    dhe_groups: tuple[DHEGroup, ...] = ()  # per accepted DHE suite, TLS 1.2 and older
 
     def supported(self, protocol: str) -> bool | None:
         return dict(self.protocols).get(protocol)

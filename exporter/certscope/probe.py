@@ -10,25 +10,107 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from .certs import facts_from_der
+from .certs import CertFacts, facts_from_der
 from .config import Target, format_duration
 from .errors import ProbeFailure
 from .results import ProbeResult
-from .tls.handshake import Failure, Outcome, handshake
+from .revocation import (
+    Check,
+    Method,
+    Revocation,
+    Status,
+    cached_revocation,
+    check_revocation,
+)
+from .tls.capture import capture_chain
+from .tls.handshake import MAX_CHAIN, Failure, Negotiated, Outcome, handshake
 from .verify import verify_chain
 
 log = logging.getLogger(__name__)
 
+#: Handshake failures after which the chain is read from the server's first flight instead:
+#: the server answered, but not with anything OpenSSL would finish a handshake on (legacy-only
+#: suites or versions, a chain over OpenSSL's certificate-list limit).
+_CAPTURE_AFTER = frozenset(
+    {
+        ProbeFailure.TLS_ALERT,
+        ProbeFailure.TLS_ERROR,
+        ProbeFailure.RESPONSE_TOO_LARGE,
+        ProbeFailure.CONNECTION_CLOSED,
+    }
+)
+
+
+def _wants_capture(outcome: Outcome) -> bool:
+    err = outcome.error
+    if err is None or outcome.chain or err.reason not in _CAPTURE_AFTER:
+        return False
+    # A server that wants something else from us (a client certificate, another name)
+    # will not answer a hello differently.
+    return err.alert not in ("certificate_required", "unrecognized_name")
+
+
+async def _with_capture(target: Target, outcome: Outcome) -> Outcome:
+    """``outcome`` with the chain from the first flight when the handshake got none."""
+    address = outcome.peer_address or target.host
+    got = await capture_chain(
+        address,
+        target.port,
+        target.server_name,
+        target.tls,
+        max_bytes=target.tls.max_handshake_bytes,
+    )
+    if got is None:
+        return outcome
+    return replace(
+        outcome,
+        chain=got.chain[:MAX_CHAIN],
+        chain_truncated=len(got.chain) > MAX_CHAIN,
+        chain_length=len(got.chain),
+        negotiated=Negotiated(version=got.version, cipher=got.cipher) if got.cipher else None,
+        captured_by="hello",
+        ocsp_response=got.ocsp_response,
+    )
+
+
+async def _capture_within(target: Target, outcome: Outcome, deadline: float) -> Outcome:
+    """The fallback capture, within what is left of the probe's time; the handshake's own
+    error stands whatever happens here."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await _with_capture(target, outcome)
+    except (TimeoutError, OSError, ValueError):
+        return outcome
+
+
+async def _revocation_within(
+    target: Target, outcome: Outcome, facts: tuple[CertFacts, ...], deadline: float
+) -> Revocation:
+    """The leaf's revocation, within what is left of the probe's time: a responder that does
+    not answer in time is an ``error`` check, never a slower probe."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await check_revocation(
+                outcome.chain, facts[0], outcome.ocsp_response, target.tls.revocation
+            )
+    except TimeoutError:
+        checks = (Check(Method.OCSP, Status.ERROR, "no revocation answer within the timeout"),)
+        return Revocation(checks, stapled=outcome.ocsp_response is not None)
+
 
 async def probe(target: Target, last_success: float | None = None) -> ProbeResult:
     started = time.perf_counter()
+    deadline = asyncio.get_running_loop().time() + target.tls.timeout
     try:
-        async with asyncio.timeout(target.tls.timeout):
+        async with asyncio.timeout_at(deadline):
             outcome = await handshake(
                 target.connect_host, target.port, target.server_name, target.tls
             )
+        if _wants_capture(outcome):
+            outcome = await _capture_within(target, outcome, deadline)
     except TimeoutError:
         outcome = Outcome(
             error=Failure(
@@ -44,9 +126,14 @@ async def probe(target: Target, last_success: float | None = None) -> ProbeResul
         outcome = Outcome(
             error=Failure(ProbeFailure.INTERNAL, f"internal error: {type(exc).__name__}")
         )
+    facts = tuple(facts_from_der(der) for der in outcome.chain)
+    revocation = None
+    if facts:
+        revocation = cached_revocation(
+            outcome.chain, facts[0], outcome.ocsp_response, target.tls.revocation
+        ) or await _revocation_within(target, outcome, facts, deadline)
     duration = time.perf_counter() - started
     now = time.time()
-    facts = tuple(facts_from_der(der) for der in outcome.chain)
     verdict = None
     if outcome.chain:
         verdict = verify_chain(
@@ -55,6 +142,7 @@ async def probe(target: Target, last_success: float | None = None) -> ProbeResul
             target.verify_name,
             target.tls.ca_file,
             datetime.fromtimestamp(now, UTC),
+            revoked=revocation is not None and revocation.revoked,
         )
     succeeded = outcome.error is None and bool(facts)  # what ProbeResult.success says
     return ProbeResult(
@@ -68,4 +156,5 @@ async def probe(target: Target, last_success: float | None = None) -> ProbeResul
         facts=facts,
         verdict=verdict,
         last_success=now if succeeded else last_success,
+        revocation=revocation,
     )

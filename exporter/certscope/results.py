@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from .certs import CertFacts
 from .policy import Assessment
 from .posture import PostureScan
+from .revocation import Revocation
 from .tls.handshake import Outcome
 from .verify import Verdict
 
@@ -31,6 +32,7 @@ class ProbeResult:
     facts: tuple[CertFacts, ...]
     verdict: Verdict | None
     last_success: float | None  # carried from earlier results: continuity evidence
+    revocation: Revocation | None = None  # None: not checked (no certificate)
 
     @property
     def success(self) -> bool:

@@ -294,6 +294,9 @@ class Scheduler:
             self._config.policy,
             datetime.now(UTC),
             None if comparison is None or comparison.matches else comparison.detail,
+            stapled=probe_result.revocation.stapled
+            if probe_result is not None and probe_result.revocation is not None
+            else None,
         )
         located = AssessedLocation(
             source_kind="tls",

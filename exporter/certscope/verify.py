@@ -61,6 +61,9 @@ class Verdict:
     hostname_match: bool
     valid_now: bool
     errors: tuple[VerifyFailure, ...]
+    #: trusted through the system store (no ``ca_file``): a publicly trusted chain, which
+    #: browsers hold to Certificate Transparency.
+    public_trust: bool = False
 
     @property
     def verified(self) -> bool:
@@ -167,8 +170,13 @@ def verify_chain(
     host: str | None,
     ca_file: str | None,
     now: datetime,
+    revoked: bool = False,
 ) -> Verdict:
-    """Verify a presented chain (leaf first) for ``host`` at ``now``."""
+    """Verify a presented chain (leaf first) for ``host`` at ``now``.
+
+    ``revoked``: OCSP or a CRL says the leaf is revoked (:mod:`certscope.revocation`); the
+    chain is then not acceptable whatever else holds, and ``revoked`` is among the reasons.
+    """
     if not chain:
         return Verdict(False, False, False, (VerifyFailure.NO_CERTIFICATE,))
     errors: list[VerifyFailure] = []
@@ -191,6 +199,12 @@ def verify_chain(
         match = hostname_matches(host, leaf.sans, leaf.subject_cn, ip_sans=leaf.ip_sans)
         if not match:
             errors.append(VerifyFailure.HOSTNAME_MISMATCH)
+    if revoked:
+        errors.append(VerifyFailure.REVOKED)
     return Verdict(
-        chain_trusted=not trust, hostname_match=match, valid_now=valid_now, errors=tuple(errors)
+        chain_trusted=not trust,
+        hostname_match=match,
+        valid_now=valid_now,
+        errors=tuple(errors),
+        public_trust=not trust and ca_file is None,
     )

@@ -3,9 +3,10 @@
 :func:`enumerate_posture` finds what one endpoint accepts by sending crafted ClientHellos
 (:func:`certscope.tls.hello.build_client_hello`) on raw asyncio streams and reading only the
 server's first answer (:class:`~certscope.tls.hello.ServerHelloParser`). No handshake is ever
-finished: each connection is closed as soon as the ServerHello (or an alert) arrives, so a
-scan costs one round trip per connection and no key exchange on the server beyond what its
-ServerHello commits to. The certificate comes from the core probe, not from here.
+finished: each connection is closed as soon as the ServerHello (or an alert) arrives, or, for
+key-exchange groups, once the rest of the server's first flight (up to ServerHelloDone) is in,
+so a scan costs one round trip per connection and no key exchange beyond what the server's
+first flight commits to. The certificate comes from the core probe, not from here.
 
 How a scan proceeds::
 
@@ -22,7 +23,12 @@ How a scan proceeds::
                                      binary-insert a few strays into the main bundle's order
     then groups ─── TLS 1.3: pick and remove over supported_groups (key_share or
                     HelloRetryRequest names the group); without TLS 1.3, one TLS 1.2 (or
-                    1.1, 1.0) hello per elliptic curve offering only ECDHE suites
+                    1.1, 1.0) hello per elliptic curve offering only ECDHE suites, with the
+                    certificate's curve beside it (an ECDSA server needs it); the flight's
+                    ServerKeyExchange names the curve chosen
+    then DHE ────── one hello per accepted DHE suite (TLS 1.2 and older); the flight's
+                    ServerKeyExchange carries the server's finite-field group, named or
+                    checked by :mod:`certscope.tls.dh`
 
 The first hello of a protocol goes out alone: an answer that rules the protocol out
 (``protocol_version`` alert, or a ServerHello at a lower version) spares the other bundles.
@@ -43,9 +49,9 @@ streams bytes without ever answering is cut off after :data:`MAX_ANSWER_BYTES` (
 anything is taken for a filter, not for one refusing every protocol: the scan stops with
 ``connection_reset`` and leaves the protocols undecided.
 
-Not determined: finite-field groups negotiated in TLS 1.2 (RFC 7919 puts the group in the
-ServerKeyExchange, which is never read), and order among suites of different bundles when
-the server does not enforce one (there is none to find).
+Not determined: order among suites of different bundles when the server does not enforce
+one (there is none to find). Where a server prefers its certificate's curve over a probed one
+in TLS 1.2, the probed curve stays undecided (not reported).
 """
 
 from __future__ import annotations
@@ -59,10 +65,12 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from ..posture import PostureScan
+from ..certs import a_label
+from ..posture import DHEGroup, PostureScan
+from . import dh, suites
 from . import hello as h
 from . import starttls as preambles
-from . import suites
+from .flight import DHParams, ECParams, Flight, parse_key_exchange, read_flight
 from .hello import NamedGroup
 
 __all__ = [
@@ -72,6 +80,7 @@ __all__ = [
     "MAX_ANSWER_BYTES",
     "MAX_WARNINGS",
     "ScanFailure",
+    "candidate_bundles",
     "enumerate_posture",
     "group_name",
 ]
@@ -83,6 +92,13 @@ DEFAULT_DEADLINE: Final = 60.0
 #: flight is well under 1 KiB; the parser already caps what it holds at once, this caps a
 #: stream of warnings or padding that never reaches a ServerHello.
 MAX_ANSWER_BYTES: Final = 2 * h.MAX_BUFFER
+
+#: Bytes of a first flight (chain included) read to find its ServerKeyExchange.
+MAX_FLIGHT_BYTES: Final = 1024 * 1024
+
+#: DHE suites whose group is read, per scan: each costs one connection, and servers use
+#: one group for every suite, so a few dozen tell all there is.
+MAX_DHE_SUITES: Final = 32
 
 #: Warning alerts tolerated before the ServerHello (servers send one, unrecognized_name, if
 #: any); a stream of them is cut off here, well before the byte limit.
@@ -229,10 +245,12 @@ class _Endpoint:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.timeout):
-                infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+                infos = await loop.getaddrinfo(
+                    a_label(self.host), self.port, type=socket.SOCK_STREAM
+                )
         except TimeoutError:
             raise self.stop_all(ScanFailure.DNS, f"resolving {self.host} timed out") from None
-        except (socket.gaierror, UnicodeError) as exc:
+        except (socket.gaierror, UnicodeError, ValueError) as exc:
             raise self.stop_all(ScanFailure.DNS, f"cannot resolve {self.host}: {exc}") from None
         seen: set[tuple[int, str]] = set()
         for family, _, _, _, sockaddr in infos:
@@ -245,6 +263,17 @@ class _Endpoint:
 
     async def exchange(self, client_hello: h.ClientHello) -> Answer:
         """Send ``client_hello`` on a fresh connection and return the final answer."""
+        answer = await self._exchange(client_hello, False)
+        assert not isinstance(answer, Flight)
+        return answer
+
+    async def exchange_flight(self, client_hello: h.ClientHello) -> Answer | Flight:
+        """Like :meth:`exchange`, reading the server's whole first flight (TLS 1.2 and
+        older: the Certificate and the ServerKeyExchange follow the ServerHello in clear);
+        a :class:`~certscope.tls.flight.Flight` comes back instead of a ServerHello."""
+        return await self._exchange(client_hello, True)
+
+    async def _exchange(self, client_hello: h.ClientHello, flight: bool) -> Answer | Flight:
         timeouts = resets = refusals = starttls_failures = 0
         while True:
             if self.abort is not None:
@@ -254,7 +283,7 @@ class _Endpoint:
                 if self.abort is not None:
                     raise self.abort
                 try:
-                    answer = await self._once(client_hello)
+                    answer = await self._once(client_hello, flight)
                 except TimeoutError:
                     timeouts += 1
                     if timeouts < 2:
@@ -354,7 +383,7 @@ class _Endpoint:
         assert last is not None
         raise last
 
-    async def _once(self, client_hello: h.ClientHello) -> Answer:
+    async def _once(self, client_hello: h.ClientHello, flight: bool = False) -> Answer | Flight:
         """One connection: connect, preamble, hello, answer, all within ``timeout``."""
         writers: list[asyncio.StreamWriter] = []
         try:
@@ -367,6 +396,8 @@ class _Endpoint:
                     )
                 writer.write(client_hello.data)
                 await writer.drain()
+                if flight:
+                    return await self._read_flight(reader)
                 return await self._read_answer(reader)
         except (ConnectionResetError, BrokenPipeError):
             raise _Reset from None
@@ -380,6 +411,11 @@ class _Endpoint:
                 if task is None or not task.cancelling():
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(writer.wait_closed(), 0.2)
+
+    async def _read_flight(self, reader: asyncio.StreamReader) -> Answer | Flight:
+        event, received = await read_flight(reader, max_bytes=MAX_FLIGHT_BYTES)
+        self.spoke = self.spoke or received > 0
+        return event
 
     async def _read_answer(self, reader: asyncio.StreamReader) -> Answer:
         parser = h.ServerHelloParser()
@@ -464,7 +500,7 @@ def _likelihood(suite: suites.CipherSuite) -> int:
     return 2  # DSS and static (EC)DH certificates, export grades, GOST
 
 
-def _bundles(protocol: str) -> list[list[int]]:
+def candidate_bundles(protocol: str) -> list[list[int]]:
     """Candidate suites for ``protocol``, likeliest first, cut into hellos of ≤128."""
     ordered = sorted(suites.for_protocol(protocol), key=_likelihood)  # stable: registry order
     codes = [s.code for s in ordered]
@@ -474,6 +510,33 @@ def _bundles(protocol: str) -> list[list[int]]:
 def _is_ecdhe(code: int) -> bool:
     suite = suites.by_code(code)
     return suite is not None and suite.kex == "ECDHE"
+
+
+def _is_dhe(code: int) -> bool:
+    suite = suites.by_code(code)
+    return suite is not None and suite.kex in ("DHE", "DHE_EXPORT")
+
+
+def _ske_group(answer: Flight) -> int | None:
+    if answer.key_exchange is None:
+        return None
+    params = parse_key_exchange("ECDHE", answer.key_exchange)
+    return params.group if isinstance(params, ECParams) else None
+
+
+_CURVE_GROUPS: Final = {
+    "secp256r1": NamedGroup.SECP256R1,
+    "secp384r1": NamedGroup.SECP384R1,
+    "secp521r1": NamedGroup.SECP521R1,
+}
+
+
+def _leaf_curve(chain: Sequence[bytes]) -> int | None:
+    from ..certs import facts_from_der
+
+    if not chain:
+        return None
+    return _CURVE_GROUPS.get(facts_from_der(chain[0]).key_curve)
 
 
 def _registry_order(protocol: str, codes: Sequence[int]) -> tuple[int, ...]:
@@ -519,6 +582,7 @@ class _Scan:
         self.server_name = server_name
         self.protocols = {p: _Protocol(p) for p in protocols}
         self.groups: set[int] = set()
+        self.dhe: list[DHEGroup] = []
         self.notes: list[str] = []
         self.errors: list[str] = []
 
@@ -539,6 +603,8 @@ class _Scan:
         await asyncio.gather(*(self._guard(self._protocol(p)) for p in self.protocols.values()))
         if self.ep.abort is None:
             await self._guard(self._groups())
+        if self.ep.abort is None:
+            await self._guard(self._dhe())
 
     async def _guard(self, coro: Awaitable[None]) -> None:
         """Run one phase; its :class:`_Stop` becomes data, anything else an internal error."""
@@ -578,7 +644,7 @@ class _Scan:
         self.fail(stop.reason, f"{state.name}: {stop.detail}")
 
     async def _suites(self, state: _Protocol) -> None:
-        state.bundles = [_Bundle(list(codes)) for codes in _bundles(state.name)]
+        state.bundles = [_Bundle(list(codes)) for codes in candidate_bundles(state.name)]
         first = state.bundles[0]
         try:
             step = await self._bundle_step(state, first)
@@ -835,37 +901,106 @@ class _Scan:
         tls13 = self.protocols.get("TLSv1.3")
         if tls13 is not None and tls13.supported:
             return  # enumerated right after the TLS 1.3 suites
-        # Before TLS 1.3 the group sits in the ServerKeyExchange, which is never read; what
-        # the ServerHello does tell is whether an ECDHE suite was possible with one curve.
+        # Before TLS 1.3 the group sits in the ServerKeyExchange: read it from the flight.
+        # An ECDSA certificate's curve must be offered too (RFC 8422 5.1: supported_groups
+        # also limits the certificate), or such a server refuses every group but its own.
         for protocol in ("TLSv1.2", "TLSv1.1", "TLSv1.0"):
             state = self.protocols.get(protocol)
             ecdhe = [c for c in state.found if _is_ecdhe(c)] if state is not None else []
             if ecdhe:
+                offer = ecdhe[: h.MAX_SUITES]
+                curve = await self._certificate_curve(protocol, offer)
                 await asyncio.gather(
                     *(
-                        self._guard(self._group_tls12(protocol, ecdhe[: h.MAX_SUITES], g))
+                        self._guard(self._group_tls12(protocol, offer, g, curve))
                         for g in _EC_GROUPS
                         if g not in self.groups
                     )
                 )
                 break
 
-    async def _group_tls12(self, protocol: str, offer: list[int], group: NamedGroup) -> None:
-        ch = self.hello(protocol, offer, [group])
-        answer = await self.ep.exchange(ch)
+    async def _certificate_curve(self, protocol: str, offer: list[int]) -> int | None:
+        """The named group of the server's ECDSA certificate, read from one full flight
+        (also a group learnt: the server's choice among all of them)."""
+        ch = self.hello(protocol, offer, _EC_GROUPS)
+        answer = await self.ep.exchange_flight(ch)
+        if not isinstance(answer, Flight):
+            return None
+        chosen = _ske_group(answer)
+        if chosen is not None and chosen in ch.groups:
+            self.groups.add(chosen)
+        return _leaf_curve(answer.certificates)
+
+    async def _group_tls12(
+        self, protocol: str, offer: list[int], group: NamedGroup, curve: int | None
+    ) -> None:
+        groups = [group] if curve is None or curve == group else [group, curve]
+        ch = self.hello(protocol, offer, groups)
+        answer = await self.ep.exchange_flight(ch)
         where = f"{protocol} group {group_name(group)}"
         if isinstance(answer, h.ProtocolError):
             raise _Stop(answer.reason.value, f"{where}: {answer.detail or answer.reason}")
-        if isinstance(answer, h.ServerHello):
-            negotiation = h.evaluate(ch, answer)
+        if isinstance(answer, Flight):
+            hello = answer.server_hello
+            negotiation = h.evaluate(ch, hello)
             if negotiation.violations:
                 raise _Stop(
-                    _violation_reason(ch, answer, negotiation),
-                    f"{where}: answered with {_describe(answer)}: "
+                    _violation_reason(ch, hello, negotiation),
+                    f"{where}: answered with {_describe(hello)}: "
                     + "; ".join(negotiation.violations),
                 )
-            if negotiation.protocol == protocol:
+            if negotiation.protocol != protocol:
+                return
+            chosen = _ske_group(answer)
+            if chosen is not None and chosen in groups:
+                self.groups.add(chosen)
+            elif chosen is None and len(groups) == 1:
+                # No ServerKeyExchange seen (the server hung up after its ServerHello): an
+                # ECDHE suite chosen with only this group offered still says it is supported.
                 self.groups.add(group)
+
+    # -- DHE groups ----------------------------------------------------------------------
+
+    async def _dhe(self) -> None:
+        """The finite-field group behind each accepted DHE suite (TLS 1.2 and older)."""
+        wanted = [
+            (protocol, code)
+            for protocol in ("TLSv1.2", "TLSv1.1", "TLSv1.0", "SSLv3")
+            if (state := self.protocols.get(protocol)) is not None
+            for code in state.found
+            if _is_dhe(code)
+        ]
+        if len(wanted) > MAX_DHE_SUITES:
+            self.note(f"DHE groups read for the first {MAX_DHE_SUITES} of {len(wanted)} suites")
+        found = await asyncio.gather(
+            *(self._dhe_group(p, c) for p, c in wanted[:MAX_DHE_SUITES]), return_exceptions=True
+        )
+        for item in found:
+            if isinstance(item, DHEGroup):
+                self.dhe.append(item)
+            elif isinstance(item, _Stop):
+                if item is not self.ep.abort:
+                    self.fail(item.reason, item.detail)
+            elif isinstance(item, BaseException):
+                if isinstance(item, asyncio.CancelledError):
+                    raise item
+                self.fail(ScanFailure.INTERNAL, f"{type(item).__name__}: {item}")
+
+    async def _dhe_group(self, protocol: str, code: int) -> DHEGroup | None:
+        # EC groups only: an FFDHE group offered (RFC 7919) would replace the server's own.
+        ch = self.hello(protocol, [code], h.DEFAULT_GROUPS)
+        answer = await self.ep.exchange_flight(ch)
+        if not isinstance(answer, Flight) or answer.key_exchange is None:
+            return None
+        suite = suites.by_code(code)
+        params = parse_key_exchange(suite.kex if suite else "", answer.key_exchange)
+        if not isinstance(params, DHParams):
+            return None
+        # Primality of an unknown modulus takes long enough to stall other connections.
+        group = await asyncio.to_thread(dh.assess, params.prime, params.generator)
+        return DHEGroup(
+            protocol, code, group.bits, group.name, group.problem, group.problem_severity
+        )
 
     # -- result --------------------------------------------------------------------------
 
@@ -914,6 +1049,9 @@ class _Scan:
             duration=duration,
             connections=self.ep.connections,
             notes=tuple(self.notes),
+            dhe_groups=tuple(
+                sorted(self.dhe, key=lambda g: (suites.PROTOCOLS.index(g.protocol), g.suite))
+            ),
         )
 
 

@@ -24,6 +24,7 @@ from functools import lru_cache
 
 from OpenSSL import SSL, crypto
 
+from ..certs import a_label
 from ..config import TLSOptions
 from ..errors import ProbeFailure
 from . import starttls
@@ -31,10 +32,8 @@ from .suites import iana_name
 
 log = logging.getLogger(__name__)
 
-#: A server that sends more than this during the handshake is hostile or broken. OpenSSL's
-#: own limit on a certificate list is 100 KiB; this cap bounds memory before OpenSSL sees it.
-MAX_HANDSHAKE_BYTES = 256 * 1024
-#: Only this many certificates of a presented chain are kept (a chain of 100 is an attack).
+#: Only this many certificates of a presented chain are parsed and exported as slots (a chain
+#: of 100 is an attack); :attr:`Outcome.chain_length` still counts every one presented.
 MAX_CHAIN = 16
 
 _READ_SIZE = 16384
@@ -61,11 +60,19 @@ class Outcome:
 
     chain: tuple[bytes, ...] = ()
     chain_truncated: bool = False
+    chain_length: int = 0  # certificates presented, including those beyond MAX_CHAIN
     negotiated: Negotiated | None = None
     client_cert_required: bool = False
     peer_address: str = ""
     error: Failure | None = None
     phases: tuple[tuple[str, float], ...] = field(default=())
+    captured_by: str = "handshake"  # "hello": read from the first flight after a failure
+    ocsp_response: bytes | None = None  # the stapled OCSP response, DER
+
+    @property
+    def presented(self) -> int:
+        """How many certificates the server presented (``chain`` keeps at most MAX_CHAIN)."""
+        return max(self.chain_length, len(self.chain))
 
 
 class _Abort(Exception):
@@ -114,6 +121,7 @@ def _context(
         ctx.use_privatekey_file(key)
         ctx.check_privatekey()
     ctx.set_info_callback(_info_callback)
+    ctx.set_ocsp_client_callback(_ocsp_callback)
     return ctx
 
 
@@ -144,10 +152,20 @@ def _info_callback(conn: SSL.Connection, where: int, ret: int) -> None:
 
 
 class _State:
-    __slots__ = ("cert_requested",)
+    __slots__ = ("cert_requested", "ocsp")
 
     def __init__(self) -> None:
         self.cert_requested = False
+        self.ocsp: bytes | None = None
+
+
+def _ocsp_callback(conn: SSL.Connection, data: bytes, _: object) -> bool:
+    # Keep the stapled response for certscope.revocation to judge; never fail the handshake
+    # over it here (a bad staple is a verdict, not a reason to lose the certificate).
+    state = conn.get_app_data()
+    if isinstance(state, _State) and data:
+        state.ocsp = bytes(data)
+    return True
 
 
 def _mtime(path: str | None) -> int:
@@ -189,7 +207,11 @@ def _classify_ssl_error(exc: SSL.Error) -> Failure:
             name = _OTHER_ALERTS[r]
             return Failure(ProbeFailure.TLS_ALERT, f"server sent alert {name}", alert=name)
     if any("excessive message size" in r for r in reasons):
-        return Failure(ProbeFailure.RESPONSE_TOO_LARGE, "handshake message too large: " + text)
+        # OpenSSL refuses certificate lists over 100 KiB whatever the configured limit; the
+        # probe then reads the chain from the first flight (tls.capture).
+        return Failure(
+            ProbeFailure.RESPONSE_TOO_LARGE, "handshake message over OpenSSL's limit: " + text
+        )
     if any("wrong version number" in r or "packet length too long" in r for r in reasons):
         return Failure(ProbeFailure.NOT_TLS, "server does not speak TLS: " + text)
     return Failure(ProbeFailure.TLS_ERROR, text)
@@ -211,16 +233,16 @@ def _looks_like_tls(first: bytes) -> bool:
     return False
 
 
-def _chain_der(conn: SSL.Connection) -> tuple[tuple[bytes, ...], bool]:
+def _chain_der(conn: SSL.Connection) -> tuple[tuple[bytes, ...], int]:
     certs = conn.get_peer_cert_chain()
     if not certs:
-        return (), False
+        return (), 0
     out = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for c in certs[:MAX_CHAIN]:
             out.append(crypto.dump_certificate(crypto.FILETYPE_ASN1, c))
-    return tuple(out), len(certs) > MAX_CHAIN
+    return tuple(out), len(certs)
 
 
 def _negotiated(conn: SSL.Connection) -> Negotiated | None:
@@ -271,10 +293,13 @@ async def _connect(
             # more than the rest of the connect for loopback and LAN targets.
             addrs = [(literal, host)]
         else:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            # IDNA 2008 A-label: the resolver must not apply Python's IDNA 2003 codec.
+            infos = await loop.getaddrinfo(a_label(host), port, type=socket.SOCK_STREAM)
             addrs = [(family, str(sockaddr[0])) for family, _, _, _, sockaddr in infos]
     except socket.gaierror as exc:
         raise _Abort(Failure(ProbeFailure.DNS, f"cannot resolve {host}: {exc.strerror}")) from None
+    except ValueError as exc:
+        raise _Abort(Failure(ProbeFailure.DNS, f"cannot resolve {exc}")) from None
     clock.mark("resolve")
     if not addrs:
         raise _Abort(Failure(ProbeFailure.DNS, f"{host} has no addresses"))
@@ -300,7 +325,10 @@ async def _connect(
 
 
 async def _drive(
-    conn: SSL.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    conn: SSL.Connection,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    limit: int,
 ) -> None:
     received = 0
     first = True
@@ -329,11 +357,11 @@ async def _drive(
                     )
                 )
         received += len(data)
-        if received > MAX_HANDSHAKE_BYTES:
+        if received > limit:
             raise _Abort(
                 Failure(
                     ProbeFailure.RESPONSE_TOO_LARGE,
-                    f"server sent more than {MAX_HANDSHAKE_BYTES // 1024} KiB during the handshake",
+                    f"server sent more than {limit // 1024} KiB during the handshake",
                 )
             )
         conn.bio_write(data)
@@ -386,20 +414,26 @@ async def handshake(host: str, port: int, server_name: str | None, opts: TLSOpti
         conn.set_app_data(state)
         conn.set_connect_state()
         if server_name:
-            conn.set_tlsext_host_name(server_name.encode("idna"))
+            try:
+                conn.set_tlsext_host_name(a_label(server_name).encode("ascii"))
+            except ValueError as exc:
+                raise _Abort(Failure(ProbeFailure.CLIENT_CONFIG, f"server name: {exc}")) from None
+        conn.request_ocsp()
         try:
-            await _drive(conn, reader, writer)
+            await _drive(conn, reader, writer, opts.max_handshake_bytes)
         except SSL.Error as exc:
             raise _Abort(_classify_ssl_error(exc)) from None
         clock.mark("handshake")
-        chain, truncated = _chain_der(conn)
+        chain, length = _chain_der(conn)
         return Outcome(
             chain=chain,
-            chain_truncated=truncated,
+            chain_truncated=length > len(chain),
+            chain_length=length,
             negotiated=_negotiated(conn),
             client_cert_required=state.cert_requested and not opts.client_cert,
             peer_address=peer,
             phases=tuple(clock.phases),
+            ocsp_response=state.ocsp,
         )
     except _Abort as abort:
         return _partial(conn, abort.failure, opts, peer, clock)
@@ -423,22 +457,27 @@ def _partial(
         return Outcome(error=failure, peer_address=peer, phases=tuple(clock.phases))
     state = conn.get_app_data()
     requested = isinstance(state, _State) and state.cert_requested
-    chain, truncated = _chain_der(conn)
+    chain, length = _chain_der(conn)
     negotiated = _negotiated(conn) if chain else None
+    ocsp = state.ocsp if isinstance(state, _State) else None
     if requested and chain and not opts.client_cert:
         # The server showed its chain, asked for ours and hung up: that is the expected
         # behaviour of an mTLS endpoint, not a failure to probe it.
         return Outcome(
             chain=chain,
-            chain_truncated=truncated,
+            chain_truncated=length > len(chain),
+            chain_length=length,
             negotiated=negotiated,
             client_cert_required=True,
             peer_address=peer,
             phases=tuple(clock.phases),
+            ocsp_response=ocsp,
         )
     return Outcome(
         chain=chain,
-        chain_truncated=truncated,
+        chain_truncated=length > len(chain),
+        chain_length=length,
+        ocsp_response=ocsp,
         negotiated=negotiated,
         client_cert_required=requested,
         peer_address=peer,

@@ -40,6 +40,7 @@ from typing import Final
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
 
+from certscope.certs import a_label
 from certscope.tls import suites
 
 __all__ = [
@@ -451,7 +452,8 @@ def _sni_host(server_name: str | None) -> str | None:
 
 
 def _server_name_ext(host: str) -> bytes:
-    encoded = host.encode("idna") if not host.isascii() else host.encode("ascii")
+    # RFC 6066 3: the A-label (IDNA 2008), never the Unicode form nor Python's IDNA 2003 codec.
+    encoded = a_label(host).encode("ascii")
     if len(encoded) > 255:  # RFC 1035's limit; anything longer is a caller bug
         raise ValueError(f"server name of {len(encoded)} bytes is too long")
     # ServerNameList with one host_name (type 0) entry.

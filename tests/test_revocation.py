@@ -1,0 +1,376 @@
+"""Revocation against real services on loopback: an ``openssl ocsp`` responder answering from a
+CA index, CRLs served by a plain HTTP file server, and nginx stapling OCSP responses fetched
+from that responder (``openssl ocsp -respout``). Plus the pure judgements' failure cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+
+from certscope import revocation
+from certscope.collector import render_once
+from certscope.config import Policy, RevocationOptions, Target, TLSOptions, parse_config
+from certscope.errors import VerifyFailure
+from certscope.httpfetch import fetch
+from certscope.policy import Rule, assess_endpoint
+from certscope.probe import probe
+from certscope.results import ProbeResult
+from certscope.revocation import Status, judge_crl, judge_ocsp, ocsp_get_url, ocsp_request
+from pki import Leaf, TestPKI
+from servers import FileServer, NginxServer, OCSPResponder, silent_server, tls_server
+
+GOOD, REVOKED, UNKNOWN, CRL_ONLY = 0x1001, 0x1002, 0x1003, 0x1004
+
+
+@dataclass
+class RevocationPKI:
+    pki: TestPKI
+    responder: OCSPResponder
+    files: FileServer
+    key_file: Path
+    directory: Path
+    good: Leaf
+    revoked: Leaf
+    unknown: Leaf
+    crl_only: Leaf
+    must_staple: Leaf
+
+
+def _index_line(status: str, serial: int, subject: str, revoked_at: str = "") -> str:
+    return f"{status}\t301001000000Z\t{revoked_at}\t{serial:X}\tunknown\t/CN={subject}\n"
+
+
+def _crl(
+    pki: TestPKI, revoked: list[int], next_update: timedelta, key: TestPKI | None = None
+) -> bytes:
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(pki.intermediate.certificate.subject)
+        .last_update(now + min(timedelta(minutes=-1), next_update - timedelta(hours=1)))
+        .next_update(now + next_update)
+    )
+    for serial in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(serial)
+            .revocation_date(now - timedelta(hours=1))
+            .build()
+        )
+    signer = (key or pki).intermediate.key
+    crl = builder.sign(signer, hashes.SHA256())  # type: ignore[arg-type]
+    return crl.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.fixture(scope="module")
+def rev(tmp_path_factory: pytest.TempPathFactory) -> RevocationPKI:
+    d = tmp_path_factory.mktemp("revocation")
+    pki = TestPKI(d, name="Revocation")
+    key_file = d / "intermediate.key"
+    key_file.write_bytes(
+        pki.intermediate.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    index = d / "index.txt"
+    index.write_text(
+        _index_line("V", GOOD, "good.test")
+        + _index_line("R", REVOKED, "revoked.test", "261101000000Z,keyCompromise")
+        + _index_line("V", CRL_ONLY, "crl-only.test")
+        + _index_line("V", 0x1005, "staple.test")
+    )
+    (d / "crl").mkdir()
+    (d / "crl" / "int.crl").write_bytes(_crl(pki, [REVOKED, CRL_ONLY], timedelta(hours=1)))
+    responder = OCSPResponder(index, pki.intermediate.path, key_file).__enter__()
+    files = FileServer(d / "crl").__enter__()
+    pki.ocsp_url = responder.url + "/ocsp"
+    pki.crl_url = f"http://127.0.0.1:{files.port}/int.crl"
+    out = RevocationPKI(
+        pki,
+        responder,
+        files,
+        key_file,
+        d,
+        good=pki.leaf("good.test", serial=GOOD),
+        revoked=pki.leaf("revoked.test", serial=REVOKED),
+        unknown=pki.leaf("unknown.test", serial=UNKNOWN),
+        crl_only=pki.leaf("crl-only.test", serial=CRL_ONLY),
+        must_staple=pki.leaf("staple.test", serial=0x1005, must_staple=True),
+    )
+    yield out  # type: ignore[misc]
+    responder.__exit__(None, None, None)
+    files.__exit__(None, None, None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> None:
+    revocation.clear_caches()
+
+
+async def _probe(port: int, name: str, pki: TestPKI, **options: object) -> ProbeResult:
+    checks = RevocationOptions(**options)  # type: ignore[arg-type]
+    opts = TLSOptions(sni=name, ca_file=str(pki.ca_file), timeout=10, revocation=checks)
+    return await probe(Target("rev", "127.0.0.1", port, opts))
+
+
+def _statuses(r: ProbeResult) -> dict[str, tuple[str, str]]:
+    assert r.revocation is not None
+    return {str(c.method): (str(c.status), c.source) for c in r.revocation.checks}
+
+
+async def _probe_leaf(leaf: Leaf, pki: TestPKI, **options: object) -> ProbeResult:
+    with tls_server(leaf.chain, leaf.key) as srv:
+        return await _probe(srv.port, leaf.name, pki, **options)
+
+
+# --- responder and CRL -------------------------------------------------------------------------
+
+
+async def test_good(rev: RevocationPKI) -> None:
+    r = await _probe_leaf(rev.good, rev.pki)
+    assert _statuses(r) == {
+        "ocsp": ("good", rev.pki.ocsp_url),
+        "crl": ("good", rev.pki.crl_url),
+    }
+    assert r.verdict is not None and r.verdict.verified
+    text = render_once([r])
+    assert 'method="ocsp",status="good"} 1' in text
+    assert 'method="crl",status="good"} 1' in text
+    assert 'certscope_ocsp_stapled{source_kind="tls",source="rev",location=' in text
+
+
+async def test_revoked_by_ocsp_and_crl(rev: RevocationPKI) -> None:
+    r = await _probe_leaf(rev.revoked, rev.pki)
+    assert _statuses(r) == {
+        "ocsp": ("revoked", rev.pki.ocsp_url),
+        "crl": ("revoked", rev.pki.crl_url),
+    }
+    assert r.verdict is not None
+    assert VerifyFailure.REVOKED in r.verdict.errors
+    assert not r.verdict.verified
+    assert r.verdict.chain_trusted  # revocation is its own reason, not a trust failure
+    a = assess_endpoint(("rev", "x"), r.facts, r.verdict, None, Policy(), datetime.now(UTC))
+    assert {f.rule: f.severity for f in a.findings} == {Rule.CERT_REVOKED: "critical"}
+    assert 'certscope_cert_verification_failure{source_kind="tls",source="rev"' in render_once([r])
+
+
+async def test_unknown_to_the_responder(rev: RevocationPKI) -> None:
+    r = await _probe_leaf(rev.unknown, rev.pki, crl=False)
+    assert _statuses(r) == {"ocsp": ("unknown", rev.pki.ocsp_url)}
+    assert r.verdict is not None and r.verdict.verified  # unknown is not revoked
+
+
+async def test_revoked_only_in_the_crl(rev: RevocationPKI) -> None:
+    r = await _probe_leaf(rev.crl_only, rev.pki)
+    assert _statuses(r) == {
+        "ocsp": ("good", rev.pki.ocsp_url),
+        "crl": ("revoked", rev.pki.crl_url),
+    }
+    assert r.verdict is not None and VerifyFailure.REVOKED in r.verdict.errors
+
+
+async def test_switched_off_per_target(rev: RevocationPKI) -> None:
+    r = await _probe_leaf(rev.revoked, rev.pki, ocsp=False, crl=False)
+    assert _statuses(r) == {}
+    assert r.verdict is not None and VerifyFailure.REVOKED not in r.verdict.errors
+    cfg = parse_config(
+        "targets:\n - address: a.test:443\n   revocation: false\n"
+        " - address: b.test:443\n   revocation: {crl: false, timeout: 2s}\n",
+        "t.yaml",
+    )
+    a, b = (t.tls.revocation for t in cfg.targets)
+    assert (a.ocsp, a.crl) == (False, False)
+    assert (b.ocsp, b.crl, b.timeout) == (True, False, 2.0)
+
+
+async def test_answers_are_cached_until_next_update(rev: RevocationPKI) -> None:
+    def asked() -> tuple[int, int]:
+        return (
+            rev.responder.output().count("OCSP Request Data:"),
+            rev.files.output().count("GET /int.crl"),
+        )
+
+    with tls_server(rev.good.chain, rev.good.key) as srv:
+        before = asked()
+        first = await _probe(srv.port, "good.test", rev.pki)
+        after_first = asked()
+        second = await _probe(srv.port, "good.test", rev.pki)
+        after_second = asked()
+    assert _statuses(first) == _statuses(second)
+    assert after_first == (before[0] + 1, before[1] + 1)  # one POST, one CRL download
+    assert after_second == after_first  # both answers came from the cache
+
+
+async def test_a_silent_responder_costs_no_more_than_the_probe_timeout(pki: TestPKI) -> None:
+    with silent_server() as silent:
+        base = TestPKI(pki.directory / "silent", name="Silent", base_url=f"http://{silent.address}")
+        leaf = base.leaf("slow.test")
+        with tls_server(leaf.chain, leaf.key) as srv, tls_server(leaf.chain, leaf.key) as other:
+            opts = TLSOptions(
+                sni="slow.test", timeout=1.5, revocation=RevocationOptions(timeout=30)
+            )
+            fast = TLSOptions(
+                sni="slow.test", timeout=5, revocation=RevocationOptions(False, False)
+            )
+            started = time.monotonic()
+            slow_task = asyncio.create_task(probe(Target("slow", "127.0.0.1", srv.port, opts)))
+            await asyncio.sleep(0.3)
+            # The event loop is free while the responder stalls: another probe completes.
+            quick = await probe(Target("quick", "127.0.0.1", other.port, fast))
+            quick_done = time.monotonic() - started
+            slow = await slow_task
+            elapsed = time.monotonic() - started
+    assert quick.success and quick_done < 1.4
+    assert slow.success
+    assert elapsed < 2.5
+    assert slow.revocation is not None
+    assert [c.status for c in slow.revocation.checks] == [Status.ERROR]
+
+
+async def test_get_form_against_the_responder(rev: RevocationPKI) -> None:
+    # RFC 6960 A.1 GET, the fallback for responders that refuse POST: openssl ocsp answers both.
+    request = ocsp_request(rev.good.certificate, rev.pki.intermediate.certificate)
+    url = ocsp_get_url(rev.responder.url, request)
+    der = await fetch(url, max_bytes=65536, timeout=10)
+    now = datetime.now(UTC)
+    answer = judge_ocsp(der, rev.good.certificate, rev.pki.intermediate.certificate, now)
+    assert answer.status is Status.GOOD
+
+
+# --- stapling (nginx) --------------------------------------------------------------------------
+
+
+def _staple(rev: RevocationPKI, leaf: Leaf, out: Path) -> Path:
+    subprocess.run(
+        [
+            "openssl",
+            "ocsp",
+            "-issuer",
+            str(rev.pki.intermediate.path),
+            "-cert",
+            str(leaf.cert),
+            "-url",
+            rev.responder.url,
+            "-respout",
+            str(out),
+            "-noverify",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return out
+
+
+@pytest.mark.parametrize("which", ["good", "revoked"])
+async def test_nginx_stapling(rev: RevocationPKI, tmp_path: Path, which: str) -> None:
+    leaf = rev.good if which == "good" else rev.revoked
+    staple = _staple(rev, leaf, tmp_path / "staple.der")
+    directives = ["ssl_stapling on", f"ssl_stapling_file {staple}"]
+    with NginxServer(tmp_path / "nginx", leaf.chain, leaf.key, directives) as srv:
+        r = await _probe(srv.port, leaf.name, rev.pki, crl=False)
+    assert r.revocation is not None
+    assert r.revocation.stapled
+    assert _statuses(r) == {"ocsp": (which, "staple")}
+    assert r.revocation.staple_next_update is not None
+    assert 0 < r.revocation.staple_next_update - time.time() <= 5 * 60 + 60  # -nmin 5
+    text = render_once([r])
+    assert "certscope_ocsp_staple_next_update_timestamp_seconds{" in text
+    line = next(x for x in text.splitlines() if x.startswith("certscope_ocsp_stapled{"))
+    assert line.endswith(" 1")
+
+
+async def test_must_staple_without_a_staple(rev: RevocationPKI, tmp_path: Path) -> None:
+    leaf = rev.must_staple
+    with NginxServer(tmp_path / "off", leaf.chain, leaf.key, ["ssl_stapling off"]) as srv:
+        r = await _probe(srv.port, leaf.name, rev.pki, crl=False)
+    staple = _staple(rev, leaf, tmp_path / "staple.der")
+    on = ["ssl_stapling on", f"ssl_stapling_file {staple}"]
+    with NginxServer(tmp_path / "on", leaf.chain, leaf.key, on) as srv:
+        stapled = await _probe(srv.port, leaf.name, rev.pki, crl=False)
+    assert r.revocation is not None and not r.revocation.stapled and r.revocation.must_staple
+    assert _statuses(r) == {"ocsp": ("good", rev.pki.ocsp_url)}  # the responder instead
+    now = datetime.now(UTC)
+    off = assess_endpoint(("t", "x"), r.facts, r.verdict, None, Policy(), now, stapled=False)
+    assert {f.rule: f.severity for f in off.findings} == {Rule.OCSP_MUST_STAPLE_MISSING: "critical"}
+    assert stapled.revocation is not None and stapled.revocation.stapled
+    ok = assess_endpoint(
+        ("t", "x"), stapled.facts, stapled.verdict, None, Policy(), now, stapled=True
+    )
+    assert ok.findings == ()
+
+
+# --- pure judgements ---------------------------------------------------------------------------
+
+
+def _response(
+    rev: RevocationPKI,
+    leaf: Leaf,
+    *,
+    status: ocsp.OCSPCertStatus = ocsp.OCSPCertStatus.GOOD,
+    this_update: timedelta = timedelta(minutes=-1),
+    next_update: timedelta | None = timedelta(hours=1),
+    signer: TestPKI | None = None,
+) -> bytes:
+    signing = signer or rev.pki
+    now = datetime.now(UTC)
+    builder = ocsp.OCSPResponseBuilder().add_response(
+        cert=leaf.certificate,
+        issuer=rev.pki.intermediate.certificate,
+        algorithm=hashes.SHA1(),
+        cert_status=status,
+        this_update=now + this_update,
+        next_update=now + next_update if next_update is not None else None,
+        revocation_time=now if status is ocsp.OCSPCertStatus.REVOKED else None,
+        revocation_reason=None,
+    )
+    builder = builder.responder_id(
+        ocsp.OCSPResponderEncoding.HASH, signing.intermediate.certificate
+    )
+    resp = builder.sign(signing.intermediate.key, hashes.SHA256())  # type: ignore[arg-type]
+    return resp.public_bytes(serialization.Encoding.DER)
+
+
+def test_judge_ocsp_failures(rev: RevocationPKI, other_pki: TestPKI) -> None:
+    leaf, issuer = rev.good.certificate, rev.pki.intermediate.certificate
+    now = datetime.now(UTC)
+    assert judge_ocsp(_response(rev, rev.good), leaf, issuer, now).status is Status.GOOD
+    stale = _response(
+        rev, rev.good, this_update=timedelta(hours=-3), next_update=timedelta(hours=-1)
+    )
+    assert "stale" in judge_ocsp(stale, leaf, issuer, now).detail
+    future = _response(rev, rev.good, this_update=timedelta(hours=1))
+    assert "future" in judge_ocsp(future, leaf, issuer, now).detail
+    forged = _response(rev, rev.good, signer=other_pki)
+    got = judge_ocsp(forged, leaf, issuer, now)
+    assert got.status is Status.ERROR and "signed" in got.detail
+    other = judge_ocsp(_response(rev, rev.revoked), leaf, issuer, now)
+    assert other.status is Status.ERROR and "another certificate" in other.detail
+    assert judge_ocsp(b"\x30\x03\x0a\x01\x01", leaf, issuer, now).status is Status.ERROR
+    assert judge_ocsp(b"junk", leaf, issuer, now).status is Status.ERROR
+
+
+def test_judge_crl_failures(rev: RevocationPKI, other_pki: TestPKI) -> None:
+    leaf, issuer = rev.revoked.certificate, rev.pki.intermediate.certificate
+    now = datetime.now(UTC)
+    crl = x509.load_der_x509_crl(_crl(rev.pki, [REVOKED], timedelta(hours=1)))
+    assert judge_crl(crl, leaf, issuer, now).status is Status.REVOKED
+    stale = x509.load_der_x509_crl(_crl(rev.pki, [], timedelta(minutes=-30)))
+    assert judge_crl(stale, leaf, issuer, now).status is Status.ERROR
+    foreign = x509.load_der_x509_crl(_crl(other_pki, [REVOKED], timedelta(hours=1)))
+    assert judge_crl(foreign, leaf, issuer, now).status is Status.ERROR
+    forged = x509.load_der_x509_crl(_crl(rev.pki, [], timedelta(hours=1), key=other_pki))
+    got = judge_crl(forged, leaf, issuer, now)
+    assert got.status is Status.ERROR and "signature" in got.detail
