@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite and benchmarks drive for real: OpenSSL's
-# s_server, GnuTLS's gnutls-serv, sslscan, Prometheus (promtool), Alertmanager (amtool) and
-# Chromium (headless, for the pages and reports a person reads).
+# s_server, GnuTLS's gnutls-serv, sslscan, Prometheus (promtool), Alertmanager (amtool),
+# Chromium (headless, for the pages and reports a person reads), and the SSH servers and tools
+# the SSH probe is tested against (OpenSSH's sshd, ssh-keygen, ssh-keyscan; Dropbear).
 # Idempotent: does nothing when every command is already there.
 set -euo pipefail
 
@@ -13,6 +14,10 @@ declare -A pkg_for=(
   [amtool]=prometheus-alertmanager
   [sslscan]=sslscan
   [chromium]=chromium
+  [sshd]=openssh-server
+  [ssh-keygen]=openssh-client
+  [ssh-keyscan]=openssh-client
+  [dropbear]=dropbear-bin
 )
 extra=("$@")  # more packages asked for by the caller (benchmarks add their peers)
 
