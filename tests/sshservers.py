@@ -45,14 +45,20 @@ WEAK: Mapping[str, str] = {
 
 
 def binary(name: str, package: str) -> str:
-    found = shutil.which(name) or (f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None)
+    found = shutil.which(name) or (
+        f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None
+    )
     if found is None:
-        raise RuntimeError(f"{name} not found: install the Debian package {package!r} (make system-deps)")
+        raise RuntimeError(
+            f"{name} not found: install the Debian package {package!r} (make system-deps)"
+        )
     return found
 
 
 def keygen(*args: str) -> None:
-    subprocess.run([binary("ssh-keygen", "openssh-client"), "-q", *args], check=True, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        [binary("ssh-keygen", "openssh-client"), "-q", *args], check=True, stdin=subprocess.DEVNULL
+    )
 
 
 @dataclass
@@ -94,8 +100,18 @@ class HostKeys:
             keygen("-t", "ed25519", "-N", "", "-C", "test-host-ca", "-f", str(out.ca))
             for kind in certify:
                 keygen(
-                    "-s", str(out.ca), "-I", f"host-{kind}", "-h", "-n", "localhost,127.0.0.1",
-                    "-V", validity, "-z", "42", str(out.keys[kind]) + ".pub",
+                    "-s",
+                    str(out.ca),
+                    "-I",
+                    f"host-{kind}",
+                    "-h",
+                    "-n",
+                    "localhost,127.0.0.1",
+                    "-V",
+                    validity,
+                    "-z",
+                    "42",
+                    str(out.keys[kind]) + ".pub",
                 )
                 out.certs[kind] = Path(str(out.keys[kind]) + "-cert.pub")
         return out
@@ -224,6 +240,13 @@ class DropbearServer(_Daemon):
     def command(self) -> list[str]:
         keys = [a for k in self.keys for a in ("-r", str(k))]
         return [
-            self.dropbear, "-F", "-E", "-s", "-P", str(self.pidfile), *keys,
-            "-p", f"{self.host}:{self.port}",
+            self.dropbear,
+            "-F",
+            "-E",
+            "-s",
+            "-P",
+            str(self.pidfile),
+            *keys,
+            "-p",
+            f"{self.host}:{self.port}",
         ]

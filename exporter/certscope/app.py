@@ -143,7 +143,13 @@ async def handle_metrics(request: web.Request) -> web.Response:
     snap = app[STATE].snapshot()
     assessed = [a for items in snap.assessments.values() for a in items]
     body = app[EXPOSITION].render_bytes(
-        [*snap.probes.values(), *snap.sources.values(), *assessed, snap.config.policy],
+        [
+            *snap.probes.values(),
+            *snap.ssh.values(),
+            *snap.sources.values(),
+            *assessed,
+            snap.config.policy,
+        ],
         key=snap,  # an unchanged snapshot is the same object: its body is reused
     )
     app[METRICS].scrape.observe(time.perf_counter() - t0)

@@ -96,7 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("file")
 
     sc = sub.add_parser("scan", help="probe endpoints once and print what they present")
-    sc.add_argument("targets", nargs="+", metavar="TARGET", help="host[:port] (443 by default)")
+    sc.add_argument(
+        "targets",
+        nargs="+",
+        metavar="TARGET",
+        help="host[:port] (443 by default), or ssh://host[:port] for an SSH server (22)",
+    )
     sc.add_argument("--format", choices=["table", "json"], default="table")
     sc.add_argument("--sni", help="server name to send (default: the host)")
     sc.add_argument("--ca-file", help="CA bundle to verify against (default: system store)")
@@ -259,6 +264,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         timeout = parse_duration(args.timeout)
     except ValueError as exc:
         raise UsageError(f"--timeout: {exc}") from None
+    ssh_targets = [t for t in args.targets if t.strip().lower().startswith("ssh://")]
+    if ssh_targets:
+        return _cmd_scan_ssh(args, ssh_targets, timeout)
     if bool(args.client_cert) != bool(args.client_key):
         raise UsageError("--client-cert and --client-key go together")
     for flag, path in (
@@ -300,6 +308,20 @@ def cmd_scan(args: argparse.Namespace) -> int:
         print(
             scan_table([(r, scan if args.enumerate else None, a) for r, scan, a in assessed], now)
         )
+    return 0 if all(r.success for r, _ in results) else 1
+
+
+def _cmd_scan_ssh(args: argparse.Namespace, ssh_targets: list[str], timeout: float) -> int:
+    from .ssh import report
+
+    if len(ssh_targets) != len(args.targets):
+        raise UsageError("scan ssh:// targets and TLS targets in separate runs")
+    policy = load_config(args.config_file).policy if args.config_file else Policy()
+    results = report.scan_ssh(ssh_targets, timeout, policy)
+    if args.format == "json":
+        print(json.dumps([report.ssh_json(r, a) for r, a in results], indent=2))
+    else:
+        print(report.ssh_table(results), end="")
     return 0 if all(r.success for r, _ in results) else 1
 
 

@@ -38,6 +38,20 @@ class Rule(StrEnum):
     SERVED_NOT_STORED = "served_not_stored"
     PRIVATE_KEY_MISMATCH = "private_key_mismatch"
     EXCEPTION_EXPIRED = "exception_expired"
+    # SSH servers (certscope.ssh.policy)
+    SSH_KEX_WEAK = "ssh_kex_weak"
+    SSH_CIPHER_WEAK = "ssh_cipher_weak"
+    SSH_MAC_WEAK = "ssh_mac_weak"
+    SSH_HOST_KEY_WEAK = "ssh_host_key_weak"
+    SSH_HOST_CERTIFICATE_EXPIRING = "ssh_host_certificate_expiring"
+    SSH_HOST_CERTIFICATE_EXPIRED = "ssh_host_certificate_expired"
+    SSH_SOFTWARE_OUTDATED = "ssh_software_outdated"
+    # SSH keys (certscope.ssh.policy, the ssh_authorized_keys source)
+    SSH_KEY_UNKNOWN_OWNER = "ssh_key_unknown_owner"
+    SSH_KEY_DEPARTED_OWNER = "ssh_key_departed_owner"
+    SSH_KEY_WEAK = "ssh_key_weak"
+    SSH_KEY_TOO_OLD = "ssh_key_too_old"
+    SSH_KEY_NO_EXPIRY = "ssh_key_no_expiry"
 
 
 #: rule → SOC 2 common criterion it evidences. CC6.1: keys and credentials; CC6.6: boundary
@@ -58,6 +72,18 @@ CONTROLS: dict[Rule, str] = {
     Rule.SERVED_NOT_STORED: "CC7.1",
     Rule.PRIVATE_KEY_MISMATCH: "CC6.1",
     Rule.EXCEPTION_EXPIRED: "CC7.1",
+    Rule.SSH_KEX_WEAK: "CC6.7",
+    Rule.SSH_CIPHER_WEAK: "CC6.7",
+    Rule.SSH_MAC_WEAK: "CC6.7",
+    Rule.SSH_HOST_KEY_WEAK: "CC6.1",
+    Rule.SSH_HOST_CERTIFICATE_EXPIRING: "CC6.1",
+    Rule.SSH_HOST_CERTIFICATE_EXPIRED: "CC6.1",
+    Rule.SSH_SOFTWARE_OUTDATED: "CC6.6",
+    Rule.SSH_KEY_UNKNOWN_OWNER: "CC6.1",
+    Rule.SSH_KEY_DEPARTED_OWNER: "CC6.1",
+    Rule.SSH_KEY_WEAK: "CC6.1",
+    Rule.SSH_KEY_TOO_OLD: "CC6.1",
+    Rule.SSH_KEY_NO_EXPIRY: "CC6.1",
 }
 
 _PROTOCOL_RANK = {p: i for i, p in enumerate(PROTOCOLS)}

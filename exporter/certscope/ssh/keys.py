@@ -44,7 +44,9 @@ _SK_TYPES = {
 }
 _MAX_BLOB = 64 * 1024  # an RSA-16384 certificate is about 5 KiB
 
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | dsa.DSAPublicKey
+PublicKey = (
+    rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | dsa.DSAPublicKey
+)
 
 
 @dataclass(frozen=True)
@@ -280,7 +282,9 @@ def verify_signature(key: PublicKey, signature: bytes, data: bytes) -> str:
         else:
             if name != "ssh-dss" or len(sig) != 40:
                 raise ValueError(f"{name} is not a DSA signature")
-            der = encode_dss_signature(int.from_bytes(sig[:20], "big"), int.from_bytes(sig[20:], "big"))
+            der = encode_dss_signature(
+                int.from_bytes(sig[:20], "big"), int.from_bytes(sig[20:], "big")
+            )
             key.verify(der, data, hashes.SHA1())  # noqa: S303 - ssh-dss is SHA-1 by definition
     except InvalidSignature:
         raise ValueError(f"the {name} signature does not verify") from None

@@ -14,17 +14,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import __version__
+from ..config import Target, format_duration
 from ..errors import ProbeFailure
+from ..results import SSHProbeResult
 from ..tls.handshake import Failure
 from . import kex, keys, wire
 from .model import HostKey, ServerInfo, SSHScan
 
-__all__ = ["CLIENT_SOFTWARE", "choose_kex", "plan_host_keys", "scan"]
+__all__ = ["CLIENT_SOFTWARE", "choose_kex", "plan_host_keys", "probe_target", "scan"]
+
+log = logging.getLogger(__name__)
 
 CLIENT_SOFTWARE = f"certscope_{__version__}"
 _READ = 65536
@@ -209,7 +215,8 @@ def _info(ident: wire.Identification, ki: wire.KexInit) -> ServerInfo:
 
 async def _exchange(conn: _Conn, host_key_alg: str, method: str) -> HostKey:
     """One key exchange on an open connection, for one host-key algorithm."""
-    assert conn.server_id is not None and conn.server_kexinit is not None
+    assert conn.server_id is not None
+    assert conn.server_kexinit is not None
     ski = conn.server_kexinit
     kexinit = wire.build_kexinit(
         [method],
@@ -232,7 +239,8 @@ async def _exchange(conn: _Conn, host_key_alg: str, method: str) -> HostKey:
 def _check_reply(
     conn: _Conn, alg: str, state: kex.KexState, kexinit: bytes, reply: wire.KexReply
 ) -> HostKey:
-    assert conn.server_id is not None and conn.server_kexinit is not None
+    assert conn.server_id is not None
+    assert conn.server_kexinit is not None
     method = state.method.name
     try:
         facts = keys.parse_blob(reply.host_key)
@@ -299,7 +307,8 @@ async def scan(host: str, port: int) -> SSHScan:
         return SSHScan(info=None, error=exc.failure)
     connections = 1
     try:
-        assert conn.server_id is not None and conn.server_kexinit is not None
+        assert conn.server_id is not None
+        assert conn.server_kexinit is not None
         info = _info(conn.server_id, conn.server_kexinit)
         plan, notes = plan_host_keys(info.host_key_algorithms)
         method = choose_kex(info.kex)
@@ -329,3 +338,39 @@ async def scan(host: str, port: int) -> SSHScan:
             "; ".join(f"{k.algorithm}: {k.error}" for k in bad),
         )
     return SSHScan(info, found, error, ip, connections, notes)
+
+
+async def probe_target(target: Target, last_success: float | None = None) -> SSHProbeResult:
+    """Probe one configured SSH target within its timeout; every outcome is a result."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(target.tls.timeout):
+            result = await scan(target.host, target.port)
+    except TimeoutError:
+        result = SSHScan(
+            info=None,
+            error=Failure(
+                ProbeFailure.TIMEOUT,
+                f"no complete SSH key exchange within {format_duration(target.tls.timeout)}",
+            ),
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        # A bug must cost one probe, not the exporter; the type is enough to find it.
+        log.exception("SSH probe of %s failed unexpectedly", target.name)
+        result = SSHScan(
+            info=None,
+            error=Failure(ProbeFailure.INTERNAL, f"internal error: {type(exc).__name__}"),
+        )
+    now = time.time()
+    ok = result.info is not None and result.error is None
+    return SSHProbeResult(
+        name=target.name,
+        address=target.address,
+        labels=target.labels,
+        timestamp=now,
+        duration=time.perf_counter() - started,
+        scan=result,
+        last_success=now if ok else last_success,
+    )

@@ -294,12 +294,12 @@ def parse_kexinit(payload: bytes) -> KexInit:
         if r.u8() != Message.KEXINIT:
             raise _Malformed("not a KEXINIT")
         cookie = r.take(16)
-        lists = [r.name_list() for _ in range(10)]
+        kx, hk, c1, c2, m1, m2, z1, z2, l1, l2 = (r.name_list() for _ in range(10))
         follows = r.u8() != 0
         r.u32()  # reserved
     except _Malformed as exc:
         raise ValueError(str(exc)) from None
-    return KexInit(cookie, *lists, first_kex_follows=follows, payload=payload)
+    return KexInit(cookie, kx, hk, c1, c2, m1, m2, z1, z2, l1, l2, follows, payload)
 
 
 def _parse_identification(line: bytes) -> Identification | None:
