@@ -241,7 +241,7 @@ def test_not_ssh(make: object) -> None:
     with make() as srv:
         result = run_scan(srv.host, srv.port)
     assert result.error is not None
-    assert result.error.reason in (ProbeFailure.NOT_SSH, ProbeFailure.CONNECTION_CLOSED)
+    assert result.error.reason is ProbeFailure.NOT_SSH
     assert result.info is None
 
 

@@ -226,11 +226,22 @@ def test_invalid_server_values_are_refused() -> None:
     x = kex.start("curve25519-sha256")
     with pytest.raises(ValueError, match="32 bytes"):
         x.shared_secret(b"\x01" * 31)
-    with pytest.raises(ValueError):  # cryptography refuses the all-zero secret itself
+    with pytest.raises(ValueError, match="shared key"):  # cryptography refuses it itself
         x.shared_secret(b"\x00" * 32)  # a low-order point gives an all-zero secret
     d = kex.start("diffie-hellman-group14-sha256")
     with pytest.raises(ValueError, match="out of range"):
         d.shared_secret(b"\x01")
     e = kex.start("ecdh-sha2-nistp256")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Invalid EC key"):
         e.shared_secret(b"\x04" + b"\x00" * 64)
+
+
+def test_binary_before_the_identification_is_not_ssh_at_once() -> None:
+    (ev,) = feed(b"\x16\x03\x01\x02\x00")  # a TLS record: no need to wait for a line
+    assert ev == wire.ProtocolError(
+        wire.ErrorReason.NOT_SSH, "the server did not send an SSH identification"
+    )
+
+
+def test_packet_in_the_same_chunk_as_the_identification_is_not_mistaken_for_binary() -> None:
+    assert len(feed(STREAM)) == 2

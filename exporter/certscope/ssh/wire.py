@@ -26,6 +26,7 @@ memory stays bounded however much the peer sends.
 from __future__ import annotations
 
 import os
+import re
 import struct
 from collections import deque
 from collections.abc import Sequence
@@ -247,6 +248,11 @@ def build_disconnect(code: int, description: str) -> bytes:
 # --- decoding -------------------------------------------------------------------------------
 
 
+#: Bytes that cannot appear in the text before the first packet (RFC 4253 4.2: US-ASCII and
+#: UTF-8 text lines); only the current line is looked at, as packets follow it.
+_NOT_TEXT = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 class _Malformed(Exception):
     pass
 
@@ -354,6 +360,13 @@ class ServerParser:
 
     def _parse_line(self) -> bool:
         end = self._buf.find(b"\n")
+        line_so_far = self._buf[: end if end != -1 else MAX_IDENTIFICATION_LINE]
+        if _NOT_TEXT.search(line_so_far) or line_so_far.startswith(b"HTTP/"):
+            # Preamble lines and the identification are text; binary bytes (TLS, garbage) or
+            # an HTTP status line mean the port speaks something else: say so at once
+            # instead of waiting for a line that never comes.
+            self._error(ErrorReason.NOT_SSH, "the server did not send an SSH identification")
+            return False
         if end == -1:
             if len(self._buf) > MAX_IDENTIFICATION_LINE:
                 self._too_long()
