@@ -91,6 +91,30 @@ def _read_capped(path: str, limit: int) -> bytes:
         os.close(fd)
 
 
+def expand_paths(
+    patterns: tuple[str, ...], exclude: tuple[str, ...]
+) -> tuple[list[str], list[ItemError]]:
+    """Files matching paths and globs (``**`` included), minus ``exclude``, at most
+    ``MAX_FILES``; a plain path that does not exist is a ``not_found`` error."""
+    found: dict[str, None] = {}
+    errors: list[ItemError] = []
+    for pattern in patterns:
+        if not glob.has_magic(pattern) and not os.path.lexists(pattern):
+            errors.append(ItemError(pattern, "not_found", "no such file"))
+            continue
+        matches = glob.glob(pattern, recursive=True) if glob.has_magic(pattern) else [pattern]
+        for m in sorted(matches):
+            if len(found) >= MAX_FILES:
+                errors.append(ItemError(pattern, "too_many_files", f"more than {MAX_FILES} files"))
+                break
+            if any(fnmatch.fnmatch(m, ex) for ex in exclude):
+                continue
+            if os.path.isdir(m):
+                continue
+            found[m] = None
+    return list(found), errors
+
+
 def _dep_stat(path: str) -> DepStat:
     try:
         st = os.stat(path)
@@ -167,25 +191,7 @@ class FilesReader:
         self._tag_key = secrets.token_bytes(32)
 
     def _expand(self) -> tuple[list[str], list[ItemError]]:
-        found: dict[str, None] = {}
-        errors: list[ItemError] = []
-        for pattern in self.source.paths:
-            if not glob.has_magic(pattern) and not os.path.lexists(pattern):
-                errors.append(ItemError(pattern, "not_found", "no such file"))
-                continue
-            matches = glob.glob(pattern, recursive=True) if glob.has_magic(pattern) else [pattern]
-            for m in sorted(matches):
-                if len(found) >= MAX_FILES:
-                    errors.append(
-                        ItemError(pattern, "too_many_files", f"more than {MAX_FILES} files")
-                    )
-                    break
-                if any(fnmatch.fnmatch(m, ex) for ex in self.source.exclude):
-                    continue
-                if os.path.isdir(m):
-                    continue
-                found[m] = None
-        return list(found), errors
+        return expand_paths(self.source.paths, self.source.exclude)
 
     def _passwords(self) -> tuple[tuple[Password, ...], str, list[ItemError]]:
         """The configured passwords, read now (they may have been rotated), and their tag."""
