@@ -270,7 +270,9 @@ async def handle_probe(request: web.Request) -> web.Response:
 async def handle_inventory(request: web.Request) -> web.Response:
     """The certificate inventory as JSON (default) or CSV (``?format=csv``)."""
     snap = request.app[STATE].snapshot()
-    items = inventory.rows(snap.probes.values(), snap.sources.values(), datetime.now(UTC))
+    items = inventory.rows(
+        snap.probes.values(), snap.sources.values(), datetime.now(UTC), snap.ssh.values()
+    )
     fmt = request.query.get("format", "json")
     if fmt == "csv":
         return web.Response(

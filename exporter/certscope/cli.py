@@ -39,7 +39,7 @@ from .net import split_address
 from .policy import Assessment, assess_endpoint
 from .posture import PostureScan
 from .probe import probe
-from .results import ProbeResult
+from .results import ProbeResult, SSHProbeResult
 from .scheduler import enumerate_target
 from .sharding import Shard, apply_shard, parse_shard
 from .tls.suites import PROTOCOLS
@@ -217,22 +217,31 @@ def cmd_inventory(args: argparse.Namespace) -> int:
 
     config = _loader(args.config_file)
 
-    async def collect() -> tuple[list[ProbeResult], list[Any]]:
+    from .ssh.probe import probe_target
+
+    async def collect() -> tuple[list[ProbeResult], list[SSHProbeResult], list[Any]]:
         sem = asyncio.Semaphore(config.concurrency)
 
         async def one(t: Target) -> ProbeResult:
             async with sem:
                 return await probe(t)
 
-        probes = await asyncio.gather(*(one(t) for t in config.targets))
-        stores = await asyncio.gather(*(reader_for(s).refresh(None) for s in config.sources))
-        return list(probes), list(stores)
+        async def one_ssh(t: Target) -> SSHProbeResult:
+            async with sem:
+                return await probe_target(t)
 
-    probes, stores = asyncio.run(collect())
+        tls = [t for t in config.targets if t.protocol == "tls"]
+        ssh = [t for t in config.targets if t.protocol == "ssh"]
+        probes = await asyncio.gather(*(one(t) for t in tls))
+        ssh_probes = await asyncio.gather(*(one_ssh(t) for t in ssh))
+        stores = await asyncio.gather(*(reader_for(s).refresh(None) for s in config.sources))
+        return list(probes), list(ssh_probes), list(stores)
+
+    probes, ssh_probes, stores = asyncio.run(collect())
     for s in stores:
         if not s.up:
             print(f"certscope: source {s.name}: {s.error}", file=sys.stderr)
-    items = inventory.rows(probes, stores, datetime.now(UTC))
+    items = inventory.rows(probes, stores, datetime.now(UTC), ssh_probes)
     if args.format == "json":
         print(json.dumps(list(items), indent=2))
     else:
