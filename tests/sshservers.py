@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -155,6 +156,22 @@ class _Daemon:
                 time.sleep(0.02)
         self._terminate()
         raise RuntimeError(f"{self.name} did not answer within 10 s:\n{self.output()}")
+
+    def reload(self) -> None:
+        """SIGHUP: sshd re-executes itself and reads its configuration and host keys again."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5) as s:
+                    s.settimeout(2)
+                    if s.recv(4).startswith(b"SSH-"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not come back after SIGHUP:\n{self.output()}")
 
     def _terminate(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
