@@ -13,7 +13,6 @@ the Debian package to install, never a skip.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from promserver import free_port
+from promserver import binary, free_port
 
 #: A configuration close to the current OpenSSH defaults, restricted to modern algorithms.
 STRONG: Mapping[str, str] = {
@@ -45,21 +44,22 @@ WEAK: Mapping[str, str] = {
 }
 
 
-def binary(name: str, package: str) -> str:
-    found = shutil.which(name) or (
-        f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None
-    )
-    if found is None:
-        raise RuntimeError(
-            f"{name} not found: install the Debian package {package!r} (make system-deps)"
-        )
-    return found
-
-
 def keygen(*args: str) -> None:
     subprocess.run(
         [binary("ssh-keygen", "openssh-client"), "-q", *args], check=True, stdin=subprocess.DEVNULL
     )
+
+
+def keygen_fingerprint(key_type: str, b64: str) -> str:
+    """The SHA256 fingerprint ``ssh-keygen -l`` prints for a public key."""
+    out = subprocess.run(
+        [binary("ssh-keygen", "openssh-client"), "-l", "-f", "-"],
+        input=f"{key_type} {b64}\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.split()[1]
 
 
 @dataclass

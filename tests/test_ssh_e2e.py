@@ -55,6 +55,12 @@ def write_config(tmp_path: Path, sshd: OpenSSHServer) -> Path:
     return path
 
 
+def certscope(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "certscope.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
 def get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as r:
         return str(r.read().decode())
@@ -106,20 +112,7 @@ def test_serve_exposes_ssh_posture_keys_and_findings(tmp_path: Path, sshd: OpenS
 
 
 def test_scan_ssh_json(sshd: OpenSSHServer) -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "certscope.cli",
-            "scan",
-            "--format",
-            "json",
-            f"ssh://{sshd.address}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = certscope("scan", "--format", "json", f"ssh://{sshd.address}")
     assert out.returncode == 0, out.stderr
     (obj,) = json.loads(out.stdout)
     assert obj["ok"] is True
@@ -143,20 +136,7 @@ def test_scan_ssh_failure_exit_code_and_usage_errors() -> None:
     from promserver import free_port
 
     port = free_port()
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "certscope.cli",
-            "scan",
-            "--format",
-            "json",
-            f"ssh://127.0.0.1:{port}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = certscope("scan", "--format", "json", f"ssh://127.0.0.1:{port}")
     assert out.returncode == 1
     assert json.loads(out.stdout)[0]["error"]["reason"] == "connect_refused"
     mixed = subprocess.run(
@@ -171,21 +151,7 @@ def test_scan_ssh_failure_exit_code_and_usage_errors() -> None:
 
 def test_inventory_command_lists_ssh_host_keys(tmp_path: Path, sshd: OpenSSHServer) -> None:
     config = write_config(tmp_path, sshd)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "certscope.cli",
-            "inventory",
-            "--config.file",
-            str(config),
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = certscope("inventory", "--config.file", str(config), "--format", "json")
     assert out.returncode == 0, out.stderr
     items = json.loads(out.stdout)
     host = [r for r in items if r["kind"] == "ssh_host_key"]

@@ -7,7 +7,6 @@ import asyncio
 import base64
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -22,11 +21,7 @@ from certscope.sources import reader_for
 from certscope.sources.ssh_keys import SSHKeysReader, account_for
 from certscope.ssh import wire
 from certscope.ssh.authorized_keys import parse_options
-from sshservers import binary, keygen
-
-
-def pub(path: Path) -> str:
-    return path.with_suffix(".pub").read_text().split()[1] if path.suffix else ""
+from sshservers import keygen, keygen_fingerprint
 
 
 def make_key(d: Path, name: str, *args: str) -> tuple[str, str]:
@@ -34,17 +29,6 @@ def make_key(d: Path, name: str, *args: str) -> tuple[str, str]:
     keygen(*args, "-N", "", "-C", name, "-f", str(d / name))
     t, b64 = (d / f"{name}.pub").read_text().split()[:2]
     return t, b64
-
-
-def fingerprint(t: str, b64: str) -> str:
-    out = subprocess.run(
-        [binary("ssh-keygen", "openssh-client"), "-l", "-f", "-"],
-        input=f"{t} {b64}\n",
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return out.split()[1]
 
 
 def sk_key() -> tuple[str, str]:
@@ -132,7 +116,7 @@ def test_every_key_type_options_and_malformed_lines(
     first = dict(found[f"{p}:2"].attributes)
     assert first["account"] == "alice"
     assert first["comment"] == "alice@laptop"
-    assert first["fingerprint_sha256"] == fingerprint(*keys["ed25519"])
+    assert first["fingerprint_sha256"] == keygen_fingerprint(*keys["ed25519"])
     assert first["cert_authority"] == "false"
     backup = dict(found[f"{p}:3"].attributes)
     assert backup["options"] == "from,no-pty,command"
@@ -170,7 +154,11 @@ def test_people_file_by_fingerprint_and_comment(
     people.write_text(
         json.dumps(
             [
-                {"person": "Alice", "status": "active", "keys": [fingerprint(*keys["ed25519"])]},
+                {
+                    "person": "Alice",
+                    "status": "active",
+                    "keys": [keygen_fingerprint(*keys["ed25519"])],
+                },
                 {"person": "Bob", "status": "departed", "keys": ["backup"]},
             ]
         )

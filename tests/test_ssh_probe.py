@@ -20,7 +20,15 @@ from certscope.ssh import wire
 from certscope.ssh.model import SSHScan
 from certscope.ssh.probe import plan_host_keys, probe_target, scan
 from servers import Connection, Server, garbage_server, http_server, silent_server
-from sshservers import STRONG, WEAK, DropbearServer, HostKeys, OpenSSHServer, binary
+from sshservers import (
+    STRONG,
+    WEAK,
+    DropbearServer,
+    HostKeys,
+    OpenSSHServer,
+    binary,
+    keygen_fingerprint,
+)
 
 STRONG_KEYS = ("ed25519", "ecdsa", "rsa")
 
@@ -77,35 +85,37 @@ def keyscan_fingerprints(host: str, port: int, certs: bool = False) -> dict[str,
     for line in out.splitlines():
         # "host type key", or with -c (certificates) "type key"
         blob_type, b64 = line.split()[1:3] if not certs else line.split()[:2]
-        fp = subprocess.run(
-            [binary("ssh-keygen", "openssh-client"), "-l", "-f", "-"],
-            input=f"{blob_type} {b64}\n",
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()[1]
+        fp = keygen_fingerprint(blob_type, b64)
         found[blob_type] = fp
     return found
 
 
-def test_strong_openssh_algorithms_match_ssh_audit(strong: tuple[OpenSSHServer, HostKeys]) -> None:
-    srv, _ = strong
-    result = run_scan(srv.host, srv.port)
+def scan_and_audit(host: str, port: int) -> tuple[SSHScan, dict[str, object]]:
+    """certscope's scan and ssh-audit's, with the lists both report checked equal."""
+    result = run_scan(host, port)
     assert result.error is None, result.error
     info = result.info
     assert info is not None
-    audit = ssh_audit(srv.host, srv.port)
-    banner = audit["banner"]
-    assert isinstance(banner, dict)
-    assert info.banner == banner["raw"]
-    assert info.software == banner["software"]
+    audit = ssh_audit(host, port)
+    assert list(info.kex) == names(audit["kex"])
     assert list(info.ciphers) == names(audit["enc"])
     assert list(info.macs) == names(audit["mac"])
-    assert list(info.compression) == names(audit["compression"])
-    assert list(info.kex) == names(audit["kex"])
+    assert sorted(info.compression) == sorted(names(audit["compression"]))
     # ssh-audit lists only the host-key algorithms it could fetch a key for
     assert set(names(audit["key"])) <= set(info.host_key_algorithms)
-    assert info.kex[0] == "sntrup761x25519-sha512@openssh.com"  # what STRONG configured
+    return result, audit
+
+
+def test_strong_openssh_algorithms_match_ssh_audit(strong: tuple[OpenSSHServer, HostKeys]) -> None:
+    srv, _ = strong
+    result, audit = scan_and_audit(srv.host, srv.port)
+    assert result.info is not None
+    banner = audit["banner"]
+    assert isinstance(banner, dict)
+    assert result.info.banner == banner["raw"]
+    assert result.info.software == banner["software"]
+    assert result.info.compression == tuple(names(audit["compression"]))
+    assert result.info.kex[0] == "sntrup761x25519-sha512@openssh.com"  # what STRONG configured
 
 
 def test_strong_openssh_host_keys_match_ssh_keyscan(strong: tuple[OpenSSHServer, HostKeys]) -> None:
@@ -162,14 +172,9 @@ def test_weak_openssh_dsa_rsa1024_and_legacy_algorithms(
     weak: tuple[OpenSSHServer, HostKeys],
 ) -> None:
     srv, _ = weak
-    result = run_scan(srv.host, srv.port)
-    assert result.error is None, result.error
+    result, _ = scan_and_audit(srv.host, srv.port)
     info = result.info
     assert info is not None
-    audit = ssh_audit(srv.host, srv.port)
-    assert list(info.ciphers) == names(audit["enc"])
-    assert list(info.macs) == names(audit["mac"])
-    assert list(info.kex) == names(audit["kex"])
     assert "diffie-hellman-group1-sha1" in info.kex and "3des-cbc" in info.ciphers
     bits = {k.facts.blob_type: k.facts.bits for k in result.host_keys if k.facts}
     assert bits == {"ssh-rsa": 1024, "ssh-dss": 1024, "ecdsa-sha2-nistp256": 256}
@@ -178,16 +183,10 @@ def test_weak_openssh_dsa_rsa1024_and_legacy_algorithms(
 
 
 def test_dropbear_matches_ssh_audit_and_ssh_keyscan(dropbear: DropbearServer) -> None:
-    result = run_scan(dropbear.host, dropbear.port)
-    assert result.error is None, result.error
+    result, _ = scan_and_audit(dropbear.host, dropbear.port)
     info = result.info
     assert info is not None and info.software.startswith("dropbear_")
     assert info.product_version is not None and info.product_version[0] == "dropbear"
-    audit = ssh_audit(dropbear.host, dropbear.port)
-    assert list(info.ciphers) == names(audit["enc"])
-    assert list(info.macs) == names(audit["mac"])
-    assert sorted(info.compression) == sorted(names(audit["compression"]))
-    assert list(info.kex) == names(audit["kex"])
     got = {k.facts.blob_type: k.facts.fingerprint_sha256 for k in result.host_keys if k.facts}
     assert got == keyscan_fingerprints(dropbear.host, dropbear.port)
 

@@ -36,7 +36,7 @@ from .config import (
 from .errors import ConfigError, UsageError
 from .evidence import cli as evidence_cli
 from .net import split_address
-from .policy import Assessment, assess_endpoint
+from .policy import Assessment, assess_endpoint, findings_json
 from .posture import PostureScan
 from .probe import probe
 from .results import ProbeResult, SSHProbeResult
@@ -374,19 +374,7 @@ def posture_json(scan: PostureScan | None, a: Assessment) -> dict[str, Any] | No
         "grade_caps": list(a.grade.caps) if a.grade else [],
         "mozilla": {name: ok for name, ok, _ in a.mozilla},
         "mozilla_reasons": {name: list(why) for name, _, why in a.mozilla if why},
-        "findings": [
-            {"rule": str(f.rule), "severity": f.severity, "control": f.control, "detail": f.detail}
-            for f in a.active
-        ],
-        "waived": [
-            {
-                "rule": str(f.rule),
-                "owner": f.waived_by.owner,
-                "expires": f.waived_by.expires.isoformat(),
-            }
-            for f in a.findings
-            if f.waived_by is not None
-        ],
+        **findings_json(a),
         "connections": scan.connections,
         "duration_seconds": round(scan.duration, 3),
     }

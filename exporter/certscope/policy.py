@@ -512,6 +512,25 @@ class Assessment:
         return tuple(f for f in self.findings if f.active)
 
 
+def findings_json(a: Assessment) -> dict[str, list[dict[str, str]]]:
+    """Active findings and waived ones, as ``certscope scan --format json`` prints them."""
+    return {
+        "findings": [
+            {"rule": str(f.rule), "severity": f.severity, "control": f.control, "detail": f.detail}
+            for f in a.active
+        ],
+        "waived": [
+            {
+                "rule": str(f.rule),
+                "owner": f.waived_by.owner,
+                "expires": f.waived_by.expires.isoformat(),
+            }
+            for f in a.findings
+            if f.waived_by is not None
+        ],
+    }
+
+
 def assess_endpoint(
     subject: tuple[str, str],
     chain: Sequence[CertFacts],

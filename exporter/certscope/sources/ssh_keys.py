@@ -23,7 +23,8 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import TypeVar
 
 from ..config import SSHKeysSource
 from ..results import ItemError, SourceResult, StoredKey
@@ -33,6 +34,8 @@ from .base import failed, succeeded
 from .files import MAX_FILE_BYTES, _NotRegular, _read_capped, expand_paths
 
 __all__ = ["SSHKeysReader", "account_for"]
+
+_T = TypeVar("_T")
 
 #: More lines than this in one file is not an authorized_keys file; the rest is an error.
 MAX_LINES = 100_000
@@ -129,6 +132,19 @@ class SSHKeysReader:
                 else:
                     yield path, n, item
 
+    def _parsed(
+        self,
+        patterns: tuple[str, ...],
+        parse: Callable[[str], _T],
+        errors: list[ItemError],
+    ) -> Iterator[tuple[str, int, _T]]:
+        """Each line of the files parsed; a line that does not parse is an item error."""
+        for path, n, line in self._read(patterns, errors):
+            try:
+                yield path, n, parse(line)
+            except ValueError as exc:
+                errors.append(ItemError(f"{path}:{n}", "unparseable", str(exc)[:200]))
+
     def _authorized(
         self,
         path: str,
@@ -172,12 +188,9 @@ class SSHKeysReader:
         )
 
     def _certificates(self, errors: list[ItemError]) -> Iterator[StoredKey]:
-        for path, n, line in self._read(self.source.certificate_paths, errors):
-            try:
-                f, comment = parse_line(line)
-            except ValueError as exc:
-                errors.append(ItemError(f"{path}:{n}", "unparseable", str(exc)[:200]))
-                continue
+        for path, n, (f, comment) in self._parsed(
+            self.source.certificate_paths, parse_line, errors
+        ):
             c = f.certificate
             if c is None:
                 errors.append(
@@ -206,12 +219,8 @@ class SSHKeysReader:
             )
 
     def _ca_keys(self, errors: list[ItemError]) -> Iterator[StoredKey]:
-        for path, n, line in self._read(self.source.ca_key_paths, errors):
-            try:
-                k = parse_authorized_key(line)  # TrustedUserCAKeys takes the same line format
-            except ValueError as exc:
-                errors.append(ItemError(f"{path}:{n}", "unparseable", str(exc)[:200]))
-                continue
+        # TrustedUserCAKeys files take the authorized_keys line format
+        for path, n, k in self._parsed(self.source.ca_key_paths, parse_authorized_key, errors):
             attrs = {"fingerprint_sha256": k.facts.fingerprint_sha256, "comment": k.comment}
             yield StoredKey(
                 kind="ssh_ca_key",
@@ -230,12 +239,7 @@ class SSHKeysReader:
         live: set[str] = set()
         errors: list[ItemError] = []
         keys: list[StoredKey] = []
-        for path, n, line in self._read(self.source.paths, errors):
-            try:
-                k = parse_authorized_key(line)
-            except ValueError as exc:
-                errors.append(ItemError(f"{path}:{n}", "unparseable", str(exc)[:200]))
-                continue
+        for path, n, k in self._parsed(self.source.paths, parse_authorized_key, errors):
             keys.append(self._authorized(path, n, k, people, seen, now, live))
         keys.extend(self._certificates(errors))
         keys.extend(self._ca_keys(errors))

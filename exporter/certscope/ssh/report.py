@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from ..config import Policy, Target, TLSOptions
 from ..errors import UsageError
-from ..policy import Assessment
+from ..policy import Assessment, findings_json
 from ..results import SSHProbeResult
 from .algorithms import classify
 from .keys import CertificateFacts
@@ -91,13 +91,6 @@ def _certificate(c: CertificateFacts) -> dict[str, Any]:
     }
 
 
-def _findings(a: Assessment) -> list[dict[str, Any]]:
-    return [
-        {"rule": str(f.rule), "severity": f.severity, "control": f.control, "detail": f.detail}
-        for f in a.active
-    ]
-
-
 def ssh_json(r: SSHProbeResult, a: Assessment) -> dict[str, Any]:
     s = r.scan
     info = s.info
@@ -144,16 +137,7 @@ def ssh_json(r: SSHProbeResult, a: Assessment) -> dict[str, Any]:
         "ok": r.success,
         "error": {"reason": str(s.error.reason), "message": s.error.message} if s.error else None,
         "ssh": ssh,
-        "findings": _findings(a),
-        "waived": [
-            {
-                "rule": str(f.rule),
-                "owner": f.waived_by.owner,
-                "expires": f.waived_by.expires.isoformat(),
-            }
-            for f in a.findings
-            if f.waived_by is not None
-        ],
+        **findings_json(a),
         "connections": s.connections,
         "duration_seconds": round(r.duration, 4),
     }
