@@ -23,7 +23,8 @@ extra=("$@")  # more packages asked for by the caller (benchmarks add their peer
 
 missing=()
 for cmd in "${!pkg_for[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_for[$cmd]}")
+  # /usr/sbin (sshd, dropbear) may be missing from a non-login PATH
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${pkg_for[$cmd]}")
 done
 for p in "${extra[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

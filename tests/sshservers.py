@@ -44,6 +44,12 @@ WEAK: Mapping[str, str] = {
 }
 
 
+def daemon(name: str, package: str) -> str:
+    """A server binary: Debian puts them in /usr/sbin, which a non-login PATH may lack."""
+    path = f"/usr/sbin/{name}"
+    return path if os.access(path, os.X_OK) else binary(name, package)
+
+
 def keygen(*args: str) -> None:
     subprocess.run(
         [binary("ssh-keygen", "openssh-client"), "-q", *args], check=True, stdin=subprocess.DEVNULL
@@ -211,7 +217,7 @@ class OpenSSHServer(_Daemon):
         order: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
-        self.sshd = binary("sshd", "openssh-server")
+        self.sshd = daemon("sshd", "openssh-server")
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
         self.config = workdir / "sshd_config"
         lines = [
@@ -242,7 +248,7 @@ class DropbearServer(_Daemon):
 
     def __init__(self, workdir: Path, kinds: Sequence[str] = ("ed25519", "ecdsa", "rsa")) -> None:
         super().__init__()
-        self.dropbear = binary("dropbear", "dropbear-bin")
+        self.dropbear = daemon("dropbear", "dropbear-bin")
         keygen_bin = binary("dropbearkey", "dropbear-bin")
         self.pidfile = workdir / "dropbear.pid"
         self.keys: list[Path] = []
