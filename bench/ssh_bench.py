@@ -12,11 +12,13 @@ What it does, all on loopback:
 2. certscope: ``certscope.ssh.probe.scan`` N times per server in this process, sequentially;
    CPU is this process's user+system time (``time.process_time``) per probe, after two
    warm-up probes. That is what the exporter pays per scheduled probe;
-3. ``certscope scan --format json ssh://…`` and ``ssh-audit -j`` as subprocesses, N times
-   each per server, alternating; CPU is the children's user+system time
-   (``resource.getrusage(RUSAGE_CHILDREN)``) per run. Both pay a Python interpreter start;
-   this is the like-for-like command-line comparison;
-4. the source: K Ed25519/RSA keys written into 100 authorized_keys files, a people file
+3. ssh-audit's own audit function (``ssh_audit.ssh_audit.audit`` with ``-j``), N times per
+   server in this process: ssh-audit's probe work without its interpreter start;
+4. ``certscope scan --format json ssh://…``, ``ssh-audit -j`` and ``ssh-audit -h`` (its
+   interpreter start and imports) as subprocesses, N times each per server; CPU is the
+   children's user+system time (``resource.getrusage(RUSAGE_CHILDREN)``) per run: what a
+   person or a cron job running each tool per server pays;
+5. the source: K Ed25519/RSA keys written into 100 authorized_keys files, a people file
    naming every tenth key's comment and a state file; first refresh (parse everything,
    write the state) and a second refresh (state loaded), wall and CPU time.
 
@@ -28,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
 import json
 import platform
 import resource
@@ -80,6 +84,25 @@ def in_process(host: str, port: int, n: int) -> float:
     return (time.process_time() - t0) / n
 
 
+def ssh_audit_in_process(host: str, port: int, n: int) -> float:
+    """CPU seconds per ssh-audit audit run in this process (no interpreter start)."""
+    from ssh_audit.outputbuffer import OutputBuffer
+    from ssh_audit.ssh_audit import audit, process_commandline
+
+    def once() -> None:
+        out = OutputBuffer()
+        aconf = process_commandline(out, ["-j", "-p", str(port), host])
+        with contextlib.redirect_stdout(io.StringIO()):
+            audit(out, aconf)
+
+    for _ in range(2):
+        once()
+    t0 = time.process_time()
+    for _ in range(n):
+        once()
+    return (time.process_time() - t0) / n
+
+
 def subprocess_cpu(cmd: list[str], n: int) -> float:
     """CPU seconds per run of a command (its own and its children's)."""
     t0 = _children_cpu()
@@ -113,6 +136,9 @@ def bench_probes(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
             mine = median_of(args.rounds, lambda h=host, p=port: in_process(h, p, args.probes))
             cli = [str(BIN / "certscope"), "scan", "--format", "json", f"ssh://{host}:{port}"]
             audit = [str(BIN / "ssh-audit"), "-j", "-p", str(port), host]
+            theirs_inproc = median_of(
+                args.rounds, lambda h=host, p=port: ssh_audit_in_process(h, p, args.probes)
+            )
             mine_cli = median_of(args.rounds, lambda c=cli: subprocess_cpu(c, args.probes))
             theirs = median_of(args.rounds, lambda a=audit: subprocess_cpu(a, args.probes))
             # ssh-audit's interpreter start and imports (its --help), to compare the probe
@@ -130,6 +156,8 @@ def bench_probes(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
                     "certscope_scan_cli_cpu_ms": round(mine_cli * 1000, 1),
                     "ssh_audit_cli_cpu_ms": round(theirs * 1000, 1),
                     "ssh_audit_startup_cpu_ms": round(startup * 1000, 1),
+                    "ssh_audit_in_process_cpu_ms": round(theirs_inproc * 1000, 2),
+                    "ratio_in_process": round(theirs_inproc / mine, 1),
                     "ratio_probe": round(theirs / mine, 1),
                     "ratio_probe_minus_startup": round((theirs - startup) / mine, 1),
                     "ratio_cli": round(theirs / mine_cli, 2),
@@ -183,7 +211,7 @@ def bench_source(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--probes", type=int, default=20, help="probes per server and round")
+    p.add_argument("--probes", type=int, default=10, help="probes per server and round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--keys", type=int, default=10_000)
     args = p.parse_args()
@@ -204,7 +232,8 @@ def main() -> int:
         "source": source,
     }
     head = ("server", "keys", "conn", "certscope probe", "certscope scan", "ssh-audit",
-            "ssh-audit -h", "ratio", "ratio -startup", "ratio (CLI)")  # fmt: skip
+            "ssh-audit -h", "ssh-audit in-process", "ratio", "ratio -startup",
+            "ratio in-process", "ratio (CLI)")  # fmt: skip
     print(" | ".join(head))
     for r in probes:
         print(
@@ -213,7 +242,8 @@ def main() -> int:
                 for k in (
                     "server", "host_keys", "connections", "certscope_probe_cpu_ms",
                     "certscope_scan_cli_cpu_ms", "ssh_audit_cli_cpu_ms",
-                    "ssh_audit_startup_cpu_ms", "ratio_probe", "ratio_probe_minus_startup",
+                    "ssh_audit_startup_cpu_ms", "ssh_audit_in_process_cpu_ms", "ratio_probe",
+                    "ratio_probe_minus_startup", "ratio_in_process",
                     "ratio_cli",
                 )
             )

@@ -20,6 +20,7 @@ import struct
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -134,8 +135,13 @@ def _load(blob: bytes, type_name: str) -> object:
     return serialization.load_ssh_public_identity(line)
 
 
+@lru_cache(maxsize=4096)
 def parse_blob(blob: bytes) -> KeyFacts:
-    """Facts of one key or certificate blob. ValueError when it cannot be read."""
+    """Facts of one key or certificate blob. ValueError when it cannot be read.
+
+    Cached by blob: a server presents the same host keys probe after probe, and parsing (with
+    the certificate's CA signature check) is most of a probe's CPU after the key exchange.
+    The facts are immutable; a changed key is a different blob and is parsed anew."""
     if len(blob) > _MAX_BLOB:
         raise ValueError(f"key blob larger than {_MAX_BLOB} bytes")
     type_name = blob_type(blob)

@@ -253,6 +253,10 @@ def build_disconnect(code: int, description: str) -> bytes:
 _NOT_TEXT = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+#: RFC 4251 5: names are printable US-ASCII without commas, separated by single commas.
+_NAME_LIST = re.compile(r"[\x21-\x2b\x2d-\x7e]+(?:,[\x21-\x2b\x2d-\x7e]+)*\Z")
+
+
 class _Malformed(Exception):
     pass
 
@@ -287,10 +291,9 @@ class _Reader:
             raise _Malformed("a name-list is not ASCII") from None
         if not text:
             return ()
-        names = tuple(text.split(","))
-        if any(not n or any(ch <= " " or ch == "\x7f" for ch in n) for n in names):
+        if not _NAME_LIST.match(text):
             raise _Malformed("a name-list holds an empty or unprintable name")
-        return names
+        return tuple(text.split(","))
 
 
 def parse_kexinit(payload: bytes) -> KexInit:
