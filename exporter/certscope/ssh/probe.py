@@ -345,7 +345,8 @@ async def probe_target(target: Target, last_success: float | None = None) -> SSH
     started = time.perf_counter()
     try:
         async with asyncio.timeout(target.tls.timeout):
-            result = await scan(target.host, target.port)
+            # connect_to: an address already checked against probe.allowed_networks
+            result = await scan(target.connect_to or target.host, target.port)
     except TimeoutError:
         result = SSHScan(
             info=None,
