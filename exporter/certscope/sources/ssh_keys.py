@@ -24,12 +24,12 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..config import SSHKeysSource
 from ..results import ItemError, SourceResult, StoredKey
 from ..ssh.authorized_keys import AuthorizedKey, Person, parse_authorized_key, parse_people
-from ..ssh.keys import parse_line
+from ..ssh.keys import KeyFacts, parse_line
 from .base import failed, succeeded
 from .files import MAX_FILE_BYTES, _NotRegular, _read_capped, expand_paths
 
@@ -48,6 +48,19 @@ def account_for(path: str) -> str:
     if len(parts) >= 3 and parts[-2] == ".ssh":
         return parts[-3] or "/"
     return parts[-1]
+
+
+def _stored(kind: str, location: str, f: KeyFacts, attrs: dict[str, str], **more: Any) -> StoredKey:
+    """A key's facts as a StoredKey; empty attributes are left out."""
+    return StoredKey(
+        kind=kind,
+        location=location,
+        algorithm=f.algorithm,
+        bits=f.bits,
+        public_key_sha256=f.public_key_sha256,
+        attributes=tuple(sorted((a, v) for a, v in attrs.items() if v)),
+        **more,
+    )
 
 
 def _lines(path: str, data: bytes) -> Iterator[tuple[int, str | ItemError]]:
@@ -175,13 +188,11 @@ class SSHKeysReader:
             attrs["owner_status"] = person.status if person else "unknown"
             if person is not None:
                 labels = (("owner", person.name),)
-        return StoredKey(
-            kind="ssh_authorized_key",
-            location=f"{path}:{n}",
-            algorithm=f.algorithm,
-            bits=f.bits,
-            public_key_sha256=f.public_key_sha256,
-            attributes=tuple(sorted((a, v) for a, v in attrs.items() if v)),
+        return _stored(
+            "ssh_authorized_key",
+            f"{path}:{n}",
+            f,
+            attrs,
             labels=labels,
             created=first,
             not_after=k.not_after,
@@ -207,13 +218,11 @@ class SSHKeysReader:
                 "signature_valid": "true" if c.signature_valid else "false",
                 "comment": comment[:256],
             }
-            yield StoredKey(
-                kind="ssh_user_certificate",
-                location=f"{path}:{n}",
-                algorithm=f.algorithm,
-                bits=f.bits,
-                public_key_sha256=f.public_key_sha256,
-                attributes=tuple(sorted((a, v) for a, v in attrs.items() if v)),
+            yield _stored(
+                "ssh_user_certificate",
+                f"{path}:{n}",
+                f,
+                attrs,
                 created=c.valid_after,
                 not_after=c.valid_before,
             )
@@ -222,14 +231,7 @@ class SSHKeysReader:
         # TrustedUserCAKeys files take the authorized_keys line format
         for path, n, k in self._parsed(self.source.ca_key_paths, parse_authorized_key, errors):
             attrs = {"fingerprint_sha256": k.facts.fingerprint_sha256, "comment": k.comment}
-            yield StoredKey(
-                kind="ssh_ca_key",
-                location=f"{path}:{n}",
-                algorithm=k.facts.algorithm,
-                bits=k.facts.bits,
-                public_key_sha256=k.facts.public_key_sha256,
-                attributes=tuple(sorted((a, v) for a, v in attrs.items() if v)),
-            )
+            yield _stored("ssh_ca_key", f"{path}:{n}", k.facts, attrs)
 
     def _read_all(self) -> tuple[tuple[StoredKey, ...], tuple[ItemError, ...]]:
         people = self._people()
