@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite and benchmarks drive for real: OpenSSL's
 # s_server and OCSP responder, GnuTLS's gnutls-serv, nginx (OCSP stapling, DH parameters),
-# sslscan, Prometheus (promtool), Alertmanager (amtool) and Chromium (headless, for the pages
-# and reports a person reads), keytool and kubectl (the stores the files source reads are made
-# by the real tools).
+# sslscan, Prometheus (promtool), Alertmanager (amtool), Chromium (headless, for the pages and
+# reports a person reads), keytool and kubectl (the stores the files source reads are made by
+# the real tools), and the SSH servers and tools the SSH probe is tested against (OpenSSH's
+# sshd, ssh-keygen, ssh-keyscan; Dropbear).
 # Idempotent: does nothing when every command is already there.
 set -euo pipefail
 
@@ -18,12 +19,17 @@ declare -A pkg_for=(
   [chromium]=chromium
   [keytool]=default-jre-headless
   [kubectl]=kubernetes-client
+  [sshd]=openssh-server
+  [ssh-keygen]=openssh-client
+  [ssh-keyscan]=openssh-client
+  [dropbear]=dropbear-bin
 )
 extra=("$@")  # more packages asked for by the caller (benchmarks add their peers)
 
 missing=()
 for cmd in "${!pkg_for[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_for[$cmd]}")
+  # /usr/sbin (sshd, dropbear) may be missing from a non-login PATH
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${pkg_for[$cmd]}")
 done
 for p in "${extra[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

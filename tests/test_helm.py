@@ -280,7 +280,9 @@ def test_schema_mirrors_the_certscope_config_keys() -> None:
         "files": set(c._FILES_KEYS),
         "vault": set(c._VAULT_KEYS),
         "kubernetes": set(c._K8S_KEYS),
+        "ssh_authorized_keys": set(c._SSH_KEYS_KEYS),
     }
+    assert _schema_props(props["policy"]["properties"]["ssh"]) == set(c._SSH_POLICY_KEYS)
     assert set(props["sources"]["items"]["properties"]["kind"]["enum"]) == set(c.SOURCE_KINDS)
     vault_auth = _vault_auth_schema(schema)
     assert _schema_props(vault_auth) == set(c._VAULT_AUTH_KEYS)

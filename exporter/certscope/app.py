@@ -143,7 +143,13 @@ async def handle_metrics(request: web.Request) -> web.Response:
     snap = app[STATE].snapshot()
     assessed = [a for items in snap.assessments.values() for a in items]
     body = app[EXPOSITION].render_bytes(
-        [*snap.probes.values(), *snap.sources.values(), *assessed, snap.config.policy],
+        [
+            *snap.probes.values(),
+            *snap.ssh.values(),
+            *snap.sources.values(),
+            *assessed,
+            snap.config.policy,
+        ],
         key=snap,  # an unchanged snapshot is the same object: its body is reused
     )
     app[METRICS].scrape.observe(time.perf_counter() - t0)
@@ -265,7 +271,9 @@ async def handle_probe(request: web.Request) -> web.Response:
 async def handle_inventory(request: web.Request) -> web.Response:
     """The certificate inventory as JSON (default) or CSV (``?format=csv``)."""
     snap = request.app[STATE].snapshot()
-    items = inventory.rows(snap.probes.values(), snap.sources.values(), datetime.now(UTC))
+    items = inventory.rows(
+        snap.probes.values(), snap.sources.values(), datetime.now(UTC), snap.ssh.values()
+    )
     fmt = request.query.get("format", "json")
     if fmt == "csv":
         return web.Response(

@@ -36,10 +36,10 @@ from .config import (
 from .errors import ConfigError, UsageError
 from .evidence import cli as evidence_cli
 from .net import split_address
-from .policy import Assessment, assess_endpoint
+from .policy import Assessment, assess_endpoint, findings_json
 from .posture import PostureScan
 from .probe import probe
-from .results import ProbeResult, SourceResult
+from .results import ProbeResult, SourceResult, SSHProbeResult
 from .scheduler import enumerate_target
 from .sharding import Shard, apply_shard, parse_shard
 from .tls.suites import PROTOCOLS
@@ -96,7 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("file")
 
     sc = sub.add_parser("scan", help="probe endpoints once and print what they present")
-    sc.add_argument("targets", nargs="+", metavar="TARGET", help="host[:port] (443 by default)")
+    sc.add_argument(
+        "targets",
+        nargs="+",
+        metavar="TARGET",
+        help="host[:port] (443 by default), or ssh://host[:port] for an SSH server (22)",
+    )
     sc.add_argument("--format", choices=["table", "json"], default="table")
     sc.add_argument("--sni", help="server name to send (default: the host)")
     sc.add_argument("--ca-file", help="CA bundle to verify against (default: system store)")
@@ -217,23 +222,32 @@ def cmd_inventory(args: argparse.Namespace) -> int:
 
     config = _loader(args.config_file)
 
-    async def collect() -> tuple[list[ProbeResult], list[SourceResult]]:
+    from .ssh.probe import probe_target
+
+    async def collect() -> tuple[list[ProbeResult], list[SSHProbeResult], list[SourceResult]]:
         sem = asyncio.Semaphore(config.concurrency)
 
         async def one(t: Target) -> ProbeResult:
             async with sem:
                 return await probe(t)
 
-        probes = await asyncio.gather(*(one(t) for t in config.targets))
-        stores = await asyncio.gather(*(reader_for(s).refresh(None) for s in config.sources))
-        return list(probes), list(stores)
+        async def one_ssh(t: Target) -> SSHProbeResult:
+            async with sem:
+                return await probe_target(t)
 
-    probes, stores = asyncio.run(collect())
+        tls = [t for t in config.targets if t.protocol == "tls"]
+        ssh = [t for t in config.targets if t.protocol == "ssh"]
+        probes = await asyncio.gather(*(one(t) for t in tls))
+        ssh_probes = await asyncio.gather(*(one_ssh(t) for t in ssh))
+        stores = await asyncio.gather(*(reader_for(s).refresh(None) for s in config.sources))
+        return list(probes), list(ssh_probes), list(stores)
+
+    probes, ssh_probes, stores = asyncio.run(collect())
     for s in stores:
         if not s.up:
             print(f"certscope: source {s.name}: {s.error}", file=sys.stderr)
     item_errors = _print_item_errors(stores)
-    items = inventory.rows(probes, stores, datetime.now(UTC))
+    items = inventory.rows(probes, stores, datetime.now(UTC), ssh_probes)
     if args.format == "json":
         print(json.dumps(list(items), indent=2))
     else:
@@ -280,6 +294,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         timeout = parse_duration(args.timeout)
     except ValueError as exc:
         raise UsageError(f"--timeout: {exc}") from None
+    ssh_targets = [t for t in args.targets if t.strip().lower().startswith("ssh://")]
+    if ssh_targets:
+        return _cmd_scan_ssh(args, ssh_targets, timeout)
     if bool(args.client_cert) != bool(args.client_key):
         raise UsageError("--client-cert and --client-key go together")
     for flag, path in (
@@ -333,6 +350,20 @@ def _assess(
     )
 
 
+def _cmd_scan_ssh(args: argparse.Namespace, ssh_targets: list[str], timeout: float) -> int:
+    from .ssh import report
+
+    if len(ssh_targets) != len(args.targets):
+        raise UsageError("scan ssh:// targets and TLS targets in separate runs")
+    policy = load_config(args.config_file).policy if args.config_file else Policy()
+    results = report.scan_ssh(ssh_targets, timeout, policy)
+    if args.format == "json":
+        print(json.dumps([report.ssh_json(r, a) for r, a in results], indent=2))
+    else:
+        print(report.ssh_table(results), end="")
+    return 0 if all(r.success for r, _ in results) else 1
+
+
 async def _scan_all(
     targets: list[Target], enumerate_too: bool
 ) -> list[tuple[ProbeResult, PostureScan | None]]:
@@ -383,19 +414,7 @@ def posture_json(scan: PostureScan | None, a: Assessment) -> dict[str, Any] | No
         "grade_caps": list(a.grade.caps) if a.grade else [],
         "mozilla": {name: ok for name, ok, _ in a.mozilla},
         "mozilla_reasons": {name: list(why) for name, _, why in a.mozilla if why},
-        "findings": [
-            {"rule": str(f.rule), "severity": f.severity, "control": f.control, "detail": f.detail}
-            for f in a.active
-        ],
-        "waived": [
-            {
-                "rule": str(f.rule),
-                "owner": f.waived_by.owner,
-                "expires": f.waived_by.expires.isoformat(),
-            }
-            for f in a.findings
-            if f.waived_by is not None
-        ],
+        **findings_json(a),
         "connections": scan.connections,
         "duration_seconds": round(scan.duration, 3),
     }

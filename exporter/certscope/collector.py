@@ -14,7 +14,14 @@ from datetime import UTC, datetime, time
 
 from .certs import CertFacts
 from .config import Policy
-from .results import AssessedLocation, Labels, ProbeResult, SourceResult
+from .results import (
+    AssessedLocation,
+    Labels,
+    ProbeResult,
+    SourceResult,
+    SSHProbeResult,
+    StoredKey,
+)
 from .revocation import Revocation
 from .tls.suites import PROTOCOLS
 
@@ -104,7 +111,8 @@ FAMILIES: tuple[Family, ...] = (
     Family(
         "certscope_probe_success",
         "gauge",
-        "1 when the last probe completed a TLS handshake and captured the certificate chain.",
+        "1 when the last probe completed a TLS handshake and captured the certificate chain "
+        '(source_kind="ssh": read the server\'s algorithms and verified every host key).',
     ),
     Family(
         "certscope_probe_error_info",
@@ -260,6 +268,42 @@ FAMILIES: tuple[Family, ...] = (
         "certscope_source_last_success_timestamp_seconds",
         "gauge",
         "When the source was last refreshed successfully, as a Unix timestamp.",
+    ),
+    # key-like credentials (results.StoredKey): SSH keys, private keys, KMS keys
+    Family(
+        "certscope_source_keys", "gauge", "Key-like credentials currently known from the source."
+    ),
+    Family(
+        "certscope_key_info",
+        "gauge",
+        "A key-like credential (kind, algorithm, bits, public key hash) at a location; value 1.",
+    ),
+    Family(
+        "certscope_key_created_timestamp_seconds",
+        "gauge",
+        "When the key was created, where the store knows it; for SSH authorized keys, when "
+        "certscope first saw it (kept across restarts in the source's state file).",
+    ),
+    Family(
+        "certscope_key_not_after_timestamp_seconds",
+        "gauge",
+        "When the key or its certificate stops being valid (expiry-time=, valid-before).",
+    ),
+    # SSH servers (targets with protocol: ssh)
+    Family(
+        "certscope_ssh_server_info",
+        "gauge",
+        "The SSH server's software and protocol from its identification line; value 1.",
+    ),
+    Family(
+        "certscope_ssh_algorithm_supported",
+        "gauge",
+        "1 for each algorithm the SSH server offers, by kind, with its class.",
+    ),
+    Family(
+        "certscope_ssh_host_key_info",
+        "gauge",
+        "Each host key the SSH server proved it holds (signed the key exchange); value 1.",
     ),
 )
 FAMILY_NAMES = frozenset(f.name for f in FAMILIES)
@@ -419,6 +463,94 @@ def source_fragments(r: SourceResult) -> Fragments:
             *r.labels,
         )
         _cert_lines(out, loc, c.position, c.facts, c.revoked)
+    if r.keys:
+        _add(out, "certscope_source_keys", base, len(r.keys))
+    for k in r.keys:
+        _key_lines(out, r, k)
+    return out
+
+
+#: StoredKey attributes that are also labels of certscope_key_info: short, bounded facts
+#: (never comments, commands or other free text a user wrote).
+_KEY_INFO_ATTRIBUTES = ("fingerprint_sha256", "account", "owner_status", "cert_authority")
+
+
+def _key_lines(out: Fragments, r: SourceResult, k: StoredKey) -> None:
+    item = {**dict(r.labels), **dict(k.labels)}
+    loc: Labels = (
+        ("source_kind", r.kind),
+        ("source", r.name),
+        ("location", k.location),
+        *item.items(),
+    )
+    attrs = dict(k.attributes)
+    info = (
+        *loc,
+        ("kind", k.kind),
+        ("key_algorithm", k.algorithm),
+        ("key_bits", "" if k.bits is None else str(k.bits)),
+        ("public_key_sha256", k.public_key_sha256),
+        *((a, attrs[a]) for a in _KEY_INFO_ATTRIBUTES if a in attrs),
+    )
+    _add(out, "certscope_key_info", info, 1)
+    if k.created is not None:
+        _add(out, "certscope_key_created_timestamp_seconds", (*loc, ("kind", k.kind)), k.created)
+    if k.not_after is not None:
+        _add(
+            out, "certscope_key_not_after_timestamp_seconds", (*loc, ("kind", k.kind)), k.not_after
+        )
+
+
+def ssh_fragments(r: SSHProbeResult) -> Fragments:
+    """An SSH server: probe health, offered algorithms, host keys, host certificates.
+
+    Host certificates use the certificate families (``source_kind="ssh"``), one slot per
+    certificate at ``<address>#<host-key algorithm>``, so the expiry rules cover them.
+    """
+    from .ssh.algorithms import classify
+    from .ssh.certfacts import host_certificate_facts
+
+    out: Fragments = {}
+    base: Labels = (("source_kind", "ssh"), ("source", r.name), ("location", r.address), *r.labels)
+    _add(out, "certscope_probe_success", base, 1 if r.success else 0)
+    _add(out, "certscope_probe_duration_seconds", base, r.duration)
+    _add(out, "certscope_probe_timestamp_seconds", base, r.timestamp)
+    if r.last_success is not None:
+        _add(out, "certscope_probe_last_success_timestamp_seconds", base, r.last_success)
+    err = r.scan.error
+    if err is not None:
+        _add(out, "certscope_probe_error_info", (*base, ("reason", err.reason), ("alert", "")), 1)
+    info = r.scan.info
+    if info is None:
+        return out
+    _add(
+        out,
+        "certscope_ssh_server_info",
+        (*base, ("software", info.software), ("comments", info.comments), ("version", info.proto)),
+        1,
+    )
+    for kind, name in info.algorithms():
+        labels = (*base, ("kind", kind), ("algorithm", name), ("class", classify(kind, name).cls))
+        _add(out, "certscope_ssh_algorithm_supported", labels, 1)
+    for hk in r.scan.host_keys:
+        f = hk.facts
+        if f is None or hk.error:
+            continue
+        labels = (
+            *base,
+            ("algorithm", hk.algorithm),
+            ("bits", str(f.bits)),
+            ("fingerprint_sha256", f.fingerprint_sha256),
+        )
+        _add(out, "certscope_ssh_host_key_info", labels, 1)
+        if f.certificate is not None:
+            slot: Labels = (
+                ("source_kind", "ssh"),
+                ("source", r.name),
+                ("location", f"{r.address}#{hk.algorithm}"),
+                *r.labels,
+            )
+            _cert_lines(out, slot, 0, host_certificate_facts(f))
     return out
 
 
@@ -534,7 +666,7 @@ def policy_fragments(policy: Policy) -> Fragments:
     return out
 
 
-Result = ProbeResult | SourceResult | AssessedLocation | Policy
+Result = ProbeResult | SSHProbeResult | SourceResult | AssessedLocation | Policy
 
 
 Encoded = dict[str, bytes]  # family -> that result's sample lines, joined and encoded
@@ -547,6 +679,8 @@ _HEADERS = {
 def _fragments_of(result: Result) -> Fragments:
     if isinstance(result, ProbeResult):
         return probe_fragments(result)
+    if isinstance(result, SSHProbeResult):
+        return ssh_fragments(result)
     if isinstance(result, SourceResult):
         return source_fragments(result)
     if isinstance(result, AssessedLocation):

@@ -44,7 +44,8 @@ MAX_DURATION = 100 * 365 * 86400.0
 _MAX_DURATION_TEXT = 64
 
 STARTTLS_PROTOCOLS = ("smtp", "imap", "pop3", "ftp", "ldap", "postgres", "mysql")
-SOURCE_KINDS = ("files", "kubernetes", "vault")
+SOURCE_KINDS = ("files", "kubernetes", "vault", "ssh_authorized_keys")
+TARGET_PROTOCOLS = ("tls", "ssh")
 
 _DURATION_RE = re.compile(
     r"^(?:(?P<y>\d+)y)?(?:(?P<w>\d+)w)?(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?"
@@ -107,6 +108,15 @@ RESERVED_LABELS = frozenset(
         "method",
         "status",
         "log_id",
+        # SSH series
+        "kind",
+        "algorithm",
+        "bits",
+        "software",
+        "comments",
+        "account",
+        "owner_status",
+        "cert_authority",
     }
 )
 
@@ -197,6 +207,7 @@ class Target:
     # The IP address to connect to instead of resolving ``host`` (set by /probe after checking
     # the address against probe.allowed_networks, so that no second resolution can differ).
     connect_to: str | None = None
+    protocol: str = "tls"  # "ssh": an SSH server (posture, host keys), no TLS handshake
 
     @property
     def address(self) -> str:
@@ -312,7 +323,24 @@ class KubernetesSource:
     kind: str = "kubernetes"
 
 
-Source = FilesSource | VaultSource | KubernetesSource
+@dataclass(frozen=True)
+class SSHKeysSource:
+    """authorized_keys files, SSH user certificates and trusted user CA keys on disk."""
+
+    name: str
+    paths: tuple[str, ...]  # authorized_keys files (globs)
+    certificate_paths: tuple[str, ...] = ()  # user certificates (*-cert.pub globs)
+    ca_key_paths: tuple[str, ...] = ()  # TrustedUserCAKeys files (globs)
+    exclude: tuple[str, ...] = ()
+    people: str | None = None  # YAML or CSV: person, status, key fingerprints or comments
+    state_file: str | None = None  # first-seen times, so key age survives restarts
+    interval: float = DEFAULT_INTERVAL
+    labels: tuple[tuple[str, str], ...] = ()
+    stale_after: float | None = None
+    kind: str = "ssh_authorized_keys"
+
+
+Source = FilesSource | VaultSource | KubernetesSource | SSHKeysSource
 
 
 RULE_IDS = (
@@ -332,7 +360,20 @@ RULE_IDS = (
     "private_key_unencrypted",
     "private_key_orphaned",
     "private_key_weak",
+    "ssh_kex_weak",
+    "ssh_cipher_weak",
+    "ssh_mac_weak",
+    "ssh_host_key_weak",
+    "ssh_host_certificate_expiring",
+    "ssh_host_certificate_expired",
+    "ssh_software_outdated",
+    "ssh_key_unknown_owner",
+    "ssh_key_departed_owner",
+    "ssh_key_weak",
+    "ssh_key_too_old",
+    "ssh_key_no_expiry",
 )
+SSH_ALGORITHM_CLASSES = ("broken", "weak", "deprecated", "recommended")
 CIPHER_CLASSES = ("insecure", "weak", "secure", "recommended")
 PROTOCOL_NAMES = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 HASH_NAMES = ("md2", "md5", "sha1", "sha224", "sha256", "sha384", "sha512")
@@ -360,6 +401,19 @@ class PolicyException:
 
 
 @dataclass(frozen=True)
+class SSHPolicy:
+    """What "good" means for SSH servers and keys (docs/policy.md, "SSH")."""
+
+    allowed_classes: tuple[str, ...] = ("recommended", "deprecated")
+    min_rsa_bits: int = 3072
+    min_versions: tuple[
+        tuple[str, tuple[int, ...]], ...
+    ] = ()  # (product, version), e.g. OpenSSH 9.6
+    certificate_warning: float = 30 * 86400.0  # host certificate "expiring" threshold
+    max_key_age: float = 365 * 86400.0  # authorized keys older than this: ssh_key_too_old
+
+
+@dataclass(frozen=True)
 class Policy:
     """What "good" means. Defaults follow Mozilla's intermediate profile (version 5.7)."""
 
@@ -376,6 +430,7 @@ class Policy:
     # Source kinds whose private keys are expected to be stored unencrypted: a Kubernetes TLS
     # Secret's tls.key must be plain PEM for Ingress controllers; Vault encrypts its storage.
     allow_unencrypted_private_keys: tuple[str, ...] = ("kubernetes", "vault")
+    ssh: SSHPolicy = SSHPolicy()
 
 
 DEFAULT_PROBE_CONCURRENCY = 32
@@ -584,6 +639,7 @@ _TARGET_KEYS = (
     "enumerate",
     "enumerate_interval",
     "expects",
+    "protocol",
     *_TLS_KEYS,
 )
 _DEFAULT_KEYS = (
@@ -610,6 +666,7 @@ _POLICY_KEYS = (
     "require_trusted_chain",
     "exceptions",
     "allow_unencrypted_private_keys",
+    "ssh",
 )
 _PROBE_KEYS = ("allowed_targets", "allowed_networks", "max_concurrent", "modules", "timeout")
 _EXCEPTION_KEYS = ("target", "location", "rule", "owner", "reason", "expires")
@@ -764,6 +821,7 @@ def _target(c: _Checker, raw: object, loc: str, td: _TargetDefaults) -> Target |
     e_interval = c.duration(
         d, "enumerate_interval", loc, td.enumerate_interval, MIN_ENUMERATE_INTERVAL
     )
+    protocol = _target_protocol(c, d, loc)
     if host is None or not port:
         return None
     if tls.timeout >= t_interval:
@@ -775,9 +833,10 @@ def _target(c: _Checker, raw: object, loc: str, td: _TargetDefaults) -> Target |
         tls=tls,
         interval=t_interval,
         labels=tuple(sorted({**labels, **own}.items())),
-        enumerate=enumerate_,
+        enumerate=enumerate_ and protocol == "tls",  # an SSH probe is its own posture scan
         enumerate_interval=e_interval,
         expects=expects,
+        protocol=protocol,
     )
 
 
@@ -791,7 +850,12 @@ def _source(
     if kind not in SOURCE_KINDS:
         c.add(_join(loc, "kind"), f"must be one of {', '.join(SOURCE_KINDS)}")
         return None
-    keys = {"files": _FILES_KEYS, "vault": _VAULT_KEYS, "kubernetes": _K8S_KEYS}[kind]
+    keys = {
+        "files": _FILES_KEYS,
+        "vault": _VAULT_KEYS,
+        "kubernetes": _K8S_KEYS,
+        "ssh_authorized_keys": _SSH_KEYS_KEYS,
+    }[kind]
     d = c.mapping(raw, loc, keys)
     name = c.string(d, "name", loc, required=True)
     common: dict[str, Any] = {
@@ -822,6 +886,8 @@ def _source(
         )
     elif kind == "vault":
         src = _vault_source(c, d, loc, common)
+    elif kind == "ssh_authorized_keys":
+        src = _ssh_keys_source(c, d, loc, common)
     else:
         src = _kubernetes_source(c, d, loc, common)
     return src if name else None
@@ -1057,6 +1123,93 @@ def _policy(c: _Checker, raw: object) -> Policy:
         require_trusted_chain=c.boolean(d, "require_trusted_chain", "policy", True),
         exceptions=tuple(exceptions),
         allow_unencrypted_private_keys=_allowed_kinds(c, d, base),
+        ssh=_ssh_policy(c, d.get("ssh")),
+    )
+
+
+# --- SSH: target protocol, the ssh_authorized_keys source, policy.ssh ---------------------------
+
+_SSH_KEYS_KEYS = (
+    *_SOURCE_COMMON,
+    "paths",
+    "certificate_paths",
+    "ca_key_paths",
+    "exclude",
+    "people",
+    "state_file",
+)
+_SSH_POLICY_KEYS = (
+    "allowed_algorithm_classes",
+    "min_rsa_bits",
+    "min_versions",
+    "certificate_warning",
+    "max_key_age",
+)
+_TLS_ONLY_KEYS = ("sni", "starttls", "alpn", "ca_file", "client_cert", "client_key", "expects")
+
+
+def _target_protocol(c: _Checker, d: Mapping[str, Any], loc: str) -> str:
+    protocol = c.string(d, "protocol", loc) or "tls"
+    if protocol not in TARGET_PROTOCOLS:
+        c.add(_join(loc, "protocol"), f"must be one of {', '.join(TARGET_PROTOCOLS)}")
+        return "tls"
+    if protocol == "ssh":
+        for key in _TLS_ONLY_KEYS:
+            if key in d:
+                c.add(_join(loc, key), "applies to TLS targets only, not to protocol: ssh")
+    return protocol
+
+
+def _ssh_keys_source(
+    c: _Checker, d: Mapping[str, Any], loc: str, common: dict[str, Any]
+) -> SSHKeysSource:
+    paths = c.strings(d, "paths", loc)
+    certs = c.strings(d, "certificate_paths", loc)
+    cas = c.strings(d, "ca_key_paths", loc)
+    if not (paths or certs or cas):
+        c.add(_join(loc, "paths"), "must list at least one path or glob")
+    people = c.string(d, "people", loc)
+    if people is not None:
+        c.readable_file(people, _join(loc, "people"))
+    state = c.string(d, "state_file", loc)
+    if state is not None and not os.path.isdir(os.path.dirname(os.path.abspath(state))):
+        c.add(_join(loc, "state_file"), f"the directory of {state} does not exist")
+    return SSHKeysSource(
+        paths=paths,
+        certificate_paths=certs,
+        ca_key_paths=cas,
+        exclude=c.strings(d, "exclude", loc),
+        people=people,
+        state_file=state,
+        **common,
+    )
+
+
+_VERSION_TEXT_RE = re.compile(r"^\d+(?:\.\d+)*$")
+
+
+def _ssh_policy(c: _Checker, raw: object) -> SSHPolicy:
+    loc = "policy.ssh"
+    d = c.mapping(raw, loc, _SSH_POLICY_KEYS)
+    base = SSHPolicy()
+    classes = c.choices(d, "allowed_algorithm_classes", loc, SSH_ALGORITHM_CLASSES)
+    versions: list[tuple[str, tuple[int, ...]]] = []
+    raw_versions = d.get("min_versions") or {}
+    if not isinstance(raw_versions, dict):
+        c.add(_join(loc, "min_versions"), "must map product names to versions, e.g. OpenSSH: '9.6'")
+        raw_versions = {}
+    for product, version in raw_versions.items():
+        text = str(version) if isinstance(version, str | int | float) else ""
+        if not isinstance(product, str) or not _VERSION_TEXT_RE.match(text):
+            c.add(_join(loc, f"min_versions.{product}"), "must be a version such as '9.6'")
+            continue
+        versions.append((product, tuple(int(x) for x in text.split("."))))
+    return SSHPolicy(
+        allowed_classes=classes if classes is not None else base.allowed_classes,
+        min_rsa_bits=int(c.number(d, "min_rsa_bits", loc, base.min_rsa_bits, 1024, 16384)),
+        min_versions=tuple(sorted(versions)),
+        certificate_warning=c.duration(d, "certificate_warning", loc, base.certificate_warning),
+        max_key_age=c.duration(d, "max_key_age", loc, base.max_key_age),
     )
 
 

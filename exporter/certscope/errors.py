@@ -19,7 +19,8 @@ from enum import StrEnum
 
 
 class ProbeFailure(StrEnum):
-    """Why a probe did not complete a TLS handshake (or got no certificate)."""
+    """Why a probe did not complete a TLS handshake (or got no certificate), or, for an SSH
+    target, the key exchanges that collect its host keys."""
 
     DNS = "dns"
     CONNECT_REFUSED = "connect_refused"
@@ -34,6 +35,13 @@ class ProbeFailure(StrEnum):
     CONNECTION_CLOSED = "connection_closed"
     CLIENT_CONFIG = "client_config"
     INTERNAL = "internal_error"
+    # SSH targets (protocol: ssh)
+    NOT_SSH = "not_ssh"
+    SSH_VERSION = "ssh_unsupported_version"
+    SSH_PROTOCOL_ERROR = "ssh_protocol_error"
+    SSH_DISCONNECT = "ssh_disconnect"
+    SSH_KEX_UNSUPPORTED = "ssh_kex_unsupported"
+    SSH_HOST_KEY_INVALID = "ssh_host_key_invalid"
 
 
 class VerifyFailure(StrEnum):

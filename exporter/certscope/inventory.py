@@ -21,7 +21,7 @@ from typing import Any
 
 from . import csvsafe
 from .certs import CertFacts
-from .results import ItemError, Labels, ProbeResult, SourceResult, StoredKey
+from .results import ItemError, Labels, ProbeResult, SourceResult, SSHProbeResult, StoredKey
 
 COLUMNS = (
     "kind",
@@ -159,7 +159,10 @@ def _error_row(source_kind: str, source: str, e: ItemError, labels: Labels) -> d
 
 
 def rows(
-    probes: Iterable[ProbeResult], sources: Iterable[SourceResult], now: datetime
+    probes: Iterable[ProbeResult],
+    sources: Iterable[SourceResult],
+    now: datetime,
+    ssh: Iterable[SSHProbeResult] = (),
 ) -> Iterator[dict[str, Any]]:
     for r in sorted(probes, key=lambda r: r.name):
         seen = r.timestamp if r.facts else r.last_success
@@ -169,6 +172,10 @@ def rows(
                 row["verified"] = r.verdict.verified
                 row["verification_errors"] = [str(e) for e in r.verdict.errors]
             yield row
+    for sr in sorted(ssh, key=lambda sr: sr.name):
+        ssh_seen = sr.timestamp if sr.success else sr.last_success
+        for k in ssh_host_keys(sr):
+            yield _key_row("ssh", sr.name, k, sr.labels, now, ssh_seen)
     for s in sorted(sources, key=lambda s: s.name):
         for c in sorted(s.certs, key=lambda c: (c.location, c.position)):
             labels = tuple({**dict(s.labels), **dict(c.labels)}.items())
@@ -180,6 +187,38 @@ def rows(
             yield _key_row(s.kind, s.name, k, labels, now, s.last_success)
         for e in sorted(set(s.errors), key=lambda e: (e.location, e.reason, e.message)):
             yield _error_row(s.kind, s.name, e, s.labels)
+
+
+def ssh_host_keys(r: SSHProbeResult) -> list[StoredKey]:
+    """The host keys an SSH server proved it holds, as ``ssh_host_key`` records at
+    ``<address>#<host-key algorithm>``; a host certificate adds its facts and validity."""
+    out = []
+    for hk in r.scan.host_keys:
+        f = hk.facts
+        if f is None or hk.error:
+            continue
+        attrs = {"fingerprint_sha256": f.fingerprint_sha256, "host_key_algorithm": hk.algorithm}
+        c = f.certificate
+        if c is not None:
+            attrs |= {
+                "key_id": c.key_id,
+                "serial": str(c.serial),
+                "principals": ",".join(c.principals),
+                "ca_fingerprint_sha256": c.ca_fingerprint_sha256,
+            }
+        out.append(
+            StoredKey(
+                kind="ssh_host_key",
+                location=f"{r.address}#{hk.algorithm}",
+                algorithm=f.algorithm,
+                bits=f.bits,
+                public_key_sha256=f.public_key_sha256,
+                attributes=tuple(sorted(attrs.items())),
+                created=c.valid_after if c else None,
+                not_after=c.valid_before if c else None,
+            )
+        )
+    return out
 
 
 def to_csv(items: Iterable[dict[str, Any]]) -> str:

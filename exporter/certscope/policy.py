@@ -49,6 +49,20 @@ class Rule(StrEnum):
     SCT_MISSING = "sct_missing"
     CHAIN_ORDER_WRONG = "chain_order_wrong"
     INTERMEDIATE_EXPIRED = "intermediate_expired"
+    # SSH servers (certscope.ssh.policy)
+    SSH_KEX_WEAK = "ssh_kex_weak"
+    SSH_CIPHER_WEAK = "ssh_cipher_weak"
+    SSH_MAC_WEAK = "ssh_mac_weak"
+    SSH_HOST_KEY_WEAK = "ssh_host_key_weak"
+    SSH_HOST_CERTIFICATE_EXPIRING = "ssh_host_certificate_expiring"
+    SSH_HOST_CERTIFICATE_EXPIRED = "ssh_host_certificate_expired"
+    SSH_SOFTWARE_OUTDATED = "ssh_software_outdated"
+    # SSH keys (certscope.ssh.policy, the ssh_authorized_keys source)
+    SSH_KEY_UNKNOWN_OWNER = "ssh_key_unknown_owner"
+    SSH_KEY_DEPARTED_OWNER = "ssh_key_departed_owner"
+    SSH_KEY_WEAK = "ssh_key_weak"
+    SSH_KEY_TOO_OLD = "ssh_key_too_old"
+    SSH_KEY_NO_EXPIRY = "ssh_key_no_expiry"
 
 
 #: rule → SOC 2 common criterion it evidences. CC6.1: keys and credentials; CC6.6: boundary
@@ -80,6 +94,18 @@ CONTROLS: dict[Rule, str] = {
     Rule.SCT_MISSING: "CC6.6",
     Rule.CHAIN_ORDER_WRONG: "CC6.6",
     Rule.INTERMEDIATE_EXPIRED: "CC6.7",
+    Rule.SSH_KEX_WEAK: "CC6.7",
+    Rule.SSH_CIPHER_WEAK: "CC6.7",
+    Rule.SSH_MAC_WEAK: "CC6.7",
+    Rule.SSH_HOST_KEY_WEAK: "CC6.1",
+    Rule.SSH_HOST_CERTIFICATE_EXPIRING: "CC6.1",
+    Rule.SSH_HOST_CERTIFICATE_EXPIRED: "CC6.1",
+    Rule.SSH_SOFTWARE_OUTDATED: "CC6.6",
+    Rule.SSH_KEY_UNKNOWN_OWNER: "CC6.1",
+    Rule.SSH_KEY_DEPARTED_OWNER: "CC6.1",
+    Rule.SSH_KEY_WEAK: "CC6.1",
+    Rule.SSH_KEY_TOO_OLD: "CC6.1",
+    Rule.SSH_KEY_NO_EXPIRY: "CC6.1",
 }
 
 _PROTOCOL_RANK = {p: i for i, p in enumerate(PROTOCOLS)}
@@ -669,6 +695,25 @@ class Assessment:
     @property
     def active(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.active)
+
+
+def findings_json(a: Assessment) -> dict[str, list[dict[str, str]]]:
+    """Active findings and waived ones, as ``certscope scan --format json`` prints them."""
+    return {
+        "findings": [
+            {"rule": str(f.rule), "severity": f.severity, "control": f.control, "detail": f.detail}
+            for f in a.active
+        ],
+        "waived": [
+            {
+                "rule": str(f.rule),
+                "owner": f.waived_by.owner,
+                "expires": f.waived_by.expires.isoformat(),
+            }
+            for f in a.findings
+            if f.waived_by is not None
+        ],
+    }
 
 
 def assess_endpoint(

@@ -12,6 +12,7 @@ from .certs import CertFacts
 from .policy import Assessment
 from .posture import PostureScan
 from .revocation import Revocation
+from .ssh.model import SSHScan
 from .tls.handshake import Outcome
 from .verify import Verdict
 
@@ -45,6 +46,27 @@ class ProbeResult:
     @property
     def when(self) -> datetime:
         return datetime.fromtimestamp(self.timestamp, UTC)
+
+
+@dataclass(frozen=True)
+class SSHProbeResult:
+    """One probe of one SSH server (a target with ``protocol: ssh``)."""
+
+    name: str
+    address: str
+    labels: Labels
+    timestamp: float
+    duration: float
+    scan: SSHScan
+    last_success: float | None
+
+    @property
+    def success(self) -> bool:
+        return self.scan.info is not None and self.scan.error is None
+
+    @property
+    def source_kind(self) -> str:
+        return "ssh"
 
 
 @dataclass(frozen=True)

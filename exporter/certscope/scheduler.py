@@ -20,17 +20,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from .certs import CertFacts
-from .config import Config, Source, Target
+from .config import Config, Source, SSHKeysSource, Target
 from .matching import StoreIndex, build_index, compare
 from .policy import assess_endpoint, assess_stored
 from .posture import PostureScan
 from .probe import probe
-from .results import AssessedLocation, Labels, ProbeResult, SourceResult
+from .results import AssessedLocation, Labels, ProbeResult, SourceResult, SSHProbeResult
 from .selfmetrics import SelfMetrics
 from .snapshot import State
 from .sources import SourceReader, reader_for
 from .sources.base import WatchingReader, log_new_errors
 from .sources.keys import private_keys_by_location
+from .ssh.probe import probe_target
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ _REASSESS_EVERY = 2.0
 
 Prober = Callable[[Target, float | None], Awaitable[ProbeResult]]
 Enumerator = Callable[[Target], Awaitable[PostureScan]]
+SSHProber = Callable[[Target, float | None], Awaitable[SSHProbeResult]]
 
 
 async def enumerate_target(target: Target) -> PostureScan:
@@ -88,10 +90,12 @@ class Scheduler:
         prober: Prober = probe,
         rng: random.Random | None = None,
         enumerator: Enumerator = enumerate_target,
+        ssh_prober: SSHProber = probe_target,
     ) -> None:
         self.state = state
         self.metrics = metrics or SelfMetrics()
         self.prober = prober
+        self.ssh_prober = ssh_prober
         self.enumerator = enumerator
         self.rng = rng or random.Random()
         self._jobs: dict[str, _Job] = {}
@@ -258,6 +262,8 @@ class Scheduler:
                     self._scan_success[job.target.name] = scan.timestamp
                 self.state.put_posture(job.target.name, scan)
                 self._assess_target(job.target)
+        elif job.target is not None and job.target.protocol == "ssh":
+            await self._work_ssh(job, job.target, t0)
         elif job.target is not None:
             prev = self.state.previous_probe(job.target.name)
             result = await self.prober(job.target, prev.last_success if prev else None)
@@ -276,9 +282,32 @@ class Scheduler:
                 self._assess_source(job.source, sresult)
                 self._stores_changed()
 
+    async def _work_ssh(self, job: _Job, target: Target, t0: float) -> None:
+        prev = self.state.previous_ssh(target.name)
+        result = await self.ssh_prober(target, prev.last_success if prev else None)
+        self.metrics.runs.labels("success" if result.success else "failure").inc()
+        self.metrics.refresh.labels("probe").observe(time.perf_counter() - t0)
+        if self._jobs.get(job.key) is job:
+            self.state.put_ssh(result)
+            self._assess_ssh(target, result)
+
     # -- policy ----------------------------------------------------------------------------
 
+    def _assess_ssh(self, t: Target, result: SSHProbeResult) -> None:
+        from .ssh.policy import assess_server
+
+        assessment = assess_server(
+            (t.name, t.address), result.scan, self._config.policy, datetime.now(UTC)
+        )
+        located = AssessedLocation("ssh", t.name, t.address, t.labels, assessment)
+        self.state.put_assessments("t:" + t.name, (located,))
+
     def _assess_target(self, t: Target) -> None:
+        if t.protocol == "ssh":
+            ssh_result = self.state.previous_ssh(t.name)
+            if ssh_result is not None:
+                self._assess_ssh(t, ssh_result)
+            return
         probe_result = self.state.previous_probe(t.name)
         scan = self.state.posture(t.name)
         if probe_result is None and scan is None:
@@ -340,7 +369,29 @@ class Scheduler:
                 # The item's own labels (owner annotation, cert-manager) win, as on its series.
                 labels = tuple({**dict(source.labels), **dict(item_labels[location])}.items())
                 items.append(AssessedLocation(result.kind, source.name, location, labels, a))
+        items.extend(self._assess_keys(source, result, now))
         self.state.put_assessments("s:" + source.name, tuple(items))
+
+    def _assess_keys(
+        self, source: Source, result: SourceResult, now: datetime
+    ) -> list[AssessedLocation]:
+        if not isinstance(source, SSHKeysSource):
+            return []
+        from .ssh.policy import assess_keys
+
+        judged = assess_keys(
+            source.name, result.keys, self._config.policy, now, source.people is not None
+        )
+        return [
+            AssessedLocation(
+                result.kind,
+                source.name,
+                key.location,
+                tuple({**dict(source.labels), **dict(key.labels)}.items()),
+                a,
+            )
+            for key, a in judged
+        ]
 
     def _store_index(self) -> StoreIndex:
         if self._index is None:

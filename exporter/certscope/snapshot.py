@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from .config import Config
 from .posture import PostureScan
-from .results import AssessedLocation, ProbeResult, SourceResult
+from .results import AssessedLocation, ProbeResult, SourceResult, SSHProbeResult
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Snapshot:
     first_round_done: bool = False
     reload_ok: bool = True
     reload_errors: tuple[str, ...] = field(default=())
+    ssh: Mapping[str, SSHProbeResult] = field(default_factory=lambda: MappingProxyType({}))
 
 
 class State:
@@ -38,6 +39,7 @@ class State:
         self._sources: dict[str, SourceResult] = {}
         self._postures: dict[str, PostureScan] = {}
         self._assessments: dict[str, tuple[AssessedLocation, ...]] = {}
+        self._ssh: dict[str, SSHProbeResult] = {}
         self._generation = 0
         self._cached: Snapshot | None = None
         self.config_loaded_at = time.time()
@@ -52,6 +54,13 @@ class State:
     def put_probe(self, result: ProbeResult) -> None:
         self._probes[result.name] = result
         self._changed()
+
+    def put_ssh(self, result: SSHProbeResult) -> None:
+        self._ssh[result.name] = result
+        self._changed()
+
+    def previous_ssh(self, name: str) -> SSHProbeResult | None:
+        return self._ssh.get(name)
 
     def put_source(self, result: SourceResult) -> None:
         self._sources[result.name] = result
@@ -77,6 +86,7 @@ class State:
 
     def forget_probe(self, name: str) -> None:
         self._probes.pop(name, None)
+        self._ssh.pop(name, None)
         self._postures.pop(name, None)
         self._assessments.pop(f"t:{name}", None)
         self._changed()
@@ -116,5 +126,6 @@ class State:
                 first_round_done=self.first_round_done,
                 reload_ok=self.reload_ok,
                 reload_errors=self.reload_errors,
+                ssh=MappingProxyType(dict(self._ssh)),
             )
         return self._cached

@@ -1,8 +1,9 @@
-"""Certificate stores: each kind turns its own coordinates into StoredCert records."""
+"""Certificate and key stores: each kind turns its own coordinates into StoredCert and
+StoredKey records."""
 
 from __future__ import annotations
 
-from ..config import FilesSource, KubernetesSource, Source, VaultSource
+from ..config import FilesSource, KubernetesSource, Source, SSHKeysSource, VaultSource
 from .base import SourceReader
 from .files import FilesReader
 
@@ -19,6 +20,10 @@ def reader_for(source: Source) -> SourceReader:
         from .kubernetes import KubernetesReader
 
         return KubernetesReader(source)
+    if isinstance(source, SSHKeysSource):
+        from .ssh_keys import SSHKeysReader
+
+        return SSHKeysReader(source)
     raise ValueError(f"unsupported source kind {source.kind!r}")
 
 

@@ -91,6 +91,18 @@ def _read_capped(path: str, limit: int) -> bytes:
         os.close(fd)
 
 
+def expand_paths(
+    patterns: tuple[str, ...], exclude: tuple[str, ...], timeout: float = 60.0
+) -> tuple[list[str], list[ItemError]]:
+    """Files matching paths and globs (``**`` included), minus ``exclude``, found by the bounded
+    walker (:mod:`.walk`: no directory symlinks under ``**``, at most 200,000 files,
+    ``timeout`` seconds), with an item error for each pattern that matched nothing or could
+    not be walked. For sources whose files are small text (authorized_keys)."""
+    limits = walk.Limits(max_files=FilesSource.max_files, deadline=time.monotonic() + timeout)
+    walked = walk.expand(patterns, exclude, limits)
+    return walked.files, walked.errors
+
+
 def _dep_stat(path: str) -> DepStat:
     try:
         st = os.stat(path)

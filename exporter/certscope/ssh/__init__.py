@@ -1,0 +1,1 @@
+"""SSH: the transport codec, the posture probe, the algorithm database and key facts."""
