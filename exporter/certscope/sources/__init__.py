@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import FilesSource, KubernetesSource, Source, VaultSource
+from ..config import AwsSource, FilesSource, KubernetesSource, Source, VaultSource
 from .base import SourceReader
 from .files import FilesReader
 
@@ -19,6 +19,10 @@ def reader_for(source: Source) -> SourceReader:
         from .kubernetes import KubernetesReader
 
         return KubernetesReader(source)
+    if isinstance(source, AwsSource):
+        from .aws import AwsReader
+
+        return AwsReader(source)
     raise ValueError(f"unsupported source kind {source.kind!r}")
 
 
