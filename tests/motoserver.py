@@ -35,7 +35,7 @@ START_TIMEOUT = 30.0
 #: What the emulator accepts when IAM is not enforced (and what tests put in the environment).
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - the emulator's fixed test credential
+    "AWS_SECRET_ACCESS_KEY": "testing",  # the emulator accepts any static key pair
 }
 
 

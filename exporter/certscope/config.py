@@ -113,6 +113,9 @@ RESERVED_LABELS = frozenset(
         "certificate_type",
         "certificate_status",
         "renewal_eligibility",
+        "sse_algorithm",
+        "bucket_key",
+        "key_manager",
     }
 )
 
