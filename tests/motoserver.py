@@ -90,7 +90,11 @@ class MotoServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 # no built-in AMIs: their snapshots would drown the test's own
-                env=aws_env(HOME=str(workdir), MOTO_EC2_LOAD_DEFAULT_AMIS="false"),
+                env=aws_env(
+                    HOME=str(workdir),
+                    MOTO_EC2_LOAD_DEFAULT_AMIS="false",
+                    MOTO_ACM_VALIDATION_WAIT="0",  # requested certificates issue at once
+                ),
             )
         server = cls(process, f"http://127.0.0.1:{port}", log_path)
         try:
@@ -130,7 +134,13 @@ class MotoServer:
     def enforce_iam(self) -> None:
         """Authorise every later request with IAM (moto's ``reset-auth``: no request is let
         through unchecked any more)."""
-        req = urllib.request.Request(f"{self.url}/moto-api/reset-auth", data=b"0", method="POST")
+        req = urllib.request.Request(
+            f"{self.url}/moto-api/reset-auth",
+            data=b"0",
+            method="POST",
+            # not a form: Flask would swallow the body that moto reads as the count
+            headers={"Content-Type": "application/octet-stream"},
+        )
         with urllib.request.urlopen(req, timeout=5) as r:
             assert r.status == 200
 
