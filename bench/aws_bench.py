@@ -79,6 +79,13 @@ async def _read(url: str, concurrency: int) -> dict[str, Any]:
             await asyncio.sleep(0.01)
             worst = max(worst, time.perf_counter() - t - 0.01)
 
+    if os.environ.get("AWS_BENCH_DEBUG"):  # log every callback that holds the loop > 50 ms
+        import logging
+
+        logging.basicConfig(level=logging.WARNING)
+        loop = asyncio.get_running_loop()
+        loop.set_debug(True)
+        loop.slow_callback_duration = 0.05
     tick = asyncio.create_task(ticker())
     t0 = time.perf_counter()
     result = await reader.refresh(None)
@@ -228,7 +235,7 @@ def main() -> None:
                     str(args.concurrency),
                 ],
                 check=True,
-                capture_output=True,
+                stdout=subprocess.PIPE,
                 text=True,
             )
         finally:

@@ -280,6 +280,7 @@ def test_schema_mirrors_the_certscope_config_keys() -> None:
         "files": set(c._FILES_KEYS),
         "vault": set(c._VAULT_KEYS),
         "kubernetes": set(c._K8S_KEYS),
+        "aws": set(c._AWS_KEYS),
     }
     assert set(props["sources"]["items"]["properties"]["kind"]["enum"]) == set(c.SOURCE_KINDS)
     vault_auth = _vault_auth_schema(schema)
