@@ -15,10 +15,7 @@ fake static credentials in its environment and nothing from the developer's AWS 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +25,9 @@ from typing import Any
 
 import boto3
 import pytest
+
+from binaries import beside_interpreter
+from promserver import free_port
 
 __all__ = ["FAKE_CREDENTIALS", "MotoServer", "aws_env"]
 
@@ -52,24 +52,11 @@ def aws_env(**extra: str) -> dict[str, str]:
 
 
 def moto_binary() -> str:
-    beside = Path(sys.executable).parent / "moto_server"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("moto_server")
-    if found:
-        return found
-    pytest.fail(
+    return beside_interpreter(
+        "moto_server",
         "the AWS emulator `moto_server` was not found next to the interpreter or on PATH; "
         "install the test extras (pip install -e '.[test]', which brings moto[server])",
-        pytrace=False,
     )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -81,7 +68,7 @@ class MotoServer:
     @classmethod
     def start(cls, workdir: Path) -> MotoServer:
         workdir.mkdir(parents=True, exist_ok=True)
-        port = _free_port()
+        port = free_port()
         log_path = workdir / "moto.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(

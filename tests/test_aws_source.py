@@ -169,6 +169,12 @@ def ids(moto: MotoServer, pki: TestPKI) -> dict[str, Any]:
     return seed(moto, pki)
 
 
+def one_source(text: str) -> AwsSource:
+    source = parse_config(text, "test").sources[0]
+    assert isinstance(source, AwsSource)
+    return source
+
+
 def aws_source(moto: MotoServer, extra: str = "") -> AwsSource:
     text = (
         "sources:\n"
@@ -179,9 +185,7 @@ def aws_source(moto: MotoServer, extra: str = "") -> AwsSource:
         f"    endpoint_url: {moto.url}\n"
         "    labels: {environment: production}\n" + extra
     )
-    source = parse_config(text, "test").sources[0]
-    assert isinstance(source, AwsSource)
-    return source
+    return one_source(text)
 
 
 @pytest.fixture(scope="module")
@@ -533,8 +537,7 @@ async def test_unreachable_endpoint_is_the_source_down() -> None:
         "sources:\n  - {name: gone, kind: aws, regions: [us-east-1], max_attempts: 1, timeout: 2s,"
         f" endpoint_url: 'http://127.0.0.1:{free_port()}'}}\n"
     )
-    source = parse_config(text, "t").sources[0]
-    assert isinstance(source, AwsSource)
+    source = one_source(text)
     got = await AwsReader(source).refresh(None)
     assert not got.up and got.error_reason == "unreachable"
     assert "GetCallerIdentity" in got.error
@@ -611,23 +614,26 @@ def iam_moto(
         server.stop()
 
 
-def _as(monkeypatch: pytest.MonkeyPatch, key: dict[str, Any]) -> None:
+async def read_as(
+    monkeypatch: pytest.MonkeyPatch, server: MotoServer, key: dict[str, Any], extra: str = ""
+) -> SourceResult:
+    """One refresh of a one-region source with ``key``'s credentials (``extra``: more keys)."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    text = (
+        "sources:\n  - {name: a, kind: aws, regions: [us-east-1], max_attempts: 1,"
+        f" endpoint_url: '{server.url}'{extra}}}\n"
+    )
+    return await AwsReader(one_source(text)).refresh(None)
 
 
 async def test_access_denied_for_one_service_is_an_item_error(
     iam_moto: tuple[MotoServer, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server, users = iam_moto
-    _as(monkeypatch, users["no-kms"])
-    text = (
-        "sources:\n  - {name: a, kind: aws, regions: [us-east-1], max_attempts: 1,"
-        f" services: [kms, s3, secretsmanager], endpoint_url: '{server.url}'}}\n"
+    got = await read_as(
+        monkeypatch, server, users["no-kms"], ", services: [kms, s3, secretsmanager]"
     )
-    source = parse_config(text, "t").sources[0]
-    assert isinstance(source, AwsSource)
-    got = await AwsReader(source).refresh(None)
     assert got.up
     assert [(e.location, e.reason) for e in got.errors] == [("kms/us-east-1", "access_denied")]
     assert "kms:ListKeys" in got.errors[0].message
@@ -645,14 +651,8 @@ async def test_rejected_credentials_are_the_source_down(
     iam_moto: tuple[MotoServer, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server, _ = iam_moto
-    _as(monkeypatch, {"AccessKeyId": "AKIAUNKNOWNUNKNOWN00", "SecretAccessKey": "nope"})
-    text = (
-        "sources:\n  - {name: a, kind: aws, regions: [us-east-1], max_attempts: 1,"
-        f" endpoint_url: '{server.url}'}}\n"
-    )
-    source = parse_config(text, "t").sources[0]
-    assert isinstance(source, AwsSource)
-    got = await AwsReader(source).refresh(None)
+    unknown = {"AccessKeyId": "AKIAUNKNOWNUNKNOWN00", "SecretAccessKey": "nope"}
+    got = await read_as(monkeypatch, server, unknown)
     assert not got.up and got.error_reason == "auth_failed"
     assert "nope" not in got.error
 
@@ -662,18 +662,11 @@ async def test_assume_role(
 ) -> None:
     """``hopper`` may do nothing but assume the role; everything read proves the role was used."""
     server, users = iam_moto
-    _as(monkeypatch, users["hopper"])
-    base = (
-        "sources:\n  - {name: a, kind: aws, regions: [us-east-1], max_attempts: 1,"
-        f" services: [kms, s3], endpoint_url: '{server.url}'"
-    )
-    direct = parse_config(base + "}\n", "t").sources[0]
-    assert isinstance(direct, AwsSource)
-    denied = await AwsReader(direct).refresh(None)
+    services = ", services: [kms, s3]"
+    denied = await read_as(monkeypatch, server, users["hopper"], services)
     assert {e.reason for e in denied.errors} == {"access_denied"}
-    role = parse_config(base + f", assume_role_arn: '{users['role']}'}}\n", "t").sources[0]
-    assert isinstance(role, AwsSource)
-    got = await AwsReader(role).refresh(None)
+    role = f"{services}, assume_role_arn: '{users['role']}'"
+    got = await read_as(monkeypatch, server, users["hopper"], role)
     assert got.up and got.errors == ()
     assert len(got.keys) == 1 and [s.resource for s in got.storage] == ["arn:aws:s3:::seen"]
 

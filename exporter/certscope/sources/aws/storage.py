@@ -122,36 +122,39 @@ async def read_s3(api: Api, home_region: str) -> Part:
 # --- RDS -------------------------------------------------------------------------------------
 
 
+def _rds(
+    kind: str, arn_key: str, id_key: str, region: str
+) -> Callable[[Mapping[str, Any]], StorageResource]:
+    """The converter of one RDS listing (instances and clusters share their fields)."""
+
+    def convert(db: Mapping[str, Any]) -> StorageResource:
+        return _resource(
+            kind,
+            "rds",
+            str(db.get(arn_key) or db.get(id_key, "")),
+            db.get("StorageEncrypted") is True,
+            db.get("KmsKeyId"),
+            engine=str(db.get("Engine", "")),
+            cluster=str(db.get("DBClusterIdentifier") or "") if kind == "rds_instance" else "",
+            region=region,
+        )
+
+    return convert
+
+
 async def read_rds(api: Api, region: str) -> Part:
-    def instance(db: Mapping[str, Any]) -> StorageResource:
-        return _resource(
-            "rds_instance",
-            "rds",
-            str(db.get("DBInstanceArn") or db.get("DBInstanceIdentifier", "")),
-            db.get("StorageEncrypted") is True,
-            db.get("KmsKeyId"),
-            engine=str(db.get("Engine", "")),
-            cluster=str(db.get("DBClusterIdentifier") or ""),
-            region=region,
-        )
-
-    def cluster(db: Mapping[str, Any]) -> StorageResource:
-        return _resource(
-            "rds_cluster",
-            "rds",
-            str(db.get("DBClusterArn") or db.get("DBClusterIdentifier", "")),
-            db.get("StorageEncrypted") is True,
-            db.get("KmsKeyId"),
-            engine=str(db.get("Engine", "")),
-            region=region,
-        )
-
     return await _listings(
         "rds",
         region,
         [
-            (lambda: api.pages("rds", region, "describe_db_instances", "DBInstances"), instance),
-            (lambda: api.pages("rds", region, "describe_db_clusters", "DBClusters"), cluster),
+            (
+                lambda: api.pages("rds", region, "describe_db_instances", "DBInstances"),
+                _rds("rds_instance", "DBInstanceArn", "DBInstanceIdentifier", region),
+            ),
+            (
+                lambda: api.pages("rds", region, "describe_db_clusters", "DBClusters"),
+                _rds("rds_cluster", "DBClusterArn", "DBClusterIdentifier", region),
+            ),
         ],
     )
 
