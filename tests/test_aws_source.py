@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import urllib.request
 from collections.abc import Iterator
@@ -713,3 +714,38 @@ def test_exporter_end_to_end(
         ("secret", "aws_secretsmanager"),
         ("certificate", "aws_acm"),
     } <= kinds
+
+
+async def test_listings_are_capped(
+    moto: MotoServer, ids: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from certscope.sources.aws import client
+
+    monkeypatch.setattr(client, "MAX_ITEMS", 2)
+    got = await AwsReader(aws_source(moto, "    services: [s3]\n")).refresh(None)
+    assert len(got.storage) == 2
+    assert [(e.location, e.reason) for e in got.errors] == [("s3/global", "too_many_items")]
+    assert "s3:ListBuckets: more than 2 items" in got.errors[0].message
+
+
+async def test_debug_logging_shows_no_secret(
+    moto: MotoServer, ids: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """``--log.level debug`` sets the root logger to DEBUG; botocore, which logs response
+    bodies (secret values) there, stays at WARNING. The first read shows the leak is real
+    when botocore is let through, so the second read's silence means something."""
+    caplog.set_level(logging.DEBUG)
+    source = aws_source(moto, "    services: [secretsmanager]\n    secret_certificates: true\n")
+    botocore_log = logging.getLogger("botocore")
+    assert botocore_log.level == logging.WARNING
+    botocore_log.setLevel(logging.DEBUG)
+    try:
+        await AwsReader(source).refresh(None)
+    finally:
+        botocore_log.setLevel(logging.WARNING)
+    assert "hunter2-not-real" in caplog.text
+    caplog.clear()
+    got = await AwsReader(source).refresh(None)
+    assert got.up and any(c.location.startswith(ids["tls-bundle"]) for c in got.certs)
+    for secret in ("hunter2-not-real", "token-value", ids["key_pem"].splitlines()[1]):
+        assert secret not in caplog.text

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +52,16 @@ from botocore.credentials import (
 )
 
 from ...config import AwsSource
+from ...results import ItemError
+
+#: A listing stops after this many items (one item error says so): memory stays bounded in
+#: accounts far larger than any audit needs in one source.
+MAX_ITEMS = 100_000
+
+# botocore logs request headers (an assumed role's session token) and response bodies (secret
+# values) at DEBUG. ``--log.level debug`` is for certscope, so its dependencies stay at WARNING.
+for _name in ("botocore", "urllib3"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -250,13 +261,29 @@ class Clients:
 
 
 class Api:
-    """One refresh's calls: bounded per region, run in a thread pool owned by the refresh."""
+    """One refresh's calls: bounded per region, run in a thread pool owned by the refresh.
 
-    def __init__(self, clients: Clients, executor: ThreadPoolExecutor, identity: Identity) -> None:
+    Each part (service, region) reads through its own view (:meth:`part`), which shares the
+    pool and the per-region limits and collects the part's notes (listings cut at MAX_ITEMS).
+    """
+
+    def __init__(
+        self,
+        clients: Clients,
+        executor: ThreadPoolExecutor,
+        identity: Identity,
+        location: str = "",
+        limits: dict[str, asyncio.Semaphore] | None = None,
+    ) -> None:
         self.clients = clients
         self.executor = executor
         self.identity = identity
-        self._limits: dict[str, asyncio.Semaphore] = {}
+        self.location = location
+        self.notes: list[ItemError] = []
+        self._limits: dict[str, asyncio.Semaphore] = {} if limits is None else limits
+
+    def part(self, location: str) -> Api:
+        return Api(self.clients, self.executor, self.identity, location, self._limits)
 
     def _limit(self, region: str) -> asyncio.Semaphore:
         sem = self._limits.get(region)
@@ -288,17 +315,26 @@ class Api:
     ) -> list[Any]:
         """Every item under ``key`` over all pages of a listing (botocore's paginator)."""
 
+        what = f"{service}:{_api_name(operation)}"
+
         def run() -> list[Any]:
             client = self.clients.client(service, region)
             items: list[Any] = []
             try:
                 for page in client.get_paginator(operation).paginate(**params):
                     items.extend(page.get(key) or ())
+                    if len(items) > MAX_ITEMS:
+                        break
             except Exception as exc:  # botocore's tree: mapped to a reason, others re-raised
-                raise classify(exc, f"{service}:{_api_name(operation)}") from None
+                raise classify(exc, what) from None
             return items
 
-        return await self._run(region, run)
+        items = await self._run(region, run)
+        if len(items) > MAX_ITEMS:
+            msg = f"{what}: more than {MAX_ITEMS} items; the rest were skipped"
+            self.notes.append(ItemError(self.location or region, "too_many_items", msg))
+            del items[MAX_ITEMS:]
+        return items
 
 
 def _api_name(operation: str) -> str:

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from ...config import AwsSource
 from ...results import ItemError, SourceResult
@@ -103,12 +104,14 @@ class AwsReader:
 
         async def read(part: tuple[str, str]) -> Part:
             service, region = part
+            where = part_location(service, region)
+            view = api.part(where)
             try:
-                return await READERS[service](api, home if region == GLOBAL else region)
+                got = await READERS[service](view, home if region == GLOBAL else region)
             except AwsError as exc:
-                where = part_location(service, region)
                 log.info("aws source %s: %s: %s", self.name, where, exc.message)
                 return Part(errors=(ItemError(where, exc.reason, exc.message),))
+            return replace(got, errors=got.errors + tuple(view.notes)) if view.notes else got
 
         fresh = await asyncio.gather(*(read(p) for p in due))
         for part, got in zip(due, fresh, strict=True):
