@@ -581,7 +581,12 @@ def iam_moto(
     try:
         iam = server.client("iam")
         users: dict[str, Any] = {}
-        for name, policy in (("no-kms", NO_KMS), ("hopper", None)):
+        for name, policy in (
+            ("no-kms", NO_KMS),
+            ("hopper", None),
+            ("flaky", NO_KMS),
+            ("admin", READ_ALL),
+        ):
             iam.create_user(UserName=name)
             if policy is not None:
                 iam.put_user_policy(
@@ -619,13 +624,19 @@ async def read_as(
     monkeypatch: pytest.MonkeyPatch, server: MotoServer, key: dict[str, Any], extra: str = ""
 ) -> SourceResult:
     """One refresh of a one-region source with ``key``'s credentials (``extra``: more keys)."""
+    return await iam_reader(monkeypatch, server, key, extra).refresh(None)
+
+
+def iam_reader(
+    monkeypatch: pytest.MonkeyPatch, server: MotoServer, key: dict[str, Any], extra: str = ""
+) -> AwsReader:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
     text = (
         "sources:\n  - {name: a, kind: aws, regions: [us-east-1], max_attempts: 1,"
         f" endpoint_url: '{server.url}'{extra}}}\n"
     )
-    return await AwsReader(one_source(text)).refresh(None)
+    return AwsReader(one_source(text))
 
 
 async def test_access_denied_for_one_service_is_an_item_error(
@@ -749,3 +760,24 @@ async def test_debug_logging_shows_no_secret(
     assert got.up and any(c.location.startswith(ids["tls-bundle"]) for c in got.certs)
     for secret in ("hunter2-not-real", "token-value", ids["key_pem"].splitlines()[1]):
         assert secret not in caplog.text
+
+
+async def test_failed_part_is_retried_and_others_stay_cached(
+    iam_moto: tuple[MotoServer, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KMS denied, S3 read: at the next refresh KMS (failed) is read again although its interval
+    (1 h) has not passed, while S3 (1 h, read) comes from the cache."""
+    server, users = iam_moto
+    reader = iam_reader(monkeypatch, server, users["flaky"], ", interval: 1s, services: [kms, s3]")
+    first = await reader.refresh(None)
+    assert [(e.location, e.reason) for e in first.errors] == [("kms/us-east-1", "access_denied")]
+    admin = users["admin"]
+    creds = {"key": admin["AccessKeyId"], "secret": admin["SecretAccessKey"]}
+    server.client("iam", **creds).put_user_policy(
+        UserName="flaky", PolicyName="p", PolicyDocument=json.dumps(READ_ALL)
+    )
+    server.client("s3", **creds).create_bucket(Bucket="late")
+    second = await reader.refresh(first)
+    assert second.errors == ()
+    assert [k.kind for k in second.keys] == ["kms_key"]
+    assert [s.resource for s in second.storage] == ["arn:aws:s3:::seen"]  # cached, not re-read
