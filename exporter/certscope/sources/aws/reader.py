@@ -122,9 +122,6 @@ class AwsReader:
             # Half an interval of slack, so a part never waits one more source interval.
             again = now + self.source.service_interval(service) - self.source.interval / 2
             self._parts[part] = (now if failed_part else again, got)
-        wanted = set(self.parts())
-        for stale in set(self._parts) - wanted:
-            del self._parts[stale]
         return _merge([self._parts[p][1] for p in self.parts()])
 
 
