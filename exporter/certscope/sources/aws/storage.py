@@ -81,7 +81,11 @@ class _KeyManagers:
 
 
 async def read_s3(api: Api, home_region: str) -> Part:
-    buckets = await api.pages("s3", home_region, "list_buckets", "Buckets")
+    # A page size (MaxBuckets, at most 1,000) makes S3 paginate instead of answering every
+    # bucket of the account in one response.
+    buckets = await api.pages(
+        "s3", home_region, "list_buckets", "Buckets", PaginationConfig={"PageSize": 1000}
+    )
     managers = _KeyManagers(api, home_region)
     partition = api.identity.partition
 
