@@ -47,6 +47,7 @@ from motoserver import MotoServer, aws_env
 from pki import TestPKI
 
 ACCOUNT = "123456789012"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -571,6 +572,15 @@ NO_KMS = {
 }
 
 
+def documented_policy(drop: str = "") -> dict[str, Any]:
+    """The IAM policy of docs/aws-iam-policy.md (its first JSON block), less ``drop``."""
+    text = (ROOT / "docs" / "aws-iam-policy.md").read_text()
+    policy: dict[str, Any] = json.loads(text.split("```json\n", 1)[1].split("```", 1)[0])
+    for statement in policy["Statement"]:
+        statement["Action"] = [a for a in statement["Action"] if a != drop]
+    return policy
+
+
 @pytest.fixture(scope="module")
 def iam_moto(
     tmp_path_factory: pytest.TempPathFactory,
@@ -586,6 +596,8 @@ def iam_moto(
             ("hopper", None),
             ("flaky", NO_KMS),
             ("admin", READ_ALL),
+            ("documented", documented_policy()),
+            ("documented-less", documented_policy(drop="kms:ListKeyRotations")),
         ):
             iam.create_user(UserName=name)
             if policy is not None:
@@ -611,7 +623,9 @@ def iam_moto(
         }
         iam.put_user_policy(UserName="hopper", PolicyName="hop", PolicyDocument=json.dumps(assume))
         users["role"] = role["Role"]["Arn"]
-        server.client("kms").create_key()
+        rotating = server.client("kms").create_key()["KeyMetadata"]["KeyId"]
+        server.client("kms").enable_key_rotation(KeyId=rotating)
+        server.client("acm").request_certificate(DomainName="seen.example.com")
         server.client("s3").create_bucket(Bucket="seen")
         server.client("secretsmanager").create_secret(Name="s", SecretString="x")
         server.enforce_iam()
@@ -781,3 +795,24 @@ async def test_failed_part_is_retried_and_others_stay_cached(
     assert second.errors == ()
     assert [k.kind for k in second.keys] == ["kms_key"]
     assert [s.resource for s in second.storage] == ["arn:aws:s3:::seen"]  # cached, not re-read
+
+
+async def test_the_documented_iam_policy_is_enough(
+    iam_moto: tuple[MotoServer, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user with exactly the policy of docs/aws-iam-policy.md reads every service without a
+    denial; without one of its actions, the denial shows. S3 is left out: moto authorises S3
+    requests under the API's name (s3:GetBucketEncryption) where IAM uses
+    s3:GetEncryptionConfiguration, the action the document names."""
+    server, users = iam_moto
+    services = ", services: [kms, acm, secretsmanager, rds, ebs]"
+    got = await read_as(monkeypatch, server, users["documented"], services)
+    assert got.up
+    assert {e.reason for e in got.errors} <= {"bad_response"}  # GetEbsDefaultKmsKeyId: moto
+    assert {k.kind for k in got.keys} == {"kms_key", "secret"}
+    assert any(c.source_kind == "aws_acm" for c in got.certs)
+    (key,) = [k for k in got.keys if k.kind == "kms_key"]
+    assert dict(key.attributes)["rotation_enabled"] == "true"
+    less = await read_as(monkeypatch, server, users["documented-less"], services)
+    denied = [e.message for e in less.errors if e.reason == "access_denied"]
+    assert len(denied) == 1 and denied[0].startswith("kms:ListKeyRotations: ")
