@@ -178,12 +178,16 @@ def one_source(text: str) -> AwsSource:
 
 
 def aws_source(moto: MotoServer, extra: str = "") -> AwsSource:
+    """The scenario's source; ``extra`` adds keys (a ``services:`` line replaces the default)."""
+    services = (
+        "" if "services:" in extra else "    services: [kms, acm, secretsmanager, s3, rds, ebs]\n"
+    )
     text = (
         "sources:\n"
         "  - name: aws-prod\n"
         "    kind: aws\n"
         "    regions: [us-east-1, eu-west-1]\n"
-        "    services: [kms, acm, secretsmanager, s3, rds, ebs]\n"
+        f"{services}"
         f"    endpoint_url: {moto.url}\n"
         "    labels: {environment: production}\n" + extra
     )
