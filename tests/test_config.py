@@ -153,7 +153,10 @@ def test_unknown_source_kind_and_vault_problems() -> None:
         "  - {name: v, kind: vault, address: vault:8200, auth: {method: token}}\n"
         "  - {name: k, kind: kubernetes, qps: 0, labels_from_annotations: {owner: x/y, bad-label: z}}\n"
     )
-    assert "sources[0].kind: must be one of files, kubernetes, vault, ssh_authorized_keys" in found
+    assert (
+        "sources[0].kind: must be one of files, kubernetes, vault, ssh_authorized_keys, aws"
+        in found
+    )
     assert "sources[1].address: must start with http:// or https://" in found
     assert "sources[1].auth: token auth needs token_file or token_env" in found
     assert "sources[1]: a vault source needs at least one kv or pki entry" in found

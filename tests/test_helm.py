@@ -281,6 +281,7 @@ def test_schema_mirrors_the_certscope_config_keys() -> None:
         "vault": set(c._VAULT_KEYS),
         "kubernetes": set(c._K8S_KEYS),
         "ssh_authorized_keys": set(c._SSH_KEYS_KEYS),
+        "aws": set(c._AWS_KEYS),
     }
     assert _schema_props(props["policy"]["properties"]["ssh"]) == set(c._SSH_POLICY_KEYS)
     assert set(props["sources"]["items"]["properties"]["kind"]["enum"]) == set(c.SOURCE_KINDS)

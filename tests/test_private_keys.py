@@ -401,7 +401,7 @@ def test_store_key_record_never_holds_key_material() -> None:
     fields = set(StoredKey.__dataclass_fields__)
     assert fields == {
         "kind", "location", "algorithm", "bits", "public_key_sha256",
-        "attributes", "labels", "created", "not_after",
+        "attributes", "labels", "created", "not_after", "source_kind",
     }  # fmt: skip
 
 

@@ -306,6 +306,93 @@ FAMILIES: tuple[Family, ...] = (
         "Each host key the SSH server proved it holds (signed the key exchange); value 1.",
     ),
 )
+
+# Cloud key management and encryption at rest (the aws source); rendered by cloud_fragments.
+CLOUD_FAMILIES: tuple[Family, ...] = (
+    Family(
+        "certscope_kms_key_info",
+        "gauge",
+        "KMS customer-managed key: key id, aliases, key spec, usage, origin and state as "
+        "labels; value 1." + _CACHED,
+    ),
+    Family(
+        "certscope_kms_key_rotation_enabled",
+        "gauge",
+        "1 when automatic rotation of the KMS key is enabled, 0 when not; absent when the key "
+        "type cannot rotate or the status could not be read.",
+    ),
+    Family(
+        "certscope_kms_key_rotation_period_seconds",
+        "gauge",
+        "Automatic rotation period of the KMS key.",
+    ),
+    Family(
+        "certscope_kms_key_last_rotation_timestamp_seconds",
+        "gauge",
+        "When the KMS key material last rotated (ListKeyRotations), as a Unix timestamp.",
+    ),
+    Family(
+        "certscope_kms_key_deletion_timestamp_seconds",
+        "gauge",
+        "When a KMS key scheduled for deletion will be deleted, as a Unix timestamp.",
+    ),
+    Family(
+        "certscope_kms_key_creation_timestamp_seconds",
+        "gauge",
+        "When the KMS key was created, as a Unix timestamp.",
+    ),
+    Family(
+        "certscope_secret_rotation_enabled",
+        "gauge",
+        "1 when rotation of the Secrets Manager secret is enabled, 0 when not.",
+    ),
+    Family(
+        "certscope_secret_rotation_interval_seconds",
+        "gauge",
+        "Rotation interval of the secret (absent for cron schedules).",
+    ),
+    Family(
+        "certscope_secret_last_rotated_timestamp_seconds",
+        "gauge",
+        "When the secret was last rotated, as a Unix timestamp.",
+    ),
+    Family(
+        "certscope_secret_next_rotation_timestamp_seconds",
+        "gauge",
+        "When the secret's next rotation is due, as a Unix timestamp.",
+    ),
+    Family(
+        "certscope_secret_last_accessed_timestamp_seconds",
+        "gauge",
+        "When the secret was last read (day precision, as AWS records it), as a Unix timestamp.",
+    ),
+    Family(
+        "certscope_secret_created_timestamp_seconds",
+        "gauge",
+        "When the secret was created, as a Unix timestamp.",
+    ),
+    Family(
+        "certscope_acm_certificate_info",
+        "gauge",
+        "ACM certificate type, status and renewal eligibility as labels; value 1.",
+    ),
+    Family(
+        "certscope_acm_certificate_in_use_by",
+        "gauge",
+        "Number of AWS resources (load balancers, distributions, ...) using the ACM certificate.",
+    ),
+    Family(
+        "certscope_storage_encryption_enabled",
+        "gauge",
+        "1 when the storage resource encrypts data at rest, 0 when it does not." + _CACHED,
+    ),
+    Family(
+        "certscope_s3_bucket_encryption_info",
+        "gauge",
+        "S3 default encryption: algorithm, bucket key, and who manages the KMS key; value 1.",
+    ),
+)
+FAMILIES = FAMILIES + CLOUD_FAMILIES
 FAMILY_NAMES = frozenset(f.name for f in FAMILIES)
 
 _MAX_LABEL_VALUE = 1024
@@ -457,7 +544,7 @@ def source_fragments(r: SourceResult) -> Fragments:
     _private_key_lines(out, r)
     for c in r.certs:
         loc: Labels = (
-            ("source_kind", r.kind),
+            ("source_kind", c.source_kind or r.kind),
             ("source", r.name),
             ("location", c.location),
             *r.labels,
@@ -467,6 +554,7 @@ def source_fragments(r: SourceResult) -> Fragments:
         _add(out, "certscope_source_keys", base, len(r.keys))
     for k in r.keys:
         _key_lines(out, r, k)
+    cloud_fragments(out, r)
     return out
 
 
@@ -478,7 +566,7 @@ _KEY_INFO_ATTRIBUTES = ("fingerprint_sha256", "account", "owner_status", "cert_a
 def _key_lines(out: Fragments, r: SourceResult, k: StoredKey) -> None:
     item = {**dict(r.labels), **dict(k.labels)}
     loc: Labels = (
-        ("source_kind", r.kind),
+        ("source_kind", k.source_kind or r.kind),
         ("source", r.name),
         ("location", k.location),
         *item.items(),
@@ -582,6 +670,117 @@ def _private_key_lines(out: Fragments, r: SourceResult) -> None:
             ("certificate_location", attrs.get("certificate_location", "")),
         )
         _add(out, "certscope_private_key_info", labels, 1)
+
+
+# --- cloud key management and encryption at rest ------------------------------------------------
+
+
+def _timestamp(text: str) -> float | None:
+    """An ISO 8601 attribute (``2026-01-02T03:04:05Z``) as Unix seconds."""
+    try:
+        return datetime.fromisoformat(text).timestamp() if text else None
+    except ValueError:
+        return None
+
+
+def _dated(out: Fragments, family: str, labels: Labels, text: str) -> None:
+    when = _timestamp(text)
+    if when is not None:
+        _add(out, family, labels, when)
+
+
+def _kms_lines(out: Fragments, base: Labels, k: StoredKey) -> None:
+    a = dict(k.attributes)
+    info = (
+        *base,
+        ("key_id", a.get("key_id", "")),
+        ("alias", a.get("alias", "")),
+        ("key_spec", a.get("key_spec", "")),
+        ("key_usage", a.get("key_usage", "")),
+        ("origin", a.get("origin", "")),
+        ("state", a.get("state", "")),
+    )
+    _add(out, "certscope_kms_key_info", info, 1)
+    rotation = a.get("rotation_enabled")
+    if rotation in ("true", "false"):
+        _add(out, "certscope_kms_key_rotation_enabled", base, int(rotation == "true"))
+    days = a.get("rotation_period_days", "")
+    if days.isdigit():
+        _add(out, "certscope_kms_key_rotation_period_seconds", base, int(days) * 86400)
+    _dated(
+        out, "certscope_kms_key_last_rotation_timestamp_seconds", base, a.get("last_rotation", "")
+    )
+    _dated(out, "certscope_kms_key_deletion_timestamp_seconds", base, a.get("deletion_date", ""))
+    if k.created is not None:
+        _add(out, "certscope_kms_key_creation_timestamp_seconds", base, k.created)
+
+
+def _secret_lines(out: Fragments, base: Labels, k: StoredKey) -> None:
+    a = dict(k.attributes)
+    _add(out, "certscope_secret_rotation_enabled", base, int(a.get("rotation_enabled") == "true"))
+    try:
+        days = float(a.get("rotation_interval_days", ""))
+    except ValueError:
+        days = 0.0
+    if days > 0:
+        _add(out, "certscope_secret_rotation_interval_seconds", base, days * 86400)
+    _dated(out, "certscope_secret_last_rotated_timestamp_seconds", base, a.get("last_rotated", ""))
+    _dated(out, "certscope_secret_next_rotation_timestamp_seconds", base, a.get("rotation_due", ""))
+    accessed = a.get("last_accessed", "")
+    _dated(out, "certscope_secret_last_accessed_timestamp_seconds", base, accessed)
+    if k.created is not None:
+        _add(out, "certscope_secret_created_timestamp_seconds", base, k.created)
+
+
+def cloud_fragments(out: Fragments, r: SourceResult) -> None:
+    """KMS keys, secrets, ACM certificate facts and storage encryption of one source result."""
+
+    def base(kind: str, location: str) -> Labels:
+        return (
+            ("source_kind", kind or r.kind),
+            ("source", r.name),
+            ("location", location),
+            *r.labels,
+        )
+
+    for k in r.keys:
+        if k.kind == "kms_key":
+            _kms_lines(out, base(k.source_kind, k.location), k)
+        elif k.kind == "secret":
+            _secret_lines(out, base(k.source_kind, k.location), k)
+    for c in r.certs:
+        if c.source_kind == "aws_acm" and c.position == 0:
+            a = dict(c.attributes)
+            loc = base(c.source_kind, c.location)
+            info = (
+                *loc,
+                ("certificate_type", a.get("certificate_type", "")),
+                ("certificate_status", a.get("certificate_status", "")),
+                ("renewal_eligibility", a.get("renewal_eligibility", "")),
+            )
+            _add(out, "certscope_acm_certificate_info", info, 1)
+            if a.get("in_use_by", "").isdigit():
+                _add(out, "certscope_acm_certificate_in_use_by", loc, int(a["in_use_by"]))
+    for s in r.storage:
+        labels: Labels = (
+            ("source_kind", s.source_kind or r.kind),
+            ("source", r.name),
+            ("resource_kind", s.resource_kind),
+            ("resource", s.resource),
+            ("kms_key_id", s.kms_key_id),
+            *r.labels,
+        )
+        _add(out, "certscope_storage_encryption_enabled", labels, int(s.encrypted))
+        if s.resource_kind == "s3_bucket" and s.encrypted:
+            a = dict(s.attributes)
+            info = (
+                *labels[:4],
+                ("sse_algorithm", a.get("algorithm", "")),
+                ("bucket_key", a.get("bucket_key", "")),
+                ("key_manager", a.get("key_manager", "")),
+                *r.labels,
+            )
+            _add(out, "certscope_s3_bucket_encryption_info", info, 1)
 
 
 def assessment_fragments(a: AssessedLocation) -> Fragments:

@@ -44,7 +44,7 @@ MAX_DURATION = 100 * 365 * 86400.0
 _MAX_DURATION_TEXT = 64
 
 STARTTLS_PROTOCOLS = ("smtp", "imap", "pop3", "ftp", "ldap", "postgres", "mysql")
-SOURCE_KINDS = ("files", "kubernetes", "vault", "ssh_authorized_keys")
+SOURCE_KINDS = ("files", "kubernetes", "vault", "ssh_authorized_keys", "aws")
 TARGET_PROTOCOLS = ("tls", "ssh")
 
 _DURATION_RE = re.compile(
@@ -117,6 +117,22 @@ RESERVED_LABELS = frozenset(
         "account",
         "owner_status",
         "cert_authority",
+        # AWS source series (kms keys, secrets, storage encryption)
+        "key_id",
+        "alias",
+        "key_spec",
+        "key_usage",
+        "origin",
+        "state",
+        "resource_kind",
+        "resource",
+        "kms_key_id",
+        "certificate_type",
+        "certificate_status",
+        "renewal_eligibility",
+        "sse_algorithm",
+        "bucket_key",
+        "key_manager",
     }
 )
 
@@ -340,7 +356,45 @@ class SSHKeysSource:
     kind: str = "ssh_authorized_keys"
 
 
-Source = FilesSource | VaultSource | KubernetesSource | SSHKeysSource
+#: The AWS services an ``aws`` source can read, in the order they are read.
+AWS_SERVICES = ("kms", "acm", "secretsmanager", "s3", "rds", "ebs")
+#: Services whose settings change rarely are read less often than the source's interval.
+AWS_DEFAULT_SERVICE_INTERVALS = {"kms": 3600.0, "s3": 3600.0}
+_AWS_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_AWS_ROLE_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+
+
+@dataclass(frozen=True)
+class AwsSource:
+    """AWS KMS keys, ACM certificates, Secrets Manager secrets and encryption at rest (S3, RDS,
+    EBS), read with the standard credential chain (optionally through an assumed role)."""
+
+    name: str
+    regions: tuple[str, ...]
+    services: tuple[str, ...] = AWS_SERVICES
+    endpoint_url: str | None = None  # one endpoint for every service (emulators, VPC endpoints)
+    assume_role_arn: str | None = None
+    external_id: str | None = None
+    profile: str | None = None  # a named profile of the shared config files
+    # service -> seconds between reads; a service not listed is read every ``interval``
+    service_intervals: tuple[tuple[str, float], ...] = tuple(
+        sorted(AWS_DEFAULT_SERVICE_INTERVALS.items())
+    )
+    secret_certificates: bool = False  # read secret values to inventory PEM certificates
+    concurrency: int = 8  # API calls in flight per region
+    timeout: float = DEFAULT_TIMEOUT  # per API call (connect and read), retries excluded
+    max_attempts: int = 5  # botocore adaptive retry mode: attempts per call, throttling included
+    interval: float = DEFAULT_INTERVAL
+    labels: tuple[tuple[str, str], ...] = ()
+    stale_after: float | None = None
+    kind: str = "aws"
+
+    def service_interval(self, service: str) -> float:
+        """Seconds between reads of ``service``: never more often than the source refreshes."""
+        return max(dict(self.service_intervals).get(service, self.interval), self.interval)
+
+
+Source = FilesSource | VaultSource | KubernetesSource | SSHKeysSource | AwsSource
 
 
 RULE_IDS = (
@@ -372,6 +426,11 @@ RULE_IDS = (
     "ssh_key_weak",
     "ssh_key_too_old",
     "ssh_key_no_expiry",
+    "kms_rotation_disabled",
+    "kms_key_pending_deletion",
+    "secret_rotation_disabled",
+    "secret_rotation_overdue",
+    "storage_unencrypted",
 )
 SSH_ALGORITHM_CLASSES = ("broken", "weak", "deprecated", "recommended")
 CIPHER_CLASSES = ("insecure", "weak", "secure", "recommended")
@@ -855,6 +914,7 @@ def _source(
         "vault": _VAULT_KEYS,
         "kubernetes": _K8S_KEYS,
         "ssh_authorized_keys": _SSH_KEYS_KEYS,
+        "aws": _AWS_KEYS,
     }[kind]
     d = c.mapping(raw, loc, keys)
     name = c.string(d, "name", loc, required=True)
@@ -888,6 +948,8 @@ def _source(
         src = _vault_source(c, d, loc, common)
     elif kind == "ssh_authorized_keys":
         src = _ssh_keys_source(c, d, loc, common)
+    elif kind == "aws":
+        src = _aws_source(c, d, loc, common)
     else:
         src = _kubernetes_source(c, d, loc, common)
     return src if name else None
@@ -975,6 +1037,68 @@ def _vault_source(
         namespace=c.string(d, "namespace", loc),
         ca_file=c.readable_file(c.string(d, "ca_file", loc), _join(loc, "ca_file"), pem_certs=True),
         timeout=c.duration(d, "timeout", loc, DEFAULT_TIMEOUT, MIN_TIMEOUT),
+        **common,
+    )
+
+
+_AWS_KEYS = (
+    *_SOURCE_COMMON,
+    "regions",
+    "services",
+    "endpoint_url",
+    "assume_role_arn",
+    "external_id",
+    "profile",
+    "intervals",
+    "secret_certificates",
+    "concurrency",
+    "timeout",
+    "max_attempts",
+)
+
+
+def _aws_source(c: _Checker, d: Mapping[str, Any], loc: str, common: dict[str, Any]) -> AwsSource:
+    regions = c.strings(d, "regions", loc)
+    if "regions" not in d or d["regions"] is None:
+        c.add(_join(loc, "regions"), "is required: the regions to read, e.g. [us-east-1]")
+    elif not regions and not any(p.location == _join(loc, "regions") for p in c.problems):
+        c.add(_join(loc, "regions"), "must list at least one region")
+    for i, region in enumerate(regions):
+        if not _AWS_REGION_RE.match(region):
+            c.add(f"{loc}.regions[{i}]", f"{region!r} is not an AWS region name such as us-east-1")
+    if len(set(regions)) != len(regions):
+        c.add(_join(loc, "regions"), "lists a region twice")
+    services = c.choices(d, "services", loc, AWS_SERVICES)
+    if services is not None and not services and not c.problems_at(loc):
+        c.add(_join(loc, "services"), "must name at least one service")
+    endpoint = c.string(d, "endpoint_url", loc)
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        c.add(_join(loc, "endpoint_url"), "must start with http:// or https://")
+    role = c.string(d, "assume_role_arn", loc)
+    if role is not None and not _AWS_ROLE_RE.match(role):
+        c.add(
+            _join(loc, "assume_role_arn"),
+            "must be an IAM role ARN such as arn:aws:iam::123456789012:role/certscope",
+        )
+    external_id = c.string(d, "external_id", loc)
+    if external_id is not None and role is None:
+        c.add(_join(loc, "external_id"), "only applies with assume_role_arn")
+    intervals = dict(AWS_DEFAULT_SERVICE_INTERVALS)
+    iloc = _join(loc, "intervals")
+    for service, value in c.mapping(d.get("intervals"), iloc, AWS_SERVICES).items():
+        intervals[service] = c.duration({service: value}, service, iloc, common["interval"])
+    return AwsSource(
+        regions=tuple(dict.fromkeys(regions)),
+        services=tuple(s for s in AWS_SERVICES if s in services) if services else AWS_SERVICES,
+        endpoint_url=endpoint.rstrip("/") if endpoint else None,
+        assume_role_arn=role,
+        external_id=external_id,
+        profile=c.string(d, "profile", loc),
+        service_intervals=tuple(sorted(intervals.items())),
+        secret_certificates=c.boolean(d, "secret_certificates", loc, False),
+        concurrency=int(c.number(d, "concurrency", loc, 8, 1, 64)),
+        timeout=c.duration(d, "timeout", loc, DEFAULT_TIMEOUT),
+        max_attempts=int(c.number(d, "max_attempts", loc, 5, 1, 20)),
         **common,
     )
 

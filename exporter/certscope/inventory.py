@@ -179,12 +179,14 @@ def rows(
     for s in sorted(sources, key=lambda s: s.name):
         for c in sorted(s.certs, key=lambda c: (c.location, c.position)):
             labels = tuple({**dict(s.labels), **dict(c.labels)}.items())
-            row = _row(s.kind, s.name, c.location, c.position, c.facts, labels, now, s.last_success)
+            kind = c.source_kind or s.kind
+            row = _row(kind, s.name, c.location, c.position, c.facts, labels, now, s.last_success)
             row["revoked"] = c.revoked
+            row["attributes"] = dict(c.attributes)
             yield row
         for k in sorted(s.keys, key=lambda k: (k.kind, k.location)):
             labels = tuple({**dict(s.labels), **dict(k.labels)}.items())
-            yield _key_row(s.kind, s.name, k, labels, now, s.last_success)
+            yield _key_row(k.source_kind or s.kind, s.name, k, labels, now, s.last_success)
         for e in sorted(set(s.errors), key=lambda e: (e.location, e.reason, e.message)):
             yield _error_row(s.kind, s.name, e, s.labels)
 

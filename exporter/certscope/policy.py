@@ -63,6 +63,12 @@ class Rule(StrEnum):
     SSH_KEY_WEAK = "ssh_key_weak"
     SSH_KEY_TOO_OLD = "ssh_key_too_old"
     SSH_KEY_NO_EXPIRY = "ssh_key_no_expiry"
+    # cloud keys, secrets and storage (judged in keypolicy.py)
+    KMS_ROTATION_DISABLED = "kms_rotation_disabled"
+    KMS_KEY_PENDING_DELETION = "kms_key_pending_deletion"
+    SECRET_ROTATION_DISABLED = "secret_rotation_disabled"  # noqa: S105 - a rule id
+    SECRET_ROTATION_OVERDUE = "secret_rotation_overdue"  # noqa: S105 - a rule id
+    STORAGE_UNENCRYPTED = "storage_unencrypted"
 
 
 #: rule → SOC 2 common criterion it evidences. CC6.1: keys and credentials; CC6.6: boundary
@@ -106,6 +112,13 @@ CONTROLS: dict[Rule, str] = {
     Rule.SSH_KEY_WEAK: "CC6.1",
     Rule.SSH_KEY_TOO_OLD: "CC6.1",
     Rule.SSH_KEY_NO_EXPIRY: "CC6.1",
+    # Key management and encryption at rest protect information assets (CC6.1); unencrypted
+    # storage also bears on confidentiality (C1.1), listed with the rule in docs/policy.md.
+    Rule.KMS_ROTATION_DISABLED: "CC6.1",
+    Rule.KMS_KEY_PENDING_DELETION: "CC6.1",
+    Rule.SECRET_ROTATION_DISABLED: "CC6.1",
+    Rule.SECRET_ROTATION_OVERDUE: "CC6.1",
+    Rule.STORAGE_UNENCRYPTED: "CC6.1",
 }
 
 _PROTOCOL_RANK = {p: i for i, p in enumerate(PROTOCOLS)}

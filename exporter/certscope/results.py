@@ -79,6 +79,12 @@ class StoredCert:
     labels: Labels = ()  # per-item labels (owner from annotations, cert-manager issuer, …)
     revoked: bool = False  # Vault PKI: the CA has revoked it
     key_matches: bool | None = None  # a private key stored beside it: does it match? (None: none)
+    # The kind of store within a source that reads several (``aws_acm`` in an ``aws`` source);
+    # empty: the source's own kind. It is the ``source_kind`` label of the certificate's series.
+    source_kind: str = ""
+    # Facts the store keeps about the certificate (ACM: type, status, renewal eligibility,
+    # how many resources use it), as sorted name/value strings; as for StoredKey.attributes.
+    attributes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,28 @@ class StoredKey:
     labels: Labels = ()  # per-item labels, as for StoredCert
     created: float | None = None  # unix seconds, where the store knows it
     not_after: float | None = None  # unix seconds, where the credential expires
+    source_kind: str = (
+        ""  # as for StoredCert: ``aws_kms`` in an ``aws`` source; empty: the source's
+    )
+
+
+@dataclass(frozen=True)
+class StorageResource:
+    """Whether one storage resource encrypts data at rest (an S3 bucket's default encryption,
+    an RDS instance or cluster, an EBS volume or snapshot, a region's EBS default).
+
+    ``encrypted`` is what the provider reported; a resource whose setting could not be read is
+    not a StorageResource but an item error, so absence never reads as "encrypted".
+    """
+
+    resource_kind: (
+        str  # s3_bucket, rds_instance, rds_cluster, ebs_volume, ebs_snapshot, ebs_default
+    )
+    resource: str  # the ARN (ebs_default: the region)
+    encrypted: bool
+    kms_key_id: str = ""  # the KMS key (ARN as the provider gives it), empty for SSE-S3 or none
+    attributes: tuple[tuple[str, str], ...] = ()  # algorithm, bucket_key, key_manager, …
+    source_kind: str = ""  # aws_s3, aws_rds, aws_ebs
 
 
 @dataclass(frozen=True)
@@ -132,6 +160,7 @@ class SourceResult:
     errors_total: tuple[tuple[str, int], ...] = ()  # failed refreshes by reason, since start
     stale: bool = False  # failing for longer than the source's stale_after
     keys: tuple[StoredKey, ...] = ()  # key-like credentials the store holds (see StoredKey)
+    storage: tuple[StorageResource, ...] = ()  # encryption at rest of cloud storage
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from .certs import CertFacts
 from .config import Config, Source, SSHKeysSource, Target
+from .keypolicy import assess_cloud
 from .matching import StoreIndex, build_index, compare
 from .policy import assess_endpoint, assess_stored
 from .posture import PostureScan
@@ -347,10 +348,12 @@ class Scheduler:
         now = datetime.now(UTC)
         by_location: dict[str, list[CertFacts]] = {}
         item_labels: dict[str, Labels] = {}
+        item_kinds: dict[str, str] = {}  # a store within the source (aws_acm), else its kind
         mismatched: dict[str, list[int]] = {}
         for c in sorted(result.certs, key=lambda c: (c.location, c.position)):
             by_location.setdefault(c.location, []).append(c.facts)
             item_labels.setdefault(c.location, c.labels)
+            item_kinds.setdefault(c.location, c.source_kind or result.kind)
             if c.key_matches is False:
                 mismatched.setdefault(c.location, []).append(c.position)
         keys = private_keys_by_location(result)
@@ -368,8 +371,10 @@ class Scheduler:
             if a.findings:
                 # The item's own labels (owner annotation, cert-manager) win, as on its series.
                 labels = tuple({**dict(source.labels), **dict(item_labels[location])}.items())
-                items.append(AssessedLocation(result.kind, source.name, location, labels, a))
+                kind = item_kinds.get(location, result.kind)
+                items.append(AssessedLocation(kind, source.name, location, labels, a))
         items.extend(self._assess_keys(source, result, now))
+        items += assess_cloud(result, source.labels, self._config.policy, now)
         self.state.put_assessments("s:" + source.name, tuple(items))
 
     def _assess_keys(

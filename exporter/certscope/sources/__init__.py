@@ -3,7 +3,7 @@ StoredKey records."""
 
 from __future__ import annotations
 
-from ..config import FilesSource, KubernetesSource, Source, SSHKeysSource, VaultSource
+from ..config import AwsSource, FilesSource, KubernetesSource, Source, SSHKeysSource, VaultSource
 from .base import SourceReader
 from .files import FilesReader
 
@@ -24,6 +24,10 @@ def reader_for(source: Source) -> SourceReader:
         from .ssh_keys import SSHKeysReader
 
         return SSHKeysReader(source)
+    if isinstance(source, AwsSource):
+        from .aws import AwsReader
+
+        return AwsReader(source)
     raise ValueError(f"unsupported source kind {source.kind!r}")
 
 

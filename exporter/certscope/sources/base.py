@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from ..results import ItemError, Labels, SourceResult, StoredCert, StoredKey
+from ..results import ItemError, Labels, SourceResult, StorageResource, StoredCert, StoredKey
 
 log = logging.getLogger("certscope.sources")
 
@@ -46,6 +46,7 @@ def succeeded(
     certs: tuple[StoredCert, ...],
     errors: tuple[ItemError, ...],
     keys: tuple[StoredKey, ...] = (),
+    storage: tuple[StorageResource, ...] = (),
 ) -> SourceResult:
     """The result of a refresh that read the store (per-item errors may still be present)."""
     now = time.time()
@@ -60,6 +61,7 @@ def succeeded(
         errors=errors,
         last_success=now,
         keys=keys,
+        storage=storage,
     )
 
 
@@ -71,8 +73,8 @@ def failed(
     reason: str,
     message: str,
 ) -> SourceResult:
-    """The result of a refresh that could not read the store: the last good certificates, keys
-    and item errors stay, so one failure does not empty the inventory."""
+    """The result of a refresh that could not read the store: the last good certificates, keys,
+    storage settings and item errors stay, so one failure does not empty the inventory."""
     return SourceResult(
         name=reader.name,
         kind=reader.kind,
@@ -86,6 +88,7 @@ def failed(
         error=message,
         error_reason=reason,
         keys=previous.keys if previous else (),
+        storage=previous.storage if previous else (),
     )
 
 
