@@ -32,7 +32,16 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY exporter ./exporter
 
-RUN python -m venv /opt/certscope \
+# twofish (a dependency of pyjks) is published as source only: building it needs a C compiler
+# and the Python headers, which slim and debootstrap-made bases leave out (builder stage only).
+RUN if ! command -v gcc >/dev/null \
+     || [ ! -e "$(python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ]; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends gcc libc6-dev \
+           $(python -c 'import sys; print("" if sys.prefix == "/usr/local" else "python3-dev")') \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi \
+ && python -m venv /opt/certscope \
  && /opt/certscope/bin/pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/certscope/bin/pip install /wheels/certscope-*.whl \
  && /opt/certscope/bin/pip uninstall --yes pip \
