@@ -19,6 +19,9 @@
 # PYTHON_IMAGE is the same in both stages on purpose: the virtual environment refers to the
 # interpreter at /usr/local/bin/python3.11 of the base image. Pin a digest for reproducible
 # builds: --build-arg PYTHON_IMAGE=python:3.11-slim@sha256:...
+#
+# Without a registry: scripts/build-image.sh builds this file with Buildah on a Debian base
+# made by debootstrap (--build-arg PYTHON_IMAGE=localhost/certscope-base:bookworm).
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS builder
