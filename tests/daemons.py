@@ -149,7 +149,7 @@ class Daemon:
             self.proc.wait(20)
         # Workers that outlive their master (or a master that ignored the signal) go too.
         deadline = time.monotonic() + 10
-        while _group_alive(group) and time.monotonic() < deadline:
+        while _alive(group, group=True) and time.monotonic() < deadline:
             time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group, signal.SIGKILL)
@@ -165,17 +165,9 @@ class Daemon:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, *, group: bool = False) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
+        (os.killpg if group else os.kill)(pid, 0)
     except ProcessLookupError:
         return False
     return True

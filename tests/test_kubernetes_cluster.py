@@ -13,6 +13,8 @@ import asyncio
 import base64
 import json
 import logging
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -507,3 +509,33 @@ async def test_periodic_relist_refreshes_the_timestamp(
     calls = kube_cluster.audit(secrets_path(ns), ADMIN)
     assert [c.verb for c in calls].count("list") >= 2
     assert int(next(c for c in calls if c.verb == "watch").query["timeoutSeconds"]) <= 2
+
+
+# --- the test cluster's own failures -------------------------------------------------------------
+
+
+def test_missing_go_toolchain_or_proxy_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = Path(__file__).resolve().parent.parent / "scripts" / "test-cluster.sh"
+    empty_cache = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "HOME": str(tmp_path)}
+    no_go = subprocess.run(
+        [script, "build"],
+        env={**empty_cache, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert no_go.returncode != 0
+    assert "the Go toolchain is missing" in no_go.stderr
+    no_proxy = subprocess.run(
+        [script, "build"],
+        env={**os.environ, **empty_cache, "GOPROXY": "off"},
+        capture_output=True,
+        text=True,
+    )
+    assert no_proxy.returncode != 0
+    assert "GOPROXY is 'off'" in no_proxy.stderr and "Go module proxy" in no_proxy.stderr
+    # And the fixture says what to run instead of starting nothing (or skipping).
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(RuntimeError, match=r"scripts/test-cluster.sh build"):
+        start_cluster(tmp_path / "cluster")
