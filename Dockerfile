@@ -19,6 +19,9 @@
 # PYTHON_IMAGE is the same in both stages on purpose: the virtual environment refers to the
 # interpreter at /usr/local/bin/python3.11 of the base image. Pin a digest for reproducible
 # builds: --build-arg PYTHON_IMAGE=python:3.11-slim@sha256:...
+#
+# Without a registry: scripts/build-image.sh builds this file with Buildah on a Debian base
+# made by debootstrap (--build-arg PYTHON_IMAGE=localhost/certscope-base:bookworm).
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS builder
@@ -32,7 +35,16 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY exporter ./exporter
 
-RUN python -m venv /opt/certscope \
+# twofish (a dependency of pyjks) is published as source only: building it needs a C compiler
+# and the Python headers, which slim and debootstrap-made bases leave out (builder stage only).
+RUN if ! command -v gcc >/dev/null \
+     || [ ! -e "$(python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ]; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends gcc libc6-dev \
+           $(python -c 'import sys; print("" if sys.prefix == "/usr/local" else "python3-dev")') \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi \
+ && python -m venv /opt/certscope \
  && /opt/certscope/bin/pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/certscope/bin/pip install /wheels/certscope-*.whl \
  && /opt/certscope/bin/pip uninstall --yes pip \

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test lint typecheck unit system-deps bench clean
+.PHONY: run test lint typecheck unit system-deps test-cluster image bench clean
 
 $(BIN)/certscope: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ system-deps:
 	scripts/install-system-deps.sh
 
 ## test: lint, type-check and run the whole test suite
-test: $(BIN)/certscope system-deps lint typecheck unit
+test: $(BIN)/certscope system-deps test-cluster lint typecheck unit
+
+## test-cluster: build (once; cached under ~/.cache/certscope) etcd and kube-apiserver for the tests
+test-cluster: system-deps
+	scripts/test-cluster.sh build
 
 lint: $(BIN)/certscope
 	$(BIN)/ruff check
@@ -31,6 +35,11 @@ typecheck: $(BIN)/certscope
 
 unit: $(BIN)/certscope
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## image: build the container image with Buildah from a debootstrap-made Debian base, run it, scrape it
+image: $(BIN)/certscope
+	scripts/install-system-deps.sh buildah debootstrap
+	$(BIN)/python -m pytest -o addopts="-ra --strict-markers" tests/image
 
 bench: $(BIN)/certscope
 	scripts/install-system-deps.sh prometheus-blackbox-exporter

@@ -11,7 +11,9 @@ What it does, all on loopback:
    intermediate, ``tls.key``, ``ca.crt`` = root, cert-manager annotations, a ``bench/round``
    label), and F PEM files on disk;
 2. serves the Secrets from ``tests/k8s_api.py`` (the in-test Kubernetes API server: real
-   list/watch protocol, TLS, bearer token, kubeconfig) in *this* process;
+   list/watch protocol, TLS, bearer token, kubeconfig) in *this* process, or with
+   ``--api real`` from a real kube-apiserver and etcd (``scripts/test-cluster.sh``), whose
+   audit log also counts the reader's requests;
 3. for each scenario (``combined``: kubernetes + files; ``kubernetes``: the Secrets alone) starts
    a *separate* reader process, so the API server's memory is not counted, which runs
    ``KubernetesReader.watch`` with production settings (pages of 500, qps 5, burst 10, 0.5 s
@@ -371,6 +373,7 @@ async def scenario(
         cwd=ROOT,
     )
     child_proc = Child(proc)
+    requests_before = api.reader_requests() if hasattr(api, "reader_requests") else {}
     try:
         out: dict[str, Any] = {"scenario": name, "pid": proc.pid}
         synced = await child_proc.recv()
@@ -429,6 +432,9 @@ async def scenario(
 
         await child_proc.send(cmd="quit")
         out["final"] = await child_proc.recv()
+        if hasattr(api, "reader_requests"):  # the real API server's audit log counts them
+            seen = api.reader_requests()
+            out["api_requests"] = {k: v - requests_before.get(k, 0) for k, v in seen.items()}
         await asyncio.wait_for(proc.wait(), 30)
         return out
     finally:
@@ -439,11 +445,15 @@ async def scenario(
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "tests"))
-    from k8s_api import FakeKubeAPI
+    if args.api == "real":
+        # A real etcd + kube-apiserver (scripts/test-cluster.sh; built once, cached).
+        from _harness import RealKubeAPI as api_class
+    else:
+        from k8s_api import FakeKubeAPI as api_class
 
     workdir = Path(tempfile.mkdtemp(prefix="certscope-store-bench-"))
     try:
-        return await _run_in(args, workdir, FakeKubeAPI)
+        return await _run_in(args, workdir, api_class)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -541,6 +551,15 @@ def summarise(report: dict[str, Any]) -> list[tuple[str, str, str]]:
                     name,
                     "  RSS after round 1 -> last",
                     f"{r0['rss_mib']:.1f} -> {rn['rss_mib']:.1f} MiB ({rn['rss_mib'] - r0['rss_mib']:+.1f} MiB)",
+                )
+            )
+        if "api_requests" in s:
+            counts = s["api_requests"]
+            rows.append(
+                (
+                    name,
+                    "API requests (audit log)",
+                    ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
                 )
             )
         rel = s["relist"]
@@ -714,6 +733,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--modify", type=int, default=500, help="Secrets renewed per round")
     parser.add_argument("--scenarios", default="combined,kubernetes")
+    parser.add_argument(
+        "--api",
+        choices=("in-test", "real"),
+        default="in-test",
+        help="serve the Secrets from tests/k8s_api.py or a real kube-apiserver + etcd",
+    )
     parser.add_argument("--quick", action="store_true", help="1,000 of each, 5 s, 3 rounds")
     args = parser.parse_args()
     if args.walk_child:

@@ -23,6 +23,17 @@ declare -A pkg_for=(
   [ssh-keygen]=openssh-client
   [ssh-keyscan]=openssh-client
   [dropbear]=dropbear-bin
+  # Real STARTTLS servers (tests/daemons.py); none of them is started as a service.
+  [postfix]=postfix
+  [dovecot]=dovecot-imapd
+  [vsftpd]=vsftpd
+  [slapd]=slapd
+  [mariadbd]=mariadb-server
+  [pg_ctlcluster]=postgresql
+)
+# Packages that put nothing on PATH: a file they install -> the package.
+declare -A pkg_for_file=(
+  [/usr/lib/dovecot/pop3-login]=dovecot-pop3d
 )
 extra=("$@")  # more packages asked for by the caller (benchmarks add their peers)
 
@@ -30,6 +41,9 @@ missing=()
 for cmd in "${!pkg_for[@]}"; do
   # /usr/sbin (sshd, dropbear) may be missing from a non-login PATH
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${pkg_for[$cmd]}")
+done
+for f in "${!pkg_for_file[@]}"; do
+  [ -e "$f" ] || missing+=("${pkg_for_file[$f]}")
 done
 for p in "${extra[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -44,5 +58,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Mail, FTP, LDAP and database servers would start as services on their well-known ports when
+# installed; the tests start their own. policy-rc.d (Debian's switch for that) says no.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get -o DPkg::Lock::Timeout=900 update -qq
 apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,4 +1,4 @@
-"""Real servers on loopback for probe tests: TLS, STARTTLS, OpenSSL's s_server, hostile ones.
+"""Real servers on loopback for probe tests: TLS, OpenSSL's s_server, hostile ones.
 
 Import as ``from servers import tls_server, ...`` (pytest puts ``tests/`` on ``sys.path``).
 
@@ -14,7 +14,7 @@ both a context manager and an async context manager::
 A :class:`Server` listens on ``host`` (``"127.0.0.1"`` by default, ``"::1"`` for IPv6) on an
 ephemeral ``port``; ``address`` is ``host:port`` (``[::1]:port``). ``connections`` records one
 :class:`Connection` per accepted client, filled in as it goes (SNI, version, cipher, ALPN,
-client certificate, STARTTLS commands, error); read them through ``settled()``, which waits
+client certificate, plaintext commands, error); read them through ``settled()``, which waits
 until the server is done with every connection. ``close()`` (or leaving the ``with``) stops
 listening and closes every open connection.
 
@@ -24,9 +24,6 @@ Factories:
   (``ssl.TLSVersion``), ``client_ca`` (require a client certificate issued by it), ``alpn``,
   ``sni_certs`` (server name → (chain, key), chosen by an SNI callback), ``ciphers`` (TLS 1.2
   cipher string). It completes the handshake and closes.
-- :func:`starttls_server` — ``smtp``, ``postgres``, ``imap``, ``pop3``, ``ftp``, ``mysql``,
-  ``ldap``: speaks the plaintext preamble then upgrades with ``writer.start_tls``;
-  ``refuse=True`` speaks the protocol but declines to start TLS.
 - :func:`http_server` (answers a plain HTTP 400), :func:`garbage_server` (bytes that are not
   TLS), :func:`silent_server` (accepts and never speaks), :func:`dribble_server` (a TLS-looking
   record, one byte per ``interval`` seconds).
@@ -46,11 +43,9 @@ import concurrent.futures
 import contextlib
 import os
 import re
-import select
 import shutil
 import socket
 import ssl
-import struct
 import subprocess
 import sys
 import tempfile
@@ -60,7 +55,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from pki import TestPKI
 
@@ -80,13 +75,11 @@ __all__ = [
     "long_chain_server",
     "server_context",
     "silent_server",
-    "starttls_server",
     "stop_process",
     "tls_server",
 ]
 
 T = TypeVar("T")
-StartTLSProtocol = Literal["smtp", "postgres", "imap", "pop3", "ftp", "mysql", "ldap"]
 PathLike = str | os.PathLike[str]
 
 #: How long a server waits for a client before giving up on a connection.
@@ -358,17 +351,6 @@ def long_chain_server(pki: TestPKI, length: int = 100) -> Server:
     return tls_server(leaf.chain, leaf.key)
 
 
-# --- STARTTLS -------------------------------------------------------------------------------
-
-
-async def _line(reader: asyncio.StreamReader, conn: Connection) -> bytes:
-    line = await reader.readline()
-    if not line:
-        raise ConnectionError("client closed the connection")
-    conn.commands.append(line.rstrip(b"\r\n"))
-    return line
-
-
 async def _say(writer: asyncio.StreamWriter, data: bytes) -> None:
     writer.write(data)
     await writer.drain()
@@ -377,182 +359,6 @@ async def _say(writer: asyncio.StreamWriter, data: bytes) -> None:
 async def _until_eof(reader: asyncio.StreamReader) -> None:
     while await reader.read(4096):
         pass
-
-
-async def _smtp(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection, ok: bool) -> bool:
-    await _say(w, b"220 mail.test ESMTP certscope-test\r\n")
-    while True:
-        line = (await _line(r, c)).strip().upper()
-        if line.startswith((b"EHLO", b"HELO")):
-            extensions = b"250-PIPELINING\r\n250-STARTTLS\r\n" if ok else b"250-PIPELINING\r\n"
-            await _say(w, b"250-mail.test greets you\r\n" + extensions + b"250 8BITMIME\r\n")
-        elif line == b"STARTTLS":
-            if ok:
-                await _say(w, b"220 2.0.0 Ready to start TLS\r\n")
-                return True
-            await _say(w, b"502 5.5.1 STARTTLS not available\r\n")
-        elif line == b"QUIT":
-            await _say(w, b"221 2.0.0 Bye\r\n")
-            return False
-        else:
-            await _say(w, b"500 5.5.2 unrecognised command\r\n")
-
-
-async def _postgres(
-    r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection, ok: bool
-) -> bool:
-    packet = await r.readexactly(8)
-    c.commands.append(packet)
-    length, code = struct.unpack("!II", packet)
-    if (length, code) != (8, 80877103):
-        raise ValueError(f"not an SSLRequest: {packet!r}")
-    await _say(w, b"S" if ok else b"N")
-    return ok
-
-
-async def _imap(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection, ok: bool) -> bool:
-    await _say(w, b"* OK [CAPABILITY IMAP4rev1 STARTTLS] certscope-test ready\r\n")
-    while True:
-        tag, _, command = (await _line(r, c)).strip().partition(b" ")
-        if command.upper() == b"STARTTLS":
-            if ok:
-                await _say(w, tag + b" OK Begin TLS negotiation now\r\n")
-                return True
-            await _say(w, tag + b" BAD STARTTLS not supported\r\n")
-        else:
-            await _say(w, tag + b" BAD unknown command\r\n")
-
-
-async def _pop3(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection, ok: bool) -> bool:
-    await _say(w, b"+OK certscope-test POP3 ready\r\n")
-    while True:
-        command = (await _line(r, c)).strip().upper()
-        if command == b"STLS" and ok:
-            await _say(w, b"+OK Begin TLS negotiation\r\n")
-            return True
-        await _say(w, b"-ERR command not supported\r\n")
-
-
-async def _ftp(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection, ok: bool) -> bool:
-    await _say(w, b"220 certscope-test FTP ready\r\n")
-    while True:
-        command = (await _line(r, c)).strip().upper()
-        if command in (b"AUTH TLS", b"AUTH SSL") and ok:
-            await _say(w, b"234 AUTH TLS successful\r\n")
-            return True
-        await _say(w, b"502 command not implemented\r\n")
-
-
-_MYSQL_SSL = 0x0800
-
-
-async def _read_exactly_raw(w: asyncio.StreamWriter, n: int) -> bytes:
-    """Read exactly ``n`` bytes from the socket under a paused transport, no read-ahead.
-
-    asyncio refuses a second reader on a transport's descriptor, so a worker thread waits
-    with select() and reads only what was asked for.
-    """
-    fd = w.transport.get_extra_info("socket").fileno()
-
-    def read() -> bytes:
-        data = b""
-        while len(data) < n:
-            ready, _, _ = select.select([fd], [], [], CLIENT_GRACE)
-            if not ready:
-                raise TimeoutError("no MySQL SSLRequest")
-            chunk = os.read(fd, n - len(data))
-            if not chunk:
-                raise ConnectionError("client closed during the MySQL SSLRequest")
-            data += chunk
-        return data
-
-    return await asyncio.to_thread(read)
-
-
-async def _mysql(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection, ok: bool) -> bool:
-    caps = 0xFFFF if ok else 0xFFFF & ~_MYSQL_SSL
-    greeting = (
-        b"\x0a8.0.36-certscope-test\x00"
-        + struct.pack("<I", 7)  # connection id
-        + b"abcdefgh\x00"  # auth data part 1, filler
-        + struct.pack("<HBHH", caps, 33, 2, 0x81FF)  # caps low, charset, status, caps high
-        + bytes([21])
-        + b"\x00" * 10
-        + b"ijklmnopqrst\x00"
-        + b"mysql_native_password\x00"
-    )
-    # A MySQL client sends its SSLRequest and its ClientHello back to back, without waiting.
-    # The StreamReader would swallow the ClientHello along with the request and start_tls
-    # would never see it, so the request is read straight from the socket, exactly.
-    w.transport.pause_reading()
-    await _say(w, len(greeting).to_bytes(3, "little") + b"\x00" + greeting)
-    if not ok:
-        w.transport.resume_reading()
-        await _until_eof(r)
-        return False
-    request = await _read_exactly_raw(w, 4 + 32)
-    w.transport.resume_reading()
-    header, body = request[:4], request[4:]
-    c.commands.append(header + body)
-    flags = struct.unpack("<I", body[:4])[0]
-    if not flags & _MYSQL_SSL:
-        raise ValueError("client did not ask for SSL")
-    return True
-
-
-_LDAP_STARTTLS = b"1.3.6.1.4.1.1466.20037"
-
-
-async def _ldap(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection, ok: bool) -> bool:
-    head = await r.readexactly(2)
-    body = await r.readexactly(head[1])
-    c.commands.append(head + body)
-    if _LDAP_STARTTLS not in body:
-        raise ValueError(f"not a StartTLS extended request: {body!r}")
-    message_id = body[2]
-    result = 0 if ok else 2  # success / protocolError
-    # extendedResp [APPLICATION 24] { resultCode, matchedDN "", diagnosticMessage "" }
-    resp = b"\x0a\x01" + bytes([result]) + b"\x04\x00\x04\x00"
-    msg = b"\x02\x01" + bytes([message_id]) + b"\x78" + bytes([len(resp)]) + resp
-    await _say(w, b"\x30" + bytes([len(msg)]) + msg)
-    return ok
-
-
-_PREAMBLES: dict[
-    str,
-    Callable[[asyncio.StreamReader, asyncio.StreamWriter, Connection, bool], Awaitable[bool]],
-] = {
-    "smtp": _smtp,
-    "postgres": _postgres,
-    "imap": _imap,
-    "pop3": _pop3,
-    "ftp": _ftp,
-    "mysql": _mysql,
-    "ldap": _ldap,
-}
-
-
-def starttls_server(
-    protocol: StartTLSProtocol,
-    cert: PathLike,
-    key: PathLike,
-    *,
-    refuse: bool = False,
-    host: str = "127.0.0.1",
-) -> Server:
-    """A ``protocol`` server that upgrades to TLS on request (or declines, with ``refuse``)."""
-    preamble = _PREAMBLES[protocol]
-    ctx = _with_sni(server_context(cert, key), {})
-
-    async def handler(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: Connection
-    ) -> None:
-        if await preamble(reader, writer, conn, not refuse):
-            await _upgrade(writer, ctx, conn)
-        else:
-            await _until_eof(reader)
-
-    return Server(handler, host)
 
 
 # --- hostile servers ------------------------------------------------------------------------

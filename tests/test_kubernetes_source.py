@@ -1,4 +1,12 @@
-"""The kubernetes source against an in-test API server speaking the real list/watch protocol."""
+"""The kubernetes source against an in-test API server speaking the real list/watch protocol.
+
+The behaviours run against a real kube-apiserver and etcd too, in test_kubernetes_cluster.py.
+This in-test server (tests/k8s_api.py) is kept for what a real one cannot be made to do on
+demand: a watch cut mid-stream and resumed without a re-list (a real API server's restart
+empties its watch cache, so the resumed watch gets 410), 429 with Retry-After, 401/403/500/503
+injected on one request, ERROR events that are not 410, a fresh list refused with 410, and a
+value that is not base64 (the real API server refuses to store one).
+"""
 
 from __future__ import annotations
 

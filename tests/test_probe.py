@@ -40,7 +40,6 @@ from servers import (
     huge_certificate_server,
     long_chain_server,
     silent_server,
-    starttls_server,
     tls_server,
 )
 
@@ -581,39 +580,8 @@ async def test_chain_of_100_certificates(pki: TestPKI) -> None:
 
 # --- STARTTLS -------------------------------------------------------------------------------
 
-STARTTLS_EXPECTED_COMMANDS: dict[str, list[bytes]] = {
-    "smtp": [b"EHLO certscope.invalid", b"STARTTLS"],
-    "imap": [b"a1 STARTTLS"],
-    "pop3": [b"STLS"],
-    "ftp": [b"AUTH TLS"],
-}
-
-
-@pytest.mark.parametrize("protocol", ["smtp", "postgres", "imap", "pop3", "ftp", "mysql", "ldap"])
-async def test_starttls(pki: TestPKI, leaves: Leaves, protocol: Any) -> None:
-    with starttls_server(protocol, leaves.web.chain, leaves.web.key) as srv:
-        r = await probe(target(srv, starttls=protocol, sni="web.test", ca_file=pki.ca_file))
-        conns = srv.settled()
-    assert r.outcome.error is None
-    assert r.success
-    assert r.verdict is not None
-    assert r.verdict.verified
-    assert r.facts[0].subject_cn == "web.test"
-    assert [name for name, _ in r.outcome.phases] == ["resolve", "connect", "starttls", "handshake"]
-    assert conns[0].tls_done
-    assert conns[0].server_name == "web.test"
-    if protocol in STARTTLS_EXPECTED_COMMANDS:
-        assert conns[0].commands == STARTTLS_EXPECTED_COMMANDS[protocol]
-
-
-@pytest.mark.parametrize("protocol", ["smtp", "postgres", "imap", "pop3", "ftp", "mysql", "ldap"])
-async def test_starttls_refused(leaves: Leaves, protocol: Any) -> None:
-    with starttls_server(protocol, leaves.web.chain, leaves.web.key, refuse=True) as srv:
-        r = await probe(target(srv, starttls=protocol))
-        conns = srv.settled()
-    assert reason(r) is ProbeFailure.STARTTLS_REFUSED
-    assert r.facts == ()
-    assert not conns[0].tls_done
+# The preambles against the real servers (Postfix, Dovecot, vsftpd, slapd, PostgreSQL,
+# MariaDB) are in test_starttls_servers.py; here, what a STARTTLS client meets elsewhere.
 
 
 async def test_starttls_against_a_tls_server(web_server: Server) -> None:
