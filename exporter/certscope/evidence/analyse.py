@@ -23,13 +23,14 @@ import re
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from . import gaps as gapmod
+from . import verdict
 from .model import Grid, Matrix, Run, value_at
+from .verdict import FAIL, INSUFFICIENT, NOT_APPLICABLE, PASS, PASS_WITH_GAPS
 
-PASS = "pass"  # noqa: S105 - a result, not a password
-FAIL = "fail"
-INSUFFICIENT = "insufficient_data"
-NOT_APPLICABLE = "not_applicable"
+__all__ = ["FAIL", "INSUFFICIENT", "NOT_APPLICABLE", "PASS", "PASS_WITH_GAPS"]
 
 #: Labels of ``certscope_cert_info`` that describe the certificate rather than its slot.
 INFO_LABELS = (
@@ -125,6 +126,20 @@ class Params:
     scrape_interval: float
     stale_after: float
     job_regex: str
+    min_observed: float = verdict.MIN_OBSERVED
+    insufficient_below: float = verdict.INSUFFICIENT_BELOW
+
+
+@dataclass(frozen=True)
+class ScrapeData:
+    """What the gap detection fetched (:mod:`.gaps`): counts per window and raw drill-downs."""
+
+    successes: Matrix = field(default_factory=Matrix)
+    counts: Matrix = field(default_factory=Matrix)
+    raw: Mapping[tuple[str, str], Sequence[tuple[float, float]]] = field(default_factory=dict)
+    drilled: frozenset[int] = frozenset()
+    #: parts of the period a query could not fetch after its retries: (name, start, end)
+    failed: tuple[tuple[str, float, float], ...] = ()
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -147,20 +162,36 @@ class Gap:
 
 @dataclass(frozen=True)
 class Coverage:
-    """Coverage of one exporter instance (scrapes), the job as a whole or a target (steps)."""
+    """Coverage of the exporter job, one of its instances, or a target or store.
+
+    One definition everywhere: ``1 - seconds inside a gap / judged seconds``. The job and its
+    instances are judged over the whole requested period; a target from its first to its last
+    appearance (widened over exporter gaps at the edges).
+    """
 
     scope: str  # "exporter" or "target"
     subject: Mapping[str, str]
-    expected: int
-    present: int
-    unit: str  # "scrapes" or "steps"
+    judged_from: float
+    judged_to: float
     first_seen: float | None
     last_seen: float | None
     gaps: tuple[Gap, ...]
 
     @property
+    def seconds(self) -> float:
+        return max(0.0, self.judged_to - self.judged_from)
+
+    @property
+    def gap_seconds(self) -> float:
+        return sum(g.seconds for g in self.gaps)
+
+    @property
     def ratio(self) -> float:
-        return min(1.0, self.present / self.expected) if self.expected else 0.0
+        return max(0.0, 1.0 - self.gap_seconds / self.seconds) if self.seconds else 0.0
+
+    @property
+    def observed(self) -> bool:
+        return self.first_seen is not None
 
 
 @dataclass(frozen=True)
@@ -216,6 +247,12 @@ class AlertEpisode:
     resolved_at: float | None  # None: still firing at the end of the period
     fired_before_start: bool
     end_of_period: float
+    #: "fired", "before_period" or "interrupted" (first seen right after a monitoring gap)
+    start_state: str = "fired"
+    #: "resolved", "still_firing" or "interrupted" (last seen right before a monitoring gap)
+    end_state: str = "resolved"
+    #: monitoring gaps inside the episode (the alert was seen on both sides of them)
+    gaps_inside: int = 0
 
     @property
     def severity(self) -> str:
@@ -278,8 +315,9 @@ class ControlResult:
     control: str
     title: str
     result: str
-    observed_ratio: float  # fraction of the period with the data the control needs
+    observed_ratio: float  # share of the period with a verdict and no monitoring gap
     checks: tuple[Check, ...]
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -389,61 +427,84 @@ def exporter_states(p: Params, up: Matrix) -> bytes:
     return bytes(states)
 
 
-def exporter_coverage(
-    p: Params, up: Matrix, scrapes: Matrix, job_states: bytes
-) -> tuple[Coverage, ...]:
-    """The job as a whole (covered when any instance was scraped), then each instance."""
+def _to_gap(iv: gapmod.Interval, scope: str, subject: Mapping[str, str]) -> Gap:
+    return Gap(scope, dict(subject), iv.kind, iv.start, iv.end)
+
+
+def _to_interval(g: Gap) -> gapmod.Interval:
+    return gapmod.Interval(g.start, g.end, frozenset(g.kind.split("+")))
+
+
+def exporter_coverage(p: Params, scrapes: ScrapeData) -> tuple[Coverage, ...]:
+    """The job as a whole (monitored while any instance is), then each instance.
+
+    Gaps come from :mod:`.gaps` (raw scrapes counted per window, drilled down where short),
+    so they do not depend on the step. Parts of the period a query could not fetch are gaps
+    of kind ``query_failed``: the data is missing, so the time is not monitored.
+    """
     g = p.grid
-    scrape_totals: dict[tuple[str, str], float] = {}
-    for labels, runs in scrapes.items():
-        key = (labels.get("job", ""), labels.get("instance", ""))
-        scrape_totals[key] = scrape_totals.get(key, 0) + sum(r.value * r.length for r in runs)
     per_instance: list[Coverage] = []
-    for labels, runs in sorted(up.items(), key=lambda item: sorted(item[0].items())):
-        life = _lifetime(runs)
-        if life is None:
-            continue
-        lo, hi = life
-        subject = _pick(labels, ("job", "instance"))
-        states = bytearray(g.count)
-        _fill(states, (r for r in runs if r.value < 1), 1)
-        _fill(states, (r for r in runs if r.value >= 1), COVERED)
-        expected = max(1, round((hi - lo + 1) * g.step / p.scrape_interval))
-        present = round(scrape_totals.get((subject["job"], subject["instance"]), 0))
-        first_seen, last_seen = _present_span(p, lo, hi, p.window)
+    instance_gaps: list[list[gapmod.Interval]] = []
+    counts = {gapmod.instance_of(labels): runs for labels, runs in scrapes.counts.items()}
+    for labels, runs in sorted(scrapes.successes.items(), key=lambda i: sorted(i[0].items())):
+        key = gapmod.instance_of(labels)
+        ivs = gapmod.instance_gaps(
+            g,
+            p.scrape_interval,
+            runs,
+            counts.get(key, []),
+            scrapes.raw.get(key, ()),
+            set(scrapes.drilled),
+        )
+        instance_gaps.append(ivs)
+        subject = {"job": key[0], "instance": key[1]}
+        seen = _seen(g, ivs)
         per_instance.append(
             Coverage(
                 "exporter",
                 subject,
-                expected,
-                min(expected, present),
-                "scrapes",
-                first_seen,
-                last_seen,
-                _state_gaps(p, states, lo, hi, _EXPORTER_KINDS, "exporter", subject),
+                g.start,
+                g.end,
+                *seen,
+                tuple(_to_gap(iv, "exporter", subject) for iv in ivs),
             )
         )
+    failed = [gapmod.Interval(a, b, frozenset({gapmod.QUERY_FAILED})) for _, a, b in scrapes.failed]
+    job_ivs = gapmod.union(
+        gapmod.clip([*gapmod.intersect(instance_gaps, g), *failed], g.start, g.end)
+    )
     job_subject = {"job": p.job_regex, "instance": "*"}
-    seen: tuple[float | None, float | None] = (None, None)
-    lo = len(job_states) - len(job_states.lstrip(b"\x00"))  # first step with any scrape
-    hi = len(job_states.rstrip(b"\x00")) - 1
-    if lo <= hi:
-        seen = _present_span(p, lo, hi, p.window)
     job = Coverage(
         "exporter",
         job_subject,
-        g.count,
-        job_states.count(COVERED),
-        "steps",
-        seen[0],
-        seen[1],
-        _state_gaps(p, job_states, 0, g.count - 1, _EXPORTER_KINDS, "exporter", job_subject),
+        g.start,
+        g.end,
+        *(_seen(g, job_ivs) if per_instance else (None, None)),
+        tuple(_to_gap(iv, "exporter", job_subject) for iv in job_ivs),
     )
     return (job, *per_instance)
 
 
+def _seen(g: Grid, ivs: Sequence[gapmod.Interval]) -> tuple[float | None, float | None]:
+    """First and last monitored moment of the period, None when it was never monitored."""
+    first, last = g.start, g.end
+    ivs = sorted(ivs, key=lambda iv: iv.start)
+    if ivs and ivs[0].start <= g.start:
+        first = ivs[0].end
+    if ivs and ivs[-1].end >= g.end:
+        last = ivs[-1].start
+    if first >= last and ivs:
+        return None, None
+    return first, last
+
+
 def target_coverage(
-    p: Params, job_states: bytes, probe: Matrix, stale: Matrix, sources: Matrix
+    p: Params,
+    job_states: bytes,
+    probe: Matrix,
+    stale: Matrix,
+    sources: Matrix,
+    job_gaps: Sequence[Gap] = (),
 ) -> tuple[tuple[Coverage, ...], array[int], array[int]]:
     """Each TLS target (probes) and each store (refreshes): steps with fresh, good data.
 
@@ -497,17 +558,19 @@ def target_coverage(
             hi += 1
         subject = dict(zip(("source_kind", "source", "location"), key, strict=True))
         first_seen, last_seen = _present_span(p, seen_lo, seen_hi, p.window)
-        gaps = _state_gaps(p, states, lo, hi, _TARGET_KINDS, "target", subject)
+        judged = (g.start if lo == 0 else g.time(lo) - g.step, g.time(hi))
+        # the exporter's own gaps (found at any scale) leave the target unmonitored too
+        own = [_to_interval(x) for x in _state_gaps(p, states, lo, hi, _TARGET_KINDS, "", {})]
+        exporter = [gapmod.Interval(x.start, x.end, frozenset({NOT_MONITORED})) for x in job_gaps]
+        merged = gapmod.union(gapmod.clip([*own, *exporter], *judged))
         out.append(
             Coverage(
                 "target",
                 subject,
-                hi - lo + 1,
-                states.count(COVERED, lo, hi + 1),
-                "steps",
+                *judged,
                 first_seen,
                 last_seen,
-                gaps,
+                tuple(_to_gap(iv, "target", subject) for iv in merged),
             )
         )
         total_diff[lo] += 1
@@ -668,23 +731,65 @@ def _key_text(key: tuple[str, ...]) -> str:
 # --- alerts, findings, exceptions -------------------------------------------------------------
 
 
-def alert_episodes(p: Params, alerts: Matrix) -> tuple[AlertEpisode, ...]:
+def _near_gap(t: float, gaps: Sequence[Gap], before: float, after: float) -> bool:
+    """Whether ``t`` lies in a gap widened by ``before`` / ``after`` seconds."""
+    return any(g.start - before <= t <= g.end + after for g in gaps)
+
+
+def alert_episodes(
+    p: Params, alerts: Matrix, job_gaps: Sequence[Gap] = ()
+) -> tuple[AlertEpisode, ...]:
+    """Firing episodes; an end or start at a monitoring gap is ``interrupted``, not resolved.
+
+    When Prometheus (or the exporter) was not running, ``ALERTS`` has no sample: the alert
+    looks resolved and fired again. Two runs of the same alert separated only by a gap are one
+    episode that spans the gap (``gaps_inside``); a run that ends into a gap, or starts out of
+    one, has that end marked ``interrupted``.
+    """
     g = p.grid
+    slack = p.alert_window + g.step
     out = []
     for labels, runs in alerts.items():
         name = labels.get("alertname", "")
         own = _without(labels, ALERT_META)
+        spans = []
         for r in runs:
             start, end = _present_span(p, r.first, r.last, p.alert_window)
-            still = r.last == g.count - 1
+            spans.append([start, end, r.first == 0, r.last == g.count - 1, 0])
+        merged: list[list[Any]] = []
+        for span in spans:
+            if merged:
+                prev = merged[-1]
+                ends_in_gap = _near_gap(prev[1], job_gaps, slack, slack)
+                starts_in_gap = _near_gap(span[0], job_gaps, slack, slack)
+                if ends_in_gap and starts_in_gap:
+                    prev[1], prev[3], prev[4] = span[1], span[3], prev[4] + 1
+                    continue
+            merged.append(span)
+        for start, end, before, still, inside in merged:
+            if before:
+                start_state = "before_period"
+            elif _near_gap(start, job_gaps, slack, slack):
+                start_state = "interrupted"
+            else:
+                start_state = "fired"
+            if still:
+                end_state = "still_firing"
+            elif _near_gap(end, job_gaps, slack, slack):
+                end_state = "interrupted"
+            else:
+                end_state = "resolved"
             out.append(
                 AlertEpisode(
                     name=name,
                     labels=own,
                     fired_at=start,
                     resolved_at=None if still else end,
-                    fired_before_start=r.first == 0,
+                    fired_before_start=before,
                     end_of_period=g.end,
+                    start_state=start_state,
+                    end_state=end_state,
+                    gaps_inside=inside,
                 )
             )
     out.sort(key=lambda a: (a.fired_at, a.name, sorted(a.labels.items())))
@@ -799,17 +904,6 @@ def _rule_check(
     if waived:
         detail += f"; {len(waived)} finding(s) waived by a policy exception"
     return Check(check_id, title, PASS, detail, counts)
-
-
-def _combine(checks: Sequence[Check]) -> str:
-    results = {c.result for c in checks}
-    if FAIL in results:
-        return FAIL
-    if INSUFFICIENT in results:
-        return INSUFFICIENT
-    if PASS in results:
-        return PASS
-    return INSUFFICIENT
 
 
 def controls(
@@ -936,7 +1030,7 @@ def controls(
                 rules,
                 title,
                 cf,
-                job.present > 0,
+                job.observed,
                 "the exporter was never scraped in the period",
                 extra,
             )
@@ -975,14 +1069,14 @@ def controls(
 
     # CC7.2 --------------------------------------------------------------------------------
     gaps = job.gaps
-    if job.present == 0:
+    if not job.observed:
         result = INSUFFICIENT
         detail = f"no successful scrape of a job matching {p.job_regex!r} in the period"
     elif gaps:
-        result = FAIL
+        result = PASS_WITH_GAPS if job.ratio >= p.insufficient_below else INSUFFICIENT
         detail = (
             f"{len(gaps)} monitoring gap(s), {sum(g.seconds for g in gaps):.0f} s in total; "
-            f"the exporter was scraped during {job.ratio:.2%} of the period"
+            f"the exporter was monitored during {job.ratio:.2%} of the period"
         )
     else:
         result = PASS
@@ -1008,7 +1102,8 @@ def controls(
         detail = "no probe or store refresh was reported in the period"
     elif target_gaps:
         kinds = sorted({k for g in target_gaps for k in g.kind.split("+")})
-        result = FAIL
+        # a probe or store that ran and failed is a failure; time not monitored is a gap
+        result = FAIL if set(kinds) - {NOT_MONITORED} else PASS_WITH_GAPS
         detail = (
             f"{len(target_gaps)} gap(s) across "
             f"{len({tuple(g.subject.items()) for g in target_gaps})} target(s): " + ", ".join(kinds)
@@ -1030,22 +1125,25 @@ def controls(
         )
     )
 
-    ratios = {
-        "CC6.1": cert_ratio,
-        "CC6.6": verified_steps.count(1) / n,
-        "CC6.7": cert_ratio,
-        "CC7.1": exporter_ratio,
-        "CC7.2": exporter_ratio,
-    }
     out = []
     for control, cs in checks.items():
+        runs = [r for _, rs in data.get(f"verdict:{control}", Matrix()).items() for r in rs]
+        period = verdict.over_period(
+            runs,
+            n,
+            exporter_ratio,
+            [c.result for c in cs],
+            p.min_observed,
+            p.insufficient_below,
+        )
         out.append(
             ControlResult(
                 control,
                 CONTROL_TITLES.get(control, "Other control"),
-                _combine(cs),
-                round(ratios.get(control, exporter_ratio), 6),
+                period.result,
+                round(period.observed_ratio, 6),
                 tuple(cs),
+                period.detail,
             )
         )
     return tuple(out)
@@ -1075,16 +1173,22 @@ def timeline(
     )
 
 
-def analyse(p: Params, data: Mapping[str, Matrix]) -> Evidence:
-    """Everything the report shows, from the matrices of :func:`.query.plan`'s queries."""
+def analyse(p: Params, data: Mapping[str, Matrix], scrapes: ScrapeData | None = None) -> Evidence:
+    """Everything the report shows, from the matrices of :func:`.query.plan`'s queries and
+    the scrape counts of :mod:`.gaps`."""
     job_states = exporter_states(p, data["exporter_up"])
-    exporter = exporter_coverage(p, data["exporter_up"], data["exporter_scrapes"], job_states)
+    exporter = exporter_coverage(p, scrapes or ScrapeData())
     targets, targets_ok, targets_total = target_coverage(
-        p, job_states, data["probe_success"], data["probe_stale"], data["source_up"]
+        p,
+        job_states,
+        data["probe_success"],
+        data["probe_stale"],
+        data["source_up"],
+        exporter[0].gaps,
     )
     certs = inventory(p, data["cert_info"], data["cert_not_after"], data["cert_not_before"])
     renewal_list = renewals(certs)
-    alert_list = alert_episodes(p, data["alerts"])
+    alert_list = alert_episodes(p, data["alerts"], exporter[0].gaps)
     finding_list = findings(p, data["violations"], data["waived"])
     exception_list = exceptions(p, data["exceptions"])
     control_list = controls(
@@ -1099,7 +1203,7 @@ def analyse(p: Params, data: Mapping[str, Matrix]) -> Evidence:
         exception_list,
     )
     notes = []
-    if exporter[0].present == 0:
+    if not exporter[0].observed:
         notes.append(
             f"No scrape of a job matching {p.job_regex!r} was found in the period: check "
             "--job, and that this Prometheus keeps the raw certscope series and up for the "

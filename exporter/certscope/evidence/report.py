@@ -3,9 +3,8 @@
 Every file but ``manifest.json`` is listed in the manifest with its SHA-256, together with every
 request sent to Prometheus, so the directory can be archived as it is and checked later.
 
-CSV cells that come from label values (certificate names, SANs, owners) are prefixed with ``'``
-when they start with ``=``, ``+``, ``-``, ``@``, tab or carriage return: a certificate presented by
-a scanned endpoint is untrusted input, and spreadsheets would run such a cell as a formula.
+Every CSV cell goes through :func:`certscope.csvsafe.cell` (text that a spreadsheet would run as
+a formula gets a leading ``'``): a certificate presented by a scanned endpoint is untrusted input.
 """
 
 from __future__ import annotations
@@ -21,11 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import csvsafe
 from .analyse import (
     FAIL,
     INSUFFICIENT,
     NOT_APPLICABLE,
     PASS,
+    PASS_WITH_GAPS,
     SLOT_LABELS,
     AlertEpisode,
     Certificate,
@@ -42,7 +43,6 @@ SCHEMA = "certscope-evidence/1"
 CHARTS = ("expiry-timeline.png", "coverage.png", "findings.png")
 #: Most rows of a table in report.html; the CSV files always hold everything.
 HTML_ROWS = 500
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _IDENTITY = ("source_kind", "source", "location")
 
 
@@ -61,20 +61,28 @@ class Meta:
     warnings: Sequence[str] = ()
     scrape_interval_source: str = ""
     notes: Sequence[str] = field(default=())
+    #: Prometheus retention flags and its lowest timestamp, as far as it tells
+    retention: Mapping[str, str] = field(default_factory=dict)
+    #: why the period starts before the data, "" when it does not
+    partial: str = ""
+    #: (query, start, end, error) of request chunks that failed after their retries
+    failed_chunks: Sequence[tuple[str, float, float, str]] = ()
+    #: how the client authenticated (no secret)
+    http: Sequence[str] = ()
+    bytes_received: int = 0
 
 
 # --- small helpers --------------------------------------------------------------------------
 
 
-def _cell(value: object) -> str | int | float:
-    if value is None:
-        return ""
+def _cell(value: object) -> object:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
-        return round(value, 6) if isinstance(value, float) else value
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    if isinstance(value, float):
+        return round(value, 6)
+    if value is None or isinstance(value, int):
+        return csvsafe.cell(value)
+    return csvsafe.cell(str(value))
 
 
 def to_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
@@ -226,6 +234,9 @@ ALERTS_HEADER = (
     "resolved_at",
     "duration_seconds",
     "fired_before_period",
+    "start_state",
+    "end_state",
+    "gaps_inside",
 )
 
 
@@ -244,6 +255,9 @@ def alerts_csv(alerts: Sequence[AlertEpisode]) -> bytes:
                 _iso(a.resolved_at) if a.resolved_at is not None else "still firing",
                 round(a.seconds, 3),
                 a.fired_before_start,
+                a.start_state,
+                a.end_state,
+                a.gaps_inside,
             )
             for a in alerts
         ),
@@ -258,9 +272,9 @@ COVERAGE_HEADER = (
     "source_kind",
     "source",
     "location",
-    "expected_samples",
-    "present_samples",
-    "sample_unit",
+    "judged_from",
+    "judged_to",
+    "unmonitored_seconds",
     "coverage_ratio",
     "first_seen",
     "last_seen",
@@ -282,9 +296,9 @@ def coverage_csv(ev: Evidence) -> bytes:
             (
                 "total",
                 *base,
-                cov.expected,
-                cov.present,
-                cov.unit,
+                _iso(cov.judged_from),
+                _iso(cov.judged_to),
+                round(cov.gap_seconds, 3),
                 round(cov.ratio, 6),
                 _iso(cov.first_seen),
                 _iso(cov.last_seen),
@@ -374,9 +388,9 @@ def _gap_json(g: Gap) -> dict[str, Any]:
 def _coverage_json(c: Coverage) -> dict[str, Any]:
     return {
         **dict(c.subject),
-        "expected_samples": c.expected,
-        "present_samples": c.present,
-        "sample_unit": c.unit,
+        "judged_from": _iso(c.judged_from),
+        "judged_to": _iso(c.judged_to),
+        "unmonitored_seconds": round(c.gap_seconds, 3),
         "coverage_ratio": round(c.ratio, 6),
         "gaps": len(c.gaps),
     }
@@ -407,12 +421,26 @@ def summary(ev: Evidence, meta: Meta) -> dict[str, Any]:
             "scrape_interval_seconds": p.scrape_interval,
             "scrape_interval_source": meta.scrape_interval_source,
             "probe_stale_after_seconds": p.stale_after,
+            "smallest_detectable_gap_seconds": 2 * p.scrape_interval,
+            "min_observed_ratio": p.min_observed,
+            "insufficient_below": p.insufficient_below,
         },
+        "retention": {
+            **dict(meta.retention),
+            "first_scrape_in_period": _iso(ev.exporter[0].first_seen),
+            "period_starts_before_data": bool(meta.partial),
+            "why": meta.partial,
+        },
+        "failed_requests": [
+            {"query": q, "start": iso(a), "end": iso(b), "error": e}
+            for q, a, b, e in meta.failed_chunks
+        ],
         "controls": {
             c.control: {
                 "title": c.title,
                 "result": c.result,
                 "observed_ratio": c.observed_ratio,
+                "detail": c.detail,
                 "checks": [
                     {
                         "id": ch.id,
@@ -448,8 +476,11 @@ def summary(ev: Evidence, meta: Meta) -> dict[str, Any]:
         ],
         "alerts": {
             "episodes": len(ev.alerts),
-            "resolved": len([a for a in ev.alerts if a.resolved_at is not None]),
-            "still_firing": len([a for a in ev.alerts if a.resolved_at is None]),
+            "resolved": len([a for a in ev.alerts if a.end_state == "resolved"]),
+            "interrupted": len(
+                [a for a in ev.alerts if "interrupted" in (a.start_state, a.end_state)]
+            ),
+            "still_firing": len([a for a in ev.alerts if a.end_state == "still_firing"]),
             "by_name": _count_by(a.name for a in ev.alerts),
         },
         "findings": {
@@ -515,7 +546,7 @@ th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
 code,.mono{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:.8rem;word-break:break-all}
 .badge{display:inline-block;padding:.05rem .5rem;border-radius:.7rem;font-weight:600;
 font-size:.8rem;color:#fff;white-space:nowrap}
-.pass{background:#1a7f37}.fail{background:#cf222e}.insufficient_data{background:#bf8700}
+.pass{background:#1a7f37}.pass_with_gaps{background:#4d7c0f}.fail{background:#cf222e}.insufficient_data{background:#bf8700}
 .not_applicable{background:#6e7781}.meta td:first-child{width:14rem;font-weight:600}
 .note{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem;border-radius:.3rem}
 img{max-width:100%;border:1px solid #d0d7de;margin:.5rem 0}
@@ -530,6 +561,7 @@ def _e(value: object) -> str:
 def _badge(result: str) -> str:
     text = {
         PASS: "pass",
+        PASS_WITH_GAPS: "pass with gaps",
         FAIL: "fail",
         INSUFFICIENT: "insufficient data",
         NOT_APPLICABLE: "not applicable",
@@ -597,8 +629,19 @@ def report_html(ev: Evidence, meta: Meta, charts: Mapping[str, bytes]) -> bytes:
         f"({_e(human_duration(g.end - g.start))}), generated {_e(iso(meta.generated_at))} "
         f"by certscope {_e(meta.version)} from {_e(meta.prometheus_url)}.</p>"
     )
+    if meta.partial:
+        add(
+            '<p class="note"><strong>Partial evidence: the period starts before the data '
+            f"Prometheus holds</strong> ({_e(meta.partial)}). The time before it is reported as "
+            "a gap and counts against every control.</p>"
+        )
     for note in (*ev.notes, *meta.notes):
         add(f'<p class="note">{_e(note)}</p>')
+    for q, a, b, error in meta.failed_chunks:
+        add(
+            f'<p class="note">Query {_e(q)} failed for {_e(iso(a))} to {_e(iso(b))} after its '
+            f"retries ({_e(error)}); that time is a gap in the data (query_failed).</p>"
+        )
 
     # Summary ---------------------------------------------------------------------------------
     add('<h2 id="summary">Summary</h2>')
@@ -625,12 +668,28 @@ def report_html(ev: Evidence, meta: Meta, charts: Mapping[str, bytes]) -> bytes:
     for key, value in (
         ("Certificates seen", len(ev.certificates)),
         ("Certificates renewed", len(renewed)),
+        (
+            "Coverage of the exporter job (one definition: 1 - time in a gap / period)",
+            f"{ev.exporter[0].ratio:.4%}",
+        ),
         ("Monitoring gaps of the exporter job", _gap_count(ev.exporter[0].gaps)),
+        (
+            "Smallest gap this report detects",
+            f"{human_duration(2 * p.scrape_interval)} (two missed scrapes at "
+            f"{human_duration(p.scrape_interval)}, whatever the step)",
+        ),
+        (
+            "Retention (Prometheus)",
+            ", ".join(f"{k} {v}" for k, v in meta.retention.items()) or "not reported",
+        ),
+        ("First scrape of the exporter job in the period", _iso(ev.exporter[0].first_seen)),
         ("Monitoring gaps of targets", _gap_count([x for x in gaps if x.scope == "target"])),
         (
             "Alerts fired / resolved / still firing",
-            f"{len(ev.alerts)} / {len([a for a in ev.alerts if a.resolved_at is not None])}"
-            f" / {len([a for a in ev.alerts if a.resolved_at is None])}",
+            f"{len(ev.alerts)} / {len([a for a in ev.alerts if a.end_state == 'resolved'])}"
+            f" / {len([a for a in ev.alerts if a.end_state == 'still_firing'])}"
+            f" (interrupted by a monitoring gap: "
+            f"{len([a for a in ev.alerts if 'interrupted' in (a.start_state, a.end_state)])})",
         ),
         ("Policy findings (violations / waived)", _finding_counts(ev.findings)),
         ("Open policy exceptions", len(open_exc)),
@@ -650,8 +709,9 @@ def report_html(ev: Evidence, meta: Meta, charts: Mapping[str, bytes]) -> bytes:
     for c in ev.controls:
         add(f'<h3 id="{_e(c.control)}">{_e(c.control)} — {_e(c.title)} {_badge(c.result)}</h3>')
         add(
-            f'<p class="muted">Data needed by this control was present during '
-            f"{c.observed_ratio:.1%} of the period.</p>"
+            f'<p class="muted">{_e(c.detail)}. A control passes only with at least '
+            f"{p.min_observed:.0%} of the period observed; it passes with gaps from "
+            f"{p.insufficient_below:.0%}, and has insufficient data below.</p>"
         )
         add(
             _table(
@@ -702,9 +762,9 @@ def report_html(ev: Evidence, meta: Meta, charts: Mapping[str, bytes]) -> bytes:
             [
                 "scope",
                 "subject",
-                "expected",
-                "present",
-                "unit",
+                "judged from",
+                "judged to",
+                "time in gaps",
                 "coverage",
                 "first seen",
                 "last seen",
@@ -713,9 +773,9 @@ def report_html(ev: Evidence, meta: Meta, charts: Mapping[str, bytes]) -> bytes:
                 [
                     _e(c.scope),
                     _subject(c.scope, c.subject),
-                    _num(c.expected),
-                    _num(c.present),
-                    _e(c.unit),
+                    _t(_iso(c.judged_from)),
+                    _t(_iso(c.judged_to)),
+                    _num(human_duration(c.gap_seconds)),
                     _num(f"{c.ratio:.2%}"),
                     _t(_iso(c.first_seen)),
                     _t(_iso(c.last_seen)),
@@ -730,8 +790,9 @@ def report_html(ev: Evidence, meta: Meta, charts: Mapping[str, bytes]) -> bytes:
     add('<h2 id="renewals">Certificates renewed</h2>')
     add(
         '<p class="muted">A slot (source, location, chain position, subject CN) whose '
-        "certificate changed. Key change is <em>unknown</em> when the key type stayed the same: "
-        "certscope exports no public-key fingerprint.</p>"
+        "certificate changed. Key change compares the certificates' public_key_sha256; without "
+        "it, a change of key type is <em>yes</em> and the same key type is <em>unknown</em> "
+        "(hover a cell for the basis).</p>"
     )
     add(
         _table(
@@ -778,8 +839,12 @@ def report_html(ev: Evidence, meta: Meta, charts: Mapping[str, bytes]) -> bytes:
                     _e(a.control),
                     _e(a.labels.get("window", "")),
                     _where(a.labels) or _e(_labels_text(a.labels)),
-                    _t(("≤ " if a.fired_before_start else "") + iso(a.fired_at)),
-                    _t(iso(a.resolved_at) if a.resolved_at is not None else "still firing"),
+                    _t(
+                        ("≤ " if a.fired_before_start else "")
+                        + iso(a.fired_at)
+                        + (" (after a gap)" if a.start_state == "interrupted" else "")
+                    ),
+                    _t(_end_text(a)),
                     _num(human_duration(a.seconds)),
                 ]
                 for a in ev.alerts
@@ -896,6 +961,17 @@ def report_html(ev: Evidence, meta: Meta, charts: Mapping[str, bytes]) -> bytes:
     return "\n".join(parts).encode()
 
 
+def _end_text(a: AlertEpisode) -> str:
+    if a.end_state == "still_firing":
+        return "still firing"
+    text = _iso(a.resolved_at)
+    return text + " (interrupted by a gap)" if a.end_state == "interrupted" else text
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def _gap_count(gaps: Sequence[Gap]) -> str:
     return f"{len(gaps)} ({human_duration(sum(x.seconds for x in gaps))} in total)"
 
@@ -936,6 +1012,9 @@ def manifest(files: Mapping[str, bytes], ev: Evidence, meta: Meta) -> dict[str, 
             for r in meta.records
         ],
         "warnings": list(meta.warnings),
+        "failed_requests": len(meta.failed_chunks),
+        "bytes_received": meta.bytes_received,
+        "http_config": list(meta.http),
     }
 
 
@@ -952,6 +1031,8 @@ def render(ev: Evidence, meta: Meta, charts: Mapping[str, bytes]) -> dict[str, b
         **{name: charts[name] for name in CHARTS},
     }
     files["manifest.json"] = _json(manifest(files, ev, meta))
+    # beside the manifest, in sha256sum format: `sha256sum -c manifest.json.sha256`
+    files["manifest.json.sha256"] = f"{sha256(files['manifest.json'])}  manifest.json\n".encode()
     return files
 
 
