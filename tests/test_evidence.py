@@ -799,3 +799,50 @@ def test_probed_endpoints_without_verification_data_are_not_a_pass() -> None:
     assert "no verification result" in checks["CC6.6"].checks[0].detail
     # posture is not evidenced either: no enumeration
     assert checks["CC6.7"].result == "insufficient_data"
+
+
+def test_report_and_rules_pack_share_one_verdict_logic() -> None:
+    """The recording rules the dashboard reads are the expressions the report evaluates."""
+    import yaml
+
+    from certscope.evidence import verdict
+
+    text = (ROOT / "rules" / "certscope-recording.yml").read_text()
+    assert verdict.rules_yaml() in text  # generated, not edited by hand
+    recorded = verdict.recorded(yaml.safe_load(text))
+    assert recorded == {c: e.strip() for c, e in verdict.expressions("certscope.*").items()}
+    planned = {q.name: q.expr for q in query.plan("certscope-prod", 60, 60, 60, 900)}
+    for control, expr in verdict.expressions("certscope-prod").items():
+        assert planned[f"verdict:{control}"] == expr
+        assert 'job=~"certscope-prod"' in expr and "certscope.*" not in expr
+    dashboard = json.loads((ROOT / "grafana" / "dashboards" / "certscope-soc2.json").read_text())
+    status = {
+        p["title"]: p["targets"][0]["expr"]
+        for p in dashboard["panels"]
+        if p["title"].endswith("status now")
+    }
+    assert status == {
+        f"{c} status now": f'max(certscope:soc2_control_failing{{control="{c}"}})'
+        for c in recorded
+    }
+
+
+@pytest.mark.parametrize(
+    ("checks", "steps", "coverage", "result"),
+    [
+        ([], [Run(0, 99, 0)], 1.0, "pass"),
+        ([], [Run(0, 99, 0)], 0.99, "pass"),  # exactly the threshold
+        ([], [Run(0, 99, 0)], 0.989, "pass_with_gaps"),
+        ([], [Run(0, 99, 0)], 0.9, "pass_with_gaps"),
+        ([], [Run(0, 99, 0)], 0.899, "insufficient_data"),
+        ([], [Run(0, 24, 0)], 1.0, "insufficient_data"),  # a verdict for 25 % of the period
+        ([], [], 1.0, "insufficient_data"),  # no verdict at all
+        ([], [Run(0, 49, 0), Run(50, 50, 1)], 0.5, "fail"),  # one failing step
+        (["fail"], [Run(0, 99, 0)], 1.0, "fail"),
+        (["insufficient_data", "pass"], [Run(0, 99, 0)], 1.0, "insufficient_data"),
+    ],
+)
+def test_period_verdict(checks: list[str], steps: list[Run], coverage: float, result: str) -> None:
+    from certscope.evidence import verdict
+
+    assert verdict.over_period(steps, 100, coverage, checks).result == result
