@@ -6,7 +6,8 @@ Exceptions::
     ├── PrometheusUnreachable   no usable answer after the retries (refused, DNS, timeout, 5xx)
     └── QueryFailed             Prometheus answered with an error (bad query, too many samples),
         │                       or the answer is not Prometheus API JSON of the expected shape
-        └── AnswerTooLarge      the answer passed ``--query.max-bytes`` and was dropped
+        └── MalformedAnswer     not Prometheus API JSON of the expected shape
+            └── AnswerTooLarge  the answer passed ``--query.max-bytes`` and was dropped
 
 Range queries are cut into chunks of at most :data:`MAX_POINTS` evaluations (Prometheus refuses
 more than 11,000 points per series in one query) and every request is recorded as a
@@ -51,7 +52,11 @@ class QueryFailed(PrometheusError):
     """Prometheus rejected a request (bad query, too many samples, unknown endpoint)."""
 
 
-class AnswerTooLarge(QueryFailed):
+class MalformedAnswer(QueryFailed):
+    """The answer is not Prometheus API JSON of the expected shape."""
+
+
+class AnswerTooLarge(MalformedAnswer):
     """The answer passed ``--query.max-bytes``; it was dropped unread."""
 
 
@@ -319,7 +324,9 @@ class PrometheusClient:
         try:
             payload = json.loads(body)
         except ValueError as exc:  # not JSON: not a Prometheus API
-            raise QueryFailed(f"{path}: the answer is not Prometheus API JSON ({exc})") from None
+            raise MalformedAnswer(
+                f"{path}: the answer is not Prometheus API JSON ({str(exc)[:200]})"
+            ) from None
         if not isinstance(payload, dict) or payload.get("status") != "success":
             error = payload.get("error") if isinstance(payload, dict) else None
             raise QueryFailed(f"{path}: {str(error)[:500] if error else 'unexpected answer'}")
@@ -335,6 +342,8 @@ class PrometheusClient:
         self.records.append(QueryRecord("buildinfo", "api", "/api/v1/status/buildinfo"))
         try:
             data = await self._request("status/buildinfo")
+        except MalformedAnswer:
+            raise
         except QueryFailed:  # Prometheus-compatible servers need not offer it
             return {}
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
@@ -344,6 +353,8 @@ class PrometheusClient:
         self.records.append(QueryRecord("config", "api", "/api/v1/status/config"))
         try:
             data = await self._request("status/config")
+        except MalformedAnswer:
+            raise
         except QueryFailed:
             return None
         text = data.get("yaml") if isinstance(data, dict) else None
@@ -354,6 +365,8 @@ class PrometheusClient:
         self.records.append(QueryRecord("flags", "api", "/api/v1/status/flags"))
         try:
             data = await self._request("status/flags")
+        except MalformedAnswer:
+            raise
         except QueryFailed:
             return {}
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
@@ -363,7 +376,7 @@ class PrometheusClient:
         data = await self._request("query", {"query": expr, "time": _num(at)})
         result = data.get("result") if isinstance(data, dict) else None
         if not isinstance(result, list):
-            raise QueryFailed(f"query {name}: the answer has no result list")
+            raise MalformedAnswer(f"query {name}: the answer has no result list")
         self.records.append(QueryRecord(name, "instant", expr, at, at, None, len(result)))
         return [item for item in result if isinstance(item, dict)]
 
@@ -378,7 +391,7 @@ class PrometheusClient:
         data = await self._request("query_range", params)
         result = data.get("result") if isinstance(data, dict) else None
         if not isinstance(result, list):
-            raise QueryFailed(f"query_range {query.name}: the answer has no result list")
+            raise MalformedAnswer(f"query_range {query.name}: the answer has no result list")
         self.records.append(
             QueryRecord(query.name, "range", query.expr, start, end, grid.step, len(result))
         )
@@ -416,7 +429,7 @@ class PrometheusClient:
                 metric = item.get("metric") if isinstance(item, dict) else None
                 values = item.get("values") if isinstance(item, dict) else None
                 if not isinstance(metric, dict) or not isinstance(values, list):
-                    raise QueryFailed(f"query_range {query.name}: malformed series in the answer")
+                    raise MalformedAnswer(f"query_range {query.name}: malformed series in the answer")
                 key = series_key({str(k): str(v) for k, v in metric.items()})
                 out.extend(key, _points(grid, values, query.name))
         return out
@@ -436,14 +449,16 @@ async def raw_samples(
         for item in result:
             metric, values = item.get("metric"), item.get("values")
             if not isinstance(metric, dict) or not isinstance(values, list):
-                raise QueryFailed("scrapes_raw: malformed series in the answer")
+                raise MalformedAnswer("scrapes_raw: malformed series in the answer")
             key = (str(metric.get("job", "")), str(metric.get("instance", "")))
             samples = out.setdefault(key, [])
             for pair in values:
                 try:
                     samples.append((float(pair[0]), float(pair[1])))
                 except (TypeError, ValueError, IndexError):
-                    raise QueryFailed(f"scrapes_raw: malformed sample {str(pair)[:80]}") from None
+                    raise MalformedAnswer(
+                        f"scrapes_raw: malformed sample {str(pair)[:80]}"
+                    ) from None
     for samples in out.values():
         samples.sort()
         samples[:] = [s for i, s in enumerate(samples) if i == 0 or s[0] != samples[i - 1][0]]
@@ -471,9 +486,13 @@ async def fetch(
     def ticker(name: str) -> Callable[[], None]:
         return lambda: tick(name)
 
+    failed_before = len(client.failed)
     matrices = await asyncio.gather(
         *(client.range(q, grid, ticker(q.name), max_points) for q in queries)
     )
+    failed = client.failed[failed_before:]
+    if total and len(failed) == total:  # nothing answered: no report, an error
+        raise PrometheusUnreachable(f"every range request failed; the first: {failed[0].error}")
     return {q.name: m for q, m in zip(queries, matrices, strict=True)}
 
 
@@ -486,7 +505,9 @@ def _points(grid: Grid, values: list[Any], name: str) -> Iterator[tuple[int, flo
             k = round((float(t) - start) / step) - 1
             value = float(v)
         except (TypeError, ValueError):
-            raise QueryFailed(f"query_range {name}: malformed sample {str(pair)[:80]}") from None
+            raise MalformedAnswer(
+                f"query_range {name}: malformed sample {str(pair)[:80]}"
+            ) from None
         if 0 <= k < count:
             yield k, value
 
