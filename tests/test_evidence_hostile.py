@@ -26,8 +26,10 @@ def run_evidence(url: str, out: Path, *extra: str) -> tuple[int, str, float, int
     """Exit status, stderr, seconds and peak RSS (KiB) of one ``certscope evidence`` run."""
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "certscope.evidence.cli", "--prometheus.url", url, *PERIOD]
-        + ["--out", str(out), *extra],
+        [
+            *(sys.executable, "-m", "certscope.evidence.cli", "--prometheus.url", url),
+            *(*PERIOD, "--out", str(out), *extra),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
