@@ -46,10 +46,13 @@ def huge(total: int, piece: int = 1 << 20) -> Behaviour:
     """A 200 answer of ``total`` bytes of JSON-looking text, sent as fast as possible."""
 
     def answer(path: str, body: bytes) -> Answer:
-        yield 0.0, (
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {total}\r\nConnection: close\r\n\r\n"
-        ).encode()
+        yield (
+            0.0,
+            (
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {total}\r\nConnection: close\r\n\r\n"
+            ).encode(),
+        )
         chunk = b'{"status":"success","data":{"resultType":"matrix","result":['
         filler = b" " * piece
         sent = len(chunk)
@@ -97,10 +100,14 @@ def forward(upstream: str, fail: Callable[[str, bytes], bool]) -> Behaviour:
     def answer(path: str, request: bytes) -> Answer:
         if fail(path, request):
             body = b'{"status":"error","errorType":"unavailable","error":"injected failure"}'
-            yield 0.0, (
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            ).encode() + body
+            yield (
+                0.0,
+                (
+                    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                ).encode()
+                + body,
+            )
             return
         head, _, body = request.partition(b"\r\n\r\n")
         method = head.split(b" ", 1)[0].decode()
@@ -115,10 +122,14 @@ def forward(upstream: str, fail: Callable[[str, bytes], bool]) -> Behaviour:
                 status, payload = resp.status, resp.read()
         except urllib.error.HTTPError as exc:
             status, payload = exc.code, exc.read()
-        yield 0.0, (
-            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-        ).encode() + payload
+        yield (
+            0.0,
+            (
+                f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+            ).encode()
+            + payload,
+        )
 
     return answer
 

@@ -473,7 +473,9 @@ def test_period_before_any_data_is_insufficient(scenario: Scenario) -> None:
     assert s["parameters"]["step_seconds"] == 15  # automatic: 30 minutes at 15 s
     coverage = read_csv(out / "coverage.csv")
     assert coverage[0]["coverage_ratio"] == "0.0"
-    assert "Partial evidence: the period starts before the data" in (out / "report.html").read_text()
+    assert (
+        "Partial evidence: the period starts before the data" in (out / "report.html").read_text()
+    )
     assert "No scrape of a job" in (out / "report.html").read_text()
 
 
@@ -632,9 +634,7 @@ def _params(count: int = 100, step: float = 60, window: float = 120) -> analyse.
     return analyse.Params(Grid(0.0, step, count), window, window, 60, 900, "certscope.*")
 
 
-def simulate(
-    grid: Grid, interval: float, samples: list[tuple[float, float]]
-) -> analyse.ScrapeData:
+def simulate(grid: Grid, interval: float, samples: list[tuple[float, float]]) -> analyse.ScrapeData:
     """What Prometheus 2.x answers for ``samples`` of one instance: the window counts of
     :func:`gaps.count_queries` (both ends of a range are inclusive) and, for the windows
     :func:`gaps.drill_windows` picks, the raw samples."""
@@ -822,8 +822,7 @@ def test_report_and_rules_pack_share_one_verdict_logic() -> None:
         if p["title"].endswith("status now")
     }
     assert status == {
-        f"{c} status now": f'max(certscope:soc2_control_failing{{control="{c}"}})'
-        for c in recorded
+        f"{c} status now": f'max(certscope:soc2_control_failing{{control="{c}"}})' for c in recorded
     }
 
 

@@ -429,7 +429,9 @@ class PrometheusClient:
                 metric = item.get("metric") if isinstance(item, dict) else None
                 values = item.get("values") if isinstance(item, dict) else None
                 if not isinstance(metric, dict) or not isinstance(values, list):
-                    raise MalformedAnswer(f"query_range {query.name}: malformed series in the answer")
+                    raise MalformedAnswer(
+                        f"query_range {query.name}: malformed series in the answer"
+                    )
                 key = series_key({str(k): str(v) for k, v in metric.items()})
                 out.extend(key, _points(grid, values, query.name))
         return out
