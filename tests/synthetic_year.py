@@ -12,7 +12,9 @@ The exporter job ``certscope`` (one instance) is scraped every 15 s through 2025
   (``public_key_sha256`` unchanged) and on 15 September with a new key;
 - a ``protocol_deprecated`` finding (CC6.7) for two days in May;
 - ``CertscopeCertificateExpiring`` firing twice, the second time across the 1-hour
-  Prometheus outage (one episode, not two).
+  Prometheus outage (one episode, not two);
+- the endpoint (``exposure="external"``) accepts TLS 1.0 with an insecure suite (grade C,
+  score 60) until 15 February, then TLS 1.2 and 1.3 only (grade A, score 95).
 
 ``up`` is written every 15 s; the exporter's own series and ``ALERTS`` every 60 s (the rule
 evaluation interval), which keeps the text near 250 MB instead of a gigabyte. Blocks are built
@@ -56,6 +58,8 @@ PROMETHEUS_DOWN = [
 RENEWED_SAME_KEY = ts("2025-03-15T12:00:00")
 RENEWED_NEW_KEY = ts("2025-09-15T12:00:00")
 FINDING = (ts("2025-05-01T00:00:00"), ts("2025-05-03T00:00:00"))
+TLS10_DISABLED = ts("2025-02-15T00:00:00")
+ENDPOINT_LABELS = 'exposure="external",environment="prod",owner="team-web"'
 EXPIRING = [
     (ts("2025-03-01T00:00:00"), RENEWED_SAME_KEY),
     (ts("2025-07-20T00:00:00"), RENEWED_NEW_KEY),
@@ -126,13 +130,40 @@ def _lines() -> Iterator[str]:
             f'subject_cn="web.example",issuer_cn="Example CA"}} {after:.0f} {t:.0f}'
         )
     endpoint = 'source_kind="tls",source="web",location="web.example:443"'
+    labelled = f"{endpoint},{ENDPOINT_LABELS}"
     for name, extra in (
         ("certscope_probe_success", ""),
         ("certscope_cert_verified", ""),
-        ("certscope_tls_protocol_supported", ',protocol="TLSv1.2"'),
     ):
         yield f"# TYPE {name} gauge"
-        yield from gauge(name, endpoint + extra, "1")
+        yield from gauge(name, labelled + extra, "1")
+    yield "# TYPE certscope_tls_protocol_supported gauge"
+    for protocol in ("TLSv1.2", "TLSv1.3"):
+        yield from gauge(
+            "certscope_tls_protocol_supported", f'{labelled},protocol="{protocol}"', "1"
+        )
+    old = f'{labelled},protocol="TLSv1.0"'
+    yield from gauge("certscope_tls_protocol_supported", old, "1", hi=TLS10_DISABLED)
+    yield from gauge("certscope_tls_protocol_supported", old, "0", lo=TLS10_DISABLED)
+    yield "# TYPE certscope_tls_cipher_suite_supported gauge"
+    suite = "certscope_tls_cipher_suite_supported"
+    good = 'protocol="TLSv1.2",cipher="TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",class="recommended"'
+    bad = 'protocol="TLSv1.0",cipher="TLS_RSA_WITH_3DES_EDE_CBC_SHA",class="insecure"'
+    yield from gauge(suite, f"{labelled},{good}", "1")
+    yield from gauge(suite, f"{labelled},{bad}", "1", hi=TLS10_DISABLED)
+    yield "# TYPE certscope_tls_grade_info gauge"
+    yield from gauge("certscope_tls_grade_info", f'{labelled},grade="C"', "1", hi=TLS10_DISABLED)
+    yield from gauge("certscope_tls_grade_info", f'{labelled},grade="A"', "1", lo=TLS10_DISABLED)
+    yield "# TYPE certscope_tls_grade_score gauge"
+    yield from gauge("certscope_tls_grade_score", labelled, "60", hi=TLS10_DISABLED)
+    yield from gauge("certscope_tls_grade_score", labelled, "95", lo=TLS10_DISABLED)
+    yield "# TYPE certscope_probe_timestamp_seconds gauge"
+    for t in slow:
+        yield f"certscope_probe_timestamp_seconds{{{JOB},{labelled}}} {t - 3:.0f} {t:.0f}"
+    yield "# TYPE certscope_tls_scan_last_success_timestamp_seconds gauge"
+    for t in slow:
+        scan = t // 3600 * 3600
+        yield f"certscope_tls_scan_last_success_timestamp_seconds{{{JOB},{labelled}}} {scan:.0f} {t:.0f}"
     yield "# TYPE certscope_policy_violation gauge"
     finding = f'{endpoint},rule="protocol_deprecated",severity="warning",control="CC6.7"'
     yield from gauge("certscope_policy_violation", finding, "1", *FINDING)

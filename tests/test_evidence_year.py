@@ -220,3 +220,40 @@ def test_availability_counts_time_without_data(prom: Prometheus) -> None:
         expr = _substitute(panels[title]["targets"][0]["expr"], end - start)
         (sample,) = prom.api("query", query=expr, time=str(end))["result"]
         assert float(sample["value"][1]) == pytest.approx(expected, rel=0.002), title
+
+
+def test_endpoints_positive_evidence(report: dict[str, Any]) -> None:
+    """What the endpoint accepted at the end of the year and at its worst within it."""
+    out = report["_out"]
+    (row,) = list(csv.DictReader(io.StringIO((out / "endpoints.csv").read_text())))
+    last = max(t for t in year.scrape_times(year.EVAL, year.OFFSET) if t <= year.END)
+    assert row == {
+        "source": "web",
+        "location": "web.example:443",
+        "exposure": "external",
+        "environment": "prod",
+        "owner": "team-web",
+        "protocols_at_end": "TLSv1.2 TLSv1.3",
+        "deprecated_protocols_at_end": "none",
+        "suites_at_end": "TLSv1.2 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 (recommended)",
+        "grade_at_end": "A",
+        "verified_at_end": "true",
+        "last_probe": iso(last - 3),
+        "last_scan": iso(last // 3600 * 3600),
+        "protocols_accepted_in_period": "TLSv1.0 TLSv1.2 TLSv1.3",
+        "deprecated_protocols_in_period": "TLSv1.0",
+        "insecure_or_weak_suites_in_period": "TLS_RSA_WITH_3DES_EDE_CBC_SHA (insecure)",
+        "grades_in_period": "A C",
+        "lowest_grade_score_in_period": "60.0",
+        "unverified_in_period": "false",
+    }
+    inventory = list(csv.DictReader(io.StringIO((out / "inventory.csv").read_text())))
+    current = next(r for r in inventory if r["serial"] == "03")
+    assert current["public_key_sha256"] == "bb" * 32
+    assert float(current["days_left_at_period_end"]) == pytest.approx(
+        (year.CERTS[2][2] - year.END) / 86400
+    )
+    assert current["verified"] == "true" and current["renewal_method"] == "not configured"
+    assert next(r for r in inventory if r["serial"] == "01")["days_left_at_period_end"] == ""
+    html = (out / "report.html").read_text()
+    assert ">TLS endpoints</h2>" in html and "TLS_RSA_WITH_3DES_EDE_CBC_SHA (insecure)" in html

@@ -27,6 +27,7 @@ from typing import Any
 
 from . import gaps as gapmod
 from . import verdict
+from .endpoints import Endpoint
 from .model import Grid, Matrix, Run, value_at
 from .verdict import FAIL, INSUFFICIENT, NOT_APPLICABLE, PASS, PASS_WITH_GAPS
 
@@ -345,6 +346,7 @@ class Evidence:
     controls: tuple[ControlResult, ...]
     timeline: Timeline
     notes: tuple[str, ...] = field(default=())
+    endpoints: tuple[Endpoint, ...] = field(default=())
 
     @property
     def gaps(self) -> list[Gap]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import math
 import re
 import shutil
@@ -32,7 +33,7 @@ import yaml
 from .. import __version__
 from ..config import parse_duration
 from ..errors import UsageError
-from . import analyse, gaps, http, query, report, verdict
+from . import analyse, endpoints, gaps, http, query, report, verdict
 from .model import Grid, human_duration, iso
 
 #: Steps tried, smallest first, when --step is not given.
@@ -450,6 +451,9 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
         )
         scrapes, coverage_queries = await _scrapes(client, args, grid, scrape)
         data = await query.fetch(client, queries, grid, progress, args.chunk_points)
+        endpoint_answers = await endpoints.fetch(
+            client, args.job, grid.start, grid.end, params.window
+        )
         retention = await _retention(client, cfg.end)
     scrapes = analyse.ScrapeData(
         scrapes.successes,
@@ -458,7 +462,10 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
         scrapes.drilled,
         tuple((f.name, f.start, f.end) for f in client.failed),
     )
-    evidence = analyse.analyse(params, data, scrapes)
+    evidence = dataclasses.replace(
+        analyse.analyse(params, data, scrapes),
+        endpoints=tuple(endpoints.build(endpoint_answers)),
+    )
     partial = _starts_before_data(evidence)
     meta = report.Meta(
         generated_at=time.time(),

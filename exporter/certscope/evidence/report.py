@@ -36,6 +36,7 @@ from .analyse import (
     Gap,
     Renewal,
 )
+from .endpoints import Endpoint, protocols_text, suites_text
 from .model import human_duration, iso
 from .query import Query, QueryRecord
 
@@ -137,13 +138,32 @@ INVENTORY_HEADER = (
     "last_seen",
     "present_at_start",
     "present_at_end",
+    "public_key_sha256",
+    "days_left_at_period_end",
+    "verified",
+    "renewal_method",
 )
 
 
-def inventory_csv(certs: Sequence[Certificate]) -> bytes:
+def _verified(c: Certificate, eps: Mapping[tuple[str, str, str], Endpoint]) -> str:
+    """``true``/``false`` for a TLS leaf whose endpoint reported verification at the end."""
+    kind, source, location = (c.labels.get(k, "") for k in _IDENTITY)
+    ep = eps.get((kind, source, location))
+    if ep is None or ep.verified_end is None or c.labels.get("chain_position") != "0":
+        return ""
+    return "true" if ep.verified_end and c.present_at_end else "false"
+
+
+def inventory_csv(
+    certs: Sequence[Certificate], end: float = 0.0, eps: Sequence[Endpoint] = ()
+) -> bytes:
+    by_key = {(e.source_kind, e.source, e.location): e for e in eps}
     rows = []
     for c in certs:
         lab, f = c.labels, c.facts
+        days_left = (
+            (c.not_after - end) / 86400 if c.present_at_end and c.not_after is not None else None
+        )
         rows.append(
             (
                 lab.get("source_kind"),
@@ -173,9 +193,68 @@ def inventory_csv(certs: Sequence[Certificate]) -> bytes:
                 _iso(c.last_seen),
                 c.present_at_start,
                 c.present_at_end,
+                f.get("public_key_sha256"),
+                _days(days_left),
+                _verified(c, by_key),
+                lab.get("renewal") or "not configured",
             )
         )
     return to_csv(INVENTORY_HEADER, rows)
+
+
+ENDPOINTS_HEADER = (
+    "source",
+    "location",
+    "exposure",
+    "environment",
+    "owner",
+    "protocols_at_end",
+    "deprecated_protocols_at_end",
+    "suites_at_end",
+    "grade_at_end",
+    "verified_at_end",
+    "last_probe",
+    "last_scan",
+    "protocols_accepted_in_period",
+    "deprecated_protocols_in_period",
+    "insecure_or_weak_suites_in_period",
+    "grades_in_period",
+    "lowest_grade_score_in_period",
+    "unverified_in_period",
+)
+
+
+def _bool(value: bool | None) -> str:
+    return "" if value is None else ("true" if value else "false")
+
+
+def endpoints_csv(eps: Sequence[Endpoint]) -> bytes:
+    return to_csv(
+        ENDPOINTS_HEADER,
+        (
+            (
+                e.source,
+                e.location,
+                e.labels.get("exposure", ""),
+                e.labels.get("environment", ""),
+                e.labels.get("owner", ""),
+                protocols_text(e.protocols_end),
+                " ".join(e.deprecated_end) or ("none" if e.protocols_end else ""),
+                suites_text(e.suites_end),
+                e.grade_end,
+                _bool(e.verified_end),
+                _iso(e.last_probe),
+                _iso(e.last_scan),
+                protocols_text(e.protocols_ever),
+                " ".join(e.deprecated_ever) or ("none" if e.protocols_ever else ""),
+                "; ".join(f"{c} ({k})" for c, k in sorted(e.weak_suites_ever)),
+                " ".join(sorted(e.grades_seen)),
+                e.lowest_score,
+                _bool(e.ever_unverified),
+            )
+            for e in eps
+        ),
+    )
 
 
 FINDINGS_HEADER = (
@@ -896,6 +975,46 @@ def report_html(ev: Evidence, meta: Meta, charts: Mapping[str, bytes]) -> bytes:
         )
     )
 
+    # Endpoints -------------------------------------------------------------------------------
+    add('<h2 id="endpoints">TLS endpoints</h2>')
+    add(
+        '<p class="muted">Every TLS endpoint seen in the period: what it accepted at the end of '
+        "the period and the worst it accepted at any time within it (endpoints.csv has every "
+        "suite). <em>exposure</em> is the configured external/internal label.</p>"
+    )
+    add(
+        _table(
+            [
+                "endpoint",
+                "exposure",
+                "protocols at end",
+                "grade at end",
+                "verified at end",
+                "deprecated protocols in period",
+                "insecure/weak suites in period",
+                "lowest score",
+                "last probe",
+                "last scan",
+            ],
+            [
+                [
+                    _e(f"{e.source} — {e.location}"),
+                    _e(e.labels.get("exposure", "")),
+                    _e(protocols_text(e.protocols_end) or "not monitored at the end"),
+                    _e(e.grade_end),
+                    _e(_bool(e.verified_end)),
+                    _e(" ".join(e.deprecated_ever) or ("none" if e.protocols_ever else "")),
+                    _e(", ".join(f"{c} ({k})" for c, k in sorted(e.weak_suites_ever)) or "none"),
+                    _num("" if e.lowest_score is None else f"{e.lowest_score:g}"),
+                    _t(_iso(e.last_probe)),
+                    _t(_iso(e.last_scan)),
+                ]
+                for e in ev.endpoints
+            ],
+            "No TLS endpoint was probed during the period.",
+        )
+    )
+
     # Inventory -------------------------------------------------------------------------------
     add('<h2 id="inventory">Certificate inventory</h2>')
     add(_img("expiry-timeline.png", charts["expiry-timeline.png"], "Certificate expiry timeline"))
@@ -1022,7 +1141,8 @@ def render(ev: Evidence, meta: Meta, charts: Mapping[str, bytes]) -> dict[str, b
     """Every file of the evidence directory, manifest.json last (it hashes the others)."""
     files: dict[str, bytes] = {
         "report.html": report_html(ev, meta, charts),
-        "inventory.csv": inventory_csv(ev.certificates),
+        "inventory.csv": inventory_csv(ev.certificates, ev.params.grid.end, ev.endpoints),
+        "endpoints.csv": endpoints_csv(ev.endpoints),
         "findings.csv": findings_csv(ev.findings),
         "alerts.csv": alerts_csv(ev.alerts),
         "coverage.csv": coverage_csv(ev),
