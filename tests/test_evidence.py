@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -40,12 +41,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from certscope.evidence import analyse, cli, gaps, query
 from certscope.evidence.model import Grid, Matrix, Run, iso
 from exporter import Exporter
 from pki import Leaf, TestPKI
-from promserver import Prometheus, free_port
+from promserver import Prometheus, binary, free_port
 from servers import tls_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +66,10 @@ FILES = (
     "findings.png",
     "manifest.json",
     "manifest.json.sha256",
+    "endpoints.csv",
+    "rules.json",
+    "alertmanager.yml",
+    "certscope-config.yml",
 )
 
 
@@ -170,11 +176,74 @@ def scenario(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         )
 
 
+#: secrets in the Alertmanager configuration that must never reach the package
+AM_SECRETS = ("hunter2-smtp", "SLACKTOKEN", "TOKEN123", "pd-routing-secret")
+AM_CONFIG = f"""
+global:
+  smtp_smarthost: mail.example.net:587
+  smtp_from: certscope@example.net
+  smtp_auth_username: alerts
+  smtp_auth_password: {AM_SECRETS[0]}
+  slack_api_url: https://hooks.slack.com/services/T000/B000/{AM_SECRETS[1]}
+route:
+  receiver: team
+  routes:
+    - matchers: ['severity="critical"']
+      receiver: pager
+receivers:
+  - name: team
+    webhook_configs:
+      - url: https://hooks.example.net/certscope/{AM_SECRETS[2]}?key=abc
+  - name: pager
+    pagerduty_configs:
+      - routing_key: {AM_SECRETS[3]}
+"""
+
+
 @pytest.fixture(scope="module")
-def report(scenario: Scenario) -> tuple[Path, subprocess.CompletedProcess[str]]:
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Alertmanager (Debian prometheus-alertmanager) with secrets in its routing."""
+    tmp = tmp_path_factory.mktemp("alertmanager")
+    (tmp / "am.yml").write_text(AM_CONFIG)
+    port = free_port()
+    with (tmp / "am.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                binary("prometheus-alertmanager", "prometheus-alertmanager"),
+                f"--config.file={tmp / 'am.yml'}",
+                f"--storage.path={tmp / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/-/ready", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError((tmp / "am.log").read_text()) from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def report(scenario: Scenario, alertmanager: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
     out = scenario.tmp / "out"
     started = time.monotonic()
     proc = evidence(
+        "--alertmanager.url",
+        alertmanager,
+        "--config",
+        str(scenario.tmp / "certscope.yml"),
         "--prometheus.url",
         scenario.prom.url,
         "--from",
@@ -845,3 +914,58 @@ def test_period_verdict(checks: list[str], steps: list[Run], coverage: float, re
     from certscope.evidence import verdict
 
     assert verdict.over_period(steps, 100, coverage, checks).result == result
+
+
+def test_control_configuration_in_the_package(
+    report: tuple[Path, subprocess.CompletedProcess[str]], scenario: Scenario
+) -> None:
+    out = report[0]
+    every_file = b"".join(p.read_bytes() for p in out.iterdir())
+    for secret in AM_SECRETS:
+        assert secret.encode() not in every_file, secret
+    am = yaml.safe_load((out / "alertmanager.yml").read_text())
+    assert am["route"]["routes"][0]["receiver"] == "pager"  # routing is kept
+    assert am["receivers"][0]["webhook_configs"][0]["url"] == "https://hooks.example.net/<redacted>"
+    assert am["receivers"][1]["pagerduty_configs"][0]["routing_key"] in ("<redacted>", "<secret>")
+    config = scenario.tmp / "certscope.yml"
+    s = summary(out)
+    assert (
+        s["configuration"]["certscope_config_sha256"]
+        == hashlib.sha256(config.read_bytes()).hexdigest()
+    )
+    assert yaml.safe_load((out / "certscope-config.yml").read_text()) == yaml.safe_load(
+        config.read_text()
+    )  # nothing secret in it: unchanged
+    rules = json.loads((out / "rules.json").read_text())
+    loaded = {r["name"] for g in rules["groups"] for r in g["rules"] if r["type"] == "alerting"}
+    assert "CertscopeCertificateExpiring" in loaded
+    runbooks = {r["alert"]: r["runbook_url"] for r in s["configuration"]["runbooks"]}
+    assert runbooks["CertscopeCertificateExpiring"].endswith(
+        "docs/runbooks.md#certscopecertificateexpiring"
+    )
+    assert "TLS endpoints (certificates, protocols, cipher suites)" in s["configuration"]["covered"]
+    not_covered = s["configuration"]["not_covered"]
+    assert any(
+        n.startswith("SSH host keys and authorized keys: not configured") for n in not_covered
+    )
+    assert "Endpoint and laptop disk encryption (MDM)" in not_covered
+    html = (out / "report.html").read_text()
+    assert ">Not covered</h2>" in html and ">Control configuration</h2>" in html
+
+
+def test_redaction() -> None:
+    from certscope.evidence.configuration import redact, redact_url
+
+    doc = {
+        "basic_auth": {"username": "u", "password": "p", "password_file": "/run/p"},
+        "api_key": "k",
+        "webhook_configs": [{"url": "https://user:pw@h.example:8443/path/TOKEN?x=1"}],
+        "name": "team",
+    }
+    assert redact(doc) == {
+        "basic_auth": {"username": "u", "password": "<redacted>", "password_file": "/run/p"},
+        "api_key": "<redacted>",
+        "webhook_configs": [{"url": "https://h.example:8443/<redacted>"}],
+        "name": "team",
+    }
+    assert redact_url("https://alerts.example.net") == "https://alerts.example.net"

@@ -33,7 +33,7 @@ import yaml
 from .. import __version__
 from ..config import parse_duration
 from ..errors import UsageError
-from . import analyse, endpoints, gaps, http, query, report, verdict
+from . import analyse, configuration, endpoints, gaps, http, query, report, verdict
 from .model import Grid, human_duration, iso
 
 #: Steps tried, smallest first, when --step is not given.
@@ -104,6 +104,20 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="YAML with basic_auth, authorization / bearer_token(_file) and tls_config, "
         "as in a Prometheus http_config",
+    )
+    p.add_argument(
+        "--alertmanager.url",
+        dest="alertmanager_url",
+        metavar="URL",
+        help="Alertmanager base URL: its routing and receivers (secrets redacted) go into the "
+        "package",
+    )
+    p.add_argument(
+        "--config",
+        dest="certscope_config",
+        metavar="FILE",
+        help="the certscope configuration file: a redacted copy and its SHA-256 go into the "
+        "package",
     )
     p.add_argument(
         "--query.timeout",
@@ -219,10 +233,10 @@ def choose_step(period: float, step: str | None) -> float:
     return float(STEP_LADDER[-1])
 
 
-def check_url(url: str) -> str:
+def check_url(url: str, option: str = "--prometheus.url") -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"--prometheus.url {url!r}: expected http(s)://host:port")
+        raise UsageError(f"{option} {url!r}: expected http(s)://host:port")
     return url
 
 
@@ -361,6 +375,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out}: not a directory")
+    if args.alertmanager_url is not None:
+        check_url(args.alertmanager_url, "--alertmanager.url")
+    if args.certscope_config is not None and not Path(args.certscope_config).is_file():
+        raise UsageError(f"--config {args.certscope_config}: not a readable file")
     if out.is_dir() and any(out.iterdir()) and not args.force:
         raise UsageError(f"--out {args.out}: not empty (use --force to replace its content)")
     return Settings(
@@ -392,6 +410,24 @@ async def _scrapes(
         ),
         plan,
     )
+
+
+async def _configuration(
+    client: query.PrometheusClient, args: argparse.Namespace, cfg: Settings
+) -> configuration.Configuration:
+    if args.alertmanager_url is None:
+        return await configuration.fetch(
+            client, None, args.certscope_config, args.job, cfg.start, cfg.end
+        )
+    async with query.PrometheusClient(
+        # no credentials of Prometheus are sent to another server
+        args.alertmanager_url,
+        timeout=client.timeout,
+        service="Alertmanager",
+    ) as am:
+        return await configuration.fetch(
+            client, am, args.certscope_config, args.job, cfg.start, cfg.end
+        )
 
 
 async def _retention(client: query.PrometheusClient, at: float) -> dict[str, str]:
@@ -455,6 +491,7 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
             client, args.job, grid.start, grid.end, params.window
         )
         retention = await _retention(client, cfg.end)
+        conf = await _configuration(client, args, cfg)
     scrapes = analyse.ScrapeData(
         scrapes.successes,
         scrapes.counts,
@@ -484,6 +521,7 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
         failed_chunks=[(f.name, f.start, f.end, f.error) for f in client.failed],
         http=cfg.http.description,
         bytes_received=client.bytes_received,
+        configuration=conf,
     )
     from . import charts  # matplotlib: loaded only when a report is drawn
 

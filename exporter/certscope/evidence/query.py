@@ -23,6 +23,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -238,8 +239,10 @@ class PrometheusClient:
         backoff: float = 0.5,
         max_bytes: int = DEFAULT_MAX_BYTES,
         concurrency: int = 4,
+        service: str = "Prometheus",
     ) -> None:
         self.url = url.rstrip("/")
+        self.service = service
         self.http = http or HttpConfig()
         self.timeout = timeout
         self.retries = retries
@@ -292,7 +295,20 @@ class PrometheusClient:
 
     async def _request(self, path: str, params: dict[str, str] | None = None) -> Any:
         """POST (queries) or GET (everything else) ``/api/v1/<path>``; the ``data`` member."""
-        url = f"{self.url}/api/v1/{path}"
+        body = await self._body(f"{self.url}/api/v1/{path}", path, params)
+        return self._data(path, body)
+
+    async def get_json(self, path: str, query: dict[str, str] | None = None) -> Any:
+        """GET ``<url><path>?<query>`` and parse the JSON as it is (no API envelope)."""
+        url = f"{self.url}{path}" + (f"?{urlencode(query, doseq=True)}" if query else "")
+        body = await self._body(url, path, None)
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise MalformedAnswer(f"{path}: the answer is not JSON ({str(exc)[:200]})") from None
+
+    async def _body(self, url: str, path: str, params: dict[str, str] | None) -> bytes:
+        """The body of a successful answer, after retries (see the class docstring)."""
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
@@ -314,10 +330,11 @@ class PrometheusClient:
                 continue
             if status >= 400:
                 raise QueryFailed(f"{path}: HTTP {status}: {_error_message(body)}")
-            return self._data(path, body)
+            return body
         tries = self.retries + 1
         raise PrometheusUnreachable(
-            f"cannot reach Prometheus at {self.url}: {last} ({tries} attempt{'s' * (tries > 1)})"
+            f"cannot reach {self.service} at {self.url}: {last} "
+            f"({tries} attempt{'s' * (tries > 1)})"
         )
 
     def _data(self, path: str, body: bytes) -> Any:

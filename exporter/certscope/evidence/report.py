@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import csvsafe
+from . import configuration as confmod
 from .analyse import (
     FAIL,
     INSUFFICIENT,
@@ -36,6 +37,7 @@ from .analyse import (
     Gap,
     Renewal,
 )
+from .configuration import Configuration
 from .endpoints import Endpoint, protocols_text, suites_text
 from .model import human_duration, iso
 from .query import Query, QueryRecord
@@ -71,6 +73,7 @@ class Meta:
     #: how the client authenticated (no secret)
     http: Sequence[str] = ()
     bytes_received: int = 0
+    configuration: Configuration = field(default_factory=Configuration)
 
 
 # --- small helpers --------------------------------------------------------------------------
@@ -600,6 +603,7 @@ def summary(ev: Evidence, meta: Meta) -> dict[str, Any]:
             "targets": len(ev.targets),
             "exporter_instances": max(0, len(ev.exporter) - 1),
         },
+        "configuration": confmod.summary(meta.configuration),
         "notes": [*ev.notes, *meta.notes],
         "warnings": list(meta.warnings),
     }
@@ -1049,6 +1053,8 @@ def report_html(ev: Evidence, meta: Meta, charts: Mapping[str, bytes]) -> bytes:
         )
     )
 
+    _configuration_html(add, meta.configuration)
+
     # Method ----------------------------------------------------------------------------------
     add('<h2 id="method">Method</h2>')
     add(
@@ -1078,6 +1084,63 @@ def report_html(ev: Evidence, meta: Meta, charts: Mapping[str, bytes]) -> bytes:
         add("</ul>")
     add("</body></html>")
     return "\n".join(parts).encode()
+
+
+def _configuration_html(add: Any, conf: Configuration) -> None:
+    """Control configuration and what certscope does not observe."""
+    add('<h2 id="configuration">Control configuration</h2>')
+    facts = [
+        (
+            "Rules loaded in Prometheus",
+            "rules.json (/api/v1/rules)" if conf.rules is not None else "not offered",
+        ),
+        (
+            "Alertmanager routing and receivers",
+            "alertmanager.yml (secrets redacted)"
+            if conf.alertmanager is not None
+            else conf.alertmanager_error or "not requested (--alertmanager.url)",
+        ),
+        (
+            "certscope configuration",
+            f"certscope-config.yml (secrets redacted), SHA-256 {conf.certscope_config_sha256} "
+            "of the original file"
+            if conf.certscope_config is not None
+            else "not requested (--config)",
+        ),
+    ]
+    add('<table class="meta"><tbody>')
+    for key, value in facts:
+        add(f"<tr><td>{_e(key)}</td><td>{_e(value)}</td></tr>")
+    add("</tbody></table>")
+    add("<h3>Alerts and their runbooks</h3>")
+    add(
+        _table(
+            ["alert", "severity", "control", "runbook"],
+            [
+                [
+                    f"<td><code>{_e(a)}</code></td>",
+                    _e(s),
+                    _e(c),
+                    f'<td><a href="{_e(u)}">{_e(u)}</a></td>' if u else _e("none"),
+                ]
+                for a, s, c, u in conf.runbooks
+            ],
+            "No certscope alert rule is loaded in this Prometheus.",
+        )
+    )
+    add('<h2 id="not-covered">Not covered</h2>')
+    add(
+        '<p class="muted">What this package is evidence of, and what it is not: kinds of '
+        "credential certscope observes but that were not configured in the period, and what "
+        "certscope never observes. Other evidence must cover these.</p>"
+    )
+    add("<h3>Observed in the period</h3><ul>")
+    for what in conf.covered or ("nothing",):
+        add(f"<li>{_e(what)}</li>")
+    add("</ul><h3>Not covered</h3><ul>")
+    for what in conf.not_covered:
+        add(f"<li>{_e(what)}</li>")
+    add("</ul>")
 
 
 def _end_text(a: AlertEpisode) -> str:
@@ -1149,6 +1212,7 @@ def render(ev: Evidence, meta: Meta, charts: Mapping[str, bytes]) -> dict[str, b
         "renewals.csv": renewals_csv(ev.renewals),
         "summary.json": _json(summary(ev, meta)),
         **{name: charts[name] for name in CHARTS},
+        **confmod.files(meta.configuration),
     }
     files["manifest.json"] = _json(manifest(files, ev, meta))
     # beside the manifest, in sha256sum format: `sha256sum -c manifest.json.sha256`
