@@ -23,7 +23,11 @@ declare -A pkg_for=(
   [ssh-keygen]=openssh-client
   [ssh-keyscan]=openssh-client
   [dropbear]=dropbear-bin
+  [pdftoppm]=poppler-utils
+  [pdfinfo]=poppler-utils
 )
+# Libraries without a command: WeasyPrint (report.pdf of `certscope evidence`) needs Pango.
+libs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)
 extra=("$@")  # more packages asked for by the caller (benchmarks add their peers)
 
 missing=()
@@ -31,7 +35,7 @@ for cmd in "${!pkg_for[@]}"; do
   # /usr/sbin (sshd, dropbear) may be missing from a non-login PATH
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${pkg_for[$cmd]}")
 done
-for p in "${extra[@]}"; do
+for p in "${libs[@]}" "${extra[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then

@@ -28,6 +28,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,6 +71,7 @@ FILES = (
     "rules.json",
     "alertmanager.yml",
     "certscope-config.yml",
+    "report.pdf",
 )
 
 
@@ -258,7 +260,7 @@ def report(scenario: Scenario, alertmanager: str) -> tuple[Path, subprocess.Comp
         "5s",
     )
     assert proc.returncode == 0, proc.stderr
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 120  # with report.pdf, on a shared 2-core machine
     return out, proc
 
 
@@ -330,7 +332,7 @@ def test_thresholds_decide_pass_and_pass_with_gaps(scenario: Scenario) -> None:
             *("--prometheus.url", scenario.prom.url, "--from", iso(scenario.start)),
             *("--to", iso(scenario.end), "--out", str(out), "--step", "1s"),
             *("--probe-stale-after", "5s", "--min-observed-ratio", min_ratio),
-            *("--insufficient-below", low),
+            *("--insufficient-below", low, "--no-pdf"),
         )
         assert proc.returncode == 0, proc.stderr
         results[name] = {c: v["result"] for c, v in summary(out)["controls"].items()}
@@ -525,7 +527,7 @@ async def test_chunked_range_queries_match_one_query(scenario: Scenario) -> None
 def test_period_before_any_data_is_insufficient(scenario: Scenario) -> None:
     out = scenario.tmp / "before"
     args = ["--prometheus.url", scenario.prom.url, "--from", iso(scenario.start - 3600)]
-    args += ["--to", iso(scenario.start - 1800), "--out", str(out)]
+    args += ["--to", iso(scenario.start - 1800), "--out", str(out), "--no-pdf"]
     proc = evidence(*args)
     assert proc.returncode == cli.EXIT_PARTIAL, proc.stderr  # written, but partial
     assert "the period starts before the data" in proc.stderr
@@ -969,3 +971,33 @@ def test_redaction() -> None:
         "name": "team",
     }
     assert redact_url("https://alerts.example.net") == "https://alerts.example.net"
+
+
+def test_report_pdf_renders(
+    report: tuple[Path, subprocess.CompletedProcess[str]], scenario: Scenario
+) -> None:
+    """report.pdf (WeasyPrint) is a real PDF: its first page renders with text on it."""
+    from PIL import Image
+
+    out = report[0]
+    assert (out / "report.pdf").read_bytes().startswith(b"%PDF-")
+    pdftoppm = binary("pdftoppm", "poppler-utils")
+    prefix = scenario.tmp / "page"
+    subprocess.run(
+        [pdftoppm, "-png", "-r", "60", "-f", "1", "-l", "1", str(out / "report.pdf"), str(prefix)],
+        check=True,
+        timeout=60,
+    )
+    (png,) = scenario.tmp.glob("page*.png")
+    with Image.open(png) as img:
+        width, height = img.size
+        assert width > height  # A4 landscape
+        colours = img.convert("RGB").getcolors(maxcolors=1 << 20)
+        assert colours is not None and len(colours) > 20  # text and badges, not a blank page
+    info = subprocess.run(
+        [binary("pdfinfo", "poppler-utils"), str(out / "report.pdf")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert int(re.search(r"Pages:\s+(\d+)", info).group(1)) >= 3  # type: ignore[union-attr]

@@ -131,7 +131,7 @@ def test_alert_episodes_span_a_prometheus_outage(report: dict[str, Any]) -> None
 
 
 def test_a_period_before_the_data_is_partial(prom: Prometheus, tmp_path: Path) -> None:
-    args = ["--from", "2024-12-01", "--to", "2025-01-31", "--step", "1h"]
+    args = ["--from", "2024-12-01", "--to", "2025-01-31", "--step", "1h", "--no-pdf"]
     proc = run(prom, tmp_path / "a", *args)
     assert proc.returncode == 3, proc.stderr
     first = iso(year.FIRST)

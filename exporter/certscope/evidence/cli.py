@@ -174,6 +174,11 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         help="exit 0 even when the period starts before the data Prometheus holds",
     )
     p.add_argument(
+        "--no-pdf",
+        action="store_true",
+        help="do not write report.pdf (WeasyPrint) next to report.html",
+    )
+    p.add_argument(
         "--force",
         action="store_true",
         help="replace a non-empty --out directory (its files are deleted first)",
@@ -437,6 +442,8 @@ async def _retention(client: query.PrometheusClient, at: float) -> dict[str, str
         for k in ("storage.tsdb.retention.time", "storage.tsdb.retention.size")
         if flags.get(k)
     }
+    if out.get("storage.tsdb.retention.time") == "0s":  # Prometheus's own default applies
+        out["storage.tsdb.retention.time"] = "0s (default: 15d unless a size limit is set)"
     try:
         lowest = await client.instant(
             "tsdb_lowest", "min(prometheus_tsdb_lowest_timestamp_seconds)", at
@@ -523,9 +530,14 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
         bytes_received=client.bytes_received,
         configuration=conf,
     )
-    from . import charts  # matplotlib: loaded only when a report is drawn
+    from . import (
+        charts,  # matplotlib: loaded only when a report is drawn
+        pdf,
+    )
 
-    files = report.render(evidence, meta, charts.render(evidence))
+    files = report.render(
+        evidence, meta, charts.render(evidence), None if args.no_pdf else pdf.render
+    )
     write_atomic(cfg.out, files, force=args.force)
     for c in evidence.controls:
         print(f"{c.control}\t{c.result}\t{c.title}")

@@ -15,7 +15,7 @@ import hashlib
 import html
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1200,10 +1200,17 @@ def manifest(files: Mapping[str, bytes], ev: Evidence, meta: Meta) -> dict[str, 
     }
 
 
-def render(ev: Evidence, meta: Meta, charts: Mapping[str, bytes]) -> dict[str, bytes]:
+def render(
+    ev: Evidence,
+    meta: Meta,
+    charts: Mapping[str, bytes],
+    to_pdf: Callable[[bytes], bytes] | None = None,
+) -> dict[str, bytes]:
     """Every file of the evidence directory, manifest.json last (it hashes the others)."""
+    html_report = report_html(ev, meta, charts)
     files: dict[str, bytes] = {
-        "report.html": report_html(ev, meta, charts),
+        "report.html": html_report,
+        **({"report.pdf": to_pdf(html_report)} if to_pdf is not None else {}),
         "inventory.csv": inventory_csv(ev.certificates, ev.params.grid.end, ev.endpoints),
         "endpoints.csv": endpoints_csv(ev.endpoints),
         "findings.csv": findings_csv(ev.findings),
