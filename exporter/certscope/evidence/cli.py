@@ -33,7 +33,7 @@ import yaml
 from .. import __version__
 from ..config import parse_duration
 from ..errors import UsageError
-from . import analyse, configuration, endpoints, gaps, http, query, report, verdict
+from . import analyse, configuration, endpoints, facts, gaps, http, query, report, verdict
 from .model import Grid, human_duration, iso
 
 #: Steps tried, smallest first, when --step is not given.
@@ -401,7 +401,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 async def _scrapes(
     client: query.PrometheusClient, args: argparse.Namespace, grid: Grid, interval: float
-) -> tuple[analyse.ScrapeData, list[query.Query]]:
+) -> tuple[facts.ScrapeData, list[query.Query]]:
     """Counts per window, then raw samples where a window is short (:mod:`.gaps`)."""
     plan = query.coverage_plan(args.job, grid.step, interval)
     data = await query.fetch(client, plan, grid, max_points=args.chunk_points)
@@ -410,7 +410,7 @@ async def _scrapes(
     raw = await query.raw_samples(client, f"up{{job=~{query.quote(args.job)}}}", ranges)
     failed = tuple((f.name, f.start, f.end) for f in client.failed)
     return (
-        analyse.ScrapeData(
+        facts.ScrapeData(
             data["scrape_successes"], data["scrape_counts"], raw, frozenset(drilled), failed
         ),
         plan,
@@ -474,7 +474,7 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
     ) as client:
         build = await client.buildinfo()
         scrape, evaluation, source = intervals(await client.config_yaml(), args.job)
-        params = analyse.Params(
+        params = facts.Params(
             grid=grid,
             window=max(cfg.step, 2 * scrape),
             alert_window=max(cfg.step, 2 * evaluation),
@@ -499,7 +499,7 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
         )
         retention = await _retention(client, cfg.end)
         conf = await _configuration(client, args, cfg)
-    scrapes = analyse.ScrapeData(
+    scrapes = facts.ScrapeData(
         scrapes.successes,
         scrapes.counts,
         scrapes.raw,
@@ -550,7 +550,7 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
     return 0
 
 
-def _starts_before_data(ev: analyse.Evidence) -> str:
+def _starts_before_data(ev: facts.Evidence) -> str:
     """Why the evidence is partial at its start, or "" when the data reaches the start."""
     job = ev.exporter[0]
     start = ev.params.grid.start

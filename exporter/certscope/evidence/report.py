@@ -22,12 +22,9 @@ from typing import Any
 
 from .. import csvsafe
 from . import configuration as confmod
-from .analyse import (
-    FAIL,
-    INSUFFICIENT,
-    NOT_APPLICABLE,
-    PASS,
-    PASS_WITH_GAPS,
+from .configuration import Configuration
+from .endpoints import Endpoint, protocols_text, suites_text
+from .facts import (
     SLOT_LABELS,
     AlertEpisode,
     Certificate,
@@ -37,10 +34,9 @@ from .analyse import (
     Gap,
     Renewal,
 )
-from .configuration import Configuration
-from .endpoints import Endpoint, protocols_text, suites_text
 from .model import human_duration, iso
 from .query import Query, QueryRecord
+from .verdict import FAIL, INSUFFICIENT, NOT_APPLICABLE, PASS, PASS_WITH_GAPS
 
 SCHEMA = "certscope-evidence/1"
 CHARTS = ("expiry-timeline.png", "coverage.png", "findings.png")
