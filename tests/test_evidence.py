@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -1001,3 +1002,38 @@ def test_report_pdf_renders(
         check=True,
     ).stdout
     assert int(re.search(r"Pages:\s+(\d+)", info).group(1)) >= 3  # type: ignore[union-attr]
+
+
+def test_a_failing_chunk_is_a_gap_not_the_end(scenario: Scenario) -> None:
+    """A proxy (hand-written: a real Prometheus does not fail on request) in front of the real
+    Prometheus answers 503 to every request of one query for the second half of the period.
+    The run goes on, retries, and reports that half as a query_failed gap."""
+    from hostile_prometheus import HostilePrometheus, forward
+
+    middle = (scenario.start + scenario.end) // 2
+
+    def fail(path: str, request: bytes) -> bool:
+        body = urllib.parse.unquote_plus(request.partition(b"\r\n\r\n")[2].decode())
+        start = re.search(r"(?:^|&)start=([0-9.]+)", body)
+        return (
+            path.endswith("/query_range")
+            and "certscope_cert_not_before_timestamp_seconds" in body
+            and start is not None
+            and float(start.group(1)) > middle
+        )
+
+    with HostilePrometheus(forward(scenario.prom.url, fail)) as proxy:
+        out = scenario.tmp / "failing-chunk"
+        proc = evidence(
+            *("--prometheus.url", proxy.url, "--from", iso(scenario.start)),
+            *("--to", iso(scenario.end), "--out", str(out), "--step", "1s", "--no-pdf"),
+            *("--query.chunk-points", "10", "--probe-stale-after", "5s"),
+        )
+    assert proc.returncode == 0, proc.stderr
+    s = summary(out)
+    failed = s["failed_requests"]
+    assert failed and {f["query"] for f in failed} == {"cert_not_before"}
+    assert all("HTTP 503: injected failure (4 attempts)" in f["error"] for f in failed)
+    query_gaps = [g for g in s["monitoring_gaps"] if "query_failed" in g["kind"]]
+    assert query_gaps and ts(query_gaps[0]["start"]) >= middle - 10
+    assert "that time is a gap in the data (query_failed)" in (out / "report.html").read_text()
