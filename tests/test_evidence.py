@@ -523,6 +523,15 @@ async def test_chunked_range_queries_match_one_query(scenario: Scenario) -> None
     assert chunked == whole
     assert len(client.records) == 3 + 3 * chunks
     assert client.failed == [] and client.bytes_received > 0
+    # answers over the size cap are split into halves: the same data, more requests
+    async with query.PrometheusClient(scenario.prom.url, max_bytes=3000) as small:
+        query.MIN_SPLIT_POINTS, saved = 4, query.MIN_SPLIT_POINTS  # the period is short
+        try:
+            split = await query.fetch(small, queries, grid)
+        finally:
+            query.MIN_SPLIT_POINTS = saved
+    assert split == whole
+    assert small.failed == [] and len(small.records) > 3
 
 
 def test_period_before_any_data_is_insufficient(scenario: Scenario) -> None:

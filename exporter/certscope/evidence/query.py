@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +61,9 @@ class MalformedAnswer(QueryFailed):
 class AnswerTooLarge(MalformedAnswer):
     """The answer passed ``--query.max-bytes``; it was dropped unread."""
 
+
+#: Smallest piece a chunk is split into when its answer is too large.
+MIN_SPLIT_POINTS = 50
 
 #: Largest answer read, in bytes (a year of one chunk for a few hundred series fits).
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -414,6 +418,11 @@ class PrometheusClient:
         )
         return result
 
+    def _failed(self, query: Query, grid: Grid, first: int, last: int, why: str) -> list[Any]:
+        start, end = grid.time(first) - grid.step, grid.time(last)
+        self.failed.append(FailedChunk(query.name, start, end, why))
+        return []
+
     async def range(
         self,
         query: Query,
@@ -421,28 +430,35 @@ class PrometheusClient:
         on_chunk: Callable[[], None] = lambda: None,
         max_points: int = MAX_POINTS,
     ) -> Matrix:
-        """Evaluate ``query`` at every step of ``grid``, chunks in parallel, into runs.
+        """Evaluate ``query`` at every step of ``grid``, chunk after chunk, into runs.
 
-        A chunk that still fails after the retries is recorded in :attr:`failed` (and becomes
-        a gap in the data) rather than ending the run; chunks are merged in step order.
+        A chunk whose answer passes ``max_bytes`` is split in halves (down to
+        :data:`MIN_SPLIT_POINTS` steps): many series cost more requests, not more memory.
+
+        Chunks of one query run in order and each is merged (and dropped) as soon as it
+        arrives, so memory holds one answer per query in flight; queries run in parallel
+        (:func:`fetch`). A chunk that still fails after the retries is recorded in
+        :attr:`failed` (and becomes a gap in the data) rather than ending the run.
         """
-        chunks = grid.chunks(max_points)
-
-        async def one(first: int, last: int) -> list[Any] | None:
-            try:
-                return await self._chunk(query, grid, first, last)
-            except PrometheusError as exc:
-                self.failed.append(
-                    FailedChunk(query.name, grid.time(first) - grid.step, grid.time(last), str(exc))
-                )
-                return None
-            finally:
-                on_chunk()
-
-        results = await asyncio.gather(*(one(a, b) for a, b in chunks))
         out = Matrix()
-        for result in results:
-            for item in result or []:
+        pending = deque(grid.chunks(max_points))
+        starts = {first for first, _ in pending}
+        while pending:
+            first, last = pending.popleft()
+            try:
+                result = await self._chunk(query, grid, first, last)
+            except AnswerTooLarge as exc:
+                if last - first + 1 >= 2 * MIN_SPLIT_POINTS:
+                    # many series: the same steps in two halves keep each answer under the cap
+                    middle = (first + last) // 2
+                    pending.extendleft([(middle + 1, last), (first, middle)])
+                    continue
+                result = self._failed(query, grid, first, last, str(exc))
+            except PrometheusError as exc:
+                result = self._failed(query, grid, first, last, str(exc))
+            if not pending or pending[0][0] in starts:
+                on_chunk()
+            for item in result:
                 metric = item.get("metric") if isinstance(item, dict) else None
                 values = item.get("values") if isinstance(item, dict) else None
                 if not isinstance(metric, dict) or not isinstance(values, list):
@@ -451,6 +467,7 @@ class PrometheusClient:
                     )
                 key = series_key({str(k): str(v) for k, v in metric.items()})
                 out.extend(key, _points(grid, values, query.name))
+            del result
         return out
 
 
