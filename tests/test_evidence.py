@@ -99,7 +99,7 @@ class Scenario:
     store: Path
 
 
-def evidence(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def evidence(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "certscope.evidence.cli", *args],
         capture_output=True,

@@ -34,6 +34,7 @@ from .. import __version__
 from ..config import parse_duration
 from ..errors import UsageError
 from . import analyse, configuration, endpoints, facts, gaps, http, query, report, verdict
+from .meta import Meta
 from .model import Grid, human_duration, iso
 
 #: Steps tried, smallest first, when --step is not given.
@@ -511,7 +512,7 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
         endpoints=tuple(endpoints.build(endpoint_answers)),
     )
     partial = _starts_before_data(evidence)
-    meta = report.Meta(
+    meta = Meta(
         generated_at=time.time(),
         version=__version__,
         prometheus_url=cfg.url,
