@@ -22,9 +22,7 @@ windows hold one sample instead of twenty); Prometheus's own evaluation is cheap
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -37,12 +35,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from measure import run_measured  # noqa: E402
 from promserver import Prometheus, free_port  # noqa: E402
 
 START = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
 END = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 INTERVAL = 3600
 JOB = 'job="certscope",instance="c1:9899"'
+BLOCKS_VERSION = 1
 
 
 def lines(targets: int) -> Iterator[str]:
@@ -90,7 +90,7 @@ def lines(targets: int) -> Iterator[str]:
 
 
 def blocks(targets: int) -> Path:
-    key = hashlib.sha256(Path(__file__).read_bytes() + str(targets).encode()).hexdigest()[:12]
+    key = f"v{BLOCKS_VERSION}"  # bump when lines() changes
     out = Path(tempfile.gettempdir()) / f"certscope-evidence-bench-{targets}-{key}"
     if (out / "done").exists():
         return out
@@ -138,24 +138,14 @@ def run(targets: int, chunk_points: int, concurrency: int) -> dict[str, object]:
         )
         with prom:
             out = work / "out"
-            started = time.monotonic()
-            proc = subprocess.Popen(
+            code, stderr, seconds, rss_kib = run_measured(
                 [
                     *(sys.executable, "-m", "certscope.evidence.cli"),
                     *("--prometheus.url", prom.url, "--from", "2025-01-01", "--to", "2025-12-31"),
                     *("--out", str(out), "--query.chunk-points", str(chunk_points)),
                     *("--query.concurrency", str(concurrency), "--no-pdf"),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
+                ]
             )
-            assert proc.stderr is not None
-            with proc.stderr:
-                stderr = proc.stderr.read()
-            _, status, usage = os.wait4(proc.pid, 0)
-            seconds = time.monotonic() - started
-            code = os.waitstatus_to_exitcode(status)
             if code != 0:
                 raise SystemExit(f"certscope evidence exited {code}:\n{stderr[-2000:]}")
             manifest = json.loads((out / "manifest.json").read_text())
@@ -166,7 +156,7 @@ def run(targets: int, chunk_points: int, concurrency: int) -> dict[str, object]:
         "renewals": summary["counts"]["renewals"],
         "requests": len(manifest["queries"]),
         "wall_seconds": round(seconds, 1),
-        "peak_rss_mib": round(usage.ru_maxrss / 1024),
+        "peak_rss_mib": round(rss_kib / 1024),
         "bytes_received": manifest["bytes_received"],
         "chunk_points": chunk_points,
         "concurrency": concurrency,

@@ -8,8 +8,6 @@ nothing written to --out.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,28 +16,19 @@ import pytest
 
 from certscope.evidence import query
 from hostile_prometheus import HostilePrometheus, drip, fixed, huge
+from measure import run_measured
 
 PERIOD = ["--from", "2025-01-01", "--to", "2025-01-02"]
 
 
 def run_evidence(url: str, out: Path, *extra: str) -> tuple[int, str, float, int]:
     """Exit status, stderr, seconds and peak RSS (KiB) of one ``certscope evidence`` run."""
-    started = time.monotonic()
-    proc = subprocess.Popen(
+    return run_measured(
         [
             *(sys.executable, "-m", "certscope.evidence.cli", "--prometheus.url", url),
             *(*PERIOD, "--out", str(out), *extra),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        ]
     )
-    assert proc.stderr is not None
-    with proc.stderr:
-        stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, stderr, time.monotonic() - started, usage.ru_maxrss
 
 
 def assert_clean_error(stderr: str) -> None:
