@@ -444,6 +444,8 @@ def test_findings_exceptions_inventory(
     )
     assert expired["location"].endswith("expired.pem") and expired["active_at_end"] == "true"
     assert expired["owner"] == "team-a"
+    # absent while the exporter was stopped, yet one episode across that gap
+    assert (expired["episodes"], expired["gaps_inside"]) == ("1", "1")
     waived = by_rule["cert_lifetime_too_long"]
     assert (waived["status"], waived["exception_owner"]) == ("waived", "sec-team")
     s = summary(out)

@@ -427,6 +427,12 @@ def _key_text(key: tuple[str, ...]) -> str:
 # --- alerts, findings, exceptions -------------------------------------------------------------
 
 
+def _bridged(end: float, start: float, gaps: Sequence[Gap], slack: float) -> bool:
+    """Whether the silence from ``end`` to ``start`` lies within one gap (widened by
+    ``slack``): the series was not absent, it was not observed."""
+    return any(x.start - slack <= end and start <= x.end + slack for x in gaps)
+
+
 def _near_gap(t: float, gaps: Sequence[Gap], before: float, after: float) -> bool:
     """Whether ``t`` lies in a gap widened by ``before`` / ``after`` seconds."""
     return any(g.start - before <= t <= g.end + after for g in gaps)
@@ -494,8 +500,13 @@ def alert_episodes(
     return tuple(out)
 
 
-def findings(p: Params, violations: Matrix, waived: Matrix) -> tuple[Finding, ...]:
+def findings(
+    p: Params, violations: Matrix, waived: Matrix, job_gaps: Sequence[Gap] = ()
+) -> tuple[Finding, ...]:
+    """Each finding series; its runs split only by a gap of the exporter job (any kind: the
+    series is absent while the exporter is not scraped) are one episode, not two."""
     g = p.grid
+    slack = p.window + g.step
     out = []
     for status, matrix in (("violation", violations), ("waived", waived)):
         for labels, runs in matrix.items():
@@ -504,9 +515,14 @@ def findings(p: Params, violations: Matrix, waived: Matrix) -> tuple[Finding, ..
             first_seen, _ = _present_span(p, runs[0].first, runs[0].last, p.window)
             _, last_seen = _present_span(p, runs[-1].first, runs[-1].last, p.window)
             seconds = 0.0
+            inside = 0
+            previous_end: float | None = None
             for r in runs:
                 a, b = _present_span(p, r.first, r.last, p.window)
                 seconds += b - a
+                if previous_end is not None and _bridged(previous_end, a, job_gaps, slack):
+                    inside += 1
+                previous_end = b
             out.append(
                 Finding(
                     rule=labels.get("rule", ""),
@@ -518,8 +534,9 @@ def findings(p: Params, violations: Matrix, waived: Matrix) -> tuple[Finding, ..
                     first_seen=first_seen,
                     last_seen=last_seen,
                     active_at_end=runs[-1].last == g.count - 1,
-                    episodes=len(runs),
+                    episodes=len(runs) - inside,
                     seconds=seconds,
+                    gaps_inside=inside,
                 )
             )
     out.sort(key=lambda f: (f.control, f.rule, f.status, sorted(f.labels.items())))
@@ -599,7 +616,7 @@ def analyse(p: Params, data: Mapping[str, Matrix], scrapes: ScrapeData | None = 
     certs = inventory(p, data["cert_info"], data["cert_not_after"], data["cert_not_before"])
     renewal_list = renewals(certs)
     alert_list = alert_episodes(p, data["alerts"], exporter[0].gaps)
-    finding_list = findings(p, data["violations"], data["waived"])
+    finding_list = findings(p, data["violations"], data["waived"], exporter[0].gaps)
     exception_list = exceptions(p, data["exceptions"])
     control_list = controls.evaluate(
         controls.Context(

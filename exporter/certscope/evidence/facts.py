@@ -215,8 +215,10 @@ class Finding:
     first_seen: float
     last_seen: float
     active_at_end: bool
-    episodes: int
+    episodes: int  # runs separated only by a monitoring gap count once
     seconds: float
+    #: monitoring gaps inside an episode (the finding was seen on both sides of them)
+    gaps_inside: int = 0
 
 
 @dataclass(frozen=True)

@@ -226,6 +226,7 @@ FINDINGS_HEADER = (
     "active_at_end",
     "episodes",
     "active_seconds",
+    "gaps_inside",
     "other_labels",
 )
 
@@ -247,6 +248,7 @@ def findings_csv(findings: Sequence[Finding]) -> bytes:
                 f.active_at_end,
                 f.episodes,
                 round(f.seconds, 3),
+                f.gaps_inside,
                 labels_text(f.labels, (*_IDENTITY, "owner")),
             )
             for f in findings
