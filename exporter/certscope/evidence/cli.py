@@ -544,7 +544,7 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
         print(f"{c.control}\t{c.result}\t{c.title}")
     digest = report.sha256(files["manifest.json"])
     print(f"manifest.json\tsha256:{digest}")
-    progress.say(f"wrote {len(files) + 1} files to {cfg.out}")
+    progress.say(f"wrote {len(files)} files to {cfg.out}")
     if partial:
         progress.say(f"the period starts before the data: {partial}")
         return 0 if args.allow_partial else EXIT_PARTIAL

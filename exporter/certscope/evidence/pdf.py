@@ -13,7 +13,8 @@ PRINT_CSS = """
 @page { size: A4 landscape; margin: 12mm;
         @bottom-right { content: "page " counter(page) " of " counter(pages); font-size: 8pt; } }
 body { margin: 0; max-width: none; font-size: 9pt; }
-table { font-size: 7.5pt; } thead { display: table-header-group; }
+table { font-size: 7pt; } thead { display: table-header-group; }
+th, td, td.t { white-space: normal; overflow-wrap: anywhere; }
 tr, img { page-break-inside: avoid; } h2 { page-break-after: avoid; }
 """
 
