@@ -49,7 +49,7 @@ from certscope.evidence import analyse, cli, gaps, query
 from certscope.evidence.model import Grid, Matrix, Run, iso
 from exporter import Exporter
 from pki import Leaf, TestPKI
-from promserver import Prometheus, binary, free_port
+from promserver import Prometheus, binary, free_port, running
 from servers import tls_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -209,33 +209,16 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("alertmanager")
     (tmp / "am.yml").write_text(AM_CONFIG)
     port = free_port()
-    with (tmp / "am.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                binary("prometheus-alertmanager", "prometheus-alertmanager"),
-                f"--config.file={tmp / 'am.yml'}",
-                f"--storage.path={tmp / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError((tmp / "am.log").read_text()) from None
-                time.sleep(0.2)
+    args = [
+        binary("prometheus-alertmanager", "prometheus-alertmanager"),
+        f"--config.file={tmp / 'am.yml'}",
+        f"--storage.path={tmp / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
+    with running(args, tmp / "am.log", f"{url}/-/ready"):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,6 @@ import base64
 import ssl
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import yaml
 from certscope.errors import UsageError
 from certscope.evidence import http
 from pki import TestPKI
-from promserver import binary, free_port
+from promserver import binary, free_port, running
 
 PASSWORD = "s3cret-for-the-auditor"
 
@@ -41,39 +39,22 @@ def secure_prometheus(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) ->
     )
     (tmp / "prometheus.yml").write_text("global: {scrape_interval: 15s}\n")
     port = free_port()
-    with (tmp / "prometheus.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                binary("prometheus", "prometheus"),
-                f"--config.file={tmp / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                f"--web.config.file={tmp / 'web.yml'}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     url = f"https://127.0.0.1:{port}"
     ctx = ssl.create_default_context(cafile=str(pki.ca_file))
     ctx.check_hostname = False
     auth = base64.b64encode(f"auditor:{PASSWORD}".encode()).decode()
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            request = urllib.request.Request(
-                f"{url}/-/ready", headers={"Authorization": f"Basic {auth}"}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=1, context=ctx):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError((tmp / "prometheus.log").read_text()[-2000:]) from None
-                time.sleep(0.2)
+    args = [
+        binary("prometheus", "prometheus"),
+        f"--config.file={tmp / 'prometheus.yml'}",
+        f"--storage.tsdb.path={tmp / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--web.config.file={tmp / 'web.yml'}",
+    ]
+    ready = f"{url}/-/ready"
+    with running(
+        args, tmp / "prometheus.log", ready, context=ctx, headers={"Authorization": f"Basic {auth}"}
+    ):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def run(url: str, tmp: Path, config: dict[str, object]) -> subprocess.CompletedProcess[str]:
