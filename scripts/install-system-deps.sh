@@ -3,8 +3,9 @@
 # s_server and OCSP responder, GnuTLS's gnutls-serv, nginx (OCSP stapling, DH parameters),
 # sslscan, Prometheus (promtool), Alertmanager (amtool), Chromium (headless, for the pages and
 # reports a person reads), keytool and kubectl (the stores the files source reads are made by
-# the real tools), and the SSH servers and tools the SSH probe is tested against (OpenSSH's
-# sshd, ssh-keygen, ssh-keyscan; Dropbear).
+# the real tools), the SSH servers and tools the SSH probe is tested against (OpenSSH's sshd,
+# ssh-keygen, ssh-keyscan; Dropbear), the STARTTLS daemons (Postfix, Dovecot, vsftpd, slapd,
+# PostgreSQL, MariaDB) and poppler (the evidence report's PDF rendered to PNG in tests).
 # Idempotent: does nothing when every command is already there.
 set -euo pipefail
 
@@ -23,6 +24,8 @@ declare -A pkg_for=(
   [ssh-keygen]=openssh-client
   [ssh-keyscan]=openssh-client
   [dropbear]=dropbear-bin
+  [pdftoppm]=poppler-utils
+  [pdfinfo]=poppler-utils
   # Real STARTTLS servers (tests/daemons.py); none of them is started as a service.
   [postfix]=postfix
   [dovecot]=dovecot-imapd
@@ -35,6 +38,8 @@ declare -A pkg_for=(
 declare -A pkg_for_file=(
   [/usr/lib/dovecot/pop3-login]=dovecot-pop3d
 )
+# Libraries without a command: WeasyPrint (report.pdf of `certscope evidence`) needs Pango.
+libs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)
 extra=("$@")  # more packages asked for by the caller (benchmarks add their peers)
 
 missing=()
@@ -45,7 +50,7 @@ done
 for f in "${!pkg_for_file[@]}"; do
   [ -e "$f" ] || missing+=("${pkg_for_file[$f]}")
 done
-for p in "${extra[@]}"; do
+for p in "${libs[@]}" "${extra[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then

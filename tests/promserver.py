@@ -9,14 +9,16 @@ A missing binary is a failure with the package to install, never a skip.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -131,3 +133,38 @@ class Prometheus:
                 return result
             time.sleep(0.5)
         raise AssertionError(f"{expr}: condition not met within {timeout}s; last result {result}")
+
+
+@contextlib.contextmanager
+def running(
+    args: Sequence[str],
+    log_path: Path,
+    ready_url: str,
+    *,
+    context: ssl.SSLContext | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server (Alertmanager, a Prometheus with a web config …), wait until
+    ``ready_url`` answers, stop it by PID at the end. Its output goes to ``log_path``."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(list(args), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            request = urllib.request.Request(ready_url, headers=headers or {})
+            try:
+                with urllib.request.urlopen(request, timeout=1, context=context):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError(log_path.read_text()[-3000:]) from None
+                time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

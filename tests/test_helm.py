@@ -1347,3 +1347,24 @@ def test_web_schema_rejects_plain_passwords_and_unsupported_auth(chart: helm.Cha
     ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
+
+
+def test_prometheus_rule_runbook_url_base(chart: helm.Chart) -> None:
+    base = "https://wiki.example.net/ops/runbooks.md"
+    values = {"prometheusRule": {"enabled": True, "runbookUrlBase": base + "/"}}
+    groups = one(objects(render_raw(chart, values)), "PrometheusRule")["spec"]["groups"]
+    urls = [r["annotations"]["runbook_url"] for g in groups for r in g["rules"] if "alert" in r]
+    assert urls and all(u.startswith(base + "#certscope") for u in urls), urls[:3]
+    default = one(
+        objects(render_raw(chart, {"prometheusRule": {"enabled": True}})), "PrometheusRule"
+    )
+    kept = [
+        r["annotations"]["runbook_url"]
+        for g in default["spec"]["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    ]
+    assert all(
+        u.startswith("https://github.com/certscope/certscope/blob/main/docs/runbooks.md#")
+        for u in kept
+    )

@@ -22,300 +22,34 @@ from __future__ import annotations
 import re
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from typing import Any
 
-from .model import Grid, Matrix, Run, value_at
-
-PASS = "pass"  # noqa: S105 - a result, not a password
-FAIL = "fail"
-INSUFFICIENT = "insufficient_data"
-NOT_APPLICABLE = "not_applicable"
-
-#: Labels of ``certscope_cert_info`` that describe the certificate rather than its slot.
-INFO_LABELS = (
-    "serial",
-    "fingerprint_sha256",
-    "subject",
-    "issuer",
-    "sans",
-    "key_algorithm",
-    "key_bits",
-    "key_curve",
-    "public_key_sha256",
-    "signature_algorithm",
-    "signature_hash",
-    "is_ca",
-    "self_signed",
+from . import controls
+from . import gaps as gapmod
+from .facts import (
+    _TARGET_KINDS,
+    ALERT_META,
+    COVERED,
+    FINDING_LABELS,
+    INFO_LABELS,
+    NO_DATA,
+    NOT_MONITORED,
+    AlertEpisode,
+    Certificate,
+    Coverage,
+    Evidence,
+    Finding,
+    Gap,
+    Params,
+    PolicyException,
+    Renewal,
+    ScrapeData,
+    Timeline,
 )
-#: A renewal keeps these (docs/metrics.md: a slot, plus the subject; the issuer may change).
-SLOT_LABELS = ("source_kind", "source", "location", "chain_position", "subject_cn")
-#: Labels that identify a finding rather than the location it is about.
-FINDING_LABELS = ("rule", "severity", "control", "exception_owner")
-#: Labels of an ALERTS series that are not the alert's own labels.
-ALERT_META = ("__name__", "alertname", "alertstate")
+from .model import Grid, Matrix, Run, value_at
+from .verdict import FAIL, INSUFFICIENT, NOT_APPLICABLE, PASS, PASS_WITH_GAPS
 
-# Gap kinds (stable strings: they appear in coverage.csv and summary.json).
-NO_DATA = "no_data"  # no scrape of the exporter job recorded at all
-EXPORTER_DOWN = "exporter_down"  # scrapes recorded, none succeeded (up == 0)
-NOT_MONITORED = "not_monitored"  # the target's series were not reported
-PROBE_STALLED = "probe_stalled"  # the last probe is older than --probe-stale-after
-PROBE_FAILING = "probe_failing"  # probes ran and failed
-SOURCE_FAILING = "source_failing"  # the store could not be read
-
-COVERED = 255  # state code of a covered step; others index _KINDS
-_EXPORTER_KINDS = {0: NO_DATA, 1: EXPORTER_DOWN}
-_TARGET_KINDS = {0: NOT_MONITORED, 1: PROBE_STALLED, 2: PROBE_FAILING, 3: SOURCE_FAILING}
-
-#: The SOC 2 common criteria the report covers, with what certscope evidences for each.
-CONTROL_TITLES = {
-    "CC6.1": "Logical access security over cryptographic keys and certificates",
-    "CC6.6": "Protection of endpoints reachable across the system boundary",
-    "CC6.7": "Protection of information in transmission",
-    "CC7.1": "Detection of configuration changes and drift",
-    "CC7.2": "Monitoring of system components",
-}
-#: Policy rules per control and check (docs/policy.md). A finding's own ``control`` label
-#: decides its control; rules not listed here land in that control's "other rules" check.
-RULE_CHECKS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "key_signature_lifetime": (
-        "CC6.1",
-        "Keys, signature hashes and lifetimes meet the policy",
-        (
-            "key_too_small",
-            "signature_hash_forbidden",
-            "cert_lifetime_too_long",
-            "private_key_mismatch",
-        ),
-    ),
-    "endpoint_trust": (
-        "CC6.6",
-        "Endpoints present chains that build to a trusted root and match their names",
-        ("hostname_mismatch", "chain_untrusted"),
-    ),
-    "certificate_validity": (
-        "CC6.7",
-        "No expired or not-yet-valid certificate in use",
-        ("cert_expired", "cert_not_yet_valid"),
-    ),
-    "protocols_and_ciphers": (
-        "CC6.7",
-        "Endpoints accept no deprecated protocol and no disallowed cipher suite",
-        ("protocol_deprecated", "cipher_insecure", "cipher_weak", "cipher_not_allowed"),
-    ),
-    "served_matches_stored": (
-        "CC7.1",
-        "Endpoints serve the newest certificate held in their store",
-        ("served_not_stored",),
-    ),
-    "policy_exceptions": (
-        "CC7.1",
-        "Policy exceptions are owned and current; none lapsed unnoticed",
-        ("exception_expired",),
-    ),
-}
-
-
-@dataclass(frozen=True)
-class Params:
-    """How the data was fetched: what the analysis needs to turn steps into times."""
-
-    grid: Grid
-    window: float  # look-back of exporter series evaluations
-    alert_window: float  # look-back of ALERTS evaluations
-    scrape_interval: float
-    stale_after: float
-    job_regex: str
-
-
-# --- results ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Gap:
-    """An interval without evidence: no successful scrape, or a target not probed."""
-
-    scope: str  # "exporter" or "target"
-    subject: Mapping[str, str]  # job/instance, or source_kind/source/location
-    kind: str  # NO_DATA, EXPORTER_DOWN, … ("a+b" when kinds follow each other)
-    start: float
-    end: float
-
-    @property
-    def seconds(self) -> float:
-        return max(0.0, self.end - self.start)
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """Coverage of one exporter instance (scrapes), the job as a whole or a target (steps)."""
-
-    scope: str  # "exporter" or "target"
-    subject: Mapping[str, str]
-    expected: int
-    present: int
-    unit: str  # "scrapes" or "steps"
-    first_seen: float | None
-    last_seen: float | None
-    gaps: tuple[Gap, ...]
-
-    @property
-    def ratio(self) -> float:
-        return min(1.0, self.present / self.expected) if self.expected else 0.0
-
-
-@dataclass(frozen=True)
-class Certificate:
-    """One certificate seen in one slot (a distinct ``certscope_cert_info`` series)."""
-
-    labels: Mapping[str, str]  # slot and configured labels
-    facts: Mapping[str, str]  # INFO_LABELS values
-    not_before: float | None
-    not_after: float | None
-    runs: tuple[Run, ...]
-    first_seen: float
-    last_seen: float
-    present_at_start: bool
-    present_at_end: bool
-
-    @property
-    def slot(self) -> tuple[str, ...]:
-        return tuple(self.labels.get(name, "") for name in SLOT_LABELS)
-
-    @property
-    def first_step(self) -> int:
-        return self.runs[0].first
-
-    def present(self, k: int) -> bool:
-        return value_at(list(self.runs), k) is not None
-
-
-@dataclass(frozen=True)
-class Renewal:
-    """A slot whose certificate was replaced during the period."""
-
-    kind: str  # "renewal" (notAfter increased), "replacement" (decreased), "reissue" (same)
-    at: float  # when the new certificate was first seen
-    old: Certificate
-    new: Certificate
-    days_before_expiry: float | None  # old notAfter - at, in days (negative: after expiry)
-    key_changed: str  # "yes", "no" or "unknown"
-    key_basis: str  # why
-
-    @property
-    def slot(self) -> Mapping[str, str]:
-        return {name: self.new.labels.get(name, "") for name in SLOT_LABELS}
-
-
-@dataclass(frozen=True)
-class AlertEpisode:
-    """One firing of one alert series."""
-
-    name: str
-    labels: Mapping[str, str]  # the alert's labels without alertname/alertstate
-    fired_at: float
-    resolved_at: float | None  # None: still firing at the end of the period
-    fired_before_start: bool
-    end_of_period: float
-
-    @property
-    def severity(self) -> str:
-        return self.labels.get("severity", "")
-
-    @property
-    def control(self) -> str:
-        return self.labels.get("soc2_control", "")
-
-    @property
-    def seconds(self) -> float:
-        end = self.resolved_at if self.resolved_at is not None else self.end_of_period
-        return max(0.0, end - self.fired_at)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One policy finding series over the period (active or waived)."""
-
-    rule: str
-    severity: str
-    control: str
-    status: str  # "violation" or "waived"
-    labels: Mapping[str, str]  # identity and configured labels
-    exception_owner: str
-    first_seen: float
-    last_seen: float
-    active_at_end: bool
-    episodes: int
-    seconds: float
-
-
-@dataclass(frozen=True)
-class PolicyException:
-    """A configured policy exception seen during the period."""
-
-    target: str
-    location: str
-    rule: str
-    owner: str
-    expires: float
-    first_seen: float
-    last_seen: float
-    status: str  # "open" (live at the end), "expired", "removed" (gone from the config)
-
-
-@dataclass(frozen=True)
-class Check:
-    """One thing verified for a control, with its result over the period."""
-
-    id: str
-    title: str
-    result: str
-    detail: str
-    counts: Mapping[str, int | float]
-
-
-@dataclass(frozen=True)
-class ControlResult:
-    control: str
-    title: str
-    result: str
-    observed_ratio: float  # fraction of the period with the data the control needs
-    checks: tuple[Check, ...]
-
-
-@dataclass(frozen=True)
-class Timeline:
-    """Per-step counts for the charts (arrays of ``grid.count`` values)."""
-
-    exporter: bytes  # COVERED, or the gap kind code
-    targets_ok: array[int]
-    targets_total: array[int]
-    certificates: array[int]
-    findings: Mapping[str, array[int]]  # control → active findings per step
-    alerts: array[int]
-
-
-@dataclass(frozen=True)
-class Evidence:
-    params: Params
-    exporter: tuple[Coverage, ...]  # the aggregate first, then one per instance
-    targets: tuple[Coverage, ...]
-    certificates: tuple[Certificate, ...]
-    renewals: tuple[Renewal, ...]
-    alerts: tuple[AlertEpisode, ...]
-    findings: tuple[Finding, ...]
-    exceptions: tuple[PolicyException, ...]
-    controls: tuple[ControlResult, ...]
-    timeline: Timeline
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def gaps(self) -> list[Gap]:
-        """Every monitoring gap: the exporter job's, then each target's."""
-        out = list(self.exporter[0].gaps) if self.exporter else []
-        for cov in self.targets:
-            out.extend(cov.gaps)
-        return out
-
+__all__ = ["FAIL", "INSUFFICIENT", "NOT_APPLICABLE", "PASS", "PASS_WITH_GAPS"]
 
 # --- helpers ------------------------------------------------------------------------------------
 
@@ -389,61 +123,84 @@ def exporter_states(p: Params, up: Matrix) -> bytes:
     return bytes(states)
 
 
-def exporter_coverage(
-    p: Params, up: Matrix, scrapes: Matrix, job_states: bytes
-) -> tuple[Coverage, ...]:
-    """The job as a whole (covered when any instance was scraped), then each instance."""
+def _to_gap(iv: gapmod.Interval, scope: str, subject: Mapping[str, str]) -> Gap:
+    return Gap(scope, dict(subject), iv.kind, iv.start, iv.end)
+
+
+def _to_interval(g: Gap) -> gapmod.Interval:
+    return gapmod.Interval(g.start, g.end, frozenset(g.kind.split("+")))
+
+
+def exporter_coverage(p: Params, scrapes: ScrapeData) -> tuple[Coverage, ...]:
+    """The job as a whole (monitored while any instance is), then each instance.
+
+    Gaps come from :mod:`.gaps` (raw scrapes counted per window, drilled down where short),
+    so they do not depend on the step. Parts of the period a query could not fetch are gaps
+    of kind ``query_failed``: the data is missing, so the time is not monitored.
+    """
     g = p.grid
-    scrape_totals: dict[tuple[str, str], float] = {}
-    for labels, runs in scrapes.items():
-        key = (labels.get("job", ""), labels.get("instance", ""))
-        scrape_totals[key] = scrape_totals.get(key, 0) + sum(r.value * r.length for r in runs)
     per_instance: list[Coverage] = []
-    for labels, runs in sorted(up.items(), key=lambda item: sorted(item[0].items())):
-        life = _lifetime(runs)
-        if life is None:
-            continue
-        lo, hi = life
-        subject = _pick(labels, ("job", "instance"))
-        states = bytearray(g.count)
-        _fill(states, (r for r in runs if r.value < 1), 1)
-        _fill(states, (r for r in runs if r.value >= 1), COVERED)
-        expected = max(1, round((hi - lo + 1) * g.step / p.scrape_interval))
-        present = round(scrape_totals.get((subject["job"], subject["instance"]), 0))
-        first_seen, last_seen = _present_span(p, lo, hi, p.window)
+    instance_gaps: list[list[gapmod.Interval]] = []
+    counts = {gapmod.instance_of(labels): runs for labels, runs in scrapes.counts.items()}
+    for labels, runs in sorted(scrapes.successes.items(), key=lambda i: sorted(i[0].items())):
+        key = gapmod.instance_of(labels)
+        ivs = gapmod.instance_gaps(
+            g,
+            p.scrape_interval,
+            runs,
+            counts.get(key, []),
+            scrapes.raw.get(key, ()),
+            set(scrapes.drilled),
+        )
+        instance_gaps.append(ivs)
+        subject = {"job": key[0], "instance": key[1]}
+        seen = _seen(g, ivs)
         per_instance.append(
             Coverage(
                 "exporter",
                 subject,
-                expected,
-                min(expected, present),
-                "scrapes",
-                first_seen,
-                last_seen,
-                _state_gaps(p, states, lo, hi, _EXPORTER_KINDS, "exporter", subject),
+                g.start,
+                g.end,
+                *seen,
+                tuple(_to_gap(iv, "exporter", subject) for iv in ivs),
             )
         )
+    failed = [gapmod.Interval(a, b, frozenset({gapmod.QUERY_FAILED})) for _, a, b in scrapes.failed]
+    job_ivs = gapmod.union(
+        gapmod.clip([*gapmod.intersect(instance_gaps, g), *failed], g.start, g.end)
+    )
     job_subject = {"job": p.job_regex, "instance": "*"}
-    seen: tuple[float | None, float | None] = (None, None)
-    lo = len(job_states) - len(job_states.lstrip(b"\x00"))  # first step with any scrape
-    hi = len(job_states.rstrip(b"\x00")) - 1
-    if lo <= hi:
-        seen = _present_span(p, lo, hi, p.window)
     job = Coverage(
         "exporter",
         job_subject,
-        g.count,
-        job_states.count(COVERED),
-        "steps",
-        seen[0],
-        seen[1],
-        _state_gaps(p, job_states, 0, g.count - 1, _EXPORTER_KINDS, "exporter", job_subject),
+        g.start,
+        g.end,
+        *(_seen(g, job_ivs) if per_instance else (None, None)),
+        tuple(_to_gap(iv, "exporter", job_subject) for iv in job_ivs),
     )
     return (job, *per_instance)
 
 
+def _seen(g: Grid, ivs: Sequence[gapmod.Interval]) -> tuple[float | None, float | None]:
+    """First and last monitored moment of the period, None when it was never monitored."""
+    first, last = g.start, g.end
+    ivs = sorted(ivs, key=lambda iv: iv.start)
+    if ivs and ivs[0].start <= g.start:
+        first = ivs[0].end
+    if ivs and ivs[-1].end >= g.end:
+        last = ivs[-1].start
+    if first >= last and ivs:
+        return None, None
+    return first, last
+
+
 def target_coverage(
-    p: Params, job_states: bytes, probe: Matrix, stale: Matrix, sources: Matrix
+    p: Params,
+    job_states: bytes,
+    probe: Matrix,
+    stale: Matrix,
+    sources: Matrix,
+    job_gaps: Sequence[Gap] = (),
 ) -> tuple[tuple[Coverage, ...], array[int], array[int]]:
     """Each TLS target (probes) and each store (refreshes): steps with fresh, good data.
 
@@ -497,17 +254,19 @@ def target_coverage(
             hi += 1
         subject = dict(zip(("source_kind", "source", "location"), key, strict=True))
         first_seen, last_seen = _present_span(p, seen_lo, seen_hi, p.window)
-        gaps = _state_gaps(p, states, lo, hi, _TARGET_KINDS, "target", subject)
+        judged = (g.start if lo == 0 else g.time(lo) - g.step, g.time(hi))
+        # the exporter's own gaps (found at any scale) leave the target unmonitored too
+        own = [_to_interval(x) for x in _state_gaps(p, states, lo, hi, _TARGET_KINDS, "", {})]
+        exporter = [gapmod.Interval(x.start, x.end, frozenset({NOT_MONITORED})) for x in job_gaps]
+        merged = gapmod.union(gapmod.clip([*own, *exporter], *judged))
         out.append(
             Coverage(
                 "target",
                 subject,
-                hi - lo + 1,
-                states.count(COVERED, lo, hi + 1),
-                "steps",
+                *judged,
                 first_seen,
                 last_seen,
-                gaps,
+                tuple(_to_gap(iv, "target", subject) for iv in merged),
             )
         )
         total_diff[lo] += 1
@@ -668,31 +427,86 @@ def _key_text(key: tuple[str, ...]) -> str:
 # --- alerts, findings, exceptions -------------------------------------------------------------
 
 
-def alert_episodes(p: Params, alerts: Matrix) -> tuple[AlertEpisode, ...]:
+def _bridged(end: float, start: float, gaps: Sequence[Gap], slack: float) -> bool:
+    """Whether the silence from ``end`` to ``start`` lies within one gap (widened by
+    ``slack``): the series was not absent, it was not observed."""
+    return any(x.start - slack <= end and start <= x.end + slack for x in gaps)
+
+
+def _near_gap(t: float, gaps: Sequence[Gap], before: float, after: float) -> bool:
+    """Whether ``t`` lies in a gap widened by ``before`` / ``after`` seconds."""
+    return any(g.start - before <= t <= g.end + after for g in gaps)
+
+
+def alert_episodes(
+    p: Params, alerts: Matrix, job_gaps: Sequence[Gap] = ()
+) -> tuple[AlertEpisode, ...]:
+    """Firing episodes; an end or start at a monitoring gap is ``interrupted``, not resolved.
+
+    When Prometheus (or the exporter) was not running, ``ALERTS`` has no sample: the alert
+    looks resolved and fired again. Two runs of the same alert separated only by a gap are one
+    episode that spans the gap (``gaps_inside``); a run that ends into a gap, or starts out of
+    one, has that end marked ``interrupted``.
+    """
     g = p.grid
+    slack = p.alert_window + g.step
+    # Prometheus kept evaluating rules while only the exporter was down: not an interruption
+    job_gaps = [x for x in job_gaps if {NO_DATA, gapmod.QUERY_FAILED} & set(x.kind.split("+"))]
     out = []
     for labels, runs in alerts.items():
         name = labels.get("alertname", "")
         own = _without(labels, ALERT_META)
+        spans = []
         for r in runs:
             start, end = _present_span(p, r.first, r.last, p.alert_window)
-            still = r.last == g.count - 1
+            spans.append([start, end, r.first == 0, r.last == g.count - 1, 0])
+        merged: list[list[Any]] = []
+        for span in spans:
+            if merged:
+                prev = merged[-1]
+                ends_in_gap = _near_gap(prev[1], job_gaps, slack, slack)
+                starts_in_gap = _near_gap(span[0], job_gaps, slack, slack)
+                if ends_in_gap and starts_in_gap:
+                    prev[1], prev[3], prev[4] = span[1], span[3], prev[4] + 1
+                    continue
+            merged.append(span)
+        for start, end, before, still, inside in merged:
+            if before:
+                start_state = "before_period"
+            elif _near_gap(start, job_gaps, slack, slack):
+                start_state = "interrupted"
+            else:
+                start_state = "fired"
+            if still:
+                end_state = "still_firing"
+            elif _near_gap(end, job_gaps, slack, slack):
+                end_state = "interrupted"
+            else:
+                end_state = "resolved"
             out.append(
                 AlertEpisode(
                     name=name,
                     labels=own,
                     fired_at=start,
                     resolved_at=None if still else end,
-                    fired_before_start=r.first == 0,
+                    fired_before_start=before,
                     end_of_period=g.end,
+                    start_state=start_state,
+                    end_state=end_state,
+                    gaps_inside=inside,
                 )
             )
     out.sort(key=lambda a: (a.fired_at, a.name, sorted(a.labels.items())))
     return tuple(out)
 
 
-def findings(p: Params, violations: Matrix, waived: Matrix) -> tuple[Finding, ...]:
+def findings(
+    p: Params, violations: Matrix, waived: Matrix, job_gaps: Sequence[Gap] = ()
+) -> tuple[Finding, ...]:
+    """Each finding series; its runs split only by a gap of the exporter job (any kind: the
+    series is absent while the exporter is not scraped) are one episode, not two."""
     g = p.grid
+    slack = p.window + g.step
     out = []
     for status, matrix in (("violation", violations), ("waived", waived)):
         for labels, runs in matrix.items():
@@ -701,9 +515,14 @@ def findings(p: Params, violations: Matrix, waived: Matrix) -> tuple[Finding, ..
             first_seen, _ = _present_span(p, runs[0].first, runs[0].last, p.window)
             _, last_seen = _present_span(p, runs[-1].first, runs[-1].last, p.window)
             seconds = 0.0
+            inside = 0
+            previous_end: float | None = None
             for r in runs:
                 a, b = _present_span(p, r.first, r.last, p.window)
                 seconds += b - a
+                if previous_end is not None and _bridged(previous_end, a, job_gaps, slack):
+                    inside += 1
+                previous_end = b
             out.append(
                 Finding(
                     rule=labels.get("rule", ""),
@@ -715,8 +534,9 @@ def findings(p: Params, violations: Matrix, waived: Matrix) -> tuple[Finding, ..
                     first_seen=first_seen,
                     last_seen=last_seen,
                     active_at_end=runs[-1].last == g.count - 1,
-                    episodes=len(runs),
+                    episodes=len(runs) - inside,
                     seconds=seconds,
+                    gaps_inside=inside,
                 )
             )
     out.sort(key=lambda f: (f.control, f.rule, f.status, sorted(f.labels.items())))
@@ -756,301 +576,6 @@ def exceptions(p: Params, expiry: Matrix) -> tuple[PolicyException, ...]:
     return tuple(out)
 
 
-# --- controls -----------------------------------------------------------------------------------
-
-
-def _steps_present(count: int, matrices: Iterable[Matrix]) -> bytearray:
-    marks = bytearray(count)
-    for m in matrices:
-        for _, runs in m.items():
-            _fill(marks, runs, 1)
-    return marks
-
-
-def _rule_check(
-    check_id: str,
-    rules: Sequence[str],
-    title: str,
-    control_findings: Sequence[Finding],
-    has_data: bool,
-    no_data: str,
-    extra_counts: Mapping[str, int | float] | None = None,
-) -> Check:
-    mine = [f for f in control_findings if f.rule in rules]
-    violations = [f for f in mine if f.status == "violation"]
-    waived = [f for f in mine if f.status == "waived"]
-    counts: dict[str, int | float] = {
-        "violations": len(violations),
-        "violation_locations": len({tuple(sorted(f.labels.items())) for f in violations}),
-        "waived": len(waived),
-        **(extra_counts or {}),
-    }
-    rule_list = ", ".join(rules)
-    if violations:
-        names = sorted({f.rule for f in violations})
-        detail = (
-            f"{len(violations)} finding(s) of {', '.join(names)} during the period "
-            f"(rules checked: {rule_list})"
-        )
-        return Check(check_id, title, FAIL, detail, counts)
-    if not has_data:
-        return Check(check_id, title, INSUFFICIENT, no_data, counts)
-    detail = f"no active finding of {rule_list}"
-    if waived:
-        detail += f"; {len(waived)} finding(s) waived by a policy exception"
-    return Check(check_id, title, PASS, detail, counts)
-
-
-def _combine(checks: Sequence[Check]) -> str:
-    results = {c.result for c in checks}
-    if FAIL in results:
-        return FAIL
-    if INSUFFICIENT in results:
-        return INSUFFICIENT
-    if PASS in results:
-        return PASS
-    return INSUFFICIENT
-
-
-def controls(
-    p: Params,
-    data: Mapping[str, Matrix],
-    exporter: Sequence[Coverage],
-    targets: Sequence[Coverage],
-    certs: Sequence[Certificate],
-    renewal_list: Sequence[Renewal],
-    alerts: Sequence[AlertEpisode],
-    finding_list: Sequence[Finding],
-    exception_list: Sequence[PolicyException],
-) -> tuple[ControlResult, ...]:
-    n = p.grid.count
-    cert_steps = _steps_present(n, [data["cert_info"]])
-    cert_ratio = cert_steps.count(1) / n
-    verified_steps = _steps_present(n, [data["verified_endpoints"]])
-    enumerated = _steps_present(n, [data["enumerated_endpoints"]]).count(1)
-    served = _steps_present(n, [data["served_stored_endpoints"]]).count(1)
-    job = exporter[0]
-    exporter_ratio = job.ratio
-    has_certs = bool(certs)
-    tls_targets = [t for t in targets if t.subject.get("source_kind") == "tls"]
-    has_tls = bool(tls_targets) or verified_steps.count(1) > 0
-    no_certs = "no certificate series (certscope_cert_info) in the period: nothing was inventoried"
-
-    def alerts_named(*names: str) -> list[AlertEpisode]:
-        return [a for a in alerts if a.name in names]
-
-    by_control: dict[str, list[Finding]] = {}
-    for f in finding_list:
-        by_control.setdefault(f.control, []).append(f)
-    checks: dict[str, list[Check]] = {c: [] for c in CONTROL_TITLES}
-
-    # CC6.1 ------------------------------------------------------------------------------
-    slots = {c.slot[:4] for c in certs}
-    checks["CC6.1"].append(
-        Check(
-            "certificates_inventoried",
-            "Certificates at every monitored location are inventoried",
-            PASS if has_certs else INSUFFICIENT,
-            (
-                f"{len(certs)} certificate(s) in {len(slots)} slot(s) seen "
-                f"during {cert_ratio:.1%} of the period"
-                if has_certs
-                else no_certs
-            ),
-            {"certificates": len(certs), "slots": len(slots)},
-        )
-    )
-    stalled = alerts_named("CertscopeCertificateRenewalStalled")
-    expiring = alerts_named("CertscopeCertificateExpiring")
-    renewed = [r for r in renewal_list if r.kind == "renewal"]
-    renewal_counts = {
-        "renewals": len(renewed),
-        "expiring_alerts": len(expiring),
-        "renewal_stalled_alerts": len(stalled),
-    }
-    if stalled:
-        result, detail = FAIL, f"{len(stalled)} stalled automated renewal(s) alerted"
-    elif has_certs:
-        result = PASS
-        detail = (
-            f"{len(renewed)} renewal(s); {len(expiring)} expiry-window alert(s); "
-            "no automated renewal stalled"
-        )
-    else:
-        result, detail = INSUFFICIENT, no_certs
-    checks["CC6.1"].append(
-        Check(
-            "renewal_before_expiry",
-            "Certificates are renewed before they expire; automated renewal does not stall",
-            result,
-            detail,
-            renewal_counts,
-        )
-    )
-
-    # Rule checks of CC6.1, CC6.6, CC6.7, CC7.1 ------------------------------------------
-    for check_id, (control, title, rules) in RULE_CHECKS.items():
-        cf = by_control.get(control, [])
-        if check_id == "endpoint_trust":
-            has = verified_steps.count(1) > 0
-            why = (
-                "no TLS endpoint was verified in the period (certscope_cert_verified absent)"
-                if not has_tls
-                else "TLS targets were probed but no verification result "
-                "(certscope_cert_verified) was reported"
-            )
-        elif check_id == "protocols_and_ciphers":
-            if not has_tls and not any(f.rule in rules for f in cf):
-                checks[control].append(
-                    Check(check_id, title, NOT_APPLICABLE, "no TLS endpoint in the period", {})
-                )
-                continue
-            has = enumerated > 0
-            why = (
-                "no protocol/cipher enumeration in the period "
-                "(certscope_tls_protocol_supported absent: enumeration disabled or never run)"
-            )
-        elif check_id == "served_matches_stored":
-            if served == 0 and not any(f.rule in rules for f in cf):
-                checks[control].append(
-                    Check(
-                        check_id,
-                        title,
-                        NOT_APPLICABLE,
-                        "no endpoint was matched with a stored certificate",
-                        {},
-                    )
-                )
-                continue
-            has, why = True, ""
-        elif check_id == "policy_exceptions":
-            lapsed = alerts_named("CertscopePolicyExceptionExpired")
-            open_ = [e for e in exception_list if e.status == "open"]
-            extra = {
-                "open_exceptions": len(open_),
-                "expired_exceptions": len([e for e in exception_list if e.status == "expired"]),
-                "exception_expired_alerts": len(lapsed),
-            }
-            check = _rule_check(
-                check_id,
-                rules,
-                title,
-                cf,
-                job.present > 0,
-                "the exporter was never scraped in the period",
-                extra,
-            )
-            if check.result == PASS and lapsed:
-                check = Check(
-                    check_id,
-                    title,
-                    FAIL,
-                    f"{len(lapsed)} policy exception(s) lapsed (CertscopePolicyExceptionExpired)",
-                    extra,
-                )
-            elif check.result == PASS:
-                check = Check(
-                    check_id,
-                    title,
-                    PASS,
-                    check.detail + f"; {len(open_)} exception(s) open at the end of the period",
-                    extra,
-                )
-            checks[control].append(check)
-            continue
-        else:
-            has, why = has_certs, no_certs
-        checks[control].append(_rule_check(check_id, rules, title, cf, has, why))
-
-    known = {r for _, _, rules in RULE_CHECKS.values() for r in rules}
-    for control, cf in sorted(by_control.items()):
-        other = [f for f in cf if f.rule not in known]
-        if other:
-            rules = tuple(sorted({f.rule for f in other}))
-            checks.setdefault(control, []).append(
-                _rule_check(
-                    "other_policy_rules", rules, "Other policy rules", other, True, "", None
-                )
-            )
-
-    # CC7.2 --------------------------------------------------------------------------------
-    gaps = job.gaps
-    if job.present == 0:
-        result = INSUFFICIENT
-        detail = f"no successful scrape of a job matching {p.job_regex!r} in the period"
-    elif gaps:
-        result = FAIL
-        detail = (
-            f"{len(gaps)} monitoring gap(s), {sum(g.seconds for g in gaps):.0f} s in total; "
-            f"the exporter was scraped during {job.ratio:.2%} of the period"
-        )
-    else:
-        result = PASS
-        detail = "the exporter was scraped throughout the period"
-    checks["CC7.2"].append(
-        Check(
-            "exporter_scraped",
-            "Prometheus scraped the certscope exporter throughout the period (up)",
-            result,
-            detail,
-            {
-                "instances": len(exporter) - 1,
-                "gaps": len(gaps),
-                "gap_seconds": round(sum(g.seconds for g in gaps), 3),
-                "coverage_ratio": round(job.ratio, 6),
-            },
-        )
-    )
-    target_gaps = [g for t in targets for g in t.gaps]
-    monitoring_alerts = [a for a in alerts if a.control == "CC7.2"]
-    if not targets:
-        result = INSUFFICIENT
-        detail = "no probe or store refresh was reported in the period"
-    elif target_gaps:
-        kinds = sorted({k for g in target_gaps for k in g.kind.split("+")})
-        result = FAIL
-        detail = (
-            f"{len(target_gaps)} gap(s) across "
-            f"{len({tuple(g.subject.items()) for g in target_gaps})} target(s): " + ", ".join(kinds)
-        )
-    else:
-        result = PASS
-        detail = f"all {len(targets)} target(s) and store(s) probed and read without a gap"
-    checks["CC7.2"].append(
-        Check(
-            "targets_probed",
-            "Every TLS target was probed and every store read, successfully and on time",
-            result,
-            detail,
-            {
-                "targets": len(targets),
-                "gaps": len(target_gaps),
-                "monitoring_alerts": len(monitoring_alerts),
-            },
-        )
-    )
-
-    ratios = {
-        "CC6.1": cert_ratio,
-        "CC6.6": verified_steps.count(1) / n,
-        "CC6.7": cert_ratio,
-        "CC7.1": exporter_ratio,
-        "CC7.2": exporter_ratio,
-    }
-    out = []
-    for control, cs in checks.items():
-        out.append(
-            ControlResult(
-                control,
-                CONTROL_TITLES.get(control, "Other control"),
-                _combine(cs),
-                round(ratios.get(control, exporter_ratio), 6),
-                tuple(cs),
-            )
-        )
-    return tuple(out)
-
-
 # --- everything -----------------------------------------------------------------------------
 
 
@@ -1075,31 +600,39 @@ def timeline(
     )
 
 
-def analyse(p: Params, data: Mapping[str, Matrix]) -> Evidence:
-    """Everything the report shows, from the matrices of :func:`.query.plan`'s queries."""
+def analyse(p: Params, data: Mapping[str, Matrix], scrapes: ScrapeData | None = None) -> Evidence:
+    """Everything the report shows, from the matrices of :func:`.query.plan`'s queries and
+    the scrape counts of :mod:`.gaps`."""
     job_states = exporter_states(p, data["exporter_up"])
-    exporter = exporter_coverage(p, data["exporter_up"], data["exporter_scrapes"], job_states)
+    exporter = exporter_coverage(p, scrapes or ScrapeData())
     targets, targets_ok, targets_total = target_coverage(
-        p, job_states, data["probe_success"], data["probe_stale"], data["source_up"]
+        p,
+        job_states,
+        data["probe_success"],
+        data["probe_stale"],
+        data["source_up"],
+        exporter[0].gaps,
     )
     certs = inventory(p, data["cert_info"], data["cert_not_after"], data["cert_not_before"])
     renewal_list = renewals(certs)
-    alert_list = alert_episodes(p, data["alerts"])
-    finding_list = findings(p, data["violations"], data["waived"])
+    alert_list = alert_episodes(p, data["alerts"], exporter[0].gaps)
+    finding_list = findings(p, data["violations"], data["waived"], exporter[0].gaps)
     exception_list = exceptions(p, data["exceptions"])
-    control_list = controls(
-        p,
-        data,
-        exporter,
-        targets,
-        certs,
-        renewal_list,
-        alert_list,
-        finding_list,
-        exception_list,
+    control_list = controls.evaluate(
+        controls.Context(
+            p,
+            data,
+            exporter,
+            targets,
+            certs,
+            renewal_list,
+            alert_list,
+            finding_list,
+            exception_list,
+        )
     )
     notes = []
-    if exporter[0].present == 0:
+    if not exporter[0].observed:
         notes.append(
             f"No scrape of a job matching {p.job_regex!r} was found in the period: check "
             "--job, and that this Prometheus keeps the raw certscope series and up for the "

@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 
-from .analyse import COVERED, Evidence
+from .facts import COVERED, Evidence
 
 #: Most points drawn per line: long periods are binned down to this many.
 MAX_BINS = 1000

@@ -4,17 +4,25 @@
         --from 2025-01-01 --to 2025-12-31 --out evidence-2025/
 
 Exit codes: 0 the report was written (whatever the controls' results); 1 Prometheus could not
-be queried or the files could not be written; 2 a usage error (bad date, step, URL).
+be queried or the files could not be written; 2 a usage error (bad date, step, URL, a non-empty
+--out without --force); 3 the report was written but the period starts before the data
+Prometheus holds (0 with --allow-partial).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import dataclasses
 import math
 import re
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,7 +33,8 @@ import yaml
 from .. import __version__
 from ..config import parse_duration
 from ..errors import UsageError
-from . import analyse, query, report
+from . import analyse, configuration, endpoints, facts, gaps, http, query, report, verdict
+from .meta import Meta
 from .model import Grid, human_duration, iso
 
 #: Steps tried, smallest first, when --step is not given.
@@ -38,6 +47,8 @@ DEFAULT_JOB = "certscope.*"
 DEFAULT_STALE_AFTER = "15m"
 #: Prometheus's defaults when the configuration cannot be read.
 DEFAULT_INTERVAL = 60.0
+#: Exit status when the report was written but the period starts before the data.
+EXIT_PARTIAL = 3
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -87,6 +98,91 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         "--step",
         metavar="DURATION",
         help="resolution, e.g. 1m or 5m (default: from the period, 5m for a year)",
+    )
+    p.add_argument(
+        "--prometheus.config",
+        dest="prometheus_config",
+        metavar="FILE",
+        help="YAML with basic_auth, authorization / bearer_token(_file) and tls_config, "
+        "as in a Prometheus http_config",
+    )
+    p.add_argument(
+        "--alertmanager.url",
+        dest="alertmanager_url",
+        metavar="URL",
+        help="Alertmanager base URL: its routing and receivers (secrets redacted) go into the "
+        "package",
+    )
+    p.add_argument(
+        "--config",
+        dest="certscope_config",
+        metavar="FILE",
+        help="the certscope configuration file: a redacted copy and its SHA-256 go into the "
+        "package",
+    )
+    p.add_argument(
+        "--query.timeout",
+        dest="query_timeout",
+        default="2m",
+        metavar="DURATION",
+        help="deadline of one request, connection to last byte (default: 2m)",
+    )
+    p.add_argument(
+        "--query.max-bytes",
+        dest="query_max_bytes",
+        type=int,
+        default=query.DEFAULT_MAX_BYTES,
+        metavar="BYTES",
+        help=f"largest answer read (default: {query.DEFAULT_MAX_BYTES:,})",
+    )
+    p.add_argument(
+        "--query.chunk-points",
+        dest="chunk_points",
+        type=int,
+        default=query.MAX_POINTS,
+        metavar="N",
+        help=f"evaluations per range request (default and maximum: {query.MAX_POINTS:,})",
+    )
+    p.add_argument(
+        "--query.concurrency",
+        dest="concurrency",
+        type=int,
+        default=4,
+        metavar="N",
+        help="requests in flight at once (default: 4)",
+    )
+    p.add_argument(
+        "--min-observed-ratio",
+        dest="min_observed",
+        type=float,
+        default=verdict.MIN_OBSERVED,
+        metavar="RATIO",
+        help=f"share of the period a control needs observed to pass (default: "
+        f"{verdict.MIN_OBSERVED})",
+    )
+    p.add_argument(
+        "--insufficient-below",
+        dest="insufficient_below",
+        type=float,
+        default=verdict.INSUFFICIENT_BELOW,
+        metavar="RATIO",
+        help="below this observed share a control has insufficient data; between the two "
+        f"it passes with gaps (default: {verdict.INSUFFICIENT_BELOW})",
+    )
+    p.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="exit 0 even when the period starts before the data Prometheus holds",
+    )
+    p.add_argument(
+        "--no-pdf",
+        action="store_true",
+        help="do not write report.pdf (WeasyPrint) next to report.html",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a non-empty --out directory (its files are deleted first)",
     )
     p.add_argument(
         "--probe-stale-after",
@@ -143,10 +239,10 @@ def choose_step(period: float, step: str | None) -> float:
     return float(STEP_LADDER[-1])
 
 
-def check_url(url: str) -> str:
+def check_url(url: str, option: str = "--prometheus.url") -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"--prometheus.url {url!r}: expected http(s)://host:port")
+        raise UsageError(f"{option} {url!r}: expected http(s)://host:port")
     return url
 
 
@@ -223,7 +319,7 @@ def run(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
     """Run ``certscope evidence``; returns the exit code (errors are printed, not raised)."""
     err = stderr if stderr is not None else sys.stderr
     try:
-        return _run(args, err)
+        return asyncio.run(_run(args, err))
     except UsageError as exc:
         print(f"certscope evidence: {exc}", file=err)
         return 2
@@ -235,7 +331,22 @@ def run(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
         return 1
 
 
-def _run(args: argparse.Namespace, err: TextIO) -> int:
+@dataclass(frozen=True)
+class Settings:
+    """The checked command line."""
+
+    url: str
+    start: float
+    requested_to: float
+    end: float
+    step: float
+    stale_after: float
+    out: Path
+    http: http.HttpConfig
+    notes: tuple[str, ...]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
     url = check_url(args.prometheus_url)
     start = parse_date(args.date_from, end=False)
     requested_to = parse_date(args.date_to, end=True)
@@ -261,52 +372,216 @@ def _run(args: argparse.Namespace, err: TextIO) -> int:
         re.compile(args.job)
     except re.error as exc:
         raise UsageError(f"--job {args.job!r}: {exc}") from None
-    out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
+    if not 1 <= args.chunk_points <= query.MAX_POINTS:
+        raise UsageError(f"--query.chunk-points: between 1 and {query.MAX_POINTS:,}")
+    if args.concurrency < 1 or args.query_max_bytes < 1024:
+        raise UsageError("--query.concurrency must be at least 1, --query.max-bytes 1024")
+    if not 0 < args.insufficient_below <= args.min_observed <= 1:
+        raise UsageError("need 0 < --insufficient-below <= --min-observed-ratio <= 1")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out}: not a directory")
+    if args.alertmanager_url is not None:
+        check_url(args.alertmanager_url, "--alertmanager.url")
+    if args.certscope_config is not None and not Path(args.certscope_config).is_file():
+        raise UsageError(f"--config {args.certscope_config}: not a readable file")
+    if out.is_dir() and any(out.iterdir()) and not args.force:
+        raise UsageError(f"--out {args.out}: not empty (use --force to replace its content)")
+    return Settings(
+        url,
+        start,
+        requested_to,
+        end,
+        step,
+        stale_after,
+        out,
+        http.load(args.prometheus_config),
+        tuple(notes),
+    )
 
-    grid = Grid(start, step, math.floor((end - start) / step + 1e-9))
+
+async def _scrapes(
+    client: query.PrometheusClient, args: argparse.Namespace, grid: Grid, interval: float
+) -> tuple[facts.ScrapeData, list[query.Query]]:
+    """Counts per window, then raw samples where a window is short (:mod:`.gaps`)."""
+    plan = query.coverage_plan(args.job, grid.step, interval)
+    data = await query.fetch(client, plan, grid, max_points=args.chunk_points)
+    drilled = gaps.drill_windows(grid, interval, data["scrape_successes"])
+    ranges = gaps.raw_ranges(grid, interval, drilled)
+    raw = await query.raw_samples(client, f"up{{job=~{query.quote(args.job)}}}", ranges)
+    failed = tuple((f.name, f.start, f.end) for f in client.failed)
+    return (
+        facts.ScrapeData(
+            data["scrape_successes"], data["scrape_counts"], raw, frozenset(drilled), failed
+        ),
+        plan,
+    )
+
+
+async def _configuration(
+    client: query.PrometheusClient, args: argparse.Namespace, cfg: Settings
+) -> configuration.Configuration:
+    if args.alertmanager_url is None:
+        return await configuration.fetch(
+            client, None, args.certscope_config, args.job, cfg.start, cfg.end
+        )
+    async with query.PrometheusClient(
+        # no credentials of Prometheus are sent to another server
+        args.alertmanager_url,
+        timeout=client.timeout,
+        service="Alertmanager",
+    ) as am:
+        return await configuration.fetch(
+            client, am, args.certscope_config, args.job, cfg.start, cfg.end
+        )
+
+
+async def _retention(client: query.PrometheusClient, at: float) -> dict[str, str]:
+    flags = await client.flags()
+    out = {
+        k: flags[k]
+        for k in ("storage.tsdb.retention.time", "storage.tsdb.retention.size")
+        if flags.get(k)
+    }
+    if out.get("storage.tsdb.retention.time") == "0s":  # Prometheus's own default applies
+        out["storage.tsdb.retention.time"] = "0s (default: 15d unless a size limit is set)"
+    try:
+        lowest = await client.instant(
+            "tsdb_lowest", "min(prometheus_tsdb_lowest_timestamp_seconds)", at
+        )
+    except query.QueryFailed:
+        lowest = []
+    # a malformed answer: the figure is left out, not guessed
+    with contextlib.suppress(KeyError, IndexError, TypeError, ValueError):
+        if lowest:
+            out["tsdb_lowest_timestamp"] = iso(float(lowest[0]["value"][1]))
+    return out
+
+
+async def _run(args: argparse.Namespace, err: TextIO) -> int:
+    cfg = _settings(args)
+    try:
+        timeout = parse_duration(args.query_timeout)
+    except ValueError as exc:
+        raise UsageError(f"--query.timeout: {exc}") from None
+    grid = Grid(cfg.start, cfg.step, math.floor((cfg.end - cfg.start) / cfg.step + 1e-9))
     progress = Progress(err)
-    client = query.PrometheusClient(url)
-    build = client.buildinfo()
-    scrape, evaluation, source = intervals(client.config_yaml(), args.job)
-    params = analyse.Params(
-        grid=grid,
-        window=max(step, 2 * scrape),
-        alert_window=max(step, 2 * evaluation),
-        scrape_interval=scrape,
-        stale_after=stale_after,
-        job_regex=args.job,
+    async with query.PrometheusClient(
+        cfg.url,
+        http=cfg.http,
+        timeout=timeout,
+        max_bytes=args.query_max_bytes,
+        concurrency=args.concurrency,
+    ) as client:
+        build = await client.buildinfo()
+        scrape, evaluation, source = intervals(await client.config_yaml(), args.job)
+        params = facts.Params(
+            grid=grid,
+            window=max(cfg.step, 2 * scrape),
+            alert_window=max(cfg.step, 2 * evaluation),
+            scrape_interval=scrape,
+            stale_after=cfg.stale_after,
+            job_regex=args.job,
+            min_observed=args.min_observed,
+            insufficient_below=args.insufficient_below,
+        )
+        queries = query.plan(
+            args.job, params.window, params.alert_window, cfg.step, cfg.stale_after
+        )
+        chunks = len(grid.chunks(args.chunk_points))
+        progress.say(
+            f"{iso(grid.start)} to {iso(grid.end)}, step {human_duration(cfg.step)}: "
+            f"{len(queries) + 2} queries x {chunks} chunk(s) from {cfg.url}"
+        )
+        scrapes, coverage_queries = await _scrapes(client, args, grid, scrape)
+        data = await query.fetch(client, queries, grid, progress, args.chunk_points)
+        endpoint_answers = await endpoints.fetch(
+            client, args.job, grid.start, grid.end, params.window
+        )
+        retention = await _retention(client, cfg.end)
+        conf = await _configuration(client, args, cfg)
+    scrapes = facts.ScrapeData(
+        scrapes.successes,
+        scrapes.counts,
+        scrapes.raw,
+        scrapes.drilled,
+        tuple((f.name, f.start, f.end) for f in client.failed),
     )
-    queries = query.plan(args.job, params.window, params.alert_window, step, stale_after)
-    chunks = len(grid.chunks(query.MAX_POINTS))
-    progress.say(
-        f"{iso(grid.start)} to {iso(grid.end)}, step {human_duration(step)}: "
-        f"{len(queries)} queries x {chunks} chunk(s) from {url}"
+    evidence = dataclasses.replace(
+        analyse.analyse(params, data, scrapes),
+        endpoints=tuple(endpoints.build(endpoint_answers)),
     )
-    data = query.fetch(client, queries, grid, progress)
-    evidence = analyse.analyse(params, data)
-    meta = report.Meta(
+    partial = _starts_before_data(evidence)
+    meta = Meta(
         generated_at=time.time(),
         version=__version__,
-        prometheus_url=url,
+        prometheus_url=cfg.url,
         prometheus_version=build.get("version", ""),
-        requested_from=start,
-        requested_to=requested_to,
-        queries=queries,
+        requested_from=cfg.start,
+        requested_to=cfg.requested_to,
+        queries=[*coverage_queries, *queries],
         records=client.records,
         warnings=client.warnings,
         scrape_interval_source=source,
-        notes=notes,
+        notes=list(cfg.notes),
+        retention=retention,
+        partial=partial,
+        failed_chunks=[(f.name, f.start, f.end, f.error) for f in client.failed],
+        http=cfg.http.description,
+        bytes_received=client.bytes_received,
+        configuration=conf,
     )
-    from . import charts  # matplotlib: loaded only when a report is drawn
+    from . import (
+        charts,  # matplotlib: loaded only when a report is drawn
+        pdf,
+    )
 
-    files = report.render(evidence, meta, charts.render(evidence))
-    report.write(out_dir, files)
+    files = report.render(
+        evidence, meta, charts.render(evidence), None if args.no_pdf else pdf.render
+    )
+    write_atomic(cfg.out, files, force=args.force)
     for c in evidence.controls:
         print(f"{c.control}\t{c.result}\t{c.title}")
-    progress.say(f"wrote {len(files)} files to {out_dir}")
+    digest = report.sha256(files["manifest.json"])
+    print(f"manifest.json\tsha256:{digest}")
+    progress.say(f"wrote {len(files)} files to {cfg.out}")
+    if partial:
+        progress.say(f"the period starts before the data: {partial}")
+        return 0 if args.allow_partial else EXIT_PARTIAL
     return 0
+
+
+def _starts_before_data(ev: facts.Evidence) -> str:
+    """Why the evidence is partial at its start, or "" when the data reaches the start."""
+    job = ev.exporter[0]
+    start = ev.params.grid.start
+    if not job.observed:
+        return "Prometheus holds no scrape of the exporter job in the period"
+    first = job.gaps[0] if job.gaps else None
+    if first is not None and first.start <= start and "no_data" in first.kind:
+        return f"the first scrape of the exporter job in the period is at {iso(first.end)}"
+    return ""
+
+
+def write_atomic(out: Path, files: dict[str, bytes], *, force: bool) -> None:
+    """Write every file into a temporary folder next to ``out``, then move it into place.
+
+    A reader never sees a half-written package: either the old content or the new one. A
+    non-empty ``out`` is only replaced with ``force`` (checked before any query as well).
+    """
+    parent = out.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    try:
+        report.write(tmp, files)
+        if out.is_dir():
+            if any(out.iterdir()) and not force:
+                raise UsageError(f"--out {out}: not empty (use --force to replace its content)")
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:

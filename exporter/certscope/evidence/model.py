@@ -155,3 +155,18 @@ def human_duration(seconds: float) -> str:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
     return " ".join(parts[:3])
+
+
+def iso_or_empty(ts: float | None) -> str:
+    return iso(ts) if ts is not None else ""
+
+
+def bool_text(value: bool | None) -> str:
+    """``true``/``false`` as the CSV files write them, empty when unknown."""
+    return "" if value is None else ("true" if value else "false")
+
+
+def labels_text(labels: Mapping[str, str], skip: Iterable[str] = ()) -> str:
+    """``a=1;b=2`` (sorted), leaving out ``skip``."""
+    skipped = set(skip)
+    return ";".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in skipped)

@@ -4,26 +4,32 @@ Exceptions::
 
     PrometheusError
     ├── PrometheusUnreachable   no usable answer after the retries (refused, DNS, timeout, 5xx)
-    └── QueryFailed             Prometheus answered with an error (bad query, too many samples)
+    └── QueryFailed             Prometheus answered with an error (bad query, too many samples),
+        │                       or the answer is not Prometheus API JSON of the expected shape
+        └── MalformedAnswer     not Prometheus API JSON of the expected shape
+            └── AnswerTooLarge  the answer passed ``--query.max-bytes`` and was dropped
 
 Range queries are cut into chunks of at most :data:`MAX_POINTS` evaluations (Prometheus refuses
 more than 11,000 points per series in one query) and every request is recorded as a
 :class:`QueryRecord` for the manifest, so an auditor can re-run exactly what produced the report.
-The client speaks plain HTTP through :mod:`urllib` (the command is synchronous and sequential:
-a long report is bounded by Prometheus, not by the client).
+The client is :mod:`aiohttp`: chunks of every query run in parallel, at most ``concurrency`` at
+a time, so a long report is bounded by Prometheus rather than by round trips.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
+import aiohttp
+
+from . import gaps, verdict
+from .http import HttpConfig
 from .model import Grid, Matrix, promql_duration, series_key
 
 #: Evaluations per range query. Prometheus's own limit is 11,000 points per series.
@@ -46,6 +52,31 @@ class PrometheusUnreachable(PrometheusError):
 
 class QueryFailed(PrometheusError):
     """Prometheus rejected a request (bad query, too many samples, unknown endpoint)."""
+
+
+class MalformedAnswer(QueryFailed):
+    """The answer is not Prometheus API JSON of the expected shape."""
+
+
+class AnswerTooLarge(MalformedAnswer):
+    """The answer passed ``--query.max-bytes``; it was dropped unread."""
+
+
+#: Smallest piece a chunk is split into when its answer is too large.
+MIN_SPLIT_POINTS = 50
+
+#: Largest answer read, in bytes (a year of one chunk for a few hundred series fits).
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FailedChunk:
+    """A piece of a range query that failed after its retries: a gap in the data."""
+
+    name: str
+    start: float
+    end: float
+    error: str
 
 
 @dataclass(frozen=True)
@@ -88,7 +119,6 @@ def plan(
     """
     job = f"job=~{quote(job_regex)}"
     w = promql_duration(window)
-    s = promql_duration(step)
     a = promql_duration(alert_window)
     stale = f"{stale_after:g}"
 
@@ -107,11 +137,6 @@ def plan(
             "exporter_up",
             f"max by (job, instance) (max_over_time(up{{{job}}}[{w}]))",
             "exporter scrapes: 1 a scrape succeeded in the window, 0 only failed, absent none",
-        ),
-        Query(
-            "exporter_scrapes",
-            f"sum by (job, instance) (sum_over_time(up{{{job}}}[{s}]))",
-            "successful scrapes per step (coverage.csv present samples)",
         ),
         Query(
             "probe_success",
@@ -176,129 +201,307 @@ def plan(
         ),
         Query(
             "alerts",
-            f'max_over_time(ALERTS{{alertstate="firing", alertname=~{quote(ALERT_NAMES)}}}[{a}])',
-            "firing certscope alerts",
+            "max_over_time(ALERTS{"
+            f'alertstate="firing", alertname=~{quote(ALERT_NAMES)}, job=~{quote(job_regex + "|")}'
+            f"}}[{a}])",
+            "firing certscope alerts of the selected job(s) (or of no job: aggregated rules)",
+        ),
+        *(
+            Query(f"verdict:{control}", expr, f"{control} verdict: 1 failing, 0 holding")
+            for control, expr in verdict.expressions(job_regex).items()
         ),
     ]
 
 
+def coverage_plan(job_regex: str, step: float, interval: float) -> list[Query]:
+    """The scrape counts behind gap detection (:mod:`.gaps`)."""
+    ok, seen = gaps.count_queries(f"job=~{quote(job_regex)}", step, interval)
+    return [
+        Query("scrape_successes", ok, "successful scrapes per instance and window"),
+        Query("scrape_counts", seen, "recorded scrapes per instance and window"),
+    ]
+
+
 class PrometheusClient:
-    """A small client for the Prometheus HTTP API (``/api/v1``)."""
+    """An asyncio client for the Prometheus HTTP API (``/api/v1``), hardened against its server.
+
+    Each request has an overall deadline (``timeout``: connecting, headers and body together,
+    so a server that drips a byte every few seconds is cut off), a cap on the answer's size
+    (``max_bytes``: the body is read in pieces and dropped past the cap, so a huge answer costs
+    at most the cap in memory), and at most ``concurrency`` requests run at once. Answers that
+    are not Prometheus API JSON of the expected shape are :class:`QueryFailed` with a one-line
+    reason, never a traceback.
+    """
 
     def __init__(
         self,
         url: str,
         *,
+        http: HttpConfig | None = None,
         timeout: float = 120.0,
         retries: int = 3,
         backoff: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        concurrency: int = 4,
+        service: str = "Prometheus",
     ) -> None:
         self.url = url.rstrip("/")
+        self.service = service
+        self.http = http or HttpConfig()
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
-        self._sleep = sleep
+        self.max_bytes = max_bytes
         self.records: list[QueryRecord] = []
         self.warnings: list[str] = []
+        self.failed: list[FailedChunk] = []
+        self.bytes_received = 0
+        self._limit = asyncio.Semaphore(concurrency)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> PrometheusClient:
+        ssl_ctx = self.http.ssl_context() if self.url.startswith("https:") else None
+        connector = aiohttp.TCPConnector(ssl=ssl_ctx if ssl_ctx is not None else True)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers={
+                "Accept": "application/json",
+                "User-Agent": "certscope-evidence",
+                **self.http.headers,
+            },
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
 
     # --- transport ---------------------------------------------------------------------------
 
-    def _request(self, path: str, params: dict[str, str] | None = None) -> Any:
+    async def _once(self, url: str, params: dict[str, str] | None) -> tuple[int, bytes]:
+        assert self._session is not None, "use the client as an async context manager"
+        kwargs: dict[str, Any] = {}
+        if self.http.server_name:
+            kwargs["server_hostname"] = self.http.server_name
+        method = "POST" if params is not None else "GET"
+        async with self._session.request(method, url, data=params, **kwargs) as resp:
+            body = bytearray()
+            async for piece in resp.content.iter_chunked(1 << 16):
+                body += piece
+                if len(body) > self.max_bytes:
+                    raise AnswerTooLarge(
+                        f"the answer is larger than {self.max_bytes:,} bytes "
+                        "(--query.max-bytes); use a smaller --query.chunk-points"
+                    )
+            self.bytes_received += len(body)
+            return resp.status, bytes(body)
+
+    async def _request(self, path: str, params: dict[str, str] | None = None) -> Any:
         """POST (queries) or GET (everything else) ``/api/v1/<path>``; the ``data`` member."""
-        url = f"{self.url}/api/v1/{path}"
-        body = urllib.parse.urlencode(params).encode() if params is not None else None
-        headers = {"Accept": "application/json", "User-Agent": "certscope-evidence"}
-        if body is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        body = await self._body(f"{self.url}/api/v1/{path}", path, params)
+        return self._data(path, body)
+
+    async def get_json(self, path: str, query: dict[str, str] | None = None) -> Any:
+        """GET ``<url><path>?<query>`` and parse the JSON as it is (no API envelope)."""
+        url = f"{self.url}{path}" + (f"?{urlencode(query, doseq=True)}" if query else "")
+        body = await self._body(url, path, None)
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise MalformedAnswer(f"{path}: the answer is not JSON ({str(exc)[:200]})") from None
+
+    async def _body(self, url: str, path: str, params: dict[str, str] | None) -> bytes:
+        """The body of a successful answer, after retries (see the class docstring)."""
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
-                self._sleep(self.backoff * 2 ** (attempt - 1))
-            request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310
-                    payload = json.load(resp)
-            except urllib.error.HTTPError as exc:
-                message = _error_message(exc)
-                if exc.code >= 500 or exc.code == 429:
-                    last = f"HTTP {exc.code}: {message}"
-                    continue
-                raise QueryFailed(f"{path}: HTTP {exc.code}: {message}") from None
-            except (urllib.error.URLError, OSError) as exc:
-                reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-                last = str(reason) or type(reason).__name__
+                async with self._limit:
+                    status, body = await self._once(url, params)
+            except TimeoutError:
+                last = f"no complete answer within {self.timeout:g} s"
                 continue
-            except ValueError as exc:  # not JSON: not a Prometheus API
-                raise QueryFailed(
-                    f"{path}: the answer is not Prometheus API JSON ({exc})"
-                ) from None
-            if not isinstance(payload, dict) or payload.get("status") != "success":
-                error = payload.get("error") if isinstance(payload, dict) else None
-                raise QueryFailed(f"{path}: {error or 'unexpected answer'}")
-            for warning in payload.get("warnings") or []:
-                self.warnings.append(str(warning))
-            return payload.get("data")
+            except aiohttp.ClientError as exc:
+                last = str(exc) or type(exc).__name__
+                continue
+            except OSError as exc:
+                last = exc.strerror or str(exc) or type(exc).__name__
+                continue
+            if status >= 500 or status == 429:
+                last = f"HTTP {status}: {_error_message(body)}"
+                continue
+            if status >= 400:
+                raise QueryFailed(f"{path}: HTTP {status}: {_error_message(body)}")
+            return body
         tries = self.retries + 1
         raise PrometheusUnreachable(
-            f"cannot reach Prometheus at {self.url}: {last} ({tries} attempt{'s' * (tries > 1)})"
+            f"cannot reach {self.service} at {self.url}: {last} "
+            f"({tries} attempt{'s' * (tries > 1)})"
         )
+
+    def _data(self, path: str, body: bytes) -> Any:
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:  # not JSON: not a Prometheus API
+            raise MalformedAnswer(
+                f"{path}: the answer is not Prometheus API JSON ({str(exc)[:200]})"
+            ) from None
+        if not isinstance(payload, dict) or payload.get("status") != "success":
+            error = payload.get("error") if isinstance(payload, dict) else None
+            raise QueryFailed(f"{path}: {str(error)[:500] if error else 'unexpected answer'}")
+        warnings = payload.get("warnings") or []
+        for warning in warnings if isinstance(warnings, list) else [warnings]:
+            self.warnings.append(str(warning)[:500])
+        return payload.get("data")
 
     # --- API ---------------------------------------------------------------------------------
 
-    def buildinfo(self) -> dict[str, str]:
+    async def buildinfo(self) -> dict[str, str]:
         """Version facts of the server (the first request: it fails fast when unreachable)."""
         self.records.append(QueryRecord("buildinfo", "api", "/api/v1/status/buildinfo"))
         try:
-            data = self._request("status/buildinfo")
+            data = await self._request("status/buildinfo")
+        except MalformedAnswer:
+            raise
         except QueryFailed:  # Prometheus-compatible servers need not offer it
             return {}
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
-    def config_yaml(self) -> str | None:
+    async def config_yaml(self) -> str | None:
         """The running configuration (YAML), or None when the server does not offer it."""
         self.records.append(QueryRecord("config", "api", "/api/v1/status/config"))
         try:
-            data = self._request("status/config")
+            data = await self._request("status/config")
+        except MalformedAnswer:
+            raise
         except QueryFailed:
             return None
         text = data.get("yaml") if isinstance(data, dict) else None
         return text if isinstance(text, str) else None
 
-    def range(
+    async def flags(self) -> dict[str, str]:
+        """Command-line flags (retention), empty when the server does not offer them."""
+        self.records.append(QueryRecord("flags", "api", "/api/v1/status/flags"))
+        try:
+            data = await self._request("status/flags")
+        except MalformedAnswer:
+            raise
+        except QueryFailed:
+            return {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    async def instant(self, name: str, expr: str, at: float) -> list[dict[str, Any]]:
+        """An instant query at ``at``: the ``result`` list (vector or matrix items)."""
+        data = await self._request("query", {"query": expr, "time": _num(at)})
+        result = data.get("result") if isinstance(data, dict) else None
+        if not isinstance(result, list):
+            raise MalformedAnswer(f"query {name}: the answer has no result list")
+        self.records.append(QueryRecord(name, "instant", expr, at, at, None, len(result)))
+        return [item for item in result if isinstance(item, dict)]
+
+    async def _chunk(self, query: Query, grid: Grid, first: int, last: int) -> list[Any]:
+        start, end = grid.time(first), grid.time(last)
+        params = {
+            "query": query.expr,
+            "start": _num(start),
+            "end": _num(end),
+            "step": _num(grid.step),
+        }
+        data = await self._request("query_range", params)
+        result = data.get("result") if isinstance(data, dict) else None
+        if not isinstance(result, list):
+            raise MalformedAnswer(f"query_range {query.name}: the answer has no result list")
+        self.records.append(
+            QueryRecord(query.name, "range", query.expr, start, end, grid.step, len(result))
+        )
+        return result
+
+    def _failed(self, query: Query, grid: Grid, first: int, last: int, why: str) -> list[Any]:
+        start, end = grid.time(first) - grid.step, grid.time(last)
+        self.failed.append(FailedChunk(query.name, start, end, why))
+        return []
+
+    async def range(
         self,
         query: Query,
         grid: Grid,
         on_chunk: Callable[[], None] = lambda: None,
         max_points: int = MAX_POINTS,
     ) -> Matrix:
-        """Evaluate ``query`` at every step of ``grid``, chunk by chunk, into runs."""
+        """Evaluate ``query`` at every step of ``grid``, chunk after chunk, into runs.
+
+        A chunk whose answer passes ``max_bytes`` is split in halves (down to
+        :data:`MIN_SPLIT_POINTS` steps): many series cost more requests, not more memory.
+
+        Chunks of one query run in order and each is merged (and dropped) as soon as it
+        arrives, so memory holds one answer per query in flight; queries run in parallel
+        (:func:`fetch`). A chunk that still fails after the retries is recorded in
+        :attr:`failed` (and becomes a gap in the data) rather than ending the run.
+        """
         out = Matrix()
-        for first, last in grid.chunks(max_points):
-            start, end = grid.time(first), grid.time(last)
-            data = self._request(
-                "query_range",
-                {
-                    "query": query.expr,
-                    "start": _num(start),
-                    "end": _num(end),
-                    "step": _num(grid.step),
-                },
-            )
-            result = data.get("result", []) if isinstance(data, dict) else []
-            self.records.append(
-                QueryRecord(
-                    query.name, "range", query.expr, start, end, grid.step, series=len(result)
-                )
-            )
+        pending = deque(grid.chunks(max_points))
+        starts = {first for first, _ in pending}
+        while pending:
+            first, last = pending.popleft()
+            try:
+                result = await self._chunk(query, grid, first, last)
+            except AnswerTooLarge as exc:
+                if last - first + 1 >= 2 * MIN_SPLIT_POINTS:
+                    # many series: the same steps in two halves keep each answer under the cap
+                    middle = (first + last) // 2
+                    pending.extendleft([(middle + 1, last), (first, middle)])
+                    continue
+                result = self._failed(query, grid, first, last, str(exc))
+            except PrometheusError as exc:
+                result = self._failed(query, grid, first, last, str(exc))
+            if not pending or pending[0][0] in starts:
+                on_chunk()
             for item in result:
-                key = series_key({str(k): str(v) for k, v in item.get("metric", {}).items()})
-                out.extend(key, _points(grid, item.get("values", [])))
-            on_chunk()
+                metric = item.get("metric") if isinstance(item, dict) else None
+                values = item.get("values") if isinstance(item, dict) else None
+                if not isinstance(metric, dict) or not isinstance(values, list):
+                    raise MalformedAnswer(
+                        f"query_range {query.name}: malformed series in the answer"
+                    )
+                key = series_key({str(k): str(v) for k, v in metric.items()})
+                out.extend(key, _points(grid, values, query.name))
+            del result
         return out
 
 
-def fetch(
+async def raw_samples(
+    client: PrometheusClient, selector: str, ranges: list[tuple[float, float]]
+) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """Raw samples of ``selector`` in each ``(start, end]``, by (job, instance), sorted."""
+
+    async def one(start: float, end: float) -> list[dict[str, Any]]:
+        expr = f"{selector}[{promql_duration(end - start)}]"
+        return await client.instant("scrapes_raw", expr, end)
+
+    out: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for result in await asyncio.gather(*(one(a, b) for a, b in ranges)):
+        for item in result:
+            metric, values = item.get("metric"), item.get("values")
+            if not isinstance(metric, dict) or not isinstance(values, list):
+                raise MalformedAnswer("scrapes_raw: malformed series in the answer")
+            key = (str(metric.get("job", "")), str(metric.get("instance", "")))
+            samples = out.setdefault(key, [])
+            for pair in values:
+                try:
+                    samples.append((float(pair[0]), float(pair[1])))
+                except (TypeError, ValueError, IndexError):
+                    raise MalformedAnswer(
+                        f"scrapes_raw: malformed sample {str(pair)[:80]}"
+                    ) from None
+    for samples in out.values():
+        samples.sort()
+        samples[:] = [s for i, s in enumerate(samples) if i == 0 or s[0] != samples[i - 1][0]]
+    return out
+
+
+async def fetch(
     client: PrometheusClient,
     queries: list[Query],
     grid: Grid,
@@ -309,37 +512,51 @@ def fetch(
     chunks = len(grid.chunks(max_points))
     total = chunks * len(queries)
     done = 0
-    out: dict[str, Matrix] = {}
-    for query in queries:
 
-        def tick(name: str = query.name) -> None:
-            nonlocal done
-            done += 1
-            if progress is not None:
-                progress(done, total, name)
+    def tick(name: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total, name)
 
-        out[query.name] = client.range(query, grid, tick, max_points)
-    return out
+    def ticker(name: str) -> Callable[[], None]:
+        return lambda: tick(name)
+
+    failed_before = len(client.failed)
+    matrices = await asyncio.gather(
+        *(client.range(q, grid, ticker(q.name), max_points) for q in queries)
+    )
+    failed = client.failed[failed_before:]
+    if total and len(failed) == total:  # nothing answered: no report, an error
+        raise PrometheusUnreachable(f"every range request failed; the first: {failed[0].error}")
+    return {q.name: m for q, m in zip(queries, matrices, strict=True)}
 
 
-def _points(grid: Grid, values: list[list[Any]]) -> Iterator[tuple[int, float]]:
+def _points(grid: Grid, values: list[Any], name: str) -> Iterator[tuple[int, float]]:
     """Prometheus ``[time, "value"]`` pairs → (step, value) on the grid."""
     start, step, count = grid.start, grid.step, grid.count
-    for t, v in values:
-        k = round((float(t) - start) / step) - 1
+    for pair in values:
+        try:
+            t, v = pair
+            k = round((float(t) - start) / step) - 1
+            value = float(v)
+        except (TypeError, ValueError):
+            raise MalformedAnswer(
+                f"query_range {name}: malformed sample {str(pair)[:80]}"
+            ) from None
         if 0 <= k < count:
-            yield k, float(v)
+            yield k, value
 
 
 def _num(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
-def _error_message(exc: urllib.error.HTTPError) -> str:
+def _error_message(body: bytes) -> str:
     try:
-        body = json.loads(exc.read() or b"{}")
-    except (ValueError, OSError):
-        return exc.reason if isinstance(exc.reason, str) else str(exc.reason)
-    if isinstance(body, dict) and body.get("error"):
-        return str(body["error"])
-    return str(exc.reason)
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        return body[:200].decode("utf-8", "replace").strip() or "no message"
+    if isinstance(payload, dict) and payload.get("error"):
+        return str(payload["error"])[:500]
+    return "no message"

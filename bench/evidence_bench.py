@@ -1,0 +1,183 @@
+"""Benchmark: a 12-month ``certscope evidence`` run over synthetic TSDB blocks.
+
+    .venv/bin/python bench/evidence_bench.py --targets 200
+    .venv/bin/python bench/evidence_bench.py --targets 2000 --chunk-points 2000
+
+Builds a year (2025) of certscope series for N TLS targets with ``promtool tsdb
+create-blocks-from openmetrics`` (cached under the system temporary directory), starts a real
+Prometheus (Debian ``prometheus``) on a copy, runs ``certscope evidence`` for the year at the
+automatic step (5 minutes) and prints wall time, peak RSS of the command and bytes received
+from Prometheus (``manifest.json``), as a Markdown row for docs/benchmarks.md.
+
+Per target: ``certscope_cert_info``, ``certscope_cert_not_after_timestamp_seconds``,
+``certscope_cert_not_before_timestamp_seconds``, ``certscope_probe_success``,
+``certscope_probe_timestamp_seconds``, ``certscope_cert_verified`` and two
+``certscope_tls_protocol_supported``; every target's certificate is renewed once (in a month
+that depends on the target). The scrape interval of the bench job is 1 hour: a year at 15 s for
+2,000 targets would be 70 billion samples of OpenMetrics text to convert. The evidence run's
+cost on the certscope side does not depend on it (range queries are evaluated at the step; the
+windows hold one sample instead of twenty); Prometheus's own evaluation is cheaper than at 15 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from measure import run_measured  # noqa: E402
+from promserver import Prometheus, free_port  # noqa: E402
+
+START = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
+END = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+INTERVAL = 3600
+JOB = 'job="certscope",instance="c1:9899"'
+BLOCKS_VERSION = 1
+
+
+def lines(targets: int) -> Iterator[str]:
+    times = [START - INTERVAL + 7 + k * INTERVAL for k in range(int((END - START) / INTERVAL) + 2)]
+    yield "# TYPE up gauge"
+    for t in times:
+        yield f"up{{{JOB}}} 1 {t:.0f}"
+
+    def each(name: str, value: str, extra: str = "", cert: bool = False) -> Iterator[str]:
+        yield f"# TYPE {name} gauge"
+        for i in range(targets):
+            ident = f'source_kind="tls",source="t{i}",location="t{i}.example:443"'
+            renew = START + (i % 12 + 0.5) * 30 * 86400
+            if cert:
+                ident += ',chain_position="0",subject_cn="t{i}.example"'.replace("{i}", str(i))
+            for serial, lo, hi in (("01", 0.0, renew), ("02", renew, END * 2)):
+                labels = ident + extra
+                if name == "certscope_cert_info":
+                    labels += (
+                        f',serial="{i:x}{serial}",fingerprint_sha256="{i:x}{serial}",'
+                        f'public_key_sha256="{serial * 32}"'
+                    )
+                v = value
+                if name == "certscope_cert_not_after_timestamp_seconds":
+                    v = f"{(renew if serial == '01' else renew + 180 * 86400) + 30 * 86400:.0f}"
+                for t in times:
+                    if lo <= t < hi:
+                        yield f"{name}{{{JOB},{labels}}} {v} {t:.0f}"
+                if not cert:
+                    break  # endpoint series do not change at a renewal
+
+    yield from each("certscope_cert_info", "1", cert=True)
+    yield from each("certscope_cert_not_after_timestamp_seconds", "0", cert=True)
+    yield from each(
+        "certscope_cert_not_before_timestamp_seconds", f"{START - 86400:.0f}", cert=True
+    )
+    yield from each("certscope_probe_success", "1")
+    yield from each("certscope_cert_verified", "1")
+    yield "# TYPE certscope_tls_protocol_supported gauge"
+    for protocol in ("TLSv1.2", "TLSv1.3"):
+        for line in each("certscope_tls_protocol_supported", "1", f',protocol="{protocol}"'):
+            if not line.startswith("#"):
+                yield line
+    yield "# EOF"
+
+
+def blocks(targets: int) -> Path:
+    key = f"v{BLOCKS_VERSION}"  # bump when lines() changes
+    out = Path(tempfile.gettempdir()) / f"certscope-evidence-bench-{targets}-{key}"
+    if (out / "done").exists():
+        return out
+    work = Path(tempfile.mkdtemp(prefix="certscope-bench-"))
+    try:
+        text = work / "bench.om"
+        started = time.monotonic()
+        with text.open("w") as f:
+            for line in lines(targets):
+                f.write(line + "\n")
+        size = text.stat().st_size
+        subprocess.run(
+            [
+                shutil.which("promtool") or "promtool",
+                *("tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=4380h"),
+                *(str(text), str(work / "blocks")),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        print(
+            f"blocks for {targets} targets: {size / 1e6:.0f} MB of OpenMetrics, "
+            f"{time.monotonic() - started:.0f} s",
+            file=sys.stderr,
+        )
+        text.unlink()
+        (work / "blocks" / "done").write_text(key)
+        shutil.rmtree(out, ignore_errors=True)
+        (work / "blocks").rename(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def run(targets: int, chunk_points: int, concurrency: int) -> dict[str, object]:
+    source = blocks(targets)
+    with tempfile.TemporaryDirectory(prefix="certscope-bench-prom-") as tmp:
+        work = Path(tmp)
+        shutil.copytree(source, work / "tsdb", ignore=shutil.ignore_patterns("done"))
+        prom = Prometheus(
+            work,
+            [f"127.0.0.1:{free_port()}"],
+            interval="1h",
+            extra_args=["--storage.tsdb.retention.time=30y"],
+        )
+        with prom:
+            out = work / "out"
+            code, stderr, seconds, rss_kib = run_measured(
+                [
+                    *(sys.executable, "-m", "certscope.evidence.cli"),
+                    *("--prometheus.url", prom.url, "--from", "2025-01-01", "--to", "2025-12-31"),
+                    *("--out", str(out), "--query.chunk-points", str(chunk_points)),
+                    *("--query.concurrency", str(concurrency), "--no-pdf"),
+                ]
+            )
+            if code != 0:
+                raise SystemExit(f"certscope evidence exited {code}:\n{stderr[-2000:]}")
+            manifest = json.loads((out / "manifest.json").read_text())
+            summary = json.loads((out / "summary.json").read_text())
+    return {
+        "targets": targets,
+        "certificates": summary["counts"]["certificates"],
+        "renewals": summary["counts"]["renewals"],
+        "requests": len(manifest["queries"]),
+        "wall_seconds": round(seconds, 1),
+        "peak_rss_mib": round(rss_kib / 1024),
+        "bytes_received": manifest["bytes_received"],
+        "chunk_points": chunk_points,
+        "concurrency": concurrency,
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--targets", type=int, default=200)
+    p.add_argument("--chunk-points", type=int, default=11000)
+    p.add_argument("--concurrency", type=int, default=4)
+    args = p.parse_args()
+    r = run(args.targets, args.chunk_points, args.concurrency)
+    print(json.dumps(r))
+    print(
+        f"| {r['targets']:,} | {r['certificates']:,} | {r['requests']:,} | "
+        f"{r['wall_seconds']} s | {r['peak_rss_mib']} MiB | "
+        f"{int(r['bytes_received']) / 1e6:,.0f} MB | {r['chunk_points']:,} |"  # type: ignore[call-overload]
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
