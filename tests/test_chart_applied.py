@@ -58,9 +58,9 @@ def crds(kube_cluster: KubeCluster) -> list[str]:
             got = kube_cluster.ok(
                 "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
             )
-            conditions = {
-                c["type"]: c["status"] for c in got.get("status", {}).get("conditions", [])
-            }
+            # Right after the apply the API server may answer "conditions": null.
+            status = got.get("status") or {}
+            conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
             if conditions.get("Established") == "True":
                 break
             assert time.monotonic() < deadline, f"CRD {name} not established: {conditions}"
