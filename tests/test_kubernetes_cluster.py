@@ -283,10 +283,17 @@ async def test_forbidden_namespace_does_not_hide_the_others(
     async with watching(reader) as pub:
         r = await pub.until(lambda r: names(r) >= {f"{a}/s", f"{b}/s"}, timeout=10)
         assert f"{c}/s" not in names(r)
-        assert r.error_reason == "forbidden" and c in r.error
+        # The namespace is an item error at its place; the source itself stays up.
+        assert (r.up, r.error_reason) == (True, "")
+        denied = [e for e in r.errors if e.location == f"{c}/*"]
+        assert [e.reason for e in denied] == ["forbidden"] and c in denied[0].message
         kube_cluster.put_secret(a, "new", tls(ca, "new.test"))  # a and b keep being watched
         r = await pub.until(lambda r: f"{a}/new" in names(r), timeout=10)
-        assert names(r) == {f"{a}/s", f"{b}/s", f"{a}/new"}
+        assert names(r) == {f"{a}/s", f"{b}/s", f"{a}/new"} and r.up
+    once = await reader_for(kubeconfig, namespaces=(a, b, c)).refresh(None)  # inventory's path
+    assert (once.up, once.error_reason) == (True, "")
+    assert names(once) == {f"{a}/s", f"{b}/s", f"{a}/new"}
+    assert [(e.location, e.reason) for e in once.errors] == [(f"{c}/*", "forbidden")]
     forbidden = [x for x in kube_cluster.audit(secrets_path(c), "reader") if x.verb == "list"]
     assert forbidden and all(x.status == 403 for x in forbidden)
 
@@ -295,6 +302,9 @@ async def test_no_permission_at_all_is_forbidden(kube_cluster: KubeCluster, tmp_
     kubeconfig = kube_cluster.write_kubeconfig(tmp_path / "kc", token=kube_cluster.nobody_token)
     result = await reader_for(kubeconfig).refresh(None)
     assert (result.up, result.error_reason) == (False, "forbidden")
+    # Every listed namespace forbidden is the source's failure, not a list of item errors.
+    every = await reader_for(kubeconfig, namespaces=("default", "kube-system")).refresh(None)
+    assert (every.up, every.error_reason) == (False, "forbidden")
     wrong = kube_cluster.write_kubeconfig(tmp_path / "wrong", token="not-a-token")
     result = await reader_for(wrong).refresh(None)
     assert (result.up, result.error_reason) == (False, "unauthorized")

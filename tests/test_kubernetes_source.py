@@ -382,6 +382,34 @@ async def test_failures_keep_last_good_data_and_recover(
     assert api.count("list") == 1
 
 
+async def test_a_forbidden_namespace_is_an_item_error_and_every_one_fails_the_source(
+    api: FakeKubeAPI, ca: trustme.CA
+) -> None:
+    api.put_secret("a", "s", tls(ca, "a.test"))
+    api.put_secret("b", "s", tls(ca, "b.test"))
+    api.fail(403, times=None, resource="configmaps")  # only ConfigMaps are denied
+    reader = make_reader(api, namespaces=("a", "b"), configmaps=True)
+    some = await reader.refresh(None)
+    assert (some.up, some.error_reason) == (True, "")
+    assert names(some) == {"a/s", "b/s"}
+    assert sorted((e.location, e.reason) for e in some.errors) == [
+        ("configmap:a/*", "forbidden"),
+        ("configmap:b/*", "forbidden"),
+    ]
+    api.clear_failures()
+    api.fail(403, times=None)  # now every namespace and resource
+    every = await reader.refresh(some)
+    assert (every.up, every.error_reason) == (False, "forbidden")
+    assert every.certs == some.certs  # the last good certificates are kept
+    async with watching(reader) as pub:
+        down = await pub.until(lambda r: True)
+        assert (down.up, down.error_reason) == (False, "forbidden")
+        api.clear_failures()
+        api.fail(403, times=None, resource="configmaps")
+        up = await pub.until(lambda r: r.up and names(r) == {"a/s", "b/s"})
+        assert {e.location for e in up.errors} == {"configmap:a/*", "configmap:b/*"}
+
+
 async def test_error_events_and_a_refused_relist(api: FakeKubeAPI, ca: trustme.CA) -> None:
     api.put_secret("ns", "a", tls(ca, "a.test"))
     api.fail(410, verb="list")  # a fresh list refused with 410: reported, backed off, retried

@@ -60,7 +60,10 @@ Errors (internal; none escapes ``refresh`` or ``watch``)::
     _BrokenStream                             an open watch ended uncleanly: resume, no re-list
 
 A failing stream makes the published result ``up=False`` with the reason, keeping the last
-good certificates; the stream retries with jittered exponential backoff (at least
+good certificates. A namespace the exporter may not read (403 on a namespaced stream) is the
+exception: it is an item error at ``<namespace>/*`` (``configmap:<namespace>/*``) with reason
+``forbidden`` and the source stays up with the other namespaces, unless every stream is
+forbidden (a forbidden cluster-wide stream fails the source as any other failure does); the stream retries with jittered exponential backoff (at least
 ``Retry-After`` when the server sends one). List pages and watch requests share a client-side
 token bucket (``qps``, ``burst``).
 """
@@ -606,6 +609,7 @@ class KubernetesReader:
         self._page_size = page_size
         self._extract = _Extractor(source)
         self._streams = _streams(source)
+        self._by_key = {s.key: s for s in self._streams}
         self._limiter = TokenBucket(source.qps, source.burst)
         self._stores: dict[str, dict[ObjKey, _Entry]] = {}
         self._synced: set[str] = set()
@@ -750,11 +754,19 @@ class KubernetesReader:
             return self._failed(previous, exc, started)
         try:
             stores: dict[str, dict[ObjKey, _Entry]] = {}
+            denied: list[ItemError] = []
             for stream in self._streams:
                 # Objects the watch already parsed (same resourceVersion) are reused as they
                 # are; nothing else is kept between refreshes.
                 old = self._stores.get(stream.key, {})
-                state = await self._list_fresh(client, stream, _ListState(), old)
+                try:
+                    state = await self._list_fresh(client, stream, _ListState(), old)
+                except _ApiError as exc:
+                    if not _confined(stream, exc) or len(denied) + 1 == len(self._streams):
+                        raise
+                    log.warning("kubernetes source %s: %s (%s)", self.name, exc.message, exc.reason)
+                    denied.append(_stream_error(stream, exc))
+                    continue
                 stores[stream.key] = state.entries
         except asyncio.CancelledError:
             raise
@@ -768,7 +780,7 @@ class KubernetesReader:
         finally:
             await client.close()
         certs, errors, keys = _flatten(stores)
-        return succeeded(self, self.source.labels, started, certs, errors, keys)
+        return succeeded(self, self.source.labels, started, certs, errors + tuple(denied), keys)
 
     def _failed(
         self, previous: SourceResult | None, exc: _ApiError, started: float
@@ -966,7 +978,8 @@ class KubernetesReader:
         if previous is None or previous.reason != exc.reason:
             log.warning("kubernetes source %s: %s (%s)", self.name, exc.message, exc.reason)
         self._failures[key] = exc
-        self._unpublished = exc
+        if not self._confined(key):
+            self._unpublished = exc
         self._mark_dirty()
 
     def _ok(self, key: str) -> None:
@@ -974,10 +987,27 @@ class KubernetesReader:
             log.info("kubernetes source %s: %s recovered", self.name, key)
             self._mark_dirty()
 
+    def _confined(self, key: str) -> bool:
+        """Is the failure of stream ``key`` only its namespace's (an item error)?"""
+        exc = self._failures.get(key)
+        stream = self._by_key.get(key)
+        return exc is not None and stream is not None and _confined(stream, exc)
+
+    def _source_failure(self) -> _ApiError | None:
+        """The failure that takes the source down: any but a forbidden namespace, and those
+        too when every stream is one (nothing at all can be read)."""
+        real = [exc for key, exc in self._failures.items() if not self._confined(key)]
+        if real:
+            return real[0]
+        if self._failures and all(self._confined(s.key) for s in self._streams):
+            return next(iter(self._failures.values()))
+        return None
+
     def _ready(self) -> bool:
-        """Publish once every stream has listed, or as soon as anything fails."""
-        return bool(self._failures or self._unpublished) or all(
-            s.key in self._synced for s in self._streams
+        """Publish once every stream has listed (or is a forbidden namespace), or as soon as
+        the source fails."""
+        return bool(self._source_failure() or self._unpublished) or all(
+            s.key in self._synced or self._confined(s.key) for s in self._streams
         )
 
     def current(self) -> SourceResult:
@@ -985,7 +1015,7 @@ class KubernetesReader:
         now = time.time()
         certs, errors, keys = _flatten(self._stores)
         errors += self._stream_errors()
-        failure = next(iter(self._failures.values()), None)
+        failure = self._source_failure()
         if failure is None and self._unpublished is not None:
             failure = self._unpublished
             self._mark_dirty()  # already healed: the good result follows after the debounce
@@ -1009,15 +1039,12 @@ class KubernetesReader:
 
     def _stream_errors(self) -> tuple[ItemError, ...]:
         """A failing namespace (forbidden, say) as an item error at ``<namespace>/*``
-        (``configmap:<namespace>/*``) as well, so the place shows beside the other items'
-        errors; the source's own failure stays as it is."""
+        (``configmap:<namespace>/*``), so the place shows beside the other items' errors."""
         out: list[ItemError] = []
         for stream in self._streams:
             exc = self._failures.get(stream.key)
-            if exc is None or stream.namespace is None:
-                continue
-            prefix = "" if stream.resource == "secrets" else "configmap:"
-            out.append(ItemError(f"{prefix}{stream.namespace}/*", exc.reason, exc.message))
+            if exc is not None and stream.namespace is not None:
+                out.append(_stream_error(stream, exc))
         return tuple(out)
 
     async def _publisher(self, publish: Publish) -> None:
@@ -1035,6 +1062,16 @@ class KubernetesReader:
             except Exception:  # the consumer's bug must not end the watch
                 log.exception("kubernetes source %s: publish failed", self.name)
             await asyncio.sleep(self._debounce)
+
+
+def _confined(stream: _Stream, exc: _ApiError) -> bool:
+    """RBAC denies this one namespace: the other namespaces are still read."""
+    return exc.reason == "forbidden" and stream.namespace is not None
+
+
+def _stream_error(stream: _Stream, exc: _ApiError) -> ItemError:
+    prefix = "" if stream.resource == "secrets" else "configmap:"
+    return ItemError(f"{prefix}{stream.namespace}/*", exc.reason, exc.message)
 
 
 def _flatten(
