@@ -65,7 +65,8 @@ FAMILIES: tuple[Family, ...] = (
     Family(
         "certscope_cert_revoked",
         "gauge",
-        "1 for a stored certificate its CA has revoked (Vault PKI with include_revoked).",
+        "1 for a stored certificate its CA has revoked (Vault PKI with include_revoked, or "
+        "the source's OCSP/CRL check).",
     ),
     Family(
         "certscope_cert_verified",
@@ -519,8 +520,14 @@ def _revocation_lines(out: Fragments, base: Labels, rev: Revocation) -> None:
         _add(
             out, "certscope_ocsp_staple_next_update_timestamp_seconds", base, rev.staple_next_update
         )
+    _revocation_status_lines(out, base, rev)
+
+
+def _revocation_status_lines(out: Fragments, slot: Labels, rev: Revocation) -> None:
+    """One series per method checked. A stored leaf's ``slot`` also names its place in the
+    file or bundle (a bundle may hold several leaves); stapling is for servers only."""
     for check in rev.checks:
-        labels = (*base, ("method", str(check.method)), ("status", str(check.status)))
+        labels = (*slot, ("method", str(check.method)), ("status", str(check.status)))
         _add(out, "certscope_cert_revocation_status", labels, 1)
 
 
@@ -550,6 +557,8 @@ def source_fragments(r: SourceResult) -> Fragments:
             *r.labels,
         )
         _cert_lines(out, loc, c.position, c.facts, c.revoked)
+        if c.revocation is not None:
+            _revocation_status_lines(out, (*loc, ("chain_position", str(c.position))), c.revocation)
     if r.keys:
         _add(out, "certscope_source_keys", base, len(r.keys))
     for k in r.keys:

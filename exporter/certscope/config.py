@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
@@ -193,6 +193,15 @@ class RevocationOptions:
     timeout: float = 5.0  # per fetch; the probe's own timeout bounds the whole check
     max_crl_bytes: int = 10 * 1024 * 1024
 
+    @property
+    def enabled(self) -> bool:
+        return self.ocsp or self.crl
+
+
+#: Stored certificates are checked for revocation only when their source asks (fetching from
+#: every CA a file tree names is not something to do unasked).
+STORED_REVOCATION_OFF: Final = RevocationOptions(ocsp=False, crl=False)
+
 
 @dataclass(frozen=True)
 class TLSOptions:
@@ -264,6 +273,7 @@ class FilesSource:
     follow_symlinks: bool = False
     max_files: int = 200_000
     timeout: float = 60.0
+    revocation: RevocationOptions = STORED_REVOCATION_OFF
 
 
 @dataclass(frozen=True)
@@ -313,6 +323,7 @@ class VaultSource:
     labels: tuple[tuple[str, str], ...] = ()
     stale_after: float | None = None
     kind: str = "vault"
+    revocation: RevocationOptions = STORED_REVOCATION_OFF
 
 
 @dataclass(frozen=True)
@@ -739,8 +750,19 @@ _FILES_KEYS = (
     "follow_symlinks",
     "max_files",
     "timeout",
+    "revocation",
 )
-_VAULT_KEYS = (*_SOURCE_COMMON, "address", "auth", "kv", "pki", "namespace", "ca_file", "timeout")
+_VAULT_KEYS = (
+    *_SOURCE_COMMON,
+    "address",
+    "auth",
+    "kv",
+    "pki",
+    "namespace",
+    "ca_file",
+    "timeout",
+    "revocation",
+)
 _VAULT_AUTH_KEYS = (
     "method",
     "token_file",
@@ -815,6 +837,14 @@ def _revocation(
         timeout=c.duration(rd, "timeout", rloc, base.timeout, MIN_TIMEOUT),
         max_crl_bytes=int(c.number(rd, "max_crl_bytes", rloc, base.max_crl_bytes, 1024, 2**30)),
     )
+
+
+def _source_revocation(c: _Checker, d: Mapping[str, Any], loc: str) -> RevocationOptions:
+    """A store's ``revocation``: off unless set; when set, the same shape and defaults as a
+    target's (``true``, or a mapping whose unnamed methods are on)."""
+    if "revocation" not in d:
+        return STORED_REVOCATION_OFF
+    return _revocation(c, d, loc, RevocationOptions())
 
 
 def _max_handshake_bytes(c: _Checker, d: Mapping[str, Any], loc: str, default: int) -> int:
@@ -942,6 +972,7 @@ def _source(
             password_file=c.readable_file(
                 c.string(d, "password_file", loc), _join(loc, "password_file")
             ),
+            revocation=_source_revocation(c, d, loc),
             **common,
         )
     elif kind == "vault":
@@ -1037,6 +1068,7 @@ def _vault_source(
         namespace=c.string(d, "namespace", loc),
         ca_file=c.readable_file(c.string(d, "ca_file", loc), _join(loc, "ca_file"), pem_certs=True),
         timeout=c.duration(d, "timeout", loc, DEFAULT_TIMEOUT, MIN_TIMEOUT),
+        revocation=_source_revocation(c, d, loc),
         **common,
     )
 

@@ -781,11 +781,13 @@ def assess_stored(
     now: datetime,
     key_mismatch: Sequence[int] = (),
     keys: Sequence[KeyFacts] = (),
+    revoked: Sequence[int] = (),
 ) -> Assessment:
     """Findings for the certificates and private keys at one stored location, each judged on
     its own.
 
-    ``key_mismatch`` lists positions whose private key, stored beside them, does not match.
+    ``key_mismatch`` lists positions whose private key, stored beside them, does not match;
+    ``revoked`` the positions their CA has revoked (OCSP, CRL or the store itself says so).
     """
     findings: list[Finding] = []
     for key in keys:
@@ -797,6 +799,9 @@ def assess_stored(
         findings.append(
             _finding(Rule.PRIVATE_KEY_MISMATCH, "critical", f"private key does not match {where}")
         )
+    if revoked:
+        where = ", ".join(f"[{p}]" for p in revoked)
+        findings.append(_finding(Rule.CERT_REVOKED, "critical", f"revoked by its CA: {where}"))
     merged: dict[Rule, Finding] = {}
     for f in findings:  # one finding per rule and location, details joined
         if f.rule in merged:

@@ -5,7 +5,7 @@ Every outcome, good or bad, is one of these; nothing downstream needs to know ho
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .certs import CertFacts
@@ -85,6 +85,10 @@ class StoredCert:
     # Facts the store keeps about the certificate (ACM: type, status, renewal eligibility,
     # how many resources use it), as sorted name/value strings; as for StoredKey.attributes.
     attributes: tuple[tuple[str, str], ...] = ()
+    # The certificate itself, kept only by sources that check revocation (a later refresh asks
+    # again when a cached answer expires); empty otherwise, so memory stays as it was.
+    der: bytes = field(default=b"", repr=False)
+    revocation: Revocation | None = None  # None: not checked (the source does not ask)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ __all__ = [
     "check_revocation",
     "judge_crl",
     "judge_ocsp",
+    "leaf_and_issuer",
 ]
 
 #: Clock skew tolerated on thisUpdate and nextUpdate.
@@ -410,6 +411,14 @@ def _leaf_and_issuer(
                 continue
             return leaf, cert
     return leaf, None
+
+
+def leaf_and_issuer(
+    chain: Sequence[bytes],
+) -> tuple[x509.Certificate, x509.Certificate | None] | None:
+    """``chain[0]`` parsed, and the certificate among the others that signed it (or None);
+    None when a certificate does not parse."""
+    return _leaf_and_issuer(tuple(chain)) if chain else None
 
 
 def _staple_check(

@@ -350,12 +350,15 @@ class Scheduler:
         item_labels: dict[str, Labels] = {}
         item_kinds: dict[str, str] = {}  # a store within the source (aws_acm), else its kind
         mismatched: dict[str, list[int]] = {}
+        revoked: dict[str, list[int]] = {}
         for c in sorted(result.certs, key=lambda c: (c.location, c.position)):
             by_location.setdefault(c.location, []).append(c.facts)
             item_labels.setdefault(c.location, c.labels)
             item_kinds.setdefault(c.location, c.source_kind or result.kind)
             if c.key_matches is False:
                 mismatched.setdefault(c.location, []).append(c.position)
+            if c.revoked:
+                revoked.setdefault(c.location, []).append(c.position)
         keys = private_keys_by_location(result)
         items = []
         for location in sorted(by_location.keys() | keys.keys()):
@@ -367,6 +370,7 @@ class Scheduler:
                 now,
                 mismatched.get(location, ()),
                 keys.get(location, ()),
+                revoked.get(location, ()),
             )
             if a.findings:
                 # The item's own labels (owner annotation, cert-manager) win, as on its series.

@@ -37,6 +37,7 @@ from . import formats, walk
 from . import keys as keyrec
 from .base import failed, succeeded
 from .formats import Password, apply_key_match, key_hashes, keys_in
+from .revocation_check import check_stored
 
 #: Files larger than this are reported, not read (a 50 MB "certificate" is a mistake).
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -293,6 +294,8 @@ class FilesReader:
             parsed = formats.Parsed("unknown", errors=(ItemError(path, "unparseable", message),))
         del data
         certs, errors, keys = parsed.certs, parsed.errors, parsed.keys
+        if not self.source.revocation.enabled:  # the DER is kept only to ask about revocation
+            certs = tuple(replace(c, der=b"") for c in certs)
         deps: tuple[tuple[str, DepStat], ...] = ()
         if parsed.format in ("pem", "der") and certs and not parsed.has_key:
             sibling = _sibling_key(path, certs)
@@ -314,4 +317,5 @@ class FilesReader:
         except Exception as exc:  # a failing source keeps its last good data
             message = f"{type(exc).__name__}: {str(exc)[:200]}"
             return failed(self, self.source.labels, started, previous, "internal_error", message)
+        certs = await check_stored(certs, self.source.revocation, self.source.timeout)
         return succeeded(self, self.source.labels, started, certs, errors, keys)

@@ -209,7 +209,8 @@ def _cert(location: str, position: int, der: bytes) -> StoredCert | ItemError:
     facts = facts_from_der(der)
     if facts.parse_errors and not facts.subject and not facts.not_after:
         return ItemError(f"{location}#{position}", "unparseable", facts.parse_errors[0])
-    return StoredCert(location, position, facts)
+    # The DER rides along for revocation checks; a reader that does not check drops it.
+    return StoredCert(location, position, facts, der=der)
 
 
 class _Collector:
@@ -359,7 +360,7 @@ def parse_der_certificate(path: str, data: bytes) -> Parsed:
     SEQUENCEs)."""
     facts = facts_from_der(data)
     if facts.subject or facts.not_after:
-        return Parsed("der", (StoredCert(path, 0, facts),))
+        return Parsed("der", (StoredCert(path, 0, facts, der=data),))
     key = parse_der_key(path, data)
     if key.keys:
         return key

@@ -62,6 +62,7 @@ from ..results import ItemError, SourceResult, StoredCert, StoredKey
 from .base import failed, succeeded
 from .formats import keys_in
 from .keys import link
+from .revocation_check import check_stored
 
 log = logging.getLogger(__name__)
 
@@ -203,10 +204,11 @@ async def _map_bounded(
 
 
 def parse_pem_value(
-    location: str, value: object, revoked: bool = False
+    location: str, value: object, revoked: bool = False, keep_der: bool = False
 ) -> tuple[list[StoredCert], list[ItemError]]:
     """Every certificate in one PEM string, with its position. Other PEM blocks (keys) are
-    skipped unread; messages describe the problem, never the content."""
+    skipped unread; messages describe the problem, never the content. ``keep_der``: carry each
+    certificate's DER (for revocation checks)."""
     if not isinstance(value, str):
         kind = "null" if value is None else type(value).__name__
         return [], [ItemError(location, "unknown_format", f"value is {kind}, not PEM text")]
@@ -227,8 +229,21 @@ def parse_pem_value(
             msg = f"PEM block {pos}: {facts.parse_errors[0]}"
             errors.append(ItemError(location, "unparseable", msg))
             continue
-        certs.append(StoredCert(location, pos, facts, revoked=revoked))
+        certs.append(
+            StoredCert(location, pos, facts, revoked=revoked, der=der if keep_der else b"")
+        )
     return certs, errors
+
+
+def _issuer_scope(cert: StoredCert) -> str:
+    """Where a certificate's issuer may be found: the same KV secret (``certificate`` beside
+    ``issuing_ca``, say), or the PKI mount (its issuers, when ``issuers`` is on)."""
+    if "#" in cert.location:  # <mount>/<path>#<key>
+        return cert.location.split("#", 1)[0]
+    for part in ("/certs/", "/issuer/"):
+        if part in cert.location:
+            return cert.location.rsplit(part, 1)[0]
+    return cert.location
 
 
 class _Client:
@@ -400,6 +415,10 @@ class VaultReader:
     def __repr__(self) -> str:
         return f"VaultReader({self.name!r}, {self.source.address!r})"
 
+    @property
+    def _keep_der(self) -> bool:
+        return self.source.revocation.enabled
+
     async def refresh(self, previous: SourceResult | None) -> SourceResult:
         started = time.perf_counter()
         self._keys = []
@@ -413,6 +432,9 @@ class VaultReader:
             log.exception("vault source %s: unexpected error", self.name)
             return self._failed(previous, started, "internal_error", type(exc).__name__)
         ordered = tuple(sorted(certs, key=lambda c: (c.location, c.position)))
+        ordered = await check_stored(
+            ordered, self.source.revocation, self.source.timeout, _issuer_scope
+        )
         keys = link(sorted(self._keys, key=lambda k: k.location), ordered)
         return succeeded(self, self.source.labels, started, ordered, tuple(errors), keys)
 
@@ -606,7 +628,7 @@ class VaultReader:
             return [], [*errors, ItemError(where, "missing_key", msg)]
         certs: list[StoredCert] = []
         for key, value in values:
-            got, bad = parse_pem_value(f"{where}#{key}", value)
+            got, bad = parse_pem_value(f"{where}#{key}", value, keep_der=self._keep_der)
             certs += got
             errors += bad
         return certs, errors
@@ -671,7 +693,9 @@ class VaultReader:
         revoked = self._revoked(data)
         if revoked and not pki.include_revoked:
             return [], []
-        return parse_pem_value(where, data.get("certificate"), revoked=revoked)
+        return parse_pem_value(
+            where, data.get("certificate"), revoked=revoked, keep_der=self._keep_der
+        )
 
     @staticmethod
     def _revoked(data: dict[str, Any]) -> bool:
@@ -707,7 +731,9 @@ class VaultReader:
                 if rest and pems and rest[0].strip() == pems[0].strip():
                     rest = rest[1:]
                 pems += rest
-            got, bad = parse_pem_value(where, "\n".join(pems) if pems else None)
+            got, bad = parse_pem_value(
+                where, "\n".join(pems) if pems else None, keep_der=self._keep_der
+            )
             # Revocation is the issuer's own state, not its parents'.
             return [replace(c, revoked=revoked and c.position == 0) for c in got], bad
 
