@@ -72,18 +72,23 @@ def _crl(
     return crl.public_bytes(serialization.Encoding.DER)
 
 
-@pytest.fixture(scope="module")
-def rev(tmp_path_factory: pytest.TempPathFactory) -> RevocationPKI:
-    d = tmp_path_factory.mktemp("revocation")
-    pki = TestPKI(d, name="Revocation")
-    key_file = d / "intermediate.key"
-    key_file.write_bytes(
+def _key_file(pki: TestPKI, path: Path) -> Path:
+    """The intermediate's key as a PEM file, for ``openssl ocsp -rkey``."""
+    path.write_bytes(
         pki.intermediate.key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
     )
+    return path
+
+
+@pytest.fixture(scope="module")
+def rev(tmp_path_factory: pytest.TempPathFactory) -> RevocationPKI:
+    d = tmp_path_factory.mktemp("revocation")
+    pki = TestPKI(d, name="Revocation")
+    key_file = _key_file(pki, d / "intermediate.key")
     index = d / "index.txt"
     index.write_text(
         _index_line("V", GOOD, "good.test")

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from certscope import revocation
 from certscope.collector import render_once
@@ -39,7 +38,7 @@ from certscope.sources.vault import VaultReader
 from openbao import OpenBao
 from pki import Leaf, TestPKI
 from servers import FileServer, OCSPResponder, silent_server
-from test_revocation import _crl, _index_line
+from test_revocation import _crl, _index_line, _key_file
 
 GOOD, REVOKED = 0x2001, 0x2002
 
@@ -57,14 +56,7 @@ class Store:
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     d = tmp_path_factory.mktemp("stored-revocation")
     pki = TestPKI(d / "pki", name="Stored")
-    key_file = d / "intermediate.key"
-    key_file.write_bytes(
-        pki.intermediate.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    key_file = _key_file(pki, d / "intermediate.key")
     index = d / "index.txt"
     index.write_text(
         _index_line("V", GOOD, "good.test")

@@ -17,6 +17,10 @@ that grew past the cap after ``stat`` is still ``too_large``), and one bad file 
 Private keys (a PRIVATE KEY block in the certificate's PEM file, or a sibling ``<stem>.key``)
 are read only to set :attr:`~certscope.results.StoredCert.key_matches`; their bytes are dropped
 as soon as the public key hash is known and never appear in results, logs or messages.
+
+With ``revocation`` set, each leaf is checked against its issuer from the same file after the
+read (:mod:`.revocation_check`); only then is each certificate's DER kept (in the cache, so an
+unchanged file can be asked about again when a cached answer expires).
 """
 
 from __future__ import annotations
