@@ -23,6 +23,7 @@ from certscope.config import (
     SecretRef,
     VaultAuth,
     VaultKV,
+    VaultPKI,
     VaultSource,
     parse_config,
 )
@@ -264,3 +265,54 @@ async def test_vault_kv_bundles(store: Store, tmp_path: Path) -> None:
     assert 'source_kind="vault",source="vault",location="secret/tls/revoked#certificate"' in (
         render_once([result])
     )
+
+
+async def test_vault_pki_leaves_against_the_mount_issuer(tmp_path: Path) -> None:
+    # OpenBao's own OCSP responder and CRL, named in the certificates it issues.
+    bao = OpenBao.start(tmp_path / "bao")
+    try:
+        bao.ok("POST", "sys/mounts/pki", {"type": "pki", "config": {"max_lease_ttl": "87600h"}})
+        bao.ok(
+            "POST",
+            "pki/root/generate/internal",
+            {"common_name": "Certscope Revocation Root", "key_type": "ec", "ttl": "87600h"},
+        )
+        bao.ok(
+            "POST",
+            "pki/config/urls",
+            {
+                "ocsp_servers": [f"{bao.address}/v1/pki/ocsp"],
+                "crl_distribution_points": [f"{bao.address}/v1/pki/crl"],
+            },
+        )
+        role = {"allowed_domains": ["vault.test"], "allow_subdomains": True, "key_type": "ec"}
+        bao.ok("POST", "pki/roles/web", {**role, "max_ttl": "72h"})
+        serials = {
+            cn: bao.ok("POST", "pki/issue/web", {"common_name": cn, "ttl": "1h"})["data"][
+                "serial_number"
+            ]
+            for cn in ("good.vault.test", "revoked.vault.test")
+        }
+        bao.ok("POST", "pki/revoke", {"serial_number": serials["revoked.vault.test"]})
+        token = tmp_path / "token"
+        token.write_text(bao.root_token)
+        source = VaultSource(
+            name="vault",
+            address=bao.address,
+            auth=VaultAuth("token", token=SecretRef(file=str(token))),
+            pki=(VaultPKI("pki", include_revoked=True),),
+            revocation=RevocationOptions(),
+        )
+        result = await VaultReader(source).refresh(None)
+    finally:
+        bao.stop()
+    assert result.up, result.error
+    checked = {
+        c.facts.subject_cn: {str(k.method): str(k.status) for k in c.revocation.checks}
+        for c in result.certs
+        if c.revocation is not None
+    }
+    assert checked == {
+        "good.vault.test": {"ocsp": "good", "crl": "good"},
+        "revoked.vault.test": {"ocsp": "revoked", "crl": "revoked"},
+    }
