@@ -37,6 +37,10 @@ from the configured keys of a KV secret only. A PEM private key in any value of 
 with public facts only (type, size, public key hash; ``corrupt_key`` when unreadable); the key
 itself never reaches a result. No message quotes a value; Vault's own error text is passed
 through a redaction of every credential in use.
+
+Revocation (``revocation`` set): each leaf is checked against an issuer from the same KV secret
+or, for PKI certificates, the mount's issuers (:mod:`.revocation_check`); the DER of each
+certificate is kept only then.
 """
 
 from __future__ import annotations
