@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,7 @@ from certscope.config import (
 from certscope.errors import ConfigError
 from certscope.inventory import rows
 from certscope.policy import Rule
-from certscope.results import SourceResult
+from certscope.results import SourceResult, StoredCert
 from certscope.scheduler import Scheduler
 from certscope.snapshot import State
 from certscope.sources.files import FilesReader
@@ -238,6 +239,22 @@ async def test_scheduler_reports_cert_revoked_for_the_stored_leaf(store: Store) 
     assert Rule.CERT_REVOKED not in found.get("lonely.pem", {})  # unknown is not revoked
 
 
+async def _vault_refresh(bao: OpenBao, tmp_path: Path, **stores: Any) -> SourceResult:
+    token = tmp_path / "token"
+    token.write_text(bao.root_token)
+    auth = VaultAuth("token", token=SecretRef(file=str(token)))
+    source = VaultSource("vault", bao.address, auth, revocation=RevocationOptions(), **stores)
+    return await VaultReader(source).refresh(None)
+
+
+def _checked(result: SourceResult, key: Callable[[StoredCert], object]) -> dict[object, object]:
+    return {
+        key(c): {str(k.method): str(k.status) for k in c.revocation.checks}
+        for c in result.certs
+        if c.revocation is not None
+    }
+
+
 async def test_vault_kv_bundles(store: Store, tmp_path: Path) -> None:
     bao = OpenBao.start(tmp_path / "bao")
     try:
@@ -248,25 +265,12 @@ async def test_vault_kv_bundles(store: Store, tmp_path: Path) -> None:
             "issuing_ca": store.pki.intermediate.pem.decode(),
         }
         bao.ok("POST", "secret/data/tls/good", {"data": split})
-        token = tmp_path / "token"
-        token.write_text(bao.root_token)
-        source = VaultSource(
-            name="vault",
-            address=bao.address,
-            auth=VaultAuth("token", token=SecretRef(file=str(token))),
-            kv=(VaultKV("secret", "tls", ("certificate", "issuing_ca")),),
-            revocation=RevocationOptions(),
-        )
-        result = await VaultReader(source).refresh(None)
+        kv = (VaultKV("secret", "tls", ("certificate", "issuing_ca")),)
+        result = await _vault_refresh(bao, tmp_path, kv=kv)
     finally:
         bao.stop()
     assert result.up, result.error
-    checked = {
-        (c.location, c.position): {str(k.method): str(k.status) for k in c.revocation.checks}
-        for c in result.certs
-        if c.revocation is not None
-    }
-    assert checked == {
+    assert _checked(result, lambda c: (c.location, c.position)) == {
         ("secret/tls/revoked#certificate", 0): {"ocsp": "revoked", "crl": "revoked"},
         # The issuer is another key of the same secret.
         ("secret/tls/good#certificate", 0): {"ocsp": "good", "crl": "good"},
@@ -304,25 +308,11 @@ async def test_vault_pki_leaves_against_the_mount_issuer(tmp_path: Path) -> None
             for cn in ("good.vault.test", "revoked.vault.test")
         }
         bao.ok("POST", "pki/revoke", {"serial_number": serials["revoked.vault.test"]})
-        token = tmp_path / "token"
-        token.write_text(bao.root_token)
-        source = VaultSource(
-            name="vault",
-            address=bao.address,
-            auth=VaultAuth("token", token=SecretRef(file=str(token))),
-            pki=(VaultPKI("pki", include_revoked=True),),
-            revocation=RevocationOptions(),
-        )
-        result = await VaultReader(source).refresh(None)
+        result = await _vault_refresh(bao, tmp_path, pki=(VaultPKI("pki", include_revoked=True),))
     finally:
         bao.stop()
     assert result.up, result.error
-    checked = {
-        c.facts.subject_cn: {str(k.method): str(k.status) for k in c.revocation.checks}
-        for c in result.certs
-        if c.revocation is not None
-    }
-    assert checked == {
+    assert _checked(result, lambda c: c.facts.subject_cn) == {
         "good.vault.test": {"ocsp": "good", "crl": "good"},
         "revoked.vault.test": {"ocsp": "revoked", "crl": "revoked"},
     }
