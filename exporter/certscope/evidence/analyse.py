@@ -24,7 +24,7 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from . import controls
+from . import controls, credentials
 from . import gaps as gapmod
 from .facts import (
     _TARGET_KINDS,
@@ -650,4 +650,5 @@ def analyse(p: Params, data: Mapping[str, Matrix], scrapes: ScrapeData | None = 
         controls=control_list,
         timeline=timeline(p, job_states, targets_ok, targets_total, data),
         notes=tuple(notes),
+        credentials=credentials.build(p.grid, p.window, data),
     )

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import verdict
+from .credentials import Credentials
 from .endpoints import Endpoint
 from .model import Grid, Matrix, Run, value_at
 
@@ -282,6 +283,7 @@ class Evidence:
     timeline: Timeline
     notes: tuple[str, ...] = field(default=())
     endpoints: tuple[Endpoint, ...] = field(default=())
+    credentials: Credentials = field(default_factory=Credentials)
 
     @property
     def gaps(self) -> list[Gap]:

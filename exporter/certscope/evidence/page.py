@@ -10,6 +10,7 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from . import credentials_report
 from .configuration import Configuration
 from .endpoints import protocols_text
 from .facts import AlertEpisode, Evidence, Finding, Gap
@@ -459,6 +460,7 @@ def report_html(ev: Evidence, meta: Meta, charts: Mapping[str, bytes]) -> bytes:
         )
     )
 
+    add(credentials_report.sections(ev.credentials, ev.findings, _table))
     _configuration_html(add, meta.configuration)
 
     # Method ----------------------------------------------------------------------------------

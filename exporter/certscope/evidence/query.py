@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from . import gaps, verdict
+from . import credentials, gaps, verdict
 from .http import HttpConfig
 from .model import Grid, Matrix, promql_duration, series_key
 
@@ -210,6 +210,7 @@ def plan(
             Query(f"verdict:{control}", expr, f"{control} verdict: 1 failing, 0 holding")
             for control, expr in verdict.expressions(job_regex).items()
         ),
+        *(Query(*q) for q in credentials.queries(job_regex, window)),
     ]
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import csvsafe
 from . import configuration as confmod
+from . import credentials_report
 from .endpoints import Endpoint, protocols_text, suites_text
 from .facts import (
     SLOT_LABELS,
@@ -626,6 +627,7 @@ def render(
         "alerts.csv": alerts_csv(ev.alerts),
         "coverage.csv": coverage_csv(ev),
         "renewals.csv": renewals_csv(ev.renewals),
+        **credentials_report.csv_files(ev.credentials),
         "summary.json": _json(summary(ev, meta)),
         **{name: charts[name] for name in CHARTS},
         **confmod.files(meta.configuration),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..facts import Check
 from ..verdict import FAIL, INSUFFICIENT, PASS
+from . import credentials
 from .base import NO_CERTS, Context, Control, rule_check
 
 KEY_RULES = (
@@ -70,9 +71,13 @@ def checks(ctx: Context) -> list[Check]:
             NO_CERTS,
         )
     )
+    out.extend(credentials.checks("CC6.1", ctx))
     return out
 
 
 CONTROL = Control(
-    "CC6.1", "Logical access security over cryptographic keys and certificates", checks, KEY_RULES
+    "CC6.1",
+    "Logical access security over cryptographic keys and certificates",
+    checks,
+    KEY_RULES + credentials.rules("CC6.1"),
 )

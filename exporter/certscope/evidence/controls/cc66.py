@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ..facts import Check
+from . import credentials
 from .base import Context, Control, rule_check
 
-TRUST_RULES = ("hostname_mismatch", "chain_untrusted")
+TRUST_RULES = ("hostname_mismatch", "chain_untrusted", *credentials.TRUST_RULES)
 
 
 def checks(ctx: Context) -> list[Check]:
@@ -22,10 +23,14 @@ def checks(ctx: Context) -> list[Check]:
             ctx.findings_of("CC6.6"),
             ctx.steps_with("verified_endpoints") > 0,
             why,
-        )
+        ),
+        *credentials.checks("CC6.6", ctx),
     ]
 
 
 CONTROL = Control(
-    "CC6.6", "Protection of endpoints reachable across the system boundary", checks, TRUST_RULES
+    "CC6.6",
+    "Protection of endpoints reachable across the system boundary",
+    checks,
+    TRUST_RULES + credentials.rules("CC6.6"),
 )

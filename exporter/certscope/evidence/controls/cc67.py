@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from ..facts import Check
 from ..verdict import NOT_APPLICABLE
+from . import credentials
 from .base import NO_CERTS, Context, Control, rule_check
 
-VALIDITY_RULES = ("cert_expired", "cert_not_yet_valid")
-POSTURE_RULES = ("protocol_deprecated", "cipher_insecure", "cipher_weak", "cipher_not_allowed")
+VALIDITY_RULES = ("cert_expired", "cert_not_yet_valid", *credentials.VALIDITY_RULES)
+POSTURE_RULES = (
+    "protocol_deprecated",
+    "cipher_insecure",
+    "cipher_weak",
+    "cipher_not_allowed",
+    *credentials.POSTURE_RULES,
+)
 
 
 def checks(ctx: Context) -> list[Check]:
@@ -29,6 +36,7 @@ def checks(ctx: Context) -> list[Check]:
                 "protocols_and_ciphers", title, NOT_APPLICABLE, "no TLS endpoint in the period", {}
             )
         )
+        out.extend(credentials.checks("CC6.7", ctx))
         return out
     out.append(
         rule_check(
@@ -41,9 +49,13 @@ def checks(ctx: Context) -> list[Check]:
             "(certscope_tls_protocol_supported absent: enumeration disabled or never run)",
         )
     )
+    out.extend(credentials.checks("CC6.7", ctx))
     return out
 
 
 CONTROL = Control(
-    "CC6.7", "Protection of information in transmission", checks, VALIDITY_RULES + POSTURE_RULES
+    "CC6.7",
+    "Protection of information in transmission",
+    checks,
+    VALIDITY_RULES + POSTURE_RULES + credentials.rules("CC6.7"),
 )
