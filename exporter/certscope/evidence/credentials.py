@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .model import Grid, Matrix, Run, iso, promql_duration
+from .model import Grid, Matrix, Run, iso, promql_duration, value_at
 
 SSH_SOURCE = "ssh_authorized_keys"
 DEPARTED_RULE = "ssh_key_departed_owner"
@@ -278,18 +278,16 @@ def ssh_keys(
         steps.setdefault(ident, set()).update(_steps(runs))
         if ident not in latest or runs[-1].last >= latest[ident][0]:
             latest[ident] = (runs[-1].last, labels)
-    created: dict[tuple[str, str, str], float] = {}
-    created_by_location: dict[tuple[str, str], float] = {}
+    # a location (file:line) may hold another key later: read it at the key's last step
+    created_at: dict[tuple[str, str], list[Run]] = {}
     for labels, runs in _series(data, "ssh_key_created"):
-        created_by_location[(labels.get("source", ""), labels.get("location", ""))] = runs[-1].value
+        created_at[(labels.get("source", ""), labels.get("location", ""))] = runs
     end = grid.count - 1
     sources_at_end = {ident[0] for ident, s in steps.items() if end in s}
     out = []
     for ident, s in steps.items():
         labels = latest[ident][1]
-        when = created_by_location.get((ident[0], labels.get("location", "")))
-        if when is not None:
-            created[ident] = when
+        when = value_at(created_at.get((ident[0], labels.get("location", "")), []), max(s))
         if end in s:
             state = PRESENT
         elif ident[0] in sources_at_end:
