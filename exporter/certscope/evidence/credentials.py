@@ -33,7 +33,8 @@ REMOVED = "removed"
 
 
 def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A PromQL string literal, as :func:`.query.quote` (which imports this module)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def queries(job_regex: str, window: float) -> list[tuple[str, str, str]]:
