@@ -207,7 +207,7 @@ class _Span:
     window: float
 
     def first(self, k: int) -> float:
-        return self.grid.time(k)
+        return self.grid.start if k == 0 else self.grid.time(k)
 
     def last(self, k: int) -> float:
         g = self.grid
@@ -353,8 +353,11 @@ def departed_keys(
     return tuple(out)
 
 
-def host_key_changes(grid: Grid, data: Mapping[str, Matrix]) -> tuple[HostKeyChange, ...]:
+def host_key_changes(
+    grid: Grid, window: float, data: Mapping[str, Matrix]
+) -> tuple[HostKeyChange, ...]:
     """(source, location, algorithm) with more than one host key fingerprint in the period."""
+    span = _Span(grid, window)
     seen: dict[tuple[str, str, str], dict[str, int]] = {}
     for labels, runs in _series(data, "ssh_host_keys"):
         ident = (labels.get("source", ""), labels.get("location", ""), labels.get("algorithm", ""))
@@ -363,7 +366,7 @@ def host_key_changes(grid: Grid, data: Mapping[str, Matrix]) -> tuple[HostKeyCha
         fps[fp] = min(fps.get(fp, runs[0].first), runs[0].first)
     out = [
         HostKeyChange(
-            *ident, tuple((fp, grid.time(k)) for fp, k in sorted(fps.items(), key=lambda x: x[1]))
+            *ident, tuple((fp, span.first(k)) for fp, k in sorted(fps.items(), key=lambda x: x[1]))
         )
         for ident, fps in sorted(seen.items())
         if len(fps) > 1
@@ -500,7 +503,7 @@ def build(grid: Grid, window: float, data: Mapping[str, Matrix]) -> Credentials:
         ssh_keys=keys,
         ssh_source_at_end=ssh_at_end,
         departed=departed_keys(grid, window, data, keys),
-        host_key_changes=host_key_changes(grid, data),
+        host_key_changes=host_key_changes(grid, window, data),
         rotations=rotations(grid, data),
         storage=storage(grid, data),
         aws_insufficient=aws_insufficient(grid, data),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import credentials as tables
 from ..facts import Check, Finding
 from ..model import Matrix
 from ..verdict import NOT_APPLICABLE
@@ -135,18 +136,6 @@ def _kinds_reported(ctx: Context) -> set[str]:
     }
 
 
-def _aws_incomplete(ctx: Context) -> str:
-    for labels, runs in ctx.data.get("source_up", Matrix()).items():
-        if labels.get("source_kind") == "aws":
-            up = sum(r.length for r in runs if r.value == 1)
-            if up < ctx.p.grid.count:
-                return f"the AWS source {labels.get('source', '')!r} had gaps in the period"
-    for labels, runs in ctx.data.get("source_item_errors", Matrix()).items():
-        if labels.get("source_kind") == "aws" and labels.get("reason") == "access_denied" and runs:
-            return f"the AWS source {labels.get('source', '')!r} was denied access to some items"
-    return ""
-
-
 def _one(c: CredentialCheck, ctx: Context, findings: list[Finding], kinds: set[str]) -> Check:
     has_data = any(ctx.steps_with(q) > 0 for q in c.queries)
     in_scope = has_data or bool(kinds & set(c.source_kinds))
@@ -155,9 +144,9 @@ def _one(c: CredentialCheck, ctx: Context, findings: list[Finding], kinds: set[s
         return Check(c.id, c.title, NOT_APPLICABLE, f"not monitored: {c.no_data}", {})
     why = c.no_data
     if has_data and c.aws:
-        incomplete = _aws_incomplete(ctx)
+        incomplete = tables.aws_insufficient(ctx.p.grid, ctx.data)
         if incomplete:
-            has_data, why = False, f"insufficient data: {incomplete}"
+            has_data, why = False, f"insufficient data: {'; '.join(incomplete)}"
     return rule_check(c.id, c.rules, c.title, findings, has_data, why)
 
 
