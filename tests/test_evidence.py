@@ -73,6 +73,14 @@ FILES = (
     "alertmanager.yml",
     "certscope-config.yml",
     "report.pdf",
+    "private-keys.csv",
+    "source-item-errors.csv",
+    "ssh-keys.csv",
+    "ssh-departed-keys.csv",
+    "ssh-host-key-changes.csv",
+    "key-rotation.csv",
+    "storage-encryption.csv",
+    "revocation.csv",
 )
 
 

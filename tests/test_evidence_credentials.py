@@ -307,6 +307,9 @@ def test_ssh_keys_added_removed_and_departed(full: dict[str, Any]) -> None:
         (r["algorithm"], r["fingerprint_sha256"], r["first_seen"])
         for r in rows(full, "ssh-host-key-changes.csv")
     ]
+    html = (full["_out"] / "report.html").read_text()
+    assert "2 authorized key(s) present at the end of the period; 1 added and 1 removed" in html
+    assert "<th>removed_at</th>" in html and "<th>account</th>" not in html  # CSV-only column
     # the old key was present from the start; the RSA key did not change
     assert changes == [
         ("ssh-ed25519", "SHA256:old", at(0)),

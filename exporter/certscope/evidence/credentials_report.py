@@ -30,6 +30,8 @@ class Table:
     header: tuple[str, ...]
     rows: Callable[[Credentials], list[Row]]
     empty: str
+    #: the columns report.html shows (all when empty); the CSV file has every column
+    html_columns: tuple[str, ...] = ()
 
 
 def _private_keys(c: Credentials) -> list[Row]:
@@ -170,6 +172,16 @@ SSH_KEYS = Table(
     ),
     _ssh_keys,
     "No SSH authorized key was seen during the period.",
+    (
+        "source",
+        "location",
+        "public_key_sha256",
+        "key_algorithm",
+        "owner_status",
+        "created",
+        "state",
+        "removed_at",
+    ),
 )
 DEPARTED = Table(
     "ssh-departed-keys.csv",
@@ -222,9 +234,10 @@ def _e(value: object) -> str:
 
 
 def _html(table: Table, c: Credentials, render: TableHtml) -> str:
-    rows = [[_e(v) for v in row] for row in table.rows(c)]
-    note = f'<p class="muted">All rows: <code>{_e(table.file)}</code>.</p>'
-    return render(table.header, rows, table.empty) + note
+    shown = [table.header.index(h) for h in table.html_columns or table.header]
+    rows = [[_e(row[i]) for i in shown] for row in table.rows(c)]
+    note = f'<p class="muted">All rows and columns: <code>{_e(table.file)}</code>.</p>'
+    return render([table.header[i] for i in shown], rows, table.empty) + note
 
 
 def _counts(pairs: Iterable[tuple[str, str]]) -> str:
