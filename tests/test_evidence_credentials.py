@@ -410,3 +410,14 @@ def test_no_credential_data_is_never_a_pass(empty: dict[str, Any]) -> None:
         (r["location"], r["status"], r["evidenced"]) for r in rows(empty, "revocation.csv")
     ]
     assert revocation == [("old:443", "absent", "false")]
+
+
+def test_every_policy_rule_is_judged_by_its_own_control() -> None:
+    """A rule the exporter reports lands in a named check of the control policy.py gives it."""
+    from certscope import policy
+    from certscope.evidence.controls import CONTROLS
+
+    judged = {rule: c.id for c in CONTROLS for rule in c.rules}
+    assert {r.value: judged.get(r.value) for r in policy.Rule} == {
+        r.value: policy.CONTROLS[r] for r in policy.Rule
+    }
