@@ -377,6 +377,28 @@ def test_private_keys_and_revocation(full: dict[str, Any]) -> None:
     html = (full["_out"] / "report.html").read_text()
     assert "files encrypted=false: 1" in html
     assert "private_key_unencrypted at /etc/ssl/a.key" in html
+    assert full["credentials"] == {
+        "private_keys_at_end": 1,
+        "unencrypted_private_keys_at_end": 1,
+        "sources_with_item_errors_at_end": 1,
+        "ssh_keys_at_end": 2,
+        "ssh_keys_added": 1,
+        "ssh_keys_removed": 1,
+        "ssh_keys_removal_unknown": 0,
+        "departed_owner_keys_flagged": 1,
+        "departed_owner_keys_not_removed": 0,
+        "host_key_changes": 1,
+        "rotation": {
+            "kms_key": {"enabled_throughout": 1, "disabled_at_some_time": 1, "unknown": 1},
+            "secret": {"enabled_throughout": 1},
+        },
+        "storage": {"enabled_throughout": 1, "disabled_at_some_time": 1, "unknown": 1},
+        "aws_insufficient": [
+            f"AWS source 'prod' was not up at {8 if PROMETHEUS_2 else 9} of 360 step(s)"
+        ],
+        "revoked_at_end": 1,
+        "revocation_not_evidenced": 2,
+    }
     manifest = json.loads((full["_out"] / "manifest.json").read_text())
     names = {f["name"] for f in manifest["files"]}
     assert {

@@ -226,6 +226,31 @@ def csv_files(c: Credentials) -> dict[str, bytes]:
     }
 
 
+def summary(c: Credentials) -> dict[str, object]:
+    """The credential figures of summary.json (the CSV files hold the rows)."""
+    present = [k for k in c.ssh_keys if k.state == "present"]
+    return {
+        "private_keys_at_end": len(c.private_keys),
+        "unencrypted_private_keys_at_end": sum(k.encrypted == "false" for k in c.private_keys),
+        "sources_with_item_errors_at_end": len({(e.source_kind, e.source) for e in c.item_errors}),
+        "ssh_keys_at_end": len(present),
+        "ssh_keys_added": sum(k.added_in_period for k in c.ssh_keys),
+        "ssh_keys_removed": sum(k.state == REMOVED for k in c.ssh_keys),
+        "ssh_keys_removal_unknown": sum(k.state == "unknown" for k in c.ssh_keys),
+        "departed_owner_keys_flagged": len(c.departed),
+        "departed_owner_keys_not_removed": sum(d.removed_at is None for d in c.departed),
+        "host_key_changes": len(c.host_key_changes),
+        "rotation": {
+            kind: dict(Counter(r.status for r in c.rotations if r.kind == kind))
+            for kind in ("kms_key", "secret")
+        },
+        "storage": dict(Counter(s.status for s in c.storage)),
+        "aws_insufficient": list(c.aws_insufficient),
+        "revoked_at_end": sum(r.status == "revoked" for r in c.revocation),
+        "revocation_not_evidenced": sum(r.status not in EVIDENCED for r in c.revocation),
+    }
+
+
 # --- report.html -----------------------------------------------------------------------------
 
 

@@ -558,6 +558,7 @@ def summary(ev: Evidence, meta: Meta) -> dict[str, Any]:
             "exporter_instances": max(0, len(ev.exporter) - 1),
         },
         "configuration": confmod.summary(meta.configuration),
+        "credentials": credentials_report.summary(ev.credentials),
         "notes": [*ev.notes, *meta.notes],
         "warnings": list(meta.warnings),
     }
