@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from certscope.evidence.model import iso
+from certscope.evidence import credentials
+from certscope.evidence.model import Grid, Matrix, Run, iso, series_key
 from promserver import Prometheus, binary, free_port
 
 
@@ -437,3 +438,16 @@ def test_every_policy_rule_is_judged_by_its_own_control() -> None:
     assert {r.value: judged.get(r.value) for r in policy.Rule} == {
         r.value: policy.CONTROLS[r] for r in policy.Rule
     }
+
+
+def test_a_key_is_removed_only_when_its_source_reported_at_the_end() -> None:
+    grid = Grid(T0, 60, 10)
+    key = {"source_kind": "ssh_authorized_keys", "source": "hosts", "location": f"{BOB}:1"}
+    gone = Matrix.of({series_key({**key, "public_key_sha256": "bb"}): [Run(0, 4, 1)]})
+    assert [k.state for k in credentials.ssh_keys(grid, 120, {"ssh_keys": gone})] == ["unknown"]
+    for up, state in ((0.0, "unknown"), (1.0, "removed")):
+        source = Matrix.of(
+            {series_key({"source_kind": "ssh_authorized_keys", "source": "hosts"}): [Run(0, 9, up)]}
+        )
+        keys = credentials.ssh_keys(grid, 120, {"ssh_keys": gone, "source_up": source})
+        assert [(k.state, k.last_seen) for k in keys] == [(state, T0 + 5 * 60 - 60)]

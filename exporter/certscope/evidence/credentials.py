@@ -189,7 +189,6 @@ class Credentials:
     private_keys: tuple[PrivateKey, ...] = ()
     item_errors: tuple[ItemErrors, ...] = ()
     ssh_keys: tuple[SshKey, ...] = ()
-    ssh_source_at_end: bool = False
     departed: tuple[DepartedKey, ...] = ()
     host_key_changes: tuple[HostKeyChange, ...] = ()
     rotations: tuple[Rotation, ...] = ()
@@ -267,10 +266,8 @@ def _ssh_identity(labels: Mapping[str, str]) -> tuple[str, str, str]:
     return (labels.get("source", ""), _LINE.sub("", location), labels.get("public_key_sha256", ""))
 
 
-def ssh_keys(
-    grid: Grid, window: float, data: Mapping[str, Matrix]
-) -> tuple[tuple[SshKey, ...], bool]:
-    """Every SSH authorized key seen in the period, and whether the source reported at the end."""
+def ssh_keys(grid: Grid, window: float, data: Mapping[str, Matrix]) -> tuple[SshKey, ...]:
+    """Every SSH authorized key seen in the period, with its state at the end."""
     span = _Span(grid, window)
     steps: dict[tuple[str, str, str], set[int]] = {}
     latest: dict[tuple[str, str, str], tuple[int, dict[str, str]]] = {}
@@ -284,7 +281,13 @@ def ssh_keys(
     for labels, runs in _series(data, "ssh_key_created"):
         created_at[(labels.get("source", ""), labels.get("location", ""))] = runs
     end = grid.count - 1
-    sources_at_end = {ident[0] for ident, s in steps.items() if end in s}
+    # a source up at the end with no key left has removed them all; one not reporting has not
+    # shown whether its keys are gone
+    sources_at_end = {ident[0] for ident, s in steps.items() if end in s} | {
+        labels.get("source", "")
+        for labels, runs in _series(data, "source_up")
+        if labels.get("source_kind") == SSH_SOURCE and _at_end(grid, runs) and runs[-1].value == 1
+    }
     out = []
     for ident, s in steps.items():
         labels = latest[ident][1]
@@ -313,7 +316,7 @@ def ssh_keys(
             )
         )
     out.sort(key=lambda k: (k.source, k.file, k.public_key_sha256))
-    return tuple(out), bool(sources_at_end)
+    return tuple(out)
 
 
 def departed_keys(
@@ -496,12 +499,11 @@ def revocation(grid: Grid, data: Mapping[str, Matrix]) -> tuple[Revocation, ...]
 
 
 def build(grid: Grid, window: float, data: Mapping[str, Matrix]) -> Credentials:
-    keys, ssh_at_end = ssh_keys(grid, window, data)
+    keys = ssh_keys(grid, window, data)
     return Credentials(
         private_keys=private_keys(grid, data),
         item_errors=item_errors(grid, data),
         ssh_keys=keys,
-        ssh_source_at_end=ssh_at_end,
         departed=departed_keys(grid, window, data, keys),
         host_key_changes=host_key_changes(grid, window, data),
         rotations=rotations(grid, data),

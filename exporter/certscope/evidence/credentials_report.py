@@ -303,10 +303,10 @@ def _ssh_html(c: Credentials, render: TableHtml) -> list[str]:
         f"{removed} removed during it. A key is identified by its source, file and public key; "
         "its removal time is the last time it was reported.</p>"
     )
-    if c.ssh_keys and not c.ssh_source_at_end:
+    if any(k.state == "unknown" for k in c.ssh_keys):
         out.append(
-            '<p class="note">No SSH authorized keys source reported at the end of the period: '
-            "whether the keys were removed is unknown (state <code>unknown</code>).</p>"
+            '<p class="note">An SSH authorized keys source was not up at the end of the period: '
+            "whether its keys were removed is unknown (state <code>unknown</code>).</p>"
         )
     out.append(_html(SSH_KEYS, c, render))
     out.append("<h3>Keys of departed owners</h3>")
