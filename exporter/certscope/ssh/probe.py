@@ -345,8 +345,8 @@ async def probe_target(target: Target, last_success: float | None = None) -> SSH
     started = time.perf_counter()
     try:
         async with asyncio.timeout(target.tls.timeout):
-            # connect_to: an address already checked against probe.allowed_networks
-            result = await scan(target.connect_to or target.host, target.port)
+            # connect_host: the address already checked against probe.allowed_networks, if any
+            result = await scan(target.connect_host, target.port)
     except TimeoutError:
         result = SSHScan(
             info=None,
