@@ -6,6 +6,7 @@ from that responder (``openssl ocsp -respout``). Plus the pure judgements' failu
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import subprocess
 import time
 from dataclasses import dataclass
@@ -13,15 +14,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
+from prometheus_client.parser import text_string_to_metric_families
 
 from certscope import revocation
+from certscope.app import make_app
 from certscope.collector import render_once
-from certscope.config import Policy, RevocationOptions, Target, TLSOptions, parse_config
+from certscope.config import (
+    Policy,
+    RevocationOptions,
+    Target,
+    TLSOptions,
+    load_config,
+    parse_config,
+)
 from certscope.errors import VerifyFailure
-from certscope.httpfetch import fetch
+from certscope.httpfetch import FetchError, fetch
 from certscope.policy import Rule, assess_endpoint
 from certscope.probe import probe
 from certscope.results import ProbeResult
@@ -379,3 +390,62 @@ def test_judge_crl_failures(rev: RevocationPKI, other_pki: TestPKI) -> None:
     forged = x509.load_der_x509_crl(_crl(rev.pki, [], timedelta(hours=1), key=other_pki))
     got = judge_crl(forged, leaf, issuer, now)
     assert got.status is Status.ERROR and "signature" in got.detail
+
+
+# --- probe.allowed_networks holds for the certificate's URLs too --------------------------------
+
+
+async def test_fetches_are_held_to_the_allowed_networks(rev: RevocationPKI) -> None:
+    """A /probe target's certificate names its own OCSP and CRL URLs; under
+    ``probe.allowed_networks`` they are resolved, checked and pinned like the target."""
+    url = f"http://localhost:{rev.files.port}/int.crl"
+    inside = (ipaddress.ip_network("127.0.0.0/8"),)
+    outside = (ipaddress.ip_network("10.0.0.0/8"),)
+    with pytest.raises(FetchError) as refused:
+        await fetch(url, max_bytes=1 << 20, timeout=5, allowed_networks=outside)
+    assert refused.value.reason == "not_allowed"
+    # the same URL inside the networks is fetched at the checked address, named by its Host
+    assert (
+        await fetch(url, max_bytes=1 << 20, timeout=5, allowed_networks=inside)
+        == (rev.directory / "crl" / "int.crl").read_bytes()
+    )
+
+
+async def test_probe_endpoint_does_not_fetch_outside_the_allowed_networks(
+    rev: RevocationPKI, tmp_path: Path
+) -> None:
+    """The responder and the CRL server are on 127.0.0.1; the target is on 127.0.0.2. With
+    only 127.0.0.2 allowed, /probe reports ``error`` for both methods and asks neither; with
+    127.0.0.0/8 allowed, the same probe gets real answers (so the refusal is the networks').
+    A module's ``revocation: false`` is honoured: no check at all."""
+    leaf = rev.good
+    statuses = {}
+    with tls_server(leaf.chain, leaf.key, host="127.0.0.2") as srv:
+        for networks, module in (
+            ("127.0.0.2/32", "rev"),
+            ("127.0.0.0/8", "rev"),
+            ("127.0.0.0/8", "norev"),
+        ):
+            path = tmp_path / "c.yml"
+            path.write_text(
+                f"probe:\n  allowed_targets: ['127.0.0.2:*']\n  allowed_networks: ['{networks}']\n"
+                f"  modules:\n    rev: {{ca_file: '{rev.pki.ca_file}', sni: {leaf.name}}}\n"
+                f"    norev: {{ca_file: '{rev.pki.ca_file}', sni: {leaf.name}, revocation: false}}\n"
+            )
+            # no cache clearing in between: a refusal is never cached as the URL's answer
+            app = make_app(load_config(str(path)), lambda: None, start_scheduler=False)
+            async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+                resp = await client.get(
+                    "/probe", params={"target": f"127.0.0.2:{srv.port}", "module": module}
+                )
+                assert resp.status == 200
+                text = await resp.text()
+            statuses[networks, module] = {
+                s.labels["method"]: s.labels["status"]
+                for fam in text_string_to_metric_families(text)
+                for s in fam.samples
+                if s.name == "certscope_cert_revocation_status" and s.value == 1
+            }
+    assert statuses["127.0.0.2/32", "rev"] == {"ocsp": "error", "crl": "error"}
+    assert statuses["127.0.0.0/8", "rev"] == {"ocsp": "good", "crl": "good"}
+    assert statuses["127.0.0.0/8", "norev"] == {}

@@ -206,6 +206,7 @@ def _probe_target(request: web.Request, config: Config) -> Target | web.Response
         client_key=opts.client_key,
         timeout=timeout,
         max_handshake_bytes=opts.max_handshake_bytes,
+        revocation=opts.revocation,
     )
     name = join_address(host, port)
     return Target(name=name, host=host, port=port, tls=tls, interval=max(timeout * 2, 1))
@@ -240,7 +241,9 @@ async def _pin_address(target: Target, config: Config) -> Target | ProbeResult |
             verdict=None,
             last_success=None,
         )
-    return replace(target, connect_to=ip)
+    # The certificate's responder and CRL URLs come from the server: the same networks hold.
+    revocation = replace(target.tls.revocation, allowed_networks=networks)
+    return replace(target, connect_to=ip, tls=replace(target.tls, revocation=revocation))
 
 
 async def handle_probe(request: web.Request) -> web.Response:

@@ -192,6 +192,10 @@ class RevocationOptions:
     crl: bool = True
     timeout: float = 5.0  # per fetch; the probe's own timeout bounds the whole check
     max_crl_bytes: int = 10 * 1024 * 1024
+    #: Not configured here: a ``/probe`` target outside the configured ones carries
+    #: ``probe.allowed_networks``, so the responder and CRL URLs in a certificate that any
+    #: server can present are held to the same networks as the target itself.
+    allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @property
     def enabled(self) -> bool:
@@ -1188,6 +1192,7 @@ def _probe(c: _Checker, raw: object, defaults: TLSOptions) -> ProbeSettings:
         alpn=defaults.alpn,
         ca_file=defaults.ca_file,
         timeout=c.duration(d, "timeout", "probe", defaults.timeout, MIN_TIMEOUT),
+        revocation=defaults.revocation,
     )
     modules: dict[str, TLSOptions] = {}
     raw_modules = d.get("modules") or {}

@@ -40,7 +40,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from .certs import CertFacts
 from .config import RevocationOptions
-from .httpfetch import FetchError, fetch
+from .httpfetch import NOT_ALLOWED, FetchError, fetch
 
 __all__ = [
     "Check",
@@ -301,13 +301,17 @@ async def _ask_responder(
             content_type="application/ocsp-request",
             max_bytes=_MAX_OCSP_BYTES,
             timeout=opts.timeout,
+            allowed_networks=opts.allowed_networks,
         )
     except FetchError as first:
         if first.reason != "http_error":
             raise  # unreachable or too slow: GET would fail the same way
         # A responder that refuses POST (405 and the like) may still answer GET.
         return await fetch(
-            ocsp_get_url(url, request), max_bytes=_MAX_OCSP_BYTES, timeout=opts.timeout
+            ocsp_get_url(url, request),
+            max_bytes=_MAX_OCSP_BYTES,
+            timeout=opts.timeout,
+            allowed_networks=opts.allowed_networks,
         )
 
 
@@ -337,6 +341,8 @@ async def _ocsp_check(
         der = await _ask_responder(url, leaf, issuer, opts)
     except FetchError as exc:
         check = _error(Method.OCSP, exc, url)
+        if exc.reason == NOT_ALLOWED:
+            return check  # a verdict on the asker's networks, not on the responder: not cached
         _ocsp_cache.put(key, check, ERROR_TTL)
         if exc.reason in ("unreachable", "timeout", "unsupported_url"):
             _unreachable.put(url, check, ERROR_TTL)
@@ -358,7 +364,12 @@ def _crl_cached(url: str, serial: int) -> Check | None:
 
 
 async def _fetch_crl(url: str, opts: RevocationOptions) -> x509.CertificateRevocationList:
-    data = await fetch(url, max_bytes=opts.max_crl_bytes, timeout=opts.timeout)
+    data = await fetch(
+        url,
+        max_bytes=opts.max_crl_bytes,
+        timeout=opts.timeout,
+        allowed_networks=opts.allowed_networks,
+    )
     try:
         # Parsing a CRL of many thousand entries takes long enough to stall other probes.
         return await asyncio.to_thread(_load_crl, data)
@@ -376,7 +387,8 @@ async def _crl_check(
             crl = await _fetch_crl(url, opts)
         except FetchError as exc:
             check = _error(Method.CRL, exc, url)
-            _crl_failed.put(url, check, ERROR_TTL)
+            if exc.reason != NOT_ALLOWED:  # as for OCSP: says nothing about the CRL's server
+                _crl_failed.put(url, check, ERROR_TTL)
             return check
         nxt = crl.next_update_utc
         _crl_cache.put(url, crl, (nxt - now).total_seconds() if nxt else DEFAULT_TTL)
