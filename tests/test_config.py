@@ -14,9 +14,9 @@ from certscope.config import (
     load_config,
     parse_config,
     parse_duration,
-    split_address,
 )
 from certscope.errors import ConfigError
+from certscope.net import split_address
 
 CERTSCOPE = [sys.executable, "-m", "certscope.cli"]
 

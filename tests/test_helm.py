@@ -35,8 +35,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from certscope import config as certscope_config
-from certscope.config import parse_config
+from certscope.config import RULE_IDS, SOURCE_KINDS, parse_config
+from certscope.config import keys as certscope_config
 from certscope.sharding import parse_shard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -261,34 +261,34 @@ def test_schema_mirrors_the_certscope_config_keys() -> None:
     cfg = schema["definitions"]["config"]
     props = cfg["properties"]
     c = certscope_config
-    assert _schema_props(cfg) == set(c._TOP_KEYS)
-    assert _schema_props(props["defaults"]) == set(c._DEFAULT_KEYS)
-    assert _schema_props(props["targets"]["items"]) == set(c._TARGET_KEYS)
-    assert _schema_props(props["policy"]) == set(c._POLICY_KEYS)
+    assert _schema_props(cfg) == set(c.TOP_KEYS)
+    assert _schema_props(props["defaults"]) == set(c.DEFAULT_KEYS)
+    assert _schema_props(props["targets"]["items"]) == set(c.TARGET_KEYS)
+    assert _schema_props(props["policy"]) == set(c.POLICY_KEYS)
     exceptions = props["policy"]["properties"]["exceptions"]["items"]
-    assert _schema_props(exceptions) == set(c._EXCEPTION_KEYS)
+    assert _schema_props(exceptions) == set(c.EXCEPTION_KEYS)
     assert _schema_props(props["probe"]["properties"]["modules"]["additionalProperties"]) == set(
-        c._TLS_KEYS
+        c.TLS_KEYS
     )
-    assert _schema_props(props["probe"]) == set(c._PROBE_KEYS)
+    assert _schema_props(props["probe"]) == set(c.PROBE_KEYS)
     assert _schema_props(props["scheduler"]) == {"concurrency", "jitter"}
     by_kind = {
         branch["if"]["properties"]["kind"]["const"]: set(branch["then"]["properties"])
         for branch in props["sources"]["items"]["allOf"]
     }
     assert by_kind == {
-        "files": set(c._FILES_KEYS),
-        "vault": set(c._VAULT_KEYS),
-        "kubernetes": set(c._K8S_KEYS),
-        "ssh_authorized_keys": set(c._SSH_KEYS_KEYS),
-        "aws": set(c._AWS_KEYS),
+        "files": set(c.FILES_KEYS),
+        "vault": set(c.VAULT_KEYS),
+        "kubernetes": set(c.K8S_KEYS),
+        "ssh_authorized_keys": set(c.SSH_KEYS_KEYS),
+        "aws": set(c.AWS_KEYS),
     }
-    assert _schema_props(props["policy"]["properties"]["ssh"]) == set(c._SSH_POLICY_KEYS)
-    assert set(props["sources"]["items"]["properties"]["kind"]["enum"]) == set(c.SOURCE_KINDS)
+    assert _schema_props(props["policy"]["properties"]["ssh"]) == set(c.SSH_POLICY_KEYS)
+    assert set(props["sources"]["items"]["properties"]["kind"]["enum"]) == set(SOURCE_KINDS)
     vault_auth = _vault_auth_schema(schema)
-    assert _schema_props(vault_auth) == set(c._VAULT_AUTH_KEYS)
+    assert _schema_props(vault_auth) == set(c.VAULT_AUTH_KEYS)
     rules = props["policy"]["properties"]["exceptions"]["items"]["properties"]["rule"]["enum"]
-    assert set(rules) == set(c.RULE_IDS)
+    assert set(rules) == set(RULE_IDS)
 
 
 def _vault_auth_schema(schema: dict[str, Any]) -> dict[str, Any]:

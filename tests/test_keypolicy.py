@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from certscope.config import Policy, PolicyException
+from certscope.config import Policy, Waiver
 from certscope.keypolicy import (
     SECRET_ROTATION_GRACE,
     key_findings,
@@ -117,7 +117,7 @@ def test_exceptions_waive_cloud_findings() -> None:
             StorageResource("s3_bucket", "arn:aws:s3:::data", False, source_kind="aws_s3"),
         ),
     )
-    waiver = PolicyException(
+    waiver = Waiver(
         target="aws",
         rule="storage_unencrypted",
         owner="platform",

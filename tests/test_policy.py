@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from certscope.certs import CertFacts
-from certscope.config import Policy, PolicyException, parse_config
+from certscope.config import Policy, Waiver, parse_config
 from certscope.errors import ConfigError, VerifyFailure
 from certscope.policy import (
     CONTROLS,
@@ -219,9 +219,7 @@ def test_clean_endpoint_has_no_findings_and_policy_is_configurable() -> None:
 
 def test_exceptions_waive_until_they_expire() -> None:
     s = scan({"TLSv1.0": CBC12, "TLSv1.3": TLS13})
-    live = PolicyException(
-        "legacy-*", "protocol_deprecated", "payments", "vendor box", date(2026, 12, 31)
-    )
+    live = Waiver("legacy-*", "protocol_deprecated", "payments", "vendor box", date(2026, 12, 31))
     policy = Policy(allowed_classes=("recommended", "weak"), exceptions=(live,))
     a = assess_endpoint(("legacy-api", "l:443"), [cert()], OK, s, policy, NOW)
     assert rules(a) == set()

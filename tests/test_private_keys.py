@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 
 from certscope import inventory
 from certscope.collector import source_fragments
-from certscope.config import FilesSource, Policy, PolicyException
+from certscope.config import FilesSource, Policy, Waiver
 from certscope.policy import KeyFacts, Rule, assess_stored, private_key_findings
 from certscope.results import SourceResult, StoredKey
 from certscope.sources.files import FilesReader
@@ -391,7 +391,7 @@ def test_key_findings_map_to_cc61_and_can_be_waived() -> None:
     assert [(f.rule, f.control, f.active) for f in a.findings] == [
         ("private_key_unencrypted", "CC6.1", True)
     ]
-    waiver = PolicyException("disk", "private_key_unencrypted", "pki", "why", date(2999, 1, 1))
+    waiver = Waiver("disk", "private_key_unencrypted", "pki", "why", date(2999, 1, 1))
     policy = Policy(exceptions=(waiver,))
     a = assess_stored(("disk", "/k.pem"), [], policy, datetime.now(UTC), keys=[_facts()])
     assert [f.active for f in a.findings] == [False]

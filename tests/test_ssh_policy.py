@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from certscope.collector import render_once
-from certscope.config import ConfigError, Policy, PolicyException, SSHPolicy, parse_config
+from certscope.config import ConfigError, Policy, SSHPolicy, Waiver, parse_config
 from certscope.policy import Rule
 from certscope.results import SSHProbeResult, StoredKey
 from certscope.ssh.algorithms import AlgorithmClass, classify, database
@@ -179,9 +179,7 @@ def test_nothing_read_is_no_finding_and_no_pass() -> None:
 
 def test_exceptions_waive_ssh_rules() -> None:
     info = replace(INFO, ciphers=("aes128-cbc",))
-    waiver = PolicyException(
-        "bastion", "ssh_cipher_weak", "ops", "legacy client", date(2026, 12, 31)
-    )
+    waiver = Waiver("bastion", "ssh_cipher_weak", "ops", "legacy client", date(2026, 12, 31))
     a = assess_server(("bastion", "10.0.0.1:22"), scan(info), Policy(exceptions=(waiver,)), NOW)
     (f,) = a.findings
     assert f.waived_by == waiver

@@ -17,7 +17,6 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
-import idna
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import (
@@ -26,6 +25,10 @@ from cryptography.x509.oid import (
     NameOID,
     SignatureAlgorithmOID,
 )
+
+# Re-exported: certificates compare host names in their A-label form.
+from .net import a_label as a_label
+from .net import is_ip as is_ip
 
 T = TypeVar("T")
 
@@ -434,30 +437,6 @@ def iter_pem_blocks(data: bytes) -> Iterator[tuple[int, bytes | None, str]]:
             yield pos, der, ""
         pos += 1
         start = data.find(_PEM_BEGIN, end)
-
-
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
-def a_label(name: str) -> str:
-    """A host name in the ASCII form certificates carry: ``ѕрооғ.example`` -> ``xn--….example``.
-
-    IDNA 2008 with the UTS #46 mapping (case folding, full-width dots), as browsers apply
-    it; ASCII names (punycode included) are only lower-cased. Raises ValueError for a name
-    IDNA 2008 rejects.
-    """
-    name = name.strip().rstrip(".")
-    if name.isascii():
-        return name.lower()
-    try:
-        return idna.encode(name, uts46=True).decode("ascii").lower()
-    except idna.IDNAError as exc:
-        raise ValueError(f"{name!r} is not a valid internationalised host name: {exc}") from None
 
 
 def hostname_matches(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from .certs import a_label
+import idna
 
 #: RFC 1035: at most 253 characters in the written form of a name, 63 in one label.
 MAX_HOSTNAME = 253
@@ -44,6 +44,22 @@ def is_ip(text: str) -> bool:
     return parse_ip(text) is not None
 
 
+def a_label(name: str) -> str:
+    """A host name in the ASCII form certificates carry: ``ѕрооғ.example`` -> ``xn--….example``.
+
+    IDNA 2008 with the UTS #46 mapping (case folding, full-width dots), as browsers apply
+    it; ASCII names (punycode included) are only lower-cased. Raises ValueError for a name
+    IDNA 2008 rejects.
+    """
+    name = name.strip().rstrip(".")
+    if name.isascii():
+        return name.lower()
+    try:
+        return idna.encode(name, uts46=True).decode("ascii").lower()
+    except idna.IDNAError as exc:
+        raise ValueError(f"{name!r} is not a valid internationalised host name: {exc}") from None
+
+
 def hostname_problem(name: str) -> str | None:
     """Why ``name`` is not a usable DNS host name, or None when it is.
 
@@ -58,7 +74,7 @@ def hostname_problem(name: str) -> str | None:
     ascii_name = name
     if not name.isascii():
         try:
-            # IDNA 2008 (certs.a_label), as names are sent in SNI and compared with SANs.
+            # IDNA 2008 (a_label), as names are sent in SNI and compared with SANs.
             ascii_name = a_label(name)
         except ValueError:
             return "is not a valid internationalised domain name"

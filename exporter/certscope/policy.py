@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from .certs import CertFacts
-from .config import Policy, PolicyException
+from .config import Policy, Waiver
 from .errors import VerifyFailure
 from .posture import DHEGroup, PostureScan
 from .tls.suites import PROTOCOLS, CipherSuite, SuiteClass
@@ -129,7 +129,7 @@ class Finding:
     rule: Rule
     severity: str  # critical, warning, info
     detail: str
-    waived_by: PolicyException | None = None
+    waived_by: Waiver | None = None
 
     @property
     def control(self) -> str:

@@ -10,7 +10,6 @@ raises for a bad certificate; every problem is a :class:`~certscope.errors.Verif
 from __future__ import annotations
 
 import os
-import ssl
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from OpenSSL import crypto
 
 from .certs import CertFacts, facts_from_der, hostname_matches
 from .errors import VerifyFailure
+from .trust import system_ca_paths
 
 # X509_V_FLAG_NO_CHECK_TIME: trust is judged without the clock; expiry is reported on its own.
 _NO_CHECK_TIME = 0x200000
@@ -45,13 +45,6 @@ _CODE_REASONS = {
     79: VerifyFailure.INVALID_CA,
 }
 
-_SYSTEM_BUNDLES = (
-    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine
-    "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL
-    "/etc/ssl/ca-bundle.pem",  # openSUSE
-    "/etc/ssl/cert.pem",  # macOS, BSDs
-)
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -68,18 +61,6 @@ class Verdict:
     @property
     def verified(self) -> bool:
         return not self.errors
-
-
-def system_ca_paths() -> tuple[str | None, str | None]:
-    """Where the operating system keeps its trust store (file, directory)."""
-    paths = ssl.get_default_verify_paths()
-    cafile: str | None = os.environ.get(paths.openssl_cafile_env) or paths.cafile
-    capath: str | None = os.environ.get(paths.openssl_capath_env) or paths.capath
-    if not cafile or not os.path.exists(cafile):
-        cafile = next((p for p in _SYSTEM_BUNDLES if os.path.exists(p)), None)
-    if capath and not os.path.isdir(capath):
-        capath = None
-    return cafile, capath
 
 
 @lru_cache(maxsize=64)

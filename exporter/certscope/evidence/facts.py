@@ -10,31 +10,14 @@ from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..config import FINDING_LABELS as FINDING_LABELS  # re-exported: the label names
+from ..config import INFO_LABELS as INFO_LABELS
+from ..config import SLOT_LABELS as SLOT_LABELS
 from . import verdict
 from .credentials import Credentials
 from .endpoints import Endpoint
 from .model import Grid, Matrix, Run, value_at
 
-#: Labels of ``certscope_cert_info`` that describe the certificate rather than its slot.
-INFO_LABELS = (
-    "serial",
-    "fingerprint_sha256",
-    "subject",
-    "issuer",
-    "sans",
-    "key_algorithm",
-    "key_bits",
-    "key_curve",
-    "public_key_sha256",
-    "signature_algorithm",
-    "signature_hash",
-    "is_ca",
-    "self_signed",
-)
-#: A renewal keeps these (docs/metrics.md: a slot, plus the subject; the issuer may change).
-SLOT_LABELS = ("source_kind", "source", "location", "chain_position", "subject_cn")
-#: Labels that identify a finding rather than the location it is about.
-FINDING_LABELS = ("rule", "severity", "control", "exception_owner")
 #: Labels of an ALERTS series that are not the alert's own labels.
 ALERT_META = ("__name__", "alertname", "alertstate")
 

@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from ..config import TLSOptions
 from . import hello as h
 from . import starttls, suites
 from .enumerate import candidate_bundles
 from .flight import Flight, read_flight
+from .options import TLSOptions
 
 __all__ = ["MAX_ATTEMPTS", "Capture", "capture_chain"]
 

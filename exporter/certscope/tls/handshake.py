@@ -25,9 +25,9 @@ from functools import lru_cache
 from OpenSSL import SSL, crypto
 
 from ..certs import a_label
-from ..config import TLSOptions
 from ..errors import ProbeFailure
 from . import starttls
+from .options import TLSOptions
 from .suites import iana_name
 
 log = logging.getLogger(__name__)

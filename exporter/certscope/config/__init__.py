@@ -1,0 +1,131 @@
+"""YAML configuration → frozen, validated dataclasses.
+
+``model`` holds the public types, ``schema`` (with ``schema_targets``, ``schema_sources`` and
+``schema_policy``) validates a parsed document into them, collecting every problem with its
+location into one :class:`~certscope.errors.ConfigError`; ``load`` reads YAML within limits and
+``defaults`` builds the embedded default. Importers use this package's names.
+"""
+
+from __future__ import annotations
+
+from ..errors import ConfigError, Problem
+from ..tls.options import (
+    DEFAULT_MAX_HANDSHAKE_BYTES,
+    DEFAULT_TIMEOUT,
+    MAX_HANDSHAKE_BYTES_RANGE,
+    STORED_REVOCATION_OFF,
+    RevocationOptions,
+    TLSOptions,
+)
+from .checker import MAX_PROBLEMS
+from .defaults import default_config
+from .durations import MAX_DURATION, format_duration, parse_duration
+from .labels import FINDING_LABELS, INFO_LABELS, RESERVED_LABELS, SLOT_LABELS
+from .load import (
+    MAX_CONFIG_BYTES,
+    MAX_YAML_DEPTH,
+    MAX_YAML_NODES,
+    load_config,
+    load_yaml,
+    parse_config,
+    targets_from_env,
+)
+from .model import (
+    AWS_DEFAULT_SERVICE_INTERVALS,
+    AWS_SERVICES,
+    CIPHER_CLASSES,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_ENUMERATE_INTERVAL,
+    DEFAULT_INTERVAL,
+    DEFAULT_JITTER,
+    DEFAULT_PROBE_CONCURRENCY,
+    HASH_NAMES,
+    MIN_ENUMERATE_INTERVAL,
+    MIN_INTERVAL,
+    MIN_TIMEOUT,
+    PROTOCOL_NAMES,
+    RULE_IDS,
+    SOURCE_KINDS,
+    SSH_ALGORITHM_CLASSES,
+    STARTTLS_PROTOCOLS,
+    TARGET_PROTOCOLS,
+    AwsSource,
+    Config,
+    FilesSource,
+    KubernetesSource,
+    Policy,
+    ProbeSettings,
+    SecretRef,
+    Source,
+    SSHKeysSource,
+    SSHPolicy,
+    Target,
+    VaultAuth,
+    VaultKV,
+    VaultPKI,
+    VaultSource,
+    Waiver,
+)
+from .schema import build_config
+
+__all__ = [
+    "AWS_DEFAULT_SERVICE_INTERVALS",
+    "AWS_SERVICES",
+    "CIPHER_CLASSES",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_ENUMERATE_INTERVAL",
+    "DEFAULT_INTERVAL",
+    "DEFAULT_JITTER",
+    "DEFAULT_MAX_HANDSHAKE_BYTES",
+    "DEFAULT_PROBE_CONCURRENCY",
+    "DEFAULT_TIMEOUT",
+    "FINDING_LABELS",
+    "HASH_NAMES",
+    "INFO_LABELS",
+    "MAX_CONFIG_BYTES",
+    "MAX_DURATION",
+    "MAX_HANDSHAKE_BYTES_RANGE",
+    "MAX_PROBLEMS",
+    "MAX_YAML_DEPTH",
+    "MAX_YAML_NODES",
+    "MIN_ENUMERATE_INTERVAL",
+    "MIN_INTERVAL",
+    "MIN_TIMEOUT",
+    "PROTOCOL_NAMES",
+    "RESERVED_LABELS",
+    "RULE_IDS",
+    "SLOT_LABELS",
+    "SOURCE_KINDS",
+    "SSH_ALGORITHM_CLASSES",
+    "STARTTLS_PROTOCOLS",
+    "STORED_REVOCATION_OFF",
+    "TARGET_PROTOCOLS",
+    "AwsSource",
+    "Config",
+    "ConfigError",
+    "FilesSource",
+    "KubernetesSource",
+    "Policy",
+    "ProbeSettings",
+    "Problem",
+    "RevocationOptions",
+    "SSHKeysSource",
+    "SSHPolicy",
+    "SecretRef",
+    "Source",
+    "TLSOptions",
+    "Target",
+    "VaultAuth",
+    "VaultKV",
+    "VaultPKI",
+    "VaultSource",
+    "Waiver",
+    "build_config",
+    "default_config",
+    "format_duration",
+    "load_config",
+    "load_yaml",
+    "parse_config",
+    "parse_duration",
+    "targets_from_env",
+]
