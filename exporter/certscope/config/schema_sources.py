@@ -100,8 +100,6 @@ def build_source(
 
 def _check_patterns(c: Checker, d: Mapping[str, Any], loc: str) -> None:
     """A glob that cannot match what it says is a config error, not a silent empty source."""
-    from ..sources.walk import pattern_problems  # late: the sources package imports config
-
     for key in ("paths", "exclude"):
         value = d.get(key)
         for i, pattern in enumerate(value if isinstance(value, list) else []):
@@ -291,3 +289,35 @@ def _ssh_keys_source(
         state_file=state,
         **common,
     )
+
+
+def pattern_problems(pattern: str) -> list[str]:
+    """Why ``pattern`` is not a usable path or glob (empty: it is). Checked by ``check-config``,
+    so a typo is a config error, not a source that silently finds nothing."""
+    problems: list[str] = []
+    if "\x00" in pattern:
+        return ["contains a NUL character"]
+    for segment in pattern.split(os.sep):
+        if "**" in segment and segment != "**":
+            problems.append(f"'**' must be a whole path segment, not part of {segment!r}")
+        if _unclosed_bracket(segment):
+            problems.append(f"unclosed '[' in {segment!r}")
+    return problems
+
+
+def _unclosed_bracket(segment: str) -> bool:
+    i = 0
+    while i < len(segment):
+        if segment[i] == "[":
+            # fnmatch: ']' right after '[' or '[!' is a literal member of the class.
+            j = i + 1
+            if j < len(segment) and segment[j] == "!":
+                j += 1
+            if j < len(segment) and segment[j] == "]":
+                j += 1
+            close = segment.find("]", j)
+            if close == -1:
+                return True
+            i = close
+        i += 1
+    return False

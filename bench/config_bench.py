@@ -1,0 +1,207 @@
+"""Configuration loading: the embedded default and a 10,000-target file, before and after.
+
+    .venv/bin/python bench/config_bench.py [--targets N] [--rounds R] [--baseline DIR]
+
+What it does:
+
+1. writes a config with N targets (address, name, two labels; every tenth with its own
+   interval and timeout, every hundredth with STARTTLS and ALPN), a files source, a policy
+   with two waivers and a ``probe`` section;
+2. in a fresh interpreter per tree: imports ``certscope.config`` (CPU and wall), then, R times
+   each, ``default_config()`` (the embedded default: the trust store plus
+   ``CERTSCOPE_TARGETS``) and ``parse_config`` of the N-target file (YAML parse and
+   validation); wall and CPU time (``time.process_time``), medians;
+3. ``certscope check-config FILE`` as a command, R times: wall time and the child's CPU
+   (``resource.getrusage(RUSAGE_CHILDREN)``), medians: what a person or CI pays;
+4. with ``--baseline DIR`` (another checkout with its own ``.venv``, e.g. the main branch), the
+   same measurements for that tree in the same run, and the ratio after / before.
+
+Prints a table and writes JSON to ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Runs inside the tree being measured (its own interpreter and PYTHONPATH), so that the import
+# cost is measured cold and both trees are measured the same way.
+_CHILD = r"""
+import json, statistics, sys, time
+rounds, path = int(sys.argv[1]), sys.argv[2]
+w0, c0 = time.perf_counter(), time.process_time()
+from certscope.config import default_config, parse_config
+out = {"import_wall": time.perf_counter() - w0, "import_cpu": time.process_time() - c0}
+text = open(path, "rb").read()
+for name, call in (("default", lambda: default_config({})),
+                   ("parse", lambda: parse_config(text, path))):
+    walls, cpus = [], []
+    for _ in range(rounds):
+        w0, c0 = time.perf_counter(), time.process_time()
+        cfg = call()
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    out[name + "_wall"] = statistics.median(walls)
+    out[name + "_cpu"] = statistics.median(cpus)
+    out[name + "_targets"] = len(cfg.targets)
+print(json.dumps(out))
+"""
+
+
+def write_config(path: Path, targets: int) -> None:
+    lines = [
+        "defaults: {interval: 5m, timeout: 5s, labels: {environment: prod}}",
+        "scheduler: {concurrency: 64}",
+        "probe: {allowed_targets: ['*.example.test:443'], max_concurrent: 16}",
+        "sources:",
+        "  - {name: disk, kind: files, paths: ['/srv/tls/**/*.pem'], exclude: ['**/old/**']}",
+        "policy:",
+        "  min_protocol: TLSv1.2",
+        "  exceptions:",
+        "    - {target: 'legacy-*', rule: cipher_weak, owner: web, reason: vendor,"
+        " expires: 2099-01-01}",
+        "    - {target: disk, location: '/srv/tls/old/*', rule: cert_expired, owner: pki,"
+        " reason: archive, expires: 2099-01-01}",
+        "targets:",
+    ]
+    for i in range(targets):
+        host = f"host{i}.region{i % 7}.example.test"
+        extra = ""
+        if i % 10 == 0:
+            extra += ", interval: 10m, timeout: 3s"
+        if i % 100 == 0:
+            extra += ", starttls: smtp, alpn: [h2, http/1.1]"
+        lines.append(
+            f"  - {{address: '{host}:{443 + i % 3}', name: t{i}, "
+            f"labels: {{owner: team{i % 40}, service: svc{i % 300}}}{extra}}}"
+        )
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _env(tree: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(tree / "exporter")
+    env.pop("CERTSCOPE_TARGETS", None)
+    return env
+
+
+def measure(tree: Path, config: Path, rounds: int) -> dict[str, Any]:
+    python = str(tree / ".venv" / "bin" / "python")
+    env = _env(tree)
+    child = subprocess.run(
+        [python, "-c", _CHILD, str(rounds), str(config)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    out: dict[str, Any] = json.loads(child.stdout)
+    walls, cpus = [], []
+    for _ in range(rounds):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        w0 = time.perf_counter()
+        subprocess.run(
+            [python, "-m", "certscope.cli", "check-config", str(config)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        walls.append(time.perf_counter() - w0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(
+            (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        )
+    out["check_config_wall"] = statistics.median(walls)
+    out["check_config_cpu"] = statistics.median(cpus)
+    commit = subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    out["tree"] = str(tree)
+    out["commit"] = commit.stdout.strip()
+    return out
+
+
+ROWS = (
+    ("import certscope.config", "import"),
+    ("default_config() (embedded default)", "default"),
+    ("parse_config, {n:,} targets", "parse"),
+    ("certscope check-config, {n:,} targets (command)", "check_config"),
+)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f} ms"
+
+
+def report(results: dict[str, dict[str, Any]], targets: int) -> str:
+    after = results["after"]
+    before = results.get("before")
+    head = "| step | after wall | after CPU |"
+    rule = "| --- | --- | --- |"
+    if before:
+        head += " before wall | before CPU | CPU ratio (after / before) |"
+        rule += " --- | --- | --- |"
+    out = [head, rule]
+    for label, key in ROWS:
+        row = f"| {label.format(n=targets)} | {_ms(after[key + '_wall'])} |"
+        row += f" {_ms(after[key + '_cpu'])} |"
+        if before:
+            ratio = after[key + "_cpu"] / before[key + "_cpu"] if before[key + "_cpu"] else 0.0
+            row += f" {_ms(before[key + '_wall'])} | {_ms(before[key + '_cpu'])} |"
+            row += f" {ratio:.2f}x |"
+        out.append(row)
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--targets", type=int, default=10_000)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--baseline", type=Path, help="another checkout with its own .venv")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "targets.yml"
+        write_config(config, args.targets)
+        size = config.stat().st_size
+        results = {"after": measure(ROOT, config, args.rounds)}
+        if args.baseline:
+            results["before"] = measure(args.baseline.resolve(), config, args.rounds)
+    for tree in results.values():
+        if tree["parse_targets"] != args.targets:
+            sys.exit(f"{tree['tree']}: parsed {tree['parse_targets']} targets, not {args.targets}")
+    table = report(results, args.targets)
+    print(f"config: {args.targets:,} targets, {size / 2**20:.2f} MiB; medians of {args.rounds}")
+    print(table)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"config-bench-{stamp}.json"
+    meta = {
+        "targets": args.targets,
+        "rounds": args.rounds,
+        "config_bytes": size,
+        "python": platform.python_version(),
+        "load_average": os.getloadavg(),
+    }
+    out.write_text(json.dumps({"meta": meta, **results}, indent=2))
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

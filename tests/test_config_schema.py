@@ -1,0 +1,195 @@
+"""The shape of the configuration: nested locations, unknown keys with suggestions, every
+problem in one error, enumerations taken from the modules that implement them, and the
+package's import direction."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from certscope.config import (
+    CIPHER_CLASSES,
+    PROTOCOL_NAMES,
+    SOURCE_KINDS,
+    SSH_ALGORITHM_CLASSES,
+    STARTTLS_PROTOCOLS,
+    Waiver,
+    parse_config,
+)
+from certscope.errors import ConfigError
+from certscope.ssh.algorithms import AlgorithmClass
+from certscope.tls.starttls import PREAMBLES
+from certscope.tls.suites import PROTOCOLS, SuiteClass
+from certscope.trust import system_ca_paths
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "test.yml")
+    return [str(p) for p in info.value.problems]
+
+
+def test_nested_list_items_are_located_by_index() -> None:
+    found = problems(
+        """
+sources:
+  - name: v
+    kind: vault
+    address: https://vault.test
+    auth: {method: token, token_env: VAULT_TOKEN}
+    kv: [{mount: secret}, {path: app}]
+    pki: [{mount: pki}, {mount: pki2, include_revoked: yes-please}]
+  - name: cloud
+    kind: aws
+    regions: [eu-west-1, moon-base]
+  - name: disk
+    kind: files
+    paths: [/etc/ssl/certs/*.pem, "/srv/[tls/*.pem"]
+probe: {allowed_networks: [10.0.0.0/8, not-a-network]}
+policy:
+  exceptions:
+    - {target: web, rule: cert_expired, owner: pki, reason: why, expires: 2027-01-01}
+    - {target: web, rule: no_such_rule, owner: pki, reason: why, expires: 2027-01-01}
+"""
+    )
+    assert "sources[0].kv[1].mount: is required" in found
+    assert "sources[0].pki[1].include_revoked: must be true or false, got a string" in found
+    assert "sources[1].regions[1]: 'moon-base' is not an AWS region name such as us-east-1" in found
+    assert any(p.startswith("sources[2].paths[1]: ") for p in found), found
+    assert any(p.startswith("probe.allowed_networks[1]: is not a network") for p in found)
+    assert any(
+        p.startswith("policy.exceptions[1].rule: unknown rule 'no_such_rule'") for p in found
+    )
+    # The valid entries around them are not blamed.
+    assert not any(p.startswith(("sources[0].kv[0]", "sources[0].pki[0]")) for p in found)
+    assert not any(
+        p.startswith(("probe.allowed_networks[0]", "policy.exceptions[0]")) for p in found
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("defaults: {intervall: 5m}", 'defaults.intervall: unknown key (did you mean "interval"?)'),
+        (
+            "targets: [{address: a.test:443, revocation: {ocps: false}}]",
+            'targets[0].revocation.ocps: unknown key (did you mean "ocsp"?)',
+        ),
+        (
+            "probe: {modules: {mail: {startls: smtp}}}",
+            'probe.modules.mail.startls: unknown key (did you mean "starttls"?)',
+        ),
+        (
+            "policy: {ssh: {min_rsa_bit: 4096}}",
+            'policy.ssh.min_rsa_bit: unknown key (did you mean "min_rsa_bits"?)',
+        ),
+        (
+            "sources: [{name: v, kind: vault, address: https://v.test, kv: [{mount: kv}],"
+            " auth: {method: token, token_fiel: /t}}]",
+            'sources[0].auth.token_fiel: unknown key (did you mean "token_file"?)',
+        ),
+        (
+            "sources: [{name: k, kind: kubernetes, namespace: [a]}]",
+            'sources[0].namespace: unknown key (did you mean "namespaces"?)',
+        ),
+        ("scheduler: {zzz: 1}", "scheduler.zzz: unknown key"),
+    ],
+)
+def test_unknown_keys_suggest_the_nearest_known_one(text: str, expected: str) -> None:
+    assert expected in problems(text)
+
+
+def test_every_section_reports_in_one_error() -> None:
+    found = problems(
+        """
+defaults: {timeout: 0s}
+scheduler: {jitter: 2}
+targets: [{address: a.test:443, starttls: gopher}]
+sources: [{name: s, kind: files}]
+probe: {max_concurrent: 0}
+policy: {min_protocol: TLSv9, ssh: {allowed_algorithm_classes: [excellent]}}
+"""
+    )
+    assert found == [
+        "defaults.timeout: must be positive",
+        "scheduler.jitter: must be a number from 0 to 1",
+        "targets[0].starttls: must be one of " + ", ".join(STARTTLS_PROTOCOLS),
+        "sources[0].paths: must list at least one path or glob",
+        "probe.max_concurrent: must be a number from 1 to 10000",
+        "policy.min_protocol: must be one of " + ", ".join(PROTOCOL_NAMES),
+        "policy.ssh.allowed_algorithm_classes: unknown value 'excellent'; allowed: "
+        + ", ".join(SSH_ALGORITHM_CLASSES),
+    ]
+
+
+def test_enumerations_come_from_the_modules_that_implement_them() -> None:
+    assert set(STARTTLS_PROTOCOLS) == set(PREAMBLES)
+    assert PROTOCOL_NAMES == PROTOCOLS
+    assert tuple(c.value for c in SuiteClass) == CIPHER_CLASSES
+    assert set(SSH_ALGORITHM_CLASSES) == {"broken", "weak", "deprecated", "recommended"}
+    assert set(SSH_ALGORITHM_CLASSES) < {c.value for c in AlgorithmClass}
+    assert SOURCE_KINDS == ("files", "kubernetes", "vault", "ssh_authorized_keys", "aws")
+
+
+@pytest.mark.parametrize("preamble", sorted(PREAMBLES))
+def test_every_starttls_preamble_is_accepted(preamble: str) -> None:
+    cfg = parse_config(f"targets: [{{address: mail.test:25, starttls: {preamble}}}]", "t.yml")
+    assert cfg.targets[0].tls.starttls == preamble
+
+
+def test_every_cipher_class_and_protocol_is_accepted() -> None:
+    for protocol in PROTOCOLS:
+        classes = ", ".join(c.value for c in SuiteClass)
+        text = f"policy: {{min_protocol: {protocol}, allowed_cipher_classes: [{classes}]}}"
+        policy = parse_config(text, "t.yml").policy
+        assert policy.min_protocol == protocol
+        assert policy.allowed_classes == tuple(c.value for c in SuiteClass)
+
+
+def test_policy_exceptions_are_waivers() -> None:
+    cfg = parse_config(
+        "policy:\n  exceptions:\n"
+        "    - {target: 'web-*', location: '/a/*', rule: cert_expired, owner: pki,"
+        " reason: archive, expires: 2027-03-31}\n",
+        "t.yml",
+    )
+    (waiver,) = cfg.policy.exceptions
+    assert isinstance(waiver, Waiver)
+    assert waiver.expires == date(2027, 3, 31)
+    assert waiver.covers(("web-1", "/a/b.pem"), "cert_expired")
+    assert not waiver.covers(("web-1", "/b/b.pem"), "cert_expired")
+    assert not waiver.covers(("db-1", "/a/b.pem"), "cert_expired")
+    assert not waiver.covers(("web-1", "/a/b.pem"), "cert_not_yet_valid")
+
+
+def test_system_trust_store_follows_ssl_cert_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text("")
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    assert system_ca_paths()[0] == str(bundle)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    assert system_ca_paths()[0] != str(tmp_path / "missing.pem")
+
+
+@pytest.mark.parametrize(
+    ("module", "use", "forbidden"),
+    [
+        ("certscope.config", "certscope.config.default_config({})", "certscope.verify"),
+        ("certscope.config", "certscope.config.parse_config(b'{}', 'x')", "certscope.policy"),
+        ("certscope.tls.handshake", "None", "certscope.config"),
+        ("certscope.net", "certscope.net.a_label('b\\u00fccher.test')", "certscope.certs"),
+    ],
+)
+def test_imports_flow_one_way(module: str, use: str, forbidden: str) -> None:
+    """The configuration sits upstream of verification and the handshake, not beside them."""
+    code = f"import sys, {module}; {use}; print({forbidden!r} in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "False"
