@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from certscope.config import (
+    FilesSource,
     default_config,
     format_duration,
     load_config,
@@ -179,6 +180,7 @@ sources:
         "s.yml",
     )
     (s,) = cfg.sources
+    assert isinstance(s, FilesSource)
     assert s.paths == ("/etc/ssl/certs/*.pem", "/srv/tls/**/*.crt")
     assert s.exclude == ("**/old/**",)
 
@@ -224,6 +226,7 @@ def test_default_config_inventories_the_trust_store_and_reads_env() -> None:
     cfg = default_config({"CERTSCOPE_TARGETS": "a.example.test:443, [::1]:8443"})
     assert [t.address for t in cfg.targets] == ["a.example.test:443", "[::1]:8443"]
     (src,) = cfg.sources
+    assert isinstance(src, FilesSource)
     assert src.name == "system-trust-store" and src.kind == "files"
     assert all(Path(p.split("*")[0]).exists() for p in src.paths)
 
