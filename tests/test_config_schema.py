@@ -14,6 +14,7 @@ import pytest
 from certscope.config import (
     CIPHER_CLASSES,
     PROTOCOL_NAMES,
+    RULE_IDS,
     SOURCE_KINDS,
     SSH_ALGORITHM_CLASSES,
     STARTTLS_PROTOCOLS,
@@ -21,6 +22,7 @@ from certscope.config import (
     parse_config,
 )
 from certscope.errors import ConfigError
+from certscope.policy import Rule
 from certscope.ssh.algorithms import AlgorithmClass
 from certscope.tls.starttls import PREAMBLES
 from certscope.tls.suites import PROTOCOLS, SuiteClass
@@ -133,6 +135,12 @@ def test_enumerations_come_from_the_modules_that_implement_them() -> None:
     assert set(SSH_ALGORITHM_CLASSES) == {"broken", "weak", "deprecated", "recommended"}
     assert set(SSH_ALGORITHM_CLASSES) < {c.value for c in AlgorithmClass}
     assert SOURCE_KINDS == ("files", "kubernetes", "vault", "ssh_authorized_keys", "aws")
+
+
+def test_a_waiver_names_only_rules_the_policy_judges() -> None:
+    """A waiver for a rule the policy never reports would silently waive nothing."""
+    assert set(RULE_IDS) <= {r.value for r in Rule}
+    assert Rule.EXCEPTION_EXPIRED.value not in RULE_IDS  # a waiver cannot waive its own end
 
 
 @pytest.mark.parametrize("preamble", sorted(PREAMBLES))
