@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from .config import Policy
-from .policy import Assessment, Finding, Rule, apply_exceptions, today
+from .policy import Assessment, Finding, apply_exceptions, today
 from .results import AssessedLocation, Labels, SourceResult, StorageResource, StoredKey
+from .rulebook import Rule
 
 #: A secret's rotation is overdue once its due date is this far behind: Secrets Manager rotates
 #: within a window of up to 24 hours after the scheduled time.

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from ..net import is_ip, join_address
+from ..rulebook import WAIVABLE
 from ..ssh.algorithms import AlgorithmClass
 from ..tls.options import (
     DEFAULT_TIMEOUT,
@@ -239,41 +240,8 @@ SOURCE_KINDS: tuple[str, ...] = tuple(
 )
 
 
-RULE_IDS = (
-    "protocol_deprecated",
-    "cipher_insecure",
-    "cipher_weak",
-    "cipher_not_allowed",
-    "key_too_small",
-    "signature_hash_forbidden",
-    "cert_lifetime_too_long",
-    "hostname_mismatch",
-    "chain_untrusted",
-    "cert_expired",
-    "cert_not_yet_valid",
-    "served_not_stored",
-    "private_key_mismatch",
-    "private_key_unencrypted",
-    "private_key_orphaned",
-    "private_key_weak",
-    "ssh_kex_weak",
-    "ssh_cipher_weak",
-    "ssh_mac_weak",
-    "ssh_host_key_weak",
-    "ssh_host_certificate_expiring",
-    "ssh_host_certificate_expired",
-    "ssh_software_outdated",
-    "ssh_key_unknown_owner",
-    "ssh_key_departed_owner",
-    "ssh_key_weak",
-    "ssh_key_too_old",
-    "ssh_key_no_expiry",
-    "kms_rotation_disabled",
-    "kms_key_pending_deletion",
-    "secret_rotation_disabled",
-    "secret_rotation_overdue",
-    "storage_unencrypted",
-)
+#: The rule ids a waiver may name, from the policy's own list.
+RULE_IDS: tuple[str, ...] = tuple(rule.value for rule in WAIVABLE)
 
 
 @dataclass(frozen=True)

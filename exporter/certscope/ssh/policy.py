@@ -13,8 +13,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from ..config import Policy, SSHPolicy
-from ..policy import Assessment, Finding, Rule, apply_exceptions, today
+from ..policy import Assessment, Finding, apply_exceptions, today
 from ..results import StoredKey
+from ..rulebook import Rule
 from .algorithms import AlgorithmClass, classify
 from .model import HostKey, SSHScan
 
