@@ -1,7 +1,7 @@
 """Shared pieces of the benchmarks: the real Kubernetes API server behind the store benchmark.
 
 :class:`RealKubeAPI` offers what ``bench/store_bench.py`` asks of its API server (the same
-methods as ``tests/k8s_api.py``'s in-test server) on top of ``scripts/test-cluster.sh``: a real
+methods as ``tests/helpers/k8s_api.py``'s in-test server) on top of ``scripts/test-cluster.sh``: a real
 etcd and kube-apiserver on loopback. Writes go through the API server as an admin token; the
 reader under test uses the kubeconfig's client certificate, so the audit log tells its requests
 apart (:meth:`RealKubeAPI.reader_requests`).
@@ -19,7 +19,7 @@ from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from k8s_cluster import KubeCluster, start_cluster  # noqa: E402
+from helpers.k8s_cluster import KubeCluster, start_cluster  # noqa: E402
 
 READER_USER = "certscope-admin"  # the kubeconfig's client certificate
 

@@ -115,7 +115,7 @@ async def _read(url: str, concurrency: int) -> dict[str, Any]:
 def child(url: str, concurrency: int) -> None:
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         del os.environ[name]
-    from motoserver import aws_env
+    from helpers.motoserver import aws_env
 
     os.environ.update({k: v for k, v in aws_env().items() if k.startswith("AWS_")})
     print(json.dumps(asyncio.run(_read(url, concurrency))))
@@ -219,7 +219,7 @@ def main() -> None:
     if args.child:
         child(args.child, args.concurrency)
         return
-    from motoserver import MotoServer
+    from helpers.motoserver import MotoServer
 
     with tempfile.TemporaryDirectory(prefix="aws-bench-") as tmp:
         moto = MotoServer.start(Path(tmp))

@@ -35,8 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from measure import run_measured  # noqa: E402
-from promserver import Prometheus, free_port  # noqa: E402
+from helpers.measure import run_measured  # noqa: E402
+from helpers.promserver import Prometheus, free_port  # noqa: E402
 
 START = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
 END = datetime(2026, 1, 1, tzinfo=UTC).timestamp()

@@ -5,7 +5,7 @@ and the ssh_authorized_keys source on 10,000 keys.
 
 What it does, all on loopback:
 
-1. starts three real servers with ``tests/sshservers.py``: OpenSSH ``sshd`` with modern
+1. starts three real servers with ``tests/helpers/sshservers.py``: OpenSSH ``sshd`` with modern
    algorithms and five host keys (Ed25519, ECDSA, RSA-3072, Ed25519 and RSA certificates),
    OpenSSH with legacy algorithms (RSA-1024, DSA, ECDSA host keys; ECDH key exchange), and
    Dropbear (Ed25519, ECDSA, RSA-3072);
@@ -58,7 +58,7 @@ from certscope.ssh.probe import scan
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from sshservers import (  # noqa: E402 - tests/ is not a package
+from helpers.sshservers import (  # noqa: E402 - tests/ is not a package
     STRONG,
     WEAK,
     DropbearServer,

@@ -10,7 +10,7 @@ What it does, all on loopback:
    leaf key): N Secrets of type kubernetes.io/tls in 100 namespaces (``tls.crt`` = leaf +
    intermediate, ``tls.key``, ``ca.crt`` = root, cert-manager annotations, a ``bench/round``
    label), and F PEM files on disk;
-2. serves the Secrets from ``tests/k8s_api.py`` (the in-test Kubernetes API server: real
+2. serves the Secrets from ``tests/helpers/k8s_api.py`` (the in-test Kubernetes API server: real
    list/watch protocol, TLS, bearer token, kubeconfig) in *this* process, or with
    ``--api real`` from a real kube-apiserver and etcd (``scripts/test-cluster.sh``), whose
    audit log also counts the reader's requests;
@@ -449,7 +449,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # A real etcd + kube-apiserver (scripts/test-cluster.sh; built once, cached).
         from _harness import RealKubeAPI as api_class
     else:
-        from k8s_api import FakeKubeAPI as api_class
+        from helpers.k8s_api import FakeKubeAPI as api_class
 
     workdir = Path(tempfile.mkdtemp(prefix="certscope-store-bench-"))
     try:
@@ -737,7 +737,7 @@ def main() -> None:
         "--api",
         choices=("in-test", "real"),
         default="in-test",
-        help="serve the Secrets from tests/k8s_api.py or a real kube-apiserver + etcd",
+        help="serve the Secrets from tests/helpers/k8s_api.py or a real kube-apiserver + etcd",
     )
     parser.add_argument("--quick", action="store_true", help="1,000 of each, 5 s, 3 rounds")
     args = parser.parse_args()

@@ -26,7 +26,7 @@ declare -A pkg_for=(
   [dropbear]=dropbear-bin
   [pdftoppm]=poppler-utils
   [pdfinfo]=poppler-utils
-  # Real STARTTLS servers (tests/daemons.py); none of them is started as a service.
+  # Real STARTTLS servers (tests/helpers/daemons.py); none of them is started as a service.
   [postfix]=postfix
   [dovecot]=dovecot-imapd
   [vsftpd]=vsftpd

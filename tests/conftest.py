@@ -1,13 +1,16 @@
-"""Fixtures shared by every test module: one test PKI per session (keys are the slow part)."""
+"""Fixtures shared by every test module: one test PKI per session (keys are the slow part), the
+exporter's app behind a real HTTP server, and a reader for the values of the exposition."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from k8s_cluster import KubeCluster, start_cluster
-from pki import TestPKI
+from helpers.app import AppClient, find, start_client, wait_ready
+from helpers.k8s_cluster import KubeCluster, start_cluster
+from helpers.pki import TestPKI
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +39,37 @@ def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeClust
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+async def app_client() -> AsyncIterator[Callable[[Path], Awaitable[AppClient]]]:
+    """``await app_client(config_path)``: the app on loopback, ready (first round done); every
+    client started is closed when the test ends, whatever it asserted."""
+    started: list[AppClient] = []
+
+    async def start(config_path: Path) -> AppClient:
+        client = await start_client(config_path)
+        started.append(client)
+        await wait_ready(client)
+        return client
+
+    yield start
+    for client in reversed(started):
+        await client.close()
+
+
+MetricValue = Callable[..., float | None]
+
+
+@pytest.fixture
+def metric_value() -> MetricValue:
+    """``metric_value(text, name, **labels)``: the value of the one sample called ``name`` whose
+    labels include ``labels``, parsed with prometheus_client's parser; None when there is none,
+    a failed test when several match (the labels given do not pick one series)."""
+
+    def value(text: str, name: str, /, **labels: str) -> float | None:
+        found = find(text, name, **labels)
+        assert len(found) <= 1, f"{name}{labels} matches {len(found)} series"
+        return found[0] if found else None
+
+    return value

@@ -13,12 +13,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 import trustme
-from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client.parser import text_string_to_metric_families
 
-from certscope.app import make_app, target_allowed
-from certscope.config import load_config
-from exporter import Exporter
+from certscope.app import target_allowed
+from helpers.app import find
+from helpers.app import start_client as _client
+from helpers.app import wait_ready as _wait_ready
+from helpers.exporter import Exporter
 
 
 @pytest.fixture(scope="module")
@@ -54,39 +54,6 @@ def ca_file(tmp_path: Path, ca: trustme.CA) -> str:
     p = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(p))
     return str(p)
-
-
-async def _client(
-    config_path: Path, lifecycle: bool = True
-) -> TestClient[aiohttp.web.Request, aiohttp.web.Application]:
-    app = make_app(
-        load_config(str(config_path)), lambda: load_config(str(config_path)), lifecycle=lifecycle
-    )
-    client = TestClient(TestServer(app, host="127.0.0.1"))
-    await client.start_server()
-    return client
-
-
-async def _wait_ready(client: TestClient[aiohttp.web.Request, aiohttp.web.Application]) -> None:
-    for _ in range(200):
-        resp = await client.get("/-/ready")
-        if resp.status == 200:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("exporter never became ready")
-
-
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    out = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out[(s.name, frozenset(s.labels.items()))] = s.value
-    return out
-
-
-def find(text: str, name: str, **labels: str) -> list[float]:
-    want = set(labels.items())
-    return [v for (n, ls), v in samples(text).items() if n == name and want <= ls]
 
 
 async def test_metrics_health_ready_and_index(tmp_path: Path, tls_port: int, ca_file: str) -> None:

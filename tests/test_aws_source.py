@@ -42,9 +42,10 @@ from certscope.keypolicy import assess_cloud
 from certscope.results import SourceResult
 from certscope.sources import reader_for
 from certscope.sources.aws import AwsReader
-from exporter import Exporter
-from motoserver import MotoServer, aws_env
-from pki import TestPKI
+from helpers.aws_scenario import key_id, seed
+from helpers.exporter import Exporter
+from helpers.motoserver import MotoServer, aws_env
+from helpers.pki import TestPKI
 
 ACCOUNT = "123456789012"
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,101 +61,6 @@ def _aws_environment() -> Iterator[None]:
             if name.startswith("AWS_"):
                 mp.setenv(name, value)
         yield
-
-
-def key_id(arn: str) -> str:
-    return arn.rsplit("/", 1)[1]
-
-
-def seed(moto: MotoServer, pki: TestPKI) -> dict[str, Any]:
-    ids: dict[str, Any] = {}
-    kms = moto.client("kms")
-    ids["rotating"] = kms.create_key(Description="rotating")["KeyMetadata"]["Arn"]
-    kms.enable_key_rotation(KeyId=key_id(ids["rotating"]))
-    kms.rotate_key_on_demand(KeyId=key_id(ids["rotating"]))
-    ids["static"] = kms.create_key(KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["Arn"]
-    kms.create_alias(AliasName="alias/app-data", TargetKeyId=key_id(ids["static"]))
-    ids["doomed"] = kms.create_key()["KeyMetadata"]["Arn"]
-    kms.schedule_key_deletion(KeyId=key_id(ids["doomed"]), PendingWindowInDays=7)
-    ids["signing"] = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"][
-        "Arn"
-    ]
-    eu = moto.client("kms", "eu-west-1")
-    ids["eu"] = eu.create_key()["KeyMetadata"]["Arn"]
-    eu.enable_key_rotation(KeyId=key_id(ids["eu"]))
-
-    leaf = pki.leaf("imported.test", key="rsa", days_left=45)
-    acm = moto.client("acm")
-    ids["imported"] = acm.import_certificate(
-        Certificate=leaf.pem, PrivateKey=leaf.key_pem, CertificateChain=pki.intermediate.pem
-    )["CertificateArn"]
-    ids["requested"] = acm.request_certificate(DomainName="issued.example.com")["CertificateArn"]
-
-    sm = moto.client("secretsmanager")
-    ids["db-password"] = sm.create_secret(Name="db-password", SecretString="hunter2-not-real")[
-        "ARN"
-    ]
-    ids["api-token"] = sm.create_secret(Name="api-token", SecretString="token-value")["ARN"]
-    sm.rotate_secret(
-        SecretId="api-token", RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False
-    )
-    bundle = {"certificate": leaf.pem.decode(), "private_key": leaf.key_pem.decode()}
-    ids["tls-bundle"] = sm.create_secret(Name="tls-bundle", SecretString=json.dumps(bundle))["ARN"]
-    ids["key_pem"] = leaf.key_pem.decode()
-
-    s3 = moto.client("s3")
-    for name in ("plain", "sse-s3", "sse-kms"):
-        s3.create_bucket(Bucket=name)
-    s3.put_bucket_encryption(
-        Bucket="sse-s3",
-        ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-        },
-    )
-    s3.put_bucket_encryption(
-        Bucket="sse-kms",
-        ServerSideEncryptionConfiguration={
-            "Rules": [
-                {
-                    "ApplyServerSideEncryptionByDefault": {
-                        "SSEAlgorithm": "aws:kms",
-                        "KMSMasterKeyID": ids["static"],
-                    },
-                    "BucketKeyEnabled": True,
-                }
-            ]
-        },
-    )
-
-    rds = moto.client("rds")
-    for name, encrypted in (("db-encrypted", True), ("db-clear", False)):
-        rds.create_db_instance(
-            DBInstanceIdentifier=name,
-            DBInstanceClass="db.t3.micro",
-            Engine="postgres",
-            MasterUsername="admin",
-            MasterUserPassword="not-a-real-password",
-            AllocatedStorage=20,
-            StorageEncrypted=encrypted,
-            **({"KmsKeyId": ids["static"]} if encrypted else {}),
-        )
-    rds.create_db_cluster(
-        DBClusterIdentifier="aurora",
-        Engine="aurora-postgresql",
-        MasterUsername="admin",
-        MasterUserPassword="not-a-real-password",
-        StorageEncrypted=True,
-        KmsKeyId=ids["static"],
-    )
-
-    ec2 = moto.client("ec2")
-    ids["vol-enc"] = ec2.create_volume(
-        Size=1, AvailabilityZone="us-east-1a", Encrypted=True, KmsKeyId=ids["static"]
-    )["VolumeId"]
-    ids["vol-clear"] = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"]
-    ids["snap-clear"] = ec2.create_snapshot(VolumeId=ids["vol-clear"])["SnapshotId"]
-    moto.client("ec2", "eu-west-1").enable_ebs_encryption_by_default()
-    return ids
 
 
 @pytest.fixture(scope="module")
@@ -541,7 +447,7 @@ async def test_service_intervals_reuse_parts(moto: MotoServer, ids: dict[str, An
 
 
 async def test_unreachable_endpoint_is_the_source_down() -> None:
-    from promserver import free_port
+    from helpers.promserver import free_port
 
     text = (
         "sources:\n  - {name: gone, kind: aws, regions: [us-east-1], max_attempts: 1, timeout: 2s,"

@@ -24,9 +24,9 @@ from certscope.tls import hello as h
 from certscope.tls.flight import DHParams, ECParams, Flight, FlightParser, parse_key_exchange
 from certscope.tls.handshake import MAX_CHAIN
 from certscope.tls.suites import PROTOCOLS, by_name
-from pki import Leaf, TestPKI
-from servers import GnuTLSServer, OpenSSLServer, long_chain_server, tls_server
-from tlsresponder import Reply, Responder, SeenHello
+from helpers.pki import Leaf, TestPKI
+from helpers.servers import GnuTLSServer, OpenSSLServer, long_chain_server, tls_server
+from helpers.tlsresponder import Reply, Responder, SeenHello
 
 
 def _target(host: str, port: int, **tls: object) -> Target:

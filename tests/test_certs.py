@@ -23,7 +23,7 @@ from certscope.certs import (
     hostname_matches,
     iter_pem_blocks,
 )
-from pki import Leaf, TestPKI, private_key
+from helpers.pki import Leaf, TestPKI, private_key
 
 
 def _der(cert: x509.Certificate) -> bytes:
@@ -406,7 +406,8 @@ def test_large_certificates_are_parsed_and_cached_by_digest(pki: TestPKI) -> Non
     assert f.subject_cn == "big.test"
     assert f.parse_errors == ()
     assert f.not_after is not None
-    assert facts_from_der(bytearray(leaf.der)) is f  # the digest-keyed cache hit
+    # a bytearray (a buffer a reader filled) is taken as bytes: the digest-keyed cache hit
+    assert facts_from_der(bytearray(leaf.der)) is f  # type: ignore[arg-type]
 
 
 # --- PEM bundles ---------------------------------------------------------------------------

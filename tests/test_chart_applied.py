@@ -23,9 +23,9 @@ import yaml
 
 from certscope.config import KubernetesSource, parse_config
 from certscope.sources.kubernetes import KubernetesReader
-from k8s_cluster import KubeCluster, object_path, prometheus_operator_crds
-from test_helm import CASES, CHART, case_values, objects, strip
-from test_kubernetes_source import names, tls
+from helpers.chart import CASES, CHART, case_values, objects, strip
+from helpers.k8s_cluster import KubeCluster, object_path, prometheus_operator_crds
+from helpers.kube_source import names, tls
 
 Obj = dict[str, Any]
 MONITORING = "monitoring.coreos.com/v1"
@@ -36,9 +36,12 @@ class _CRDLoader(yaml.SafeLoader):
     """YAML 1.1's ``=`` (the "value" tag) appears as a plain enum value in the CRDs."""
 
 
-_CRDLoader.add_constructor(
-    "tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node)
-)
+def _plain_value(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    assert isinstance(node, yaml.ScalarNode)
+    return str(loader.construct_scalar(node))
+
+
+_CRDLoader.add_constructor("tag:yaml.org,2002:value", _plain_value)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """The cloud dashboard (grafana/dashboards/certscope-cloud.json): the same model checks as the
-other dashboards (tests/test_dashboards.py), and every panel query run against a real
+other dashboards (tests/helpers/grafana.py), and every panel query run against a real
 Prometheus that scraped a real certscope reading a real AWS API emulator (moto_server) seeded
 with the scenario of tests/test_aws_source.py. A KMS key rotates while Prometheus watches, so
 the rotations panel has something to show.
@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-import test_dashboards as dashboards
-from exporter import Exporter
-from motoserver import MotoServer, aws_env
-from pki import TestPKI
-from promserver import Prometheus
-from test_aws_source import key_id, seed
+from helpers import grafana as dashboards
+from helpers.aws_scenario import key_id, seed
+from helpers.exporter import Exporter
+from helpers.motoserver import MotoServer, aws_env
+from helpers.pki import TestPKI
+from helpers.promserver import Prometheus
 
 NAME = "certscope-cloud.json"
 UID = "certscope-cloud"
@@ -34,13 +34,8 @@ def test_model() -> None:
     assert DASH["title"].strip() and DASH["description"].strip()
     assert DASH.get("id") is None and "certscope" in DASH["tags"]
     pair = (NAME, DASH)
-    dashboards.test_panel_ids_unique(pair)
-    dashboards.test_grid_has_no_overlaps(pair)
-    dashboards.test_datasources_are_the_variable(pair)
-    dashboards.test_template_variables(pair)
-    dashboards.test_variables_used_are_defined(pair)
-    dashboards.test_metrics_are_in_the_contract(pair)
-    dashboards.test_queries_are_filtered_and_use_rate_interval(pair)
+    for check in dashboards.MODEL_CHECKS:
+        check(pair)
 
 
 def test_readme_lists_the_dashboard() -> None:
@@ -108,7 +103,7 @@ def test_panel_query_returns_data(
             "end": str(now),
             "step": "5",
         }
-        assert dashboards._get(prom, "query_range", params)["result"], panel["title"]
+        assert dashboards.api_get(prom, "query_range", params)["result"], panel["title"]
 
 
 def test_variables_have_values(prom: Prometheus) -> None:
@@ -118,7 +113,7 @@ def test_variables_have_values(prom: Prometheus) -> None:
         m = dashboards.LABEL_VALUES_RE.match(dashboards.variable_query(var))
         assert m is not None
         selector, label = dashboards.substitute(m.group(1)), m.group(2)
-        series = dashboards._get(prom, "series", {"match[]": selector})
+        series = dashboards.api_get(prom, "series", {"match[]": selector})
         assert {s[label] for s in series if s.get(label)}, var["name"]
 
 
@@ -126,7 +121,7 @@ def test_table_columns_exist(prom: Prometheus) -> None:
     for panel in dashboards.all_panels(DASH):
         if panel["type"] != "table":
             continue
-        fields = set(dashboards._table_fields(prom, panel))
+        fields = set(dashboards.table_fields(prom, panel))
         named = {
             o["matcher"]["options"]
             for o in panel["fieldConfig"]["overrides"]

@@ -19,8 +19,8 @@ from certscope.config import Policy, RevocationOptions, Target, TLSOptions
 from certscope.policy import CONTROLS, Rule, assess_endpoint
 from certscope.probe import probe
 from certscope.results import ProbeResult
-from pki import TestPKI
-from servers import tls_server
+from helpers.pki import TestPKI
+from helpers.servers import tls_server
 
 LOGS = (bytes(range(32)), bytes(range(32, 64)))
 

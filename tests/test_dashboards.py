@@ -12,57 +12,44 @@ exception. Queries that may legitimately return nothing are listed in ``MAY_BE_E
 
 from __future__ import annotations
 
-import json
-import re
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from exporter import Exporter
-from pki import TestPKI
-from promserver import Prometheus, free_port
-from servers import OpenSSLServer, tls_server
+from helpers.exporter import Exporter
+from helpers.grafana import (
+    BUILTINS,
+    LABEL_VALUES_RE,
+    MODEL_CHECKS,
+    RANGE_PANELS,
+    ROOT,
+    RULES,
+    Dashboard,
+    all_panels,
+    api_get,
+    instant,
+    load,
+    queries,
+    substitute,
+    table_fields,
+    variable_query,
+    variables,
+)
+from helpers.pki import TestPKI
+from helpers.promserver import Prometheus, free_port
+from helpers.servers import OpenSSLServer, tls_server
 
-ROOT = Path(__file__).resolve().parent.parent
-DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
-RULES = [ROOT / "rules" / "certscope-recording.yml", ROOT / "rules" / "certscope-alerts.yml"]
 UIDS = {
     "certscope-inventory.json": "certscope-inventory",
     "certscope-posture.json": "certscope-posture",
     "certscope-soc2.json": "certscope-soc2",
-}
-DS = {"type": "prometheus", "uid": "${datasource}"}
-# Grafana's built-in variables, and the values the live tests give them.
-BUILTINS = {
-    "__range": "1h",
-    "__range_s": "3600",
-    "__rate_interval": "1m",
-    "__interval": "15s",
-}
-VAR_RE = re.compile(r"\$(?:\{(\w+)(?::\w+)?\}|(\w+))")
-METRIC_RE = re.compile(r"certscope[_:][a-zA-Z0-9_:]+")
-SELECTOR_RE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}")
-RANGE_FN_RE = re.compile(r"\b(rate|irate|increase)\(")
-LABEL_VALUES_RE = re.compile(r"^label_values\((.*),\s*(\w+)\)$", re.S)
-NO_DATASOURCE = {"row", "text"}
-RANGE_PANELS = {"timeseries", "state-timeline"}
-
-# Table columns that organize may name although the scenario does not produce them.
-OPTIONAL_COLUMNS = {
-    "alert": "certscope_probe_error_info's TLS alert name, empty (so dropped by Prometheus)"
-    " unless reason is tls_alert; the scenario's unreachable endpoint is connect_refused",
 }
 # (dashboard uid, panel title, refId) -> why an empty result is correct in the scenario.
 # Every other query must return data. Empty on purpose: the scenario gives every panel data
@@ -70,54 +57,6 @@ OPTIONAL_COLUMNS = {
 # panels use `or vector(0)` so that "none" is an explicit 0. Add an entry only for a query
 # that cannot have data in any realistic scenario, with the reason.
 MAY_BE_EMPTY: dict[tuple[str, str, str], str] = {}
-
-
-def load(name: str) -> dict[str, Any]:
-    dash: dict[str, Any] = json.loads((DASHBOARD_DIR / name).read_text())
-    return dash
-
-
-def all_panels(dash: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for panel in dash["panels"]:
-        yield panel
-        yield from panel.get("panels", [])
-
-
-def variables(dash: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {v["name"]: v for v in dash["templating"]["list"]}
-
-
-def variable_query(var: dict[str, Any]) -> str:
-    query = var["query"]
-    return str(query["query"] if isinstance(query, dict) else query)
-
-
-def queries(dash: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    for panel in all_panels(dash):
-        for target in panel.get("targets", []):
-            yield panel, target
-
-
-def substitute(expr: str) -> str:
-    """What Grafana sends with every variable on "All" (allValue ``.*``)."""
-
-    def value(m: re.Match[str]) -> str:
-        name = m.group(1) or m.group(2)
-        if name.isdigit():  # a regex group reference ($1) in label_replace
-            return m.group(0)
-        return BUILTINS.get(name, ".*")
-
-    return VAR_RE.sub(value, expr.replace("${datasource}", "").replace("$datasource", ""))
-
-
-def documented_metrics() -> set[str]:
-    text = (ROOT / "docs" / "metrics.md").read_text()
-    return set(re.findall(r"`(certscope_[a-z0-9_]+)`", text))
-
-
-def recorded_series() -> set[str]:
-    doc = yaml.safe_load((ROOT / "rules" / "certscope-recording.yml").read_text())
-    return {r["record"] for g in doc["groups"] for r in g["rules"] if "record" in r}
 
 
 ALL_TARGETS = [(name, panel, target) for name in UIDS for panel, target in queries(load(name))]
@@ -132,11 +71,16 @@ def _target_id(item: tuple[str, dict[str, Any], dict[str, Any]]) -> str:
 
 
 @pytest.fixture(params=sorted(UIDS), ids=lambda n: n.removesuffix(".json"))
-def dashboard(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+def dashboard(request: pytest.FixtureRequest) -> Dashboard:
     return request.param, load(request.param)
 
 
-def test_model_header(dashboard: tuple[str, dict[str, Any]]) -> None:
+@pytest.mark.parametrize("check", MODEL_CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
+def test_model(dashboard: Dashboard, check: Callable[[Dashboard], None]) -> None:
+    check(dashboard)
+
+
+def test_model_header(dashboard: Dashboard) -> None:
     name, dash = dashboard
     assert dash["uid"] == UIDS[name]
     assert dash["schemaVersion"] >= 38
@@ -145,124 +89,6 @@ def test_model_header(dashboard: tuple[str, dict[str, Any]]) -> None:
     assert "certscope" in dash["tags"]
     ds = variables(dash)["datasource"]
     assert ds["type"] == "datasource" and ds["query"] == "prometheus"
-
-
-def test_panel_ids_unique(dashboard: tuple[str, dict[str, Any]]) -> None:
-    ids = [p["id"] for p in all_panels(dashboard[1])]
-    assert all(isinstance(i, int) for i in ids)
-    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
-
-
-def _overlaps(panels: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    boxes = []
-    for p in panels:
-        g = p["gridPos"]
-        assert g["w"] > 0 and g["h"] > 0 and g["x"] >= 0 and g["y"] >= 0, p["title"]
-        assert g["x"] + g["w"] <= 24, f"{p['title']!r} is wider than the 24-column grid"
-        boxes.append((p["title"], g["x"], g["y"], g["x"] + g["w"], g["y"] + g["h"]))
-    return [
-        (a[0], b[0])
-        for i, a in enumerate(boxes)
-        for b in boxes[i + 1 :]
-        if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]
-    ]
-
-
-def test_grid_has_no_overlaps(dashboard: tuple[str, dict[str, Any]]) -> None:
-    dash = dashboard[1]
-    assert _overlaps(dash["panels"]) == []
-    for panel in dash["panels"]:
-        if panel["type"] == "row" and panel.get("collapsed"):
-            assert _overlaps(panel["panels"]) == [], panel["title"]
-        else:
-            assert panel.get("panels", []) == [], f"expanded row {panel['title']!r} nests panels"
-
-
-def _datasource_refs(node: object) -> Iterator[object]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "datasource":
-                yield value
-            yield from _datasource_refs(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _datasource_refs(item)
-
-
-def test_datasources_are_the_variable(dashboard: tuple[str, dict[str, Any]]) -> None:
-    dash = dashboard[1]
-    for panel in all_panels(dash):
-        assert panel.get("title", "").strip(), f"panel {panel['id']} has no title"
-        if panel["type"] in NO_DATASOURCE:
-            continue
-        assert panel.get("description", "").strip(), f"{panel['title']!r}: no description"
-        assert panel.get("datasource") == DS, panel["title"]
-        assert panel["targets"], f"{panel['title']!r} has no query"
-        for target in panel["targets"]:
-            assert target.get("datasource") == DS, (panel["title"], target["refId"])
-    # no hard-coded datasource anywhere (annotations, variables, nested options)
-    assert all(ref == DS for ref in _datasource_refs(dash))
-
-
-def test_template_variables(dashboard: tuple[str, dict[str, Any]]) -> None:
-    vars_ = variables(dashboard[1])
-    assert {"datasource", "job", "instance", "owner", "environment", "source"} <= set(vars_)
-    assert variable_query(vars_["job"]) == "label_values(certscope_build_info, job)"
-    assert "certscope_build_info" in variable_query(vars_["instance"])
-    for name in ("job", "instance", "owner", "environment", "source"):
-        var = vars_[name]
-        assert var["type"] == "query" and var["datasource"] == DS
-        assert var["includeAll"] and var["multi"] and var["allValue"] == ".*", name
-        assert LABEL_VALUES_RE.match(variable_query(var)), name
-
-
-def _used_variables(text: str) -> set[str]:
-    names = {m.group(1) or m.group(2) for m in VAR_RE.finditer(text)}
-    return {n for n in names if not n.isdigit()}  # $1: a group reference in label_replace
-
-
-def test_variables_used_are_defined(dashboard: tuple[str, dict[str, Any]]) -> None:
-    dash = dashboard[1]
-    defined = set(variables(dash)) | set(BUILTINS)
-    texts = [dash["title"]]
-    texts += [variable_query(v) for v in dash["templating"]["list"] if v["type"] == "query"]
-    for panel in all_panels(dash):
-        texts.append(panel["title"])
-        texts += [t["expr"] for t in panel.get("targets", [])]
-    undefined = {v for t in texts for v in _used_variables(t)} - defined
-    assert not undefined
-
-
-def test_metrics_are_in_the_contract(dashboard: tuple[str, dict[str, Any]]) -> None:
-    """Only docs/metrics.md names, recording rules, `up` and `ALERTS`."""
-    dash = dashboard[1]
-    allowed = documented_metrics() | recorded_series()
-    texts = [variable_query(v) for v in dash["templating"]["list"] if v["type"] == "query"]
-    texts += [t["expr"] for _, t in queries(dash)]
-    used = {m for t in texts for m in METRIC_RE.findall(t)}
-    assert used and used - allowed == set()
-    selectors = {m.group(1) for t in texts for m in SELECTOR_RE.finditer(t)}
-    assert selectors - allowed - {"up", "ALERTS"} == set()
-
-
-def test_queries_are_filtered_and_use_rate_interval(
-    dashboard: tuple[str, dict[str, Any]],
-) -> None:
-    for panel, target in queries(dashboard[1]):
-        expr, where = target["expr"], (panel["title"], target["refId"])
-        # raw exporter series always honour the job and instance selection
-        for m in SELECTOR_RE.finditer(expr):
-            if m.group(1).startswith("certscope_") or m.group(1) == "up":
-                assert 'job=~"$job"' in m.group(2), where
-                assert 'instance=~"$instance"' in m.group(2), where
-        # rate()/irate() over $__rate_interval; increase() also over the whole $__range
-        for m in RANGE_FN_RE.finditer(expr):
-            window = re.search(r"\[([^\]]*)\]", expr[m.end() :])
-            assert window is not None, where
-            ok = {"$__rate_interval"} | ({"$__range"} if m.group(1) == "increase" else set())
-            assert window.group(1) in ok, where
-        if target.get("format") == "table":
-            assert target.get("instant") is True, where
 
 
 def test_readme_lists_every_dashboard() -> None:
@@ -292,7 +118,7 @@ def _ocsp_response(pki: TestPKI, cert: x509.Certificate, valid: timedelta) -> by
         )
         .responder_id(ocsp.OCSPResponderEncoding.HASH, issuer.certificate)
     )
-    response = builder.sign(issuer.key, hashes.SHA256())  # type: ignore[arg-type]
+    response = builder.sign(issuer.key, hashes.SHA256())
     return response.public_bytes(serialization.Encoding.DER)
 
 
@@ -413,21 +239,6 @@ def prom(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pro
         yield prom
 
 
-def _get(prom: Prometheus, path: str, params: dict[str, str]) -> Any:
-    url = f"{prom.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            status, body = r.status, json.load(r)
-    except urllib.error.HTTPError as exc:
-        status, body = exc.code, json.load(exc)
-    assert status == 200 and body.get("status") == "success", (params, body)
-    return body["data"]
-
-
-def instant(prom: Prometheus, expr: str) -> list[dict[str, Any]]:
-    return list(_get(prom, "query", {"query": substitute(expr)})["result"])
-
-
 @pytest.mark.parametrize("item", ALL_TARGETS, ids=[_target_id(t) for t in ALL_TARGETS])
 def test_panel_query_runs_and_returns_data(
     prom: Prometheus, item: tuple[str, dict[str, Any], dict[str, Any]]
@@ -445,7 +256,7 @@ def test_panel_query_runs_and_returns_data(
             "end": str(now),
             "step": BUILTINS["__interval"],
         }
-        series = _get(prom, "query_range", params)["result"]
+        series = api_get(prom, "query_range", params)["result"]
         assert series or key in MAY_BE_EMPTY, f"{key}: no data over the last minute"
 
 
@@ -462,45 +273,9 @@ def test_template_variables_have_values(prom: Prometheus) -> None:
             m = LABEL_VALUES_RE.match(variable_query(var))
             assert m is not None
             selector, label = substitute(m.group(1)), m.group(2)
-            series = _get(prom, "series", {"match[]": selector})
+            series = api_get(prom, "series", {"match[]": selector})
             values = {s[label] for s in series if isinstance(s, dict) and s.get(label)}
             assert values, (name, var["name"])
-
-
-def _table_fields(prom: Prometheus, panel: dict[str, Any]) -> list[str]:
-    """The column names Grafana gives a table panel after its transformations.
-
-    Prometheus table queries become one frame per query: ``Time``, one column per label and
-    ``Value`` (``Value #<refId>`` when the panel has several queries).
-    """
-    targets = panel["targets"]
-    frames = []
-    rows: list[dict[str, str]] = []
-    for target in targets:
-        result = instant(prom, target["expr"])
-        labels = sorted({k for r in result for k in r["metric"]} - {"__name__"})
-        value = "Value" if len(targets) == 1 else f"Value #{target['refId']}"
-        frames.append(["Time", *labels, value])
-        rows += [{**r["metric"], value: r["value"][1]} for r in result]
-    fields = frames[0]
-    for step in panel["transformations"]:
-        opts = step["options"]
-        if step["id"] == "merge":
-            fields = list(dict.fromkeys(f for frame in frames for f in frame))
-        elif step["id"] == "groupingToMatrix":
-            assert {opts["rowField"], opts["columnField"], opts["valueField"]} <= set(fields)
-            columns = sorted({r[opts["columnField"]] for r in rows})
-            fields = [f"{opts['rowField']}\\{opts['columnField']}", *columns]
-        elif step["id"] == "organize":
-            named = set(opts["indexByName"]) | set(opts["renameByName"])
-            missing = named - set(fields) - set(OPTIONAL_COLUMNS)
-            assert not missing, f"{panel['title']!r}: organize names unknown columns {missing}"
-            fields = [
-                opts["renameByName"].get(f, f) for f in fields if not opts["excludeByName"].get(f)
-            ]
-        else:
-            raise AssertionError(f"{panel['title']!r}: unexpected transformation {step['id']}")
-    return fields
 
 
 def test_table_columns_exist(prom: Prometheus) -> None:
@@ -509,7 +284,7 @@ def test_table_columns_exist(prom: Prometheus) -> None:
         for panel in all_panels(load(name)):
             if panel["type"] != "table":
                 continue
-            fields = set(_table_fields(prom, panel))
+            fields = set(table_fields(prom, panel))
             named = {s["displayName"] for s in panel["options"].get("sortBy", [])}
             named |= {
                 o["matcher"]["options"]

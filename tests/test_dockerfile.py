@@ -387,8 +387,8 @@ def built(
     for ins in builder.all("COPY"):
         words = ins.args.split()
         assert not any(w.startswith("--") for w in words)
-        *sources, dest = words
-        target = src / dest
+        *sources, copy_to = words
+        target = src / copy_to
         for s in sources:
             origin = context / s
             assert origin.exists(), f"COPY {s}: not in the build context (.dockerignore?)"

@@ -29,9 +29,9 @@ from certscope.tls import hello as h
 from certscope.tls.enumerate import ScanFailure, enumerate_posture
 from certscope.tls.hello import ErrorReason, NamedGroup
 from certscope.tls.suites import SuiteClass
-from pki import TestPKI
-from servers import NginxServer, OpenSSLServer, listening_port, stop_process
-from tlsresponder import Reply, Responder, SeenHello, ServerModel, misbehave
+from helpers.pki import TestPKI
+from helpers.servers import NginxServer, OpenSSLServer, listening_port, stop_process
+from helpers.tlsresponder import Reply, Responder, SeenHello, ServerModel, misbehave
 
 # --------------------------------------------------------------------------------------
 # Helpers

@@ -47,10 +47,10 @@ import yaml
 
 from certscope.evidence import analyse, cli, gaps, query
 from certscope.evidence.model import Grid, Matrix, Run, iso
-from exporter import Exporter
-from pki import Leaf, TestPKI
-from promserver import Prometheus, binary, free_port, running
-from servers import tls_server
+from helpers.exporter import Exporter
+from helpers.pki import Leaf, TestPKI
+from helpers.promserver import Prometheus, binary, free_port, running
+from helpers.servers import tls_server
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = [ROOT / "rules" / "certscope-recording.yml", ROOT / "rules" / "certscope-alerts.yml"]
@@ -1010,7 +1010,7 @@ def test_a_failing_chunk_is_a_gap_not_the_end(scenario: Scenario) -> None:
     """A proxy (hand-written: a real Prometheus does not fail on request) in front of the real
     Prometheus answers 503 to every request of one query for the second half of the period.
     The run goes on, retries, and reports that half as a query_failed gap."""
-    from hostile_prometheus import HostilePrometheus, forward
+    from helpers.hostile_prometheus import HostilePrometheus, forward
 
     middle = (scenario.start + scenario.end) // 2
 

@@ -18,8 +18,8 @@ import yaml
 
 from certscope.errors import UsageError
 from certscope.evidence import http
-from pki import TestPKI
-from promserver import binary, free_port, running
+from helpers.pki import TestPKI
+from helpers.promserver import binary, free_port, running
 
 PASSWORD = "s3cret-for-the-auditor"
 

@@ -24,7 +24,7 @@ import pytest
 
 from certscope.evidence import credentials
 from certscope.evidence.model import Grid, Matrix, Run, iso, series_key
-from promserver import Prometheus, binary, free_port
+from helpers.promserver import Prometheus, binary, free_port
 
 
 def _prometheus_major() -> int:

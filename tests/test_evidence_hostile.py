@@ -1,6 +1,6 @@
 """``certscope evidence`` against a Prometheus that misbehaves, and its output directory.
 
-The servers here are hand-written (tests/hostile_prometheus.py): a real Prometheus cannot be
+The servers here are hand-written (tests/helpers/hostile_prometheus.py): a real Prometheus cannot be
 made to drip its answer, answer 300 MB or send JSON of the wrong shape. Every case must end
 with exit status 1, one line on stderr (no traceback), in bounded time and memory, and
 nothing written to --out.
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from certscope.evidence import query
-from hostile_prometheus import HostilePrometheus, drip, fixed, huge
-from measure import run_measured
+from helpers.hostile_prometheus import HostilePrometheus, drip, fixed, huge
+from helpers.measure import run_measured
 
 PERIOD = ["--from", "2025-01-01", "--to", "2025-01-02"]
 

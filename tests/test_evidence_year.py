@@ -1,6 +1,6 @@
 """A 12-month evidence report against a real Prometheus serving a year of synthetic blocks.
 
-The blocks (tests/synthetic_year.py, built once with ``promtool tsdb create-blocks-from
+The blocks (tests/helpers/synthetic_year.py, built once with ``promtool tsdb create-blocks-from
 openmetrics`` and cached) hold a year at a 15 s scrape interval with exporter outages of 2
 minutes, 20 minutes and 2 hours, Prometheus outages of 1 hour and 10 minutes, renewals with
 and without a new key, a finding and two alert episodes. Every gap, episode and verdict is
@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 import yaml
 
-import synthetic_year as year
 from certscope.evidence import verdict
 from certscope.evidence.model import iso
-from promserver import Prometheus, free_port
+from helpers import synthetic_year as year
+from helpers.promserver import Prometheus, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PERIOD_SECONDS = year.END - year.START

@@ -23,7 +23,7 @@ from certscope.config import FilesSource
 from certscope.results import ItemError, SourceResult
 from certscope.sources import formats
 from certscope.sources.files import FilesReader, _read_capped
-from pki import Leaf, PrivateKey, TestPKI, private_key
+from helpers.pki import Leaf, PrivateKey, TestPKI, private_key
 
 P12_PW = "p12-S3cret!pw"
 STORE_PW = "st0re-Pa55word"

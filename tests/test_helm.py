@@ -38,12 +38,10 @@ import yaml
 from certscope.config import RULE_IDS, SOURCE_KINDS, parse_config
 from certscope.config import keys as certscope_config
 from certscope.sharding import parse_shard
+from helpers.chart import CASES, CHART, Obj, case_values, objects, strip
 
 ROOT = Path(__file__).resolve().parent.parent
-CHART = ROOT / "helm" / "certscope"
 SYNC = ROOT / "scripts" / "sync-chart-assets.sh"
-CI_FILES = sorted((CHART / "ci").glob("*-values.yaml"))
-CASES = ["default", *(p.name for p in CI_FILES)]
 RELEASE = "cs"
 NAMESPACE = "certscope"
 # The oldest Kubernetes minor the chart is checked against, and the newest the package ships.
@@ -56,9 +54,6 @@ READ_ONLY_RULE = {
     "verbs": ["get", "list", "watch"],
 }
 
-Obj = dict[str, Any]
-
-
 # --- rendering ---------------------------------------------------------------------------------
 
 
@@ -68,27 +63,8 @@ def chart() -> Iterator[helm.Chart]:
         yield loaded
 
 
-def case_values(case: str) -> dict[str, Any]:
-    if case == "default":
-        return {}
-    return helm.values_from_yaml((CHART / "ci" / case).read_text())
-
-
 def render_raw(chart: helm.Chart, values: dict[str, Any]) -> dict[str, str]:
     return chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
-
-
-def objects(manifests: dict[str, str]) -> list[Obj]:
-    """Every object of every rendered template, with ``__template__`` set to its file."""
-    out = []
-    for path, text in sorted(manifests.items()):
-        if not path.endswith((".yaml", ".yml")):
-            continue
-        for doc in yaml.safe_load_all(text):
-            if doc:
-                doc["__template__"] = path
-                out.append(doc)
-    return out
 
 
 _cache: dict[str, list[Obj]] = {}
@@ -98,10 +74,6 @@ def rendered(chart: helm.Chart, case: str) -> list[Obj]:
     if case not in _cache:
         _cache[case] = objects(render_raw(chart, case_values(case)))
     return copy.deepcopy(_cache[case])
-
-
-def strip(obj: Obj) -> Obj:
-    return {k: v for k, v in obj.items() if k != "__template__"}
 
 
 def of_kind(objs: list[Obj], kind: str) -> list[Obj]:
@@ -126,6 +98,7 @@ def main_container(workload: Obj) -> Obj:
     (c,) = [
         c for c in workload["spec"]["template"]["spec"]["containers"] if c["name"] == "certscope"
     ]
+    assert isinstance(c, dict)
     return c
 
 
@@ -827,7 +800,7 @@ def test_service_monitor_settings(chart: helm.Chart) -> None:
 
 
 def checksum(objs: list[Obj], kind: str) -> str:
-    return one(objs, kind)["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    return str(one(objs, kind)["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
 
 
 def test_config_checksum_rolls_the_pods_on_config_changes(chart: helm.Chart) -> None:
@@ -1329,6 +1302,7 @@ def test_web_config_in_the_daemonset_too(chart: helm.Chart) -> None:
 
 def test_web_schema_rejects_plain_passwords_and_unsupported_auth(chart: helm.Chart) -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
+    bad: dict[str, Any]
     for bad in (
         {"web": {"config": {"basic_auth_users": {"prometheus": "hunter2"}}}},
         {

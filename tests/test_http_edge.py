@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter import Exporter
+from helpers.exporter import Exporter
 
 DENY_ALL = "targets: []\n"
 

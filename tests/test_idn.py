@@ -19,8 +19,8 @@ from certscope.config import Target, TLSOptions, load_config, parse_config
 from certscope.errors import ConfigError
 from certscope.probe import probe
 from certscope.tls import hello as h
-from pki import Leaf, TestPKI
-from servers import NginxServer, tls_server
+from helpers.pki import Leaf, TestPKI
+from helpers.servers import NginxServer, tls_server
 
 UNICODE = "ѕрооғ.example"  # Cyrillic look-alikes of "proof"
 PUNY = "xn--n1aae7f7o.example"

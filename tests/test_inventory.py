@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pki import TestPKI
-from servers import tls_server
-from test_app import _client, _wait_ready
+from helpers.app import start_client, wait_ready
+from helpers.pki import TestPKI
+from helpers.servers import tls_server
 
 
 def _config(tmp_path: Path, pki: TestPKI, address: str) -> Path:
@@ -55,9 +55,9 @@ def _check_rows(rows: list[dict[str, object]], tmp_path: Path) -> None:
 async def test_inventory_endpoint(pki: TestPKI, tmp_path: Path) -> None:
     leaf = pki.leaf("web.test", days_left=45)
     with tls_server(leaf.chain, leaf.key) as srv:
-        client = await _client(_config(tmp_path, pki, srv.address))
+        client = await start_client(_config(tmp_path, pki, srv.address))
         try:
-            await _wait_ready(client)
+            await wait_ready(client)
             as_json = await (await client.get("/inventory")).json()
             resp = await client.get("/inventory", params={"format": "csv"})
             assert resp.headers["Content-Type"].startswith("text/csv")
@@ -68,8 +68,8 @@ async def test_inventory_endpoint(pki: TestPKI, tmp_path: Path) -> None:
     _check_rows(as_json, tmp_path)
     rows = list(csv.DictReader(io.StringIO(as_csv)))
     for r in rows:  # key and error rows have no chain position
-        r["chain_position"] = int(r["chain_position"]) if r["chain_position"] else None  # type: ignore[assignment]
-    _check_rows(rows, tmp_path)  # type: ignore[arg-type]
+        r["chain_position"] = int(r["chain_position"]) if r["chain_position"] else None
+    _check_rows(rows, tmp_path)
     assert "PRIVATE KEY" not in as_csv and "PRIVATE KEY" not in json.dumps(as_json)
 
 

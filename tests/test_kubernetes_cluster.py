@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from certscope.config import KubernetesSource
 from certscope.sources import kubernetes as k8s_source
 from certscope.sources.kubernetes import KubernetesReader
-from k8s_cluster import KubeCluster, secret, start_cluster
-from test_kubernetes_source import locations, names, tls, watching
+from helpers.k8s_cluster import KubeCluster, secret, start_cluster
+from helpers.kube_source import locations, names, tls, watching
 
 ADMIN = "certscope-admin"  # the kubeconfig's client certificate
 

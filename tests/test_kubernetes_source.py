@@ -1,7 +1,7 @@
 """The kubernetes source against an in-test API server speaking the real list/watch protocol.
 
 The behaviours run against a real kube-apiserver and etcd too, in test_kubernetes_cluster.py.
-This in-test server (tests/k8s_api.py) is kept for what a real one cannot be made to do on
+This in-test server (tests/helpers/k8s_api.py) is kept for what a real one cannot be made to do on
 demand: a watch cut mid-stream and resumed without a re-list (a real API server's restart
 empties its watch cache, so the resumed watch gets 410), 429 with Retry-After, 401/403/500/503
 injected on one request, ERROR events that are not 410, a fresh list refused with 410, and a
@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from certscope.collector import source_fragments
 from certscope.config import KubernetesSource
-from certscope.results import SourceResult
 from certscope.sources import reader_for
 from certscope.sources.base import WatchingReader
 from certscope.sources.kubernetes import Backoff, KubernetesReader, TokenBucket, parse_retry_after
-from k8s_api import FakeKubeAPI, parse_label_selector
+from helpers.k8s_api import FakeKubeAPI, parse_label_selector
+from helpers.kube_source import locations, names, tls, watching
 
 CM_ISSUER = {
     "cert-manager.io/issuer-name": "letsencrypt",
@@ -44,18 +43,6 @@ def ca() -> trustme.CA:
     return trustme.CA()
 
 
-def tls(ca: trustme.CA, host: str, *, with_ca: bool = True) -> dict[str, bytes]:
-    """A kubernetes.io/tls Secret's data: tls.crt = leaf + CA, tls.key, and ca.crt."""
-    leaf = ca.issue_cert(host)
-    data = {
-        "tls.crt": leaf.cert_chain_pems[0].bytes() + ca.cert_pem.bytes(),
-        "tls.key": leaf.private_key_pem.bytes(),
-    }
-    if with_ca:
-        data["ca.crt"] = ca.cert_pem.bytes()
-    return data
-
-
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[FakeKubeAPI]:
     async with FakeKubeAPI(tmp_path) as server:
@@ -67,69 +54,6 @@ def make_reader(api: FakeKubeAPI, page_size: int = 500, **kw: Any) -> Kubernetes
     return KubernetesReader(
         source, debounce=0.05, backoff_base=0.05, backoff_cap=0.4, page_size=page_size
     )
-
-
-class Published:
-    """Collects what ``watch`` publishes; ``until`` waits for the next matching result."""
-
-    def __init__(self) -> None:
-        self.results: list[SourceResult] = []
-        self.times: list[float] = []
-        self._seen = 0
-        self._event = asyncio.Event()
-
-    def __call__(self, result: SourceResult) -> None:
-        self.results.append(result)
-        self.times.append(time.monotonic())
-        self._event.set()
-
-    async def until(
-        self, pred: Callable[[SourceResult], bool], timeout: float = 5.0
-    ) -> SourceResult:
-        deadline = time.monotonic() + timeout
-        while True:
-            while self._seen < len(self.results):
-                r = self.results[self._seen]
-                self._seen += 1
-                if pred(r):
-                    return r
-            self._event.clear()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                last = self.results[-1] if self.results else None
-                raise AssertionError(f"no matching result; last: {summary(last)}")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), remaining)
-
-    @property
-    def last(self) -> SourceResult:
-        return self.results[-1]
-
-
-@contextlib.asynccontextmanager
-async def watching(reader: KubernetesReader) -> AsyncIterator[Published]:
-    published = Published()
-    task = asyncio.create_task(reader.watch(published))
-    try:
-        yield published
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-def summary(r: SourceResult | None) -> object:
-    if r is None:
-        return None
-    return (r.up, r.error_reason, r.error, sorted(locations(r)))
-
-
-def locations(r: SourceResult) -> set[str]:
-    return {c.location for c in r.certs}
-
-
-def names(r: SourceResult) -> set[str]:
-    return {c.location.split("#")[0] for c in r.certs}
 
 
 # --- list ---------------------------------------------------------------------------------------

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 
-from certscope.certs import CertFacts
 from certscope.config import Policy, Waiver, parse_config
 from certscope.errors import ConfigError, VerifyFailure
 from certscope.policy import (
@@ -21,29 +20,9 @@ from certscope.policy import (
 from certscope.posture import PostureScan
 from certscope.tls.suites import by_name
 from certscope.verify import Verdict
+from helpers.certfacts import NOW, cert
 
-NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 OK = Verdict(chain_trusted=True, hostname_match=True, valid_now=True, errors=())
-
-
-def cert(**kw: object) -> CertFacts:
-    base: dict[str, object] = {
-        "der_sha256": "ab" * 32,
-        "subject": "CN=web.test",
-        "subject_cn": "web.test",
-        "issuer": "CN=Test CA",
-        "issuer_cn": "Test CA",
-        "sans": ("web.test",),
-        "not_before": NOW - timedelta(days=30),
-        "not_after": NOW + timedelta(days=60),
-        "key_algorithm": "EC",
-        "key_bits": 256,
-        "key_curve": "secp256r1",
-        "signature_algorithm": "ECDSA",
-        "signature_hash": "sha256",
-    }
-    base.update(kw)
-    return CertFacts(**base)  # type: ignore[arg-type]
 
 
 def scan(protocols: dict[str, list[str]], groups: tuple[str, ...] = ("x25519",)) -> PostureScan:

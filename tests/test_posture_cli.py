@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pki import TestPKI
-from servers import OpenSSLServer
-from test_app import _client, _wait_ready, find
+from helpers.app import find, start_client, wait_ready
+from helpers.pki import TestPKI
+from helpers.servers import OpenSSLServer
 
 SCAN = [sys.executable, "-m", "certscope.cli", "scan"]
 
@@ -68,7 +68,7 @@ def test_scan_enumerate_json(pki: TestPKI, tmp_path: Path) -> None:
     assert posture["server_cipher_order"] is True
     assert posture["grade"] == "A"
     assert posture["mozilla"] == {"modern": False, "intermediate": False}
-    findings = {(f["rule"], f["severity"], f["control"]) for f in posture["findings"]}  # type: ignore[index]
+    findings = {(f["rule"], f["severity"], f["control"]) for f in posture["findings"]}
     assert findings == {("cipher_weak", "warning", "CC6.7")}
 
 
@@ -116,9 +116,9 @@ async def test_exporter_exposes_posture_after_enumeration(pki: TestPKI, tmp_path
             "policy:\n  exceptions:\n"
             "    - {target: legacy, rule: protocol_deprecated, owner: o, reason: r, expires: 2030-01-31}\n"
         )
-        client = await _client(cfg)
+        client = await start_client(cfg)
         try:
-            await _wait_ready(client)
+            await wait_ready(client)
             text = ""
             for _ in range(100):
                 text = await (await client.get("/metrics")).text()

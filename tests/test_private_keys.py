@@ -27,8 +27,8 @@ from certscope.policy import KeyFacts, Rule, assess_stored, private_key_findings
 from certscope.results import SourceResult, StoredKey
 from certscope.sources.files import FilesReader
 from certscope.sources.kubeconfig import MAX_YAML_ALIASES
-from exporter import Exporter
-from pki import TestPKI
+from helpers.exporter import Exporter
+from helpers.pki import TestPKI
 
 STORE_PW = "store-secret-1"
 KEY_PW = "key-secret-2"

@@ -30,8 +30,8 @@ from certscope.errors import ProbeFailure, VerifyFailure
 from certscope.probe import probe
 from certscope.results import ProbeResult
 from certscope.tls.handshake import MAX_CHAIN
-from pki import Leaf, TestPKI
-from servers import (
+from helpers.pki import Leaf, TestPKI
+from helpers.servers import (
     OpenSSLServer,
     Server,
     dribble_server,

@@ -25,7 +25,7 @@ from certscope.app import make_app
 from certscope.config import Config, load_config, parse_config
 from certscope.scheduler import Scheduler
 from certscope.snapshot import State
-from exporter import Exporter
+from helpers.exporter import Exporter
 
 GOOD = "targets:\n  - {address: 127.0.0.1:1, name: first}\n"
 

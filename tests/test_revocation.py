@@ -9,6 +9,7 @@ import asyncio
 import ipaddress
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,8 +38,9 @@ from certscope.policy import Rule, assess_endpoint
 from certscope.probe import probe
 from certscope.results import ProbeResult
 from certscope.revocation import Status, judge_crl, judge_ocsp, ocsp_get_url, ocsp_request
-from pki import Leaf, TestPKI
-from servers import FileServer, NginxServer, OCSPResponder, silent_server, tls_server
+from helpers.pki import Leaf, TestPKI
+from helpers.revocation import ca_index_line, signed_crl, write_key_file
+from helpers.servers import FileServer, NginxServer, OCSPResponder, silent_server, tls_server
 
 GOOD, REVOKED, UNKNOWN, CRL_ONLY = 0x1001, 0x1002, 0x1003, 0x1004
 
@@ -57,58 +59,20 @@ class RevocationPKI:
     must_staple: Leaf
 
 
-def _index_line(status: str, serial: int, subject: str, revoked_at: str = "") -> str:
-    return f"{status}\t301001000000Z\t{revoked_at}\t{serial:X}\tunknown\t/CN={subject}\n"
-
-
-def _crl(
-    pki: TestPKI, revoked: list[int], next_update: timedelta, key: TestPKI | None = None
-) -> bytes:
-    now = datetime.now(UTC)
-    builder = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(pki.intermediate.certificate.subject)
-        .last_update(now + min(timedelta(minutes=-1), next_update - timedelta(hours=1)))
-        .next_update(now + next_update)
-    )
-    for serial in revoked:
-        builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder()
-            .serial_number(serial)
-            .revocation_date(now - timedelta(hours=1))
-            .build()
-        )
-    signer = (key or pki).intermediate.key
-    crl = builder.sign(signer, hashes.SHA256())  # type: ignore[arg-type]
-    return crl.public_bytes(serialization.Encoding.DER)
-
-
-def _key_file(pki: TestPKI, path: Path) -> Path:
-    """The intermediate's key as a PEM file, for ``openssl ocsp -rkey``."""
-    path.write_bytes(
-        pki.intermediate.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return path
-
-
 @pytest.fixture(scope="module")
-def rev(tmp_path_factory: pytest.TempPathFactory) -> RevocationPKI:
+def rev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RevocationPKI]:
     d = tmp_path_factory.mktemp("revocation")
     pki = TestPKI(d, name="Revocation")
-    key_file = _key_file(pki, d / "intermediate.key")
+    key_file = write_key_file(pki, d / "intermediate.key")
     index = d / "index.txt"
     index.write_text(
-        _index_line("V", GOOD, "good.test")
-        + _index_line("R", REVOKED, "revoked.test", "261101000000Z,keyCompromise")
-        + _index_line("V", CRL_ONLY, "crl-only.test")
-        + _index_line("V", 0x1005, "staple.test")
+        ca_index_line("V", GOOD, "good.test")
+        + ca_index_line("R", REVOKED, "revoked.test", "261101000000Z,keyCompromise")
+        + ca_index_line("V", CRL_ONLY, "crl-only.test")
+        + ca_index_line("V", 0x1005, "staple.test")
     )
     (d / "crl").mkdir()
-    (d / "crl" / "int.crl").write_bytes(_crl(pki, [REVOKED, CRL_ONLY], timedelta(hours=1)))
+    (d / "crl" / "int.crl").write_bytes(signed_crl(pki, [REVOKED, CRL_ONLY], timedelta(hours=1)))
     responder = OCSPResponder(index, pki.intermediate.path, key_file).__enter__()
     files = FileServer(d / "crl").__enter__()
     pki.ocsp_url = responder.url + "/ocsp"
@@ -125,7 +89,7 @@ def rev(tmp_path_factory: pytest.TempPathFactory) -> RevocationPKI:
         crl_only=pki.leaf("crl-only.test", serial=CRL_ONLY),
         must_staple=pki.leaf("staple.test", serial=0x1005, must_staple=True),
     )
-    yield out  # type: ignore[misc]
+    yield out
     responder.__exit__(None, None, None)
     files.__exit__(None, None, None)
 
@@ -355,7 +319,7 @@ def _response(
     builder = builder.responder_id(
         ocsp.OCSPResponderEncoding.HASH, signing.intermediate.certificate
     )
-    resp = builder.sign(signing.intermediate.key, hashes.SHA256())  # type: ignore[arg-type]
+    resp = builder.sign(signing.intermediate.key, hashes.SHA256())
     return resp.public_bytes(serialization.Encoding.DER)
 
 
@@ -381,13 +345,13 @@ def test_judge_ocsp_failures(rev: RevocationPKI, other_pki: TestPKI) -> None:
 def test_judge_crl_failures(rev: RevocationPKI, other_pki: TestPKI) -> None:
     leaf, issuer = rev.revoked.certificate, rev.pki.intermediate.certificate
     now = datetime.now(UTC)
-    crl = x509.load_der_x509_crl(_crl(rev.pki, [REVOKED], timedelta(hours=1)))
+    crl = x509.load_der_x509_crl(signed_crl(rev.pki, [REVOKED], timedelta(hours=1)))
     assert judge_crl(crl, leaf, issuer, now).status is Status.REVOKED
-    stale = x509.load_der_x509_crl(_crl(rev.pki, [], timedelta(minutes=-30)))
+    stale = x509.load_der_x509_crl(signed_crl(rev.pki, [], timedelta(minutes=-30)))
     assert judge_crl(stale, leaf, issuer, now).status is Status.ERROR
-    foreign = x509.load_der_x509_crl(_crl(other_pki, [REVOKED], timedelta(hours=1)))
+    foreign = x509.load_der_x509_crl(signed_crl(other_pki, [REVOKED], timedelta(hours=1)))
     assert judge_crl(foreign, leaf, issuer, now).status is Status.ERROR
-    forged = x509.load_der_x509_crl(_crl(rev.pki, [], timedelta(hours=1), key=other_pki))
+    forged = x509.load_der_x509_crl(signed_crl(rev.pki, [], timedelta(hours=1), key=other_pki))
     got = judge_crl(forged, leaf, issuer, now)
     assert got.status is Status.ERROR and "signature" in got.detail
 

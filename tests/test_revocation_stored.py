@@ -37,10 +37,10 @@ from certscope.snapshot import State
 from certscope.sources.files import FilesReader
 from certscope.sources.revocation_check import ISSUER_ABSENT, TIMED_OUT
 from certscope.sources.vault import VaultReader
-from openbao import OpenBao
-from pki import Leaf, TestPKI
-from servers import FileServer, OCSPResponder, silent_server
-from test_revocation import _crl, _index_line, _key_file
+from helpers.openbao import OpenBao
+from helpers.pki import Leaf, TestPKI
+from helpers.revocation import ca_index_line, signed_crl, write_key_file
+from helpers.servers import FileServer, OCSPResponder, silent_server
 
 GOOD, REVOKED = 0x2001, 0x2002
 
@@ -58,14 +58,14 @@ class Store:
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     d = tmp_path_factory.mktemp("stored-revocation")
     pki = TestPKI(d / "pki", name="Stored")
-    key_file = _key_file(pki, d / "intermediate.key")
+    key_file = write_key_file(pki, d / "intermediate.key")
     index = d / "index.txt"
     index.write_text(
-        _index_line("V", GOOD, "good.test")
-        + _index_line("R", REVOKED, "revoked.test", "261101000000Z,keyCompromise")
+        ca_index_line("V", GOOD, "good.test")
+        + ca_index_line("R", REVOKED, "revoked.test", "261101000000Z,keyCompromise")
     )
     (d / "crl").mkdir()
-    (d / "crl" / "int.crl").write_bytes(_crl(pki, [REVOKED], timedelta(hours=1)))
+    (d / "crl" / "int.crl").write_bytes(signed_crl(pki, [REVOKED], timedelta(hours=1)))
     with (
         OCSPResponder(index, pki.intermediate.path, key_file) as responder,
         FileServer(d / "crl") as files,
@@ -200,12 +200,16 @@ def test_source_key_is_validated_like_the_target_key(tmp_path: Path) -> None:
             f"    revocation: {rev}\n"
         )
 
-    on = parse_config(files("{ocsp: false, timeout: 2s, max_crl_bytes: 2048}"), "t")
-    opts = on.sources[0].revocation
+    def revocation(text: str) -> RevocationOptions:
+        (source,) = parse_config(text, "t").sources
+        assert isinstance(source, FilesSource)
+        return source.revocation
+
+    opts = revocation(files("{ocsp: false, timeout: 2s, max_crl_bytes: 2048}"))
     assert (opts.ocsp, opts.crl, opts.timeout, opts.max_crl_bytes) == (False, True, 2.0, 2048)
-    assert parse_config(files("true"), "t").sources[0].revocation == RevocationOptions()
+    assert revocation(files("true")) == RevocationOptions()
     bare = "sources:\n  - name: disk\n    kind: files\n    paths: [/etc/ssl/*.pem]\n"
-    assert not parse_config(bare, "t").sources[0].revocation.enabled
+    assert not revocation(bare).enabled
     with pytest.raises(ConfigError) as err:
         parse_config(files("{ocsp: maybe, max_crl_bytes: 1, oscp: true}"), "t")
     text = str(err.value)

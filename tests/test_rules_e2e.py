@@ -8,10 +8,10 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from exporter import Exporter
-from pki import TestPKI
-from promserver import Prometheus
-from servers import tls_server
+from helpers.exporter import Exporter
+from helpers.pki import TestPKI
+from helpers.promserver import Prometheus
+from helpers.servers import tls_server
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = [ROOT / "rules" / "certscope-alerts.yml", ROOT / "rules" / "certscope-recording.yml"]
@@ -62,5 +62,5 @@ def test_expiry_alerts_fire_per_window(pki: TestPKI, tmp_path: Path) -> None:
         assert by_source["d45"]["severity"] == "info"
         assert by_source["d12"]["owner"] == "team-d12"
         assert by_source["d12"]["soc2_control"]
-        days = prom.query('certscope:cert_expiry_days_left{source="d25", chain_position="0"}')
-        assert len(days) == 1 and 24 < float(days[0]["value"][1]) <= 25
+        left = prom.query('certscope:cert_expiry_days_left{source="d25", chain_position="0"}')
+        assert len(left) == 1 and 24 < float(left[0]["value"][1]) <= 25

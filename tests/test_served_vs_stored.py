@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
-from pki import TestPKI
-from servers import tls_server
-from test_app import _client, _wait_ready, find
+from helpers.app import AppClient, find, start_client, wait_ready
+from helpers.pki import TestPKI
+from helpers.servers import tls_server
 
 
-async def _metrics_until(client: object, predicate: object, tries: int = 100) -> str:
+async def _metrics_until(
+    client: AppClient, predicate: Callable[[str], bool], tries: int = 100
+) -> str:
     text = ""
     for _ in range(tries):
-        text = await (await client.get("/metrics")).text()  # type: ignore[attr-defined]
-        if predicate(text):  # type: ignore[operator]
+        text = await (await client.get("/metrics")).text()
+        if predicate(text):
             return text
         await asyncio.sleep(0.1)
     return text
@@ -43,9 +46,9 @@ targets:
   - {{address: {fresh.address}, name: unrelated, sni: nothing.test}}
 """
         )
-        client = await _client(cfg)
+        client = await start_client(cfg)
         try:
-            await _wait_ready(client)
+            await wait_ready(client)
             text = await _metrics_until(
                 client, lambda t: t.count("certscope_cert_served_matches_stored{") >= 3
             )

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from certscope.config import parse_config
 from certscope.errors import UsageError
 from certscope.sharding import apply_shard, owns, parse_shard
-from exporter import Exporter
+from helpers.exporter import Exporter
 
 
 def test_parse_shard() -> None:

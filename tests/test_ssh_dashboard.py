@@ -1,5 +1,5 @@
 """The SSH dashboard (grafana/dashboards/certscope-ssh.json): the same model checks as every
-dashboard (tests/test_dashboards.py), and every panel query returns data from a real
+dashboard (tests/helpers/grafana.py), and every panel query returns data from a real
 Prometheus that scraped a real certscope watching a real sshd and authorized_keys files.
 
 The scenario gives each panel something to show: a weak sshd (broken and weak algorithms, a
@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 import yaml
 
-import test_dashboards as td
-from exporter import Exporter
-from promserver import Prometheus
-from sshservers import WEAK, HostKeys, OpenSSHServer, keygen
+from helpers import grafana as td
+from helpers.exporter import Exporter
+from helpers.promserver import Prometheus
+from helpers.sshservers import WEAK, HostKeys, OpenSSHServer, keygen
 
 NAME = "certscope-ssh.json"
 RULES = [*td.RULES, td.ROOT / "rules" / "certscope-ssh.yml"]
@@ -43,13 +43,8 @@ def test_model(dash: dict[str, Any]) -> None:
     assert dash.get("id") is None
     assert "certscope" in dash["tags"]
     item = (NAME, dash)
-    td.test_panel_ids_unique(item)
-    td.test_grid_has_no_overlaps(item)
-    td.test_datasources_are_the_variable(item)
-    td.test_template_variables(item)
-    td.test_variables_used_are_defined(item)
-    td.test_metrics_are_in_the_contract(item)
-    td.test_queries_are_filtered_and_use_rate_interval(item)
+    for check in td.MODEL_CHECKS:
+        check(item)
     readme = (td.ROOT / "grafana" / "README.md").read_text()
     assert NAME in readme and dash["title"] in readme
 
@@ -137,7 +132,7 @@ def test_every_panel_query_returns_data(prom: Prometheus, dash: dict[str, Any]) 
         result = td.instant(prom, target["expr"])
         assert result, f"{panel['title']}: no data for {td.substitute(target['expr'])}"
         if panel["type"] == "table":
-            fields = td._table_fields(prom, panel)
+            fields = td.table_fields(prom, panel)
             assert len(fields) > 2, panel["title"]
 
 
@@ -147,7 +142,7 @@ def test_variables_have_values(prom: Prometheus, dash: dict[str, Any]) -> None:
             continue
         m = td.LABEL_VALUES_RE.match(td.variable_query(var))
         assert m is not None
-        series = td._get(prom, "series", {"match[]": td.substitute(m.group(1))})
+        series = td.api_get(prom, "series", {"match[]": td.substitute(m.group(1))})
         assert {s[m.group(2)] for s in series if s.get(m.group(2))}, var["name"]
 
 

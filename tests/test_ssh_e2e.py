@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter import Exporter
-from sshservers import WEAK, HostKeys, OpenSSHServer, keygen
+from helpers.exporter import Exporter
+from helpers.sshservers import WEAK, HostKeys, OpenSSHServer, keygen
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_scan_ssh_json(sshd: OpenSSHServer) -> None:
 
 
 def test_scan_ssh_failure_exit_code_and_usage_errors() -> None:
-    from promserver import free_port
+    from helpers.promserver import free_port
 
     port = free_port()
     out = certscope("scan", "--format", "json", f"ssh://127.0.0.1:{port}")

@@ -21,7 +21,7 @@ from certscope.sources import reader_for
 from certscope.sources.ssh_keys import SSHKeysReader, account_for
 from certscope.ssh import wire
 from certscope.ssh.authorized_keys import parse_options
-from sshservers import keygen, keygen_fingerprint
+from helpers.sshservers import keygen, keygen_fingerprint
 
 
 def make_key(d: Path, name: str, *args: str) -> tuple[str, str]:

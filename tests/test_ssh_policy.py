@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 
 from certscope.collector import render_once
-from certscope.config import ConfigError, Policy, SSHPolicy, Waiver, parse_config
+from certscope.config import Policy, SSHPolicy, Waiver, parse_config
+from certscope.errors import ConfigError
 from certscope.policy import Rule
 from certscope.results import SSHProbeResult, StoredKey
 from certscope.ssh.algorithms import AlgorithmClass, classify, database
@@ -84,7 +86,8 @@ def test_a_modern_server_has_no_findings() -> None:
     ],
 )
 def test_weak_algorithms(field: str, name: str, rule: str, severity: str) -> None:
-    info = replace(INFO, **{field: (*getattr(INFO, field), name)})
+    changes: dict[str, Any] = {field: (*getattr(INFO, field), name)}
+    info = replace(INFO, **changes)
     assert rules(server_findings(scan(info), Policy(), NOW)) == {rule: severity}
 
 

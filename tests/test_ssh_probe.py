@@ -19,14 +19,14 @@ from certscope.errors import ProbeFailure
 from certscope.ssh import wire
 from certscope.ssh.model import SSHScan
 from certscope.ssh.probe import plan_host_keys, probe_target, scan
-from servers import Connection, Server, garbage_server, http_server, silent_server
-from sshservers import (
+from helpers.promserver import binary
+from helpers.servers import Connection, Server, garbage_server, http_server, silent_server
+from helpers.sshservers import (
     STRONG,
     WEAK,
     DropbearServer,
     HostKeys,
     OpenSSHServer,
-    binary,
     keygen_fingerprint,
 )
 

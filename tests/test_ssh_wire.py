@@ -23,7 +23,7 @@ def feed(data: bytes, chunk: int = 0) -> list[wire.Event]:
             p.receive_data(data[i : i + chunk])
     else:
         p.receive_data(data)
-    events = []
+    events: list[wire.Event] = []
     while not isinstance(ev := p.next_event(), wire.NeedMoreData):
         events.append(ev)
     return events

@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
-import daemons
 from certscope.config import Target, TLSOptions
 from certscope.errors import ProbeFailure
 from certscope.probe import probe
 from certscope.results import ProbeResult
-from pki import Leaf, TestPKI
-from servers import Connection, Server
+from helpers import daemons
+from helpers.pki import Leaf, TestPKI
+from helpers.servers import Connection, Server
 
 # (daemon, port name, certscope's starttls protocol, what the server logs for a TLS session)
 CASES: list[tuple[str, str, str, str | None]] = [

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from browser import distinct_colours, dump_dom, screenshot
-from pki import TestPKI
-from servers import tls_server
-from test_app import _client, _wait_ready
+from helpers.app import start_client as _client
+from helpers.app import wait_ready as _wait_ready
+from helpers.browser import distinct_colours, dump_dom, screenshot
+from helpers.pki import TestPKI
+from helpers.servers import tls_server
 
 
 async def test_status_page_renders_targets_and_failures(pki: TestPKI, tmp_path: Path) -> None:

@@ -22,9 +22,9 @@ from certscope.config import KubernetesSource, SecretRef, VaultAuth, VaultKV, Va
 from certscope.results import SourceResult
 from certscope.sources.kubernetes import KubernetesReader
 from certscope.sources.vault import VaultReader
-from k8s_api import FakeKubeAPI
-from openbao import OpenBao
-from pki import TestPKI
+from helpers.k8s_api import FakeKubeAPI
+from helpers.openbao import OpenBao
+from helpers.pki import TestPKI
 
 
 def _keys(result: SourceResult) -> dict[str, tuple[str, int | None, str, str]]:

@@ -32,8 +32,8 @@ from certscope.results import ItemError, SourceResult
 from certscope.sources.base import MAX_LOGGED_ERRORS, log_new_errors
 from certscope.sources.files import FilesReader
 from certscope.sources.formats import REASONS
-from exporter import Exporter
-from pki import TestPKI
+from helpers.exporter import Exporter
+from helpers.pki import TestPKI
 
 
 @pytest.fixture(scope="module")

@@ -32,8 +32,8 @@ from certscope.results import SourceResult
 from certscope.sources import reader_for
 from certscope.sources import vault as vault_module
 from certscope.sources.vault import VaultReader, parse_pem_value
-from openbao import OpenBao
-from pki import TestPKI
+from helpers.openbao import OpenBao
+from helpers.pki import TestPKI
 
 CORRUPT = "-----BEGIN CERTIFICATE-----\nnot base64 !!!\n-----END CERTIFICATE-----\n"
 POLICY = """

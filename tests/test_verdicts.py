@@ -27,9 +27,9 @@ from certscope.posture import DHEGroup, PostureScan
 from certscope.probe import probe
 from certscope.tls.suites import PROTOCOLS, by_name
 from certscope.verify import Verdict
-from pki import TestPKI
-from servers import NginxServer, OpenSSLServer
-from test_policy import NOW, cert
+from helpers.certfacts import NOW, cert
+from helpers.pki import TestPKI
+from helpers.servers import NginxServer, OpenSSLServer
 
 
 def facts(**kw: object) -> CertFacts:

@@ -27,8 +27,8 @@ import yaml
 
 from certscope.errors import ConfigError
 from certscope.web.webconfig import Guard, load_web_config
-from exporter import Exporter
-from promserver import Prometheus
+from helpers.exporter import Exporter
+from helpers.promserver import Prometheus
 
 PASSWORD = "correct horse battery staple"
 

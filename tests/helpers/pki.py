@@ -1,6 +1,6 @@
 """A test PKI in a few calls: root CA, intermediate, leaves, written as PEM files.
 
-Import it from a test module as ``from pki import TestPKI`` (pytest puts ``tests/`` on
+Import it from a test module as ``from helpers.pki import TestPKI`` (pytest puts ``tests/`` on
 ``sys.path``)::
 
     pki = TestPKI(tmp_path)                    # root + intermediate, EC P-256, files in tmp_path

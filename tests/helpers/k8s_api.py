@@ -1,6 +1,6 @@
 """An in-test Kubernetes API server: the real list/watch protocol for Secrets and ConfigMaps.
 
-Import it as ``from k8s_api import FakeKubeAPI`` (pytest puts ``tests/`` on ``sys.path``). It
+Import it as ``from helpers.k8s_api import FakeKubeAPI`` (pytest puts ``tests/`` on ``sys.path``; ``helpers`` is a package there). It
 runs on the caller's event loop, over TLS with a trustme CA, and writes a kubeconfig (server
 URL, ``certificate-authority-data``, bearer token) so kubernetes_asyncio's real kubeconfig
 loading and authentication are exercised::
@@ -122,7 +122,9 @@ _VALUE = r"([A-Za-z0-9]([A-Za-z0-9_.\-]*[A-Za-z0-9])?)?"
 
 
 def _split_top(text: str) -> list[str]:
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch == "(":
             depth += 1
@@ -137,33 +139,51 @@ def _split_top(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def parse_label_selector(selector: str) -> Callable[[Mapping[str, str]], bool]:
+LabelPredicate = Callable[[Mapping[str, str]], bool]
+
+
+def _label_in(key: str, values: set[str], want: bool) -> LabelPredicate:
+    return lambda labels: (labels.get(key) in values) is want
+
+
+def _label_is(key: str, value: str, want: bool) -> LabelPredicate:
+    return lambda labels: (labels.get(key) == value) is want
+
+
+def _label_set(key: str, want: bool) -> LabelPredicate:
+    return lambda labels: (key in labels) is want
+
+
+def parse_label_selector(selector: str) -> LabelPredicate:
     """A Kubernetes label selector → predicate on a label map. ValueError when malformed."""
-    reqs: list[Callable[[Mapping[str, str]], bool]] = []
+    reqs: list[LabelPredicate] = []
     for part in _split_top(selector):
         if m := re.fullmatch(rf"({_KEY})\s+(in|notin)\s+\((.*)\)", part):
             key, op = m.group(1), m.group(3)
             values = {v.strip() for v in m.group(4).split(",") if v.strip()}
             if not values or not all(re.fullmatch(_VALUE, v) for v in values):
                 raise ValueError(f"unable to parse requirement: {part!r}")
-            if op == "in":
-                reqs.append(lambda lab, k=key, vs=values: lab.get(k) in vs)
-            else:
-                reqs.append(lambda lab, k=key, vs=values: lab.get(k) not in vs)
+            reqs.append(_label_in(key, values, op == "in"))
         elif m := re.fullmatch(rf"({_KEY})\s*(==|=|!=)\s*({_VALUE})", part):
             key, op, value = m.group(1), m.group(3), m.group(4)
-            if op == "!=":
-                reqs.append(lambda lab, k=key, v=value: lab.get(k) != v)
-            else:
-                reqs.append(lambda lab, k=key, v=value: lab.get(k) == v)
+            reqs.append(_label_is(key, value, op != "!="))
         elif m := re.fullmatch(rf"!\s*({_KEY})", part):
-            absent = m.group(1)
-            reqs.append(lambda lab, k=absent: k not in lab)
+            reqs.append(_label_set(m.group(1), False))
         elif m := re.fullmatch(_KEY, part):
-            reqs.append(lambda lab, k=part: k in lab)
+            reqs.append(_label_set(part, True))
         else:
             raise ValueError(f"unable to parse requirement: {part!r}")
     return lambda labels: all(r(labels) for r in reqs)
+
+
+def _field(obj: Obj, name: str) -> str:
+    if name == "type":
+        return str(obj.get("type", ""))
+    return str(obj["metadata"].get(name.split(".", 1)[1], ""))
+
+
+def _field_is(name: str, value: str, want: bool) -> Matcher:
+    return lambda obj: (_field(obj, name) == value) is want
 
 
 def parse_field_selector(selector: str, resource: str) -> Matcher:
@@ -180,15 +200,7 @@ def parse_field_selector(selector: str, resource: str) -> Matcher:
         if name not in fields:
             raise ValueError(f'field label not supported: "{name}"')
 
-        def get(obj: Obj, name: str = name) -> str:
-            if name == "type":
-                return str(obj.get("type", ""))
-            return str(obj["metadata"].get(name.split(".", 1)[1], ""))
-
-        if op == "!=":
-            reqs.append(lambda o, g=get, v=value: g(o) != v)
-        else:
-            reqs.append(lambda o, g=get, v=value: g(o) == v)
+        reqs.append(_field_is(name, value, op != "!="))
     return lambda obj: all(r(obj) for r in reqs)
 
 

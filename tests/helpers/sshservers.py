@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from promserver import binary, free_port
+from .promserver import binary, free_port
 
 #: A configuration close to the current OpenSSH defaults, restricted to modern algorithms.
 STRONG: Mapping[str, str] = {

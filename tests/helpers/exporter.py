@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from promserver import free_port
+from .promserver import free_port
 
 
 def wait_ready(

@@ -109,7 +109,9 @@ def _lines() -> Iterator[str]:
         yield f"up{{{JOB}}} {1 if exporter_up(t) else 0} {t:.0f}"
     slow = [t for t in scrape_times(EVAL, OFFSET) if exporter_up(t)]
 
-    def gauge(name: str, labels: str, value: str, lo: float = FIRST, hi: float = END + 3600):
+    def gauge(
+        name: str, labels: str, value: str, lo: float = FIRST, hi: float = END + 3600
+    ) -> Iterator[str]:
         for t in slow:
             if lo <= t < hi:
                 yield f"{name}{{{JOB},{labels}}} {value} {t:.0f}"

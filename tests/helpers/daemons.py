@@ -1,6 +1,6 @@
 """Real STARTTLS servers from Debian's packages, on loopback, for the probe tests.
 
-Import as ``from daemons import postfix, dovecot, ...`` (pytest puts ``tests/`` on
+Import as ``from helpers.daemons import postfix, dovecot, ...`` (pytest puts ``tests/`` on
 ``sys.path``). Each factory writes a configuration into a fresh temporary directory, starts the
 daemon in the foreground on free high ports of 127.0.0.1 with the given certificate chain and
 key, and returns a :class:`Daemon`: a context manager that waits until every port accepts

@@ -1,6 +1,6 @@
 """A real Kubernetes API server for the tests: ``scripts/test-cluster.sh`` plus helpers.
 
-Import as ``from k8s_cluster import KubeCluster`` (pytest puts ``tests/`` on ``sys.path``); the
+Import as ``from helpers.k8s_cluster import KubeCluster`` (pytest puts ``tests/`` on ``sys.path``; ``helpers`` is a package there); the
 session-scoped ``kube_cluster`` fixture in ``conftest.py`` starts one (etcd + kube-apiserver on
 loopback, RBAC on, a static token file, a client CA) and stops it by PID at the end::
 
@@ -48,7 +48,7 @@ __all__ = [
     "start_cluster",
 ]
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "test-cluster.sh"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "test-cluster.sh"
 FIELD_MANAGER = "certscope-tests"
 
 

@@ -2,7 +2,7 @@
 connection and answers with whatever a script says, built with the codec's server-side
 encoders (``build_server_hello``, ``build_alert``, ``build_sslv2_server_hello``).
 
-Import as ``from tlsresponder import Responder, ServerModel, Reply`` (pytest puts ``tests/``
+Import as ``from helpers.tlsresponder import Responder, ServerModel, Reply`` (pytest puts ``tests/``
 on ``sys.path``)::
 
     model = ServerModel({"SSLv3": [0x0003, 0x0004]})            # an SSLv3-only server

@@ -1,6 +1,6 @@
 """A real AWS API emulator for tests: ``moto_server`` on a free loopback port, stopped by PID.
 
-Import it from a test module as ``from motoserver import MotoServer``::
+Import it from a test module as ``from helpers.motoserver import MotoServer``::
 
     moto = MotoServer.start(tmp_path)            # every API open (no IAM checks)
     moto.client("kms", "us-east-1").create_key() # a boto3 client for seeding
@@ -26,8 +26,8 @@ from typing import Any
 import boto3
 import pytest
 
-from binaries import beside_interpreter
-from promserver import free_port
+from .binaries import beside_interpreter
+from .promserver import free_port
 
 __all__ = ["FAKE_CREDENTIALS", "MotoServer", "aws_env"]
 

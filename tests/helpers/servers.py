@@ -1,6 +1,6 @@
 """Real servers on loopback for probe tests: TLS, OpenSSL's s_server, hostile ones.
 
-Import as ``from servers import tls_server, ...`` (pytest puts ``tests/`` on ``sys.path``).
+Import as ``from helpers.servers import tls_server, ...`` (pytest puts ``tests/`` on ``sys.path``; ``helpers`` is a package there).
 
 Every Python server runs on one background event loop in a daemon thread, so a server is
 independent of the test's event loop: the same object works in sync tests, async tests,
@@ -57,7 +57,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from pki import TestPKI
+from .pki import TestPKI
 
 __all__ = [
     "Connection",

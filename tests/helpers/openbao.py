@@ -1,6 +1,6 @@
 """A real OpenBao dev server for tests: started on a free loopback port, stopped by its PID.
 
-Import it from a test module as ``from openbao import OpenBao`` (pytest puts ``tests/`` on
+Import it from a test module as ``from helpers.openbao import OpenBao`` (pytest puts ``tests/`` on
 ``sys.path``)::
 
     bao = OpenBao.start(tmp_path)              # in-memory, unsealed, a random root token
@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from binaries import beside_interpreter
+from .binaries import beside_interpreter
 
 __all__ = ["OpenBao", "bao_binary"]
 
