@@ -31,7 +31,7 @@ from certscope.config import (
 from certscope.errors import ConfigError
 from certscope.inventory import rows
 from certscope.policy import Rule
-from certscope.results import SourceResult, StoredCert
+from certscope.results import JobKey, JobKind, SourceResult, StoredCert
 from certscope.scheduler import Scheduler
 from certscope.snapshot import State
 from certscope.sources.files import FilesReader
@@ -227,7 +227,7 @@ async def test_scheduler_reports_cert_revoked_for_the_stored_leaf(store: Store) 
     task = asyncio.create_task(Scheduler(state).run())
     try:
         for _ in range(200):
-            if "s:disk" in state.snapshot().assessments:
+            if JobKey(JobKind.SOURCE, "disk") in state.snapshot().assessments:
                 break
             await asyncio.sleep(0.05)
     finally:
@@ -236,7 +236,7 @@ async def test_scheduler_reports_cert_revoked_for_the_stored_leaf(store: Store) 
             await task
     found = {
         Path(a.location).name: {f.rule: f.severity for f in a.assessment.findings}
-        for a in state.snapshot().assessments["s:disk"]
+        for a in state.snapshot().assessments[JobKey(JobKind.SOURCE, "disk")]
     }
     assert found["revoked.pem"].get(Rule.CERT_REVOKED) == "critical"
     assert Rule.CERT_REVOKED not in found.get("good.pem", {})

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
+from typing import NamedTuple
 
 from .certs import CertFacts
 from .policy import Assessment
@@ -17,6 +19,24 @@ from .tls.handshake import Outcome
 from .verify import Verdict
 
 Labels = tuple[tuple[str, str], ...]
+
+
+class JobKind(StrEnum):
+    """What a scheduled job does. The state keeps each job's assessments under its ``JobKey``:
+    a target's posture scan is judged together with its probe, so enumeration jobs store
+    theirs under the target's ``PROBE`` key."""
+
+    PROBE = "probe"  # a target's TLS or SSH probe
+    ENUMERATION = "enumeration"  # a target's protocol and cipher-suite scan
+    SOURCE = "source"  # a certificate, key or cloud source
+
+
+class JobKey(NamedTuple):
+    kind: JobKind
+    name: str  # the target's or source's configured name
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}"
 
 
 @dataclass(frozen=True)

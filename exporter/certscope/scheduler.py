@@ -4,12 +4,14 @@ One loop keeps a heap of due times; each due job runs as its own task behind one
 semaphore (the concurrency limit). Jitter spreads jobs so that a thousand targets with the same
 interval do not all fire in the same second. Scrapes never wait on this: they read the last
 snapshot. Every outcome, including an unexpected exception, becomes a result.
+
+Time comes from a ``Clock`` (monotonic seconds for due times, the wall clock for policy
+judgements, and sleeping), so tests drive the scheduler on a fake one without waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import logging
@@ -18,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 from .certs import CertFacts
 from .config import Config, Source, SSHKeysSource, Target
@@ -26,7 +29,15 @@ from .matching import StoreIndex, build_index, compare
 from .policy import assess_endpoint, assess_stored
 from .posture import PostureScan
 from .probe import probe
-from .results import AssessedLocation, Labels, ProbeResult, SourceResult, SSHProbeResult
+from .results import (
+    AssessedLocation,
+    JobKey,
+    JobKind,
+    Labels,
+    ProbeResult,
+    SourceResult,
+    SSHProbeResult,
+)
 from .selfmetrics import SelfMetrics
 from .snapshot import State
 from .sources import SourceReader, reader_for
@@ -44,6 +55,29 @@ Enumerator = Callable[[Target], Awaitable[PostureScan]]
 SSHProber = Callable[[Target, float | None], Awaitable[SSHProbeResult]]
 
 
+class Clock(Protocol):
+    """The scheduler's time: due times on ``monotonic``, policy judgements at ``wall``."""
+
+    def monotonic(self) -> float: ...
+
+    def wall(self) -> datetime: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The process's clocks and asyncio's sleep."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
 async def enumerate_target(target: Target) -> PostureScan:
     from .tls.enumerate import enumerate_posture
 
@@ -58,7 +92,7 @@ async def enumerate_target(target: Target) -> PostureScan:
 
 @dataclass
 class _Job:
-    key: str  # "t:<name>" probe, "e:<name>" enumeration, "s:<name>" source
+    key: JobKey
     interval: float
     target: Target | None = None
     reader: SourceReader | None = None
@@ -92,6 +126,7 @@ class Scheduler:
         rng: random.Random | None = None,
         enumerator: Enumerator = enumerate_target,
         ssh_prober: SSHProber = probe_target,
+        clock: Clock | None = None,
     ) -> None:
         self.state = state
         self.metrics = metrics or SelfMetrics()
@@ -99,8 +134,9 @@ class Scheduler:
         self.ssh_prober = ssh_prober
         self.enumerator = enumerator
         self.rng = rng or random.Random()
-        self._jobs: dict[str, _Job] = {}
-        self._heap: list[tuple[float, int, str, int]] = []  # (due, seq, key, id(job))
+        self.clock: Clock = clock or SystemClock()
+        self._jobs: dict[JobKey, _Job] = {}
+        self._heap: list[tuple[float, int, JobKey, int]] = []  # (due, seq, key, id(job))
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._concurrency = state.config.concurrency
@@ -118,45 +154,16 @@ class Scheduler:
         """Reconcile jobs with ``config``: new and changed ones run now, removed ones go."""
         # Against the config this scheduler last applied: the state may already hold the new one.
         policy_changed = config.policy != self._config.policy
-        wanted: dict[str, _Job] = {}
+        wanted: dict[JobKey, _Job] = {}
         for t in config.targets:
-            key = "t:" + t.name
-            old = self._jobs.get(key)
-            if old is not None and old.target == t:
-                wanted[key] = old
-            else:
-                if old is not None:
-                    self.state.forget_probe(t.name)  # labels or address changed: series go
-                    self._jobs.pop("e:" + t.name, None)
-                wanted[key] = _Job(key, t.interval, target=t)
-            if t.enumerate:
-                ekey = "e:" + t.name
-                eold = self._jobs.get(ekey)
-                if eold is not None and eold.target == t:
-                    wanted[ekey] = eold
-                else:
-                    wanted[ekey] = _Job(ekey, t.enumerate_interval, target=t)
+            self._want_target(t, wanted)
         for s in config.sources:
-            key = "s:" + s.name
-            old = self._jobs.get(key)
-            if old is not None and old.source == s:
-                wanted[key] = old
-                continue
-            if old is not None:
-                self.state.forget_source(s.name)
-            reader = reader_for(s)
-            wanted[key] = _Job(
-                key,
-                s.interval,
-                reader=reader,
-                source=s,
-                watching=isinstance(reader, WatchingReader),
-            )
+            self._want_source(s, wanted)
         for key in self._jobs.keys() - wanted.keys():
-            if key.startswith("t:"):
-                self.state.forget_probe(key[2:])
-            elif key.startswith("s:"):
-                self.state.forget_source(key[2:])
+            if key.kind is JobKind.PROBE:
+                self.state.forget_probe(key.name)
+            elif key.kind is JobKind.SOURCE:
+                self.state.forget_source(key.name)
         self._jobs = wanted
         self._config = config
         if policy_changed:
@@ -167,11 +174,48 @@ class Scheduler:
             self._sem = asyncio.Semaphore(config.concurrency)
         for job in wanted.values():
             if not job.queued and not job.running:
-                self._push(time.monotonic(), job)
+                self._push(self.clock.monotonic(), job)
         self.metrics.targets.set(len(config.targets))
         self.metrics.sources.set(len(config.sources))
         self._check_first_round()
         self._wake.set()
+
+    def _want_target(self, t: Target, wanted: dict[JobKey, _Job]) -> None:
+        """The probe job of ``t`` and, if it enumerates, its enumeration job: kept as they are
+        when the target did not change, else new (and a changed target's series go at once)."""
+        key = JobKey(JobKind.PROBE, t.name)
+        ekey = JobKey(JobKind.ENUMERATION, t.name)
+        old = self._jobs.get(key)
+        if old is not None and old.target == t:
+            wanted[key] = old
+        else:
+            if old is not None:
+                self.state.forget_probe(t.name)  # labels or address changed: series go
+                self._jobs.pop(ekey, None)
+            wanted[key] = _Job(key, t.interval, target=t)
+        if t.enumerate:
+            eold = self._jobs.get(ekey)
+            if eold is not None and eold.target == t:
+                wanted[ekey] = eold
+            else:
+                wanted[ekey] = _Job(ekey, t.enumerate_interval, target=t)
+
+    def _want_source(self, s: Source, wanted: dict[JobKey, _Job]) -> None:
+        key = JobKey(JobKind.SOURCE, s.name)
+        old = self._jobs.get(key)
+        if old is not None and old.source == s:
+            wanted[key] = old
+            return
+        if old is not None:
+            self.state.forget_source(s.name)
+        reader = reader_for(s)
+        wanted[key] = _Job(
+            key,
+            s.interval,
+            reader=reader,
+            source=s,
+            watching=isinstance(reader, WatchingReader),
+        )
 
     def _push(self, due: float, job: _Job) -> None:
         job.queued = True
@@ -187,7 +231,7 @@ class Scheduler:
         try:
             while True:
                 self._wake.clear()
-                now = time.monotonic()
+                now = self.clock.monotonic()
                 while self._heap and self._heap[0][0] <= now:
                     _, _, key, job_id = heapq.heappop(self._heap)
                     job = self._jobs.get(key)
@@ -195,24 +239,38 @@ class Scheduler:
                         continue  # removed or replaced by a reload
                     job.queued = False
                     job.running = True
-                    task = asyncio.create_task(self._run_job(job), name=key)
+                    task = asyncio.create_task(self._run_job(job), name=str(key))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
-                timeout = max(0.0, self._heap[0][0] - now) if self._heap else None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                await self._wait(max(0.0, self._heap[0][0] - now) if self._heap else None)
         finally:
             for task in list(self._tasks):
                 task.cancel()
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def _wait(self, seconds: float | None) -> None:
+        """Until a job is pushed or changed (``_wake``) or ``seconds`` pass on the clock."""
+        if seconds is None:
+            await self._wake.wait()
+            return
+        waiters = {
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(self.clock.sleep(seconds)),
+        }
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
     async def _run_job(self, job: _Job) -> None:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         try:
             if job.watching:
                 await self._run_watch(job)
-                started = time.monotonic()  # a watch that ended restarts one interval later
+                started = self.clock.monotonic()  # a watch that ended restarts an interval later
             else:
                 async with self._sem:
                     self.metrics.in_flight.inc()
@@ -255,7 +313,7 @@ class Scheduler:
 
     async def _work(self, job: _Job) -> None:
         t0 = time.perf_counter()
-        if job.target is not None and job.key.startswith("e:"):
+        if job.target is not None and job.key.kind is JobKind.ENUMERATION:
             scan = await self.enumerator(job.target)
             self.metrics.refresh.labels("enumeration").observe(time.perf_counter() - t0)
             if self._jobs.get(job.key) is job:  # not removed by a reload while running
@@ -298,10 +356,10 @@ class Scheduler:
         from .ssh.policy import assess_server
 
         assessment = assess_server(
-            (t.name, t.address), result.scan, self._config.policy, datetime.now(UTC)
+            (t.name, t.address), result.scan, self._config.policy, self.clock.wall()
         )
         located = AssessedLocation("ssh", t.name, t.address, t.labels, assessment)
-        self.state.put_assessments("t:" + t.name, (located,))
+        self.state.put_assessments(JobKey(JobKind.PROBE, t.name), (located,))
 
     def _assess_target(self, t: Target) -> None:
         if t.protocol == "ssh":
@@ -322,7 +380,7 @@ class Scheduler:
             probe_result.verdict if probe_result else None,
             scan,
             self._config.policy,
-            datetime.now(UTC),
+            self.clock.wall(),
             None if comparison is None or comparison.matches else comparison.detail,
             stapled=probe_result.revocation.stapled
             if probe_result is not None and probe_result.revocation is not None
@@ -342,10 +400,10 @@ class Scheduler:
             if comparison is None
             else f"{comparison.expected.source}:{comparison.expected.cert.location}",
         )
-        self.state.put_assessments("t:" + t.name, (located,))
+        self.state.put_assessments(JobKey(JobKind.PROBE, t.name), (located,))
 
     def _assess_source(self, source: Source, result: SourceResult) -> None:
-        now = datetime.now(UTC)
+        now = self.clock.wall()
         by_location: dict[str, list[CertFacts]] = {}
         item_labels: dict[str, Labels] = {}
         item_kinds: dict[str, str] = {}  # a store within the source (aws_acm), else its kind
@@ -379,7 +437,7 @@ class Scheduler:
                 items.append(AssessedLocation(kind, source.name, location, labels, a))
         items.extend(self._assess_keys(source, result, now))
         items += assess_cloud(result, source.labels, self._config.policy, now)
-        self.state.put_assessments("s:" + source.name, tuple(items))
+        self.state.put_assessments(JobKey(JobKind.SOURCE, source.name), tuple(items))
 
     def _assess_keys(
         self, source: Source, result: SourceResult, now: datetime
@@ -421,17 +479,21 @@ class Scheduler:
             return
         self._reassess_pending = True
 
-        def run() -> None:
+        async def later() -> None:
+            await self.clock.sleep(_REASSESS_EVERY)
             self._reassess_pending = False
             for job in self._jobs.values():
-                if job.target is not None and job.key.startswith("t:"):
+                if job.target is not None and job.key.kind is JobKind.PROBE:
                     self._assess_target(job.target)
 
-        asyncio.get_running_loop().call_later(_REASSESS_EVERY, run)
+        # Kept with the job tasks, so that stopping the scheduler cancels it too.
+        task = asyncio.create_task(later(), name="reassess")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _reassess_all(self) -> None:
         for job in self._jobs.values():
-            if job.target is not None and job.key.startswith("t:"):
+            if job.target is not None and job.key.kind is JobKind.PROBE:
                 self._assess_target(job.target)
             elif job.source is not None:
                 prev = self.state.previous_source(job.source.name)
@@ -442,7 +504,7 @@ class Scheduler:
         # Readiness waits for probes and sources, not for enumerations, which take longer and
         # only add posture detail.
         if not self.state.first_round_done and all(
-            j.done_once for j in self._jobs.values() if not j.key.startswith("e:")
+            j.done_once for j in self._jobs.values() if j.key.kind is not JobKind.ENUMERATION
         ):
             self.state.mark_first_round_done()
 

@@ -14,7 +14,14 @@ from types import MappingProxyType
 
 from .config import Config
 from .posture import PostureScan
-from .results import AssessedLocation, ProbeResult, SourceResult, SSHProbeResult
+from .results import (
+    AssessedLocation,
+    JobKey,
+    JobKind,
+    ProbeResult,
+    SourceResult,
+    SSHProbeResult,
+)
 
 
 @dataclass(frozen=True)
@@ -23,7 +30,7 @@ class Snapshot:
     probes: Mapping[str, ProbeResult]
     sources: Mapping[str, SourceResult]
     postures: Mapping[str, PostureScan]
-    assessments: Mapping[str, tuple[AssessedLocation, ...]]  # by job: "t:<target>", "s:<source>"
+    assessments: Mapping[JobKey, tuple[AssessedLocation, ...]]  # by the job that made them
     generation: int
     config_loaded_at: float
     first_round_done: bool = False
@@ -38,7 +45,7 @@ class State:
         self._probes: dict[str, ProbeResult] = {}
         self._sources: dict[str, SourceResult] = {}
         self._postures: dict[str, PostureScan] = {}
-        self._assessments: dict[str, tuple[AssessedLocation, ...]] = {}
+        self._assessments: dict[JobKey, tuple[AssessedLocation, ...]] = {}
         self._ssh: dict[str, SSHProbeResult] = {}
         self._generation = 0
         self._cached: Snapshot | None = None
@@ -73,8 +80,8 @@ class State:
     def posture(self, name: str) -> PostureScan | None:
         return self._postures.get(name)
 
-    def put_assessments(self, key: str, items: tuple[AssessedLocation, ...]) -> None:
-        """Replace the assessments of one job (``t:<target>`` or ``s:<source>``)."""
+    def put_assessments(self, key: JobKey, items: tuple[AssessedLocation, ...]) -> None:
+        """Replace the assessments of one target (``JobKind.PROBE``) or source."""
         self._assessments[key] = items
         self._changed()
 
@@ -88,12 +95,12 @@ class State:
         self._probes.pop(name, None)
         self._ssh.pop(name, None)
         self._postures.pop(name, None)
-        self._assessments.pop(f"t:{name}", None)
+        self._assessments.pop(JobKey(JobKind.PROBE, name), None)
         self._changed()
 
     def forget_source(self, name: str) -> None:
         self._sources.pop(name, None)
-        self._assessments.pop(f"s:{name}", None)
+        self._assessments.pop(JobKey(JobKind.SOURCE, name), None)
         self._changed()
 
     def set_config(self, config: Config) -> None:
