@@ -1,103 +1,85 @@
-"""Shared pieces of the benchmarks: the real Kubernetes API server behind the store benchmark.
+"""What every benchmark measures the same way: this process's memory and CPU, its children's CPU,
+the machine it ran on, medians, and the JSON report under ``bench/results/``.
 
-:class:`RealKubeAPI` offers what ``bench/store_bench.py`` asks of its API server (the same
-methods as ``tests/helpers/k8s_api.py``'s in-test server) on top of ``scripts/test-cluster.sh``: a real
-etcd and kube-apiserver on loopback. Writes go through the API server as an admin token; the
-reader under test uses the kubeconfig's client certificate, so the audit log tells its requests
-apart (:meth:`RealKubeAPI.reader_requests`).
+Light on purpose (standard library only): the benchmarks' child processes import it before
+they measure their own start-up memory.
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
+import datetime as dt
 import json
+import os
+import platform
+import resource
+import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from helpers.k8s_cluster import KubeCluster, start_cluster  # noqa: E402
-
-READER_USER = "certscope-admin"  # the kubeconfig's client certificate
+RESULTS = ROOT / "bench" / "results"
 
 
-class RealKubeAPI:
-    def __init__(self, workdir: Path, bookmark_interval: float = 60.0) -> None:
-        del bookmark_interval  # the real API server bookmarks on its own schedule
-        self.workdir = workdir / "cluster"
-        self.cluster: KubeCluster | None = None
-        self._namespaces: set[str] = set()
+def tests_on_path() -> None:
+    """Make ``tests/helpers`` importable (``from helpers.pki import TestPKI``), as pytest does."""
+    tests = str(ROOT / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
 
-    @property
-    def kubeconfig(self) -> Path:
-        assert self.cluster is not None
-        return self.cluster.kubeconfig
 
-    async def __aenter__(self) -> Self:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.cluster = await asyncio.to_thread(start_cluster, self.workdir)
-        return self
+def proc_status() -> dict[str, float]:
+    """VmRSS (resident now) and VmHWM (peak resident) of this process in MiB."""
+    out: dict[str, float] = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            name, _, rest = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                out[name] = int(rest.split()[0]) / 1024
+    return out
 
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self.cluster is not None:
-            await asyncio.to_thread(self.cluster.stop)
 
-    def _namespace(self, name: str) -> None:
-        assert self.cluster is not None
-        if name not in self._namespaces:
-            resp = self.cluster.request("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
-            assert resp.status in (201, 409), resp.body
-            self._namespaces.add(name)
+def cpu_self() -> float:
+    """User + system CPU seconds of this process, all threads."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
-    def put_secret(
-        self,
-        namespace: str,
-        name: str,
-        data: dict[str, bytes],
-        *,
-        labels: dict[str, str] | None = None,
-        annotations: dict[str, str] | None = None,
-    ) -> None:
-        assert self.cluster is not None
-        self._namespace(namespace)
-        self.cluster.put_secret(namespace, name, data, labels=labels, annotations=annotations)
 
-    def put_configmap(self, namespace: str, name: str, data: dict[str, str]) -> None:
-        assert self.cluster is not None
-        self._namespace(namespace)
-        obj = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": namespace},
-            "data": data,
-        }
-        resp = self.cluster.apply(obj)
-        assert resp.status in (200, 201), resp.body
+def cpu_children() -> float:
+    """User + system CPU seconds of this process's finished and waited-for children."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
-    def compact(self) -> None:
-        assert self.cluster is not None
-        self.cluster.compact()
 
-    def break_watches(self) -> None:
-        """Restart kube-apiserver: every open watch ends (its watch cache starts empty)."""
-        assert self.cluster is not None
-        self.cluster.restart_apiserver()
+def median_of(rounds: int, measure: Callable[[], float]) -> float:
+    """The median of ``rounds`` calls of ``measure``."""
+    return statistics.median(measure() for _ in range(rounds))
 
-    def reader_requests(self) -> dict[str, int]:
-        """Requests the reader made so far, by verb, from the audit log."""
-        assert self.cluster is not None
-        counts: collections.Counter[str] = collections.Counter()
-        with (self.cluster.dir / "audit.log").open() as log:
-            for line in log:
-                event: dict[str, Any] = json.loads(line)
-                if event["user"].get("username") != READER_USER:
-                    continue
-                wanted = "ResponseStarted" if event["verb"] == "watch" else "ResponseComplete"
-                if event["stage"] == wanted:
-                    counts[event["verb"]] += 1
-        return dict(counts)
+
+def machine() -> dict[str, Any]:
+    """What a figure depends on: CPUs, CPU model, kernel, Python."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next(
+                (ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), ""
+            )
+    except OSError:
+        pass  # not Linux: the model stays unknown
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def write_report(prefix: str, report: dict[str, Any]) -> Path:
+    """``report`` as ``bench/results/<prefix>-<UTC time>.json``; returns the path."""
+    RESULTS.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"{prefix}-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path

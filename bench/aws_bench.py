@@ -39,19 +39,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from _harness import proc_status, tests_on_path
 
-
-def proc_status() -> dict[str, float]:
-    """VmRSS and VmHWM of this process in MiB."""
-    out: dict[str, float] = {}
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            name, _, rest = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                out[name] = int(rest.split()[0]) / 1024
-    return out
+tests_on_path()
 
 
 # --- the reader process ---------------------------------------------------------------------

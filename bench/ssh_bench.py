@@ -35,30 +35,28 @@ import importlib.metadata
 import io
 import json
 import platform
-import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from _harness import ROOT, cpu_children, machine, median_of, tests_on_path, write_report
 from certscope import __version__
 from certscope.config import SSHKeysSource
 from certscope.sources.ssh_keys import SSHKeysReader
 from certscope.ssh.probe import scan
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+tests_on_path()
 
-from helpers.sshservers import (  # noqa: E402 - tests/ is not a package
+from helpers.sshservers import (  # noqa: E402 - importable once tests/ is on the path
     STRONG,
     WEAK,
     DropbearServer,
@@ -67,11 +65,6 @@ from helpers.sshservers import (  # noqa: E402 - tests/ is not a package
 )
 
 BIN = Path(sys.executable).parent
-
-
-def _children_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
 
 
 def in_process(host: str, port: int, n: int) -> float:
@@ -106,15 +99,11 @@ def ssh_audit_in_process(host: str, port: int, n: int) -> float:
 
 def subprocess_cpu(cmd: list[str], n: int) -> float:
     """CPU seconds per run of a command (its own and its children's)."""
-    t0 = _children_cpu()
+    t0 = cpu_children()
     for _ in range(n):
         out = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
         assert out.stdout, out.stderr
-    return (_children_cpu() - t0) / n
-
-
-def median_of(rounds: int, fn: Callable[[], float]) -> float:
-    return statistics.median(fn() for _ in range(rounds))
+    return (cpu_children() - t0) / n
 
 
 def bench_probes(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
@@ -134,14 +123,14 @@ def bench_probes(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
         for name, srv in servers.items():
             host, port = srv.host, srv.port
             first = asyncio.run(scan(host, port))
-            mine = median_of(args.rounds, lambda h=host, p=port: in_process(h, p, args.probes))
+            mine = median_of(args.rounds, partial(in_process, host, port, args.probes))
             cli = [str(BIN / "certscope"), "scan", "--format", "json", f"ssh://{host}:{port}"]
             audit = [str(BIN / "ssh-audit"), "-j", "-p", str(port), host]
             theirs_inproc = median_of(
-                args.rounds, lambda h=host, p=port: ssh_audit_in_process(h, p, args.probes)
+                args.rounds, partial(ssh_audit_in_process, host, port, args.probes)
             )
-            mine_cli = median_of(args.rounds, lambda c=cli: subprocess_cpu(c, args.probes))
-            theirs = median_of(args.rounds, lambda a=audit: subprocess_cpu(a, args.probes))
+            mine_cli = median_of(args.rounds, partial(subprocess_cpu, cli, args.probes))
+            theirs = median_of(args.rounds, partial(subprocess_cpu, audit, args.probes))
             rows.append(
                 {
                     "server": name,
@@ -218,6 +207,7 @@ def main() -> int:
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "certscope": __version__,
         "python": platform.python_version(),
+        "machine": machine(),
         "ssh_audit": ssh_audit_version,
         "args": vars(args),
         "probes": probes,
@@ -239,10 +229,7 @@ def main() -> int:
             )
         )  # fmt: skip
     print(json.dumps(source))
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    path = out / f"ssh-bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path = write_report("ssh-bench", report)
     print(f"wrote {path.relative_to(ROOT)}")
     return 0
 

@@ -30,15 +30,7 @@ What it does, all on loopback:
 
 Prints a table and writes JSON to ``bench/results/store-bench-<UTC time>.json``.
 
-``--walk`` runs the walk benchmark instead: a tree of 10,000 PEM files in 1,000 directories,
-and the same tree (hard links to the same files) with 1,000 directory symlinks added (every other
-directory holds ``up -> ..``, the others ``peer -> ../d<next>``). Each of ``plain``,
-``symlinks`` (default ``follow_symlinks: false``) and ``symlinks-followed`` (``follow_symlinks:
-true``: each directory entered once) runs ``--walk-repeats`` times, interleaved, in a fresh
-child process that measures the walk alone (``walk.expand``), one full ``FilesReader.refresh``
-(walk, read, parse) in CPU seconds of all threads (wall time is recorded too, but on a shared
-machine it mostly measures the neighbours) and peak RSS (``VmHWM``). Medians are compared with
-``plain`` (target: within 20 %); the JSON goes to ``bench/results/walk-bench-<UTC time>.json``.
+``--walk`` runs the walk benchmark instead (``bench/walk_bench.py``, which says what it measures).
 """
 
 from __future__ import annotations
@@ -46,11 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import gc
 import json
-import os
-import platform
-import resource
 import shutil
 import sys
 import tempfile
@@ -58,197 +46,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _harness import ROOT, machine, proc_status, tests_on_path, write_report
+
 SCRIPT = str(Path(__file__).resolve())
-BENCH_DIR = Path(__file__).resolve().parent
-ROOT = BENCH_DIR.parent
 NAMESPACES = 100
 FIRST_SYNC_TARGET_S = 20.0
 PEAK_RSS_TARGET_MIB = 150.0
-
-
-# --- measurements (both processes) ---------------------------------------------------------------
-
-
-def proc_status() -> dict[str, float]:
-    """VmRSS and VmHWM of this process in MiB."""
-    out: dict[str, float] = {}
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                out[line.split(":")[0]] = int(line.split()[1]) / 1024
-    return out
-
-
-def cpu_now() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
-# --- the reader process --------------------------------------------------------------------------
-
-
-async def child(cfg: dict[str, Any]) -> None:
-    start_rss = proc_status()
-
-    def send(msg: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(msg) + "\n")
-        sys.stdout.flush()
-
-    import kubernetes_asyncio.client  # noqa: F401 - imported now so its cost is seen apart
-
-    from certscope.config import FilesSource, KubernetesSource
-    from certscope.results import SourceResult
-    from certscope.sources.files import FilesReader
-    from certscope.sources.kubernetes import KubernetesReader
-
-    imported = proc_status()
-    source = KubernetesSource(
-        name="bench",
-        kubeconfig=cfg["kubeconfig"],
-        labels_from_labels=(("round", "bench/round"),),
-    )
-    reader = KubernetesReader(source)
-    files = (
-        FilesReader(FilesSource(name="disk", paths=(cfg["files_glob"],))) if cfg["files"] else None
-    )
-
-    latest: list[SourceResult] = []
-    changed = asyncio.Event()
-    publishes = [0]
-
-    def publish(result: SourceResult) -> None:
-        latest[:] = [result]
-        publishes[0] += 1
-        changed.set()
-
-    async def until(pred: Any, limit: float = 600.0) -> SourceResult:
-        deadline = time.monotonic() + limit
-        while True:
-            if latest and pred(latest[0]):
-                return latest[0]
-            changed.clear()
-            await asyncio.wait_for(changed.wait(), max(0.1, deadline - time.monotonic()))
-
-    def secrets_in(r: SourceResult) -> int:
-        return len({c.location.split("#")[0] for c in r.certs})
-
-    cpu0, t0 = cpu_now(), time.perf_counter()
-    watch = asyncio.create_task(reader.watch(publish))
-    files_done: list[float] = []
-    files_result: list[SourceResult] = []
-
-    async def read_files() -> None:
-        if files is not None:
-            files_result.append(await files.refresh(None))
-        files_done.append(time.perf_counter() - t0)
-
-    files_task = asyncio.create_task(read_files())
-    first = await until(lambda r: r.up and secrets_in(r) >= cfg["secrets"])
-    t_k8s = time.perf_counter() - t0
-    await files_task
-    t_total = time.perf_counter() - t0
-    # Only numbers are kept: holding a published result would pin its certificates.
-    k8s_certs, k8s_secrets = len(first.certs), secrets_in(first)
-    files_certs = len(files_result[0].certs) if files_result else 0
-    del first
-    files_result.clear()
-    gc.collect()
-    send(
-        {
-            "event": "synced",
-            "rss_start_mib": start_rss["VmRSS"],
-            "rss_imported_mib": imported["VmRSS"],
-            "first_sync_kubernetes_s": t_k8s,
-            "first_sync_files_s": files_done[0],
-            "first_sync_total_s": t_total,
-            "first_sync_cpu_s": cpu_now() - cpu0,
-            "kubernetes_certs": k8s_certs,
-            "kubernetes_secrets": k8s_secrets,
-            "files_certs": files_certs,
-            "rss_synced_mib": proc_status()["VmRSS"],
-            "hwm_synced_mib": proc_status()["VmHWM"],
-        }
-    )
-
-    loop = asyncio.get_running_loop()
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line:
-            break
-        cmd = json.loads(line)
-        if cmd["cmd"] == "steady":
-            before_pub, c0, w0 = publishes[0], cpu_now(), time.perf_counter()
-            await asyncio.sleep(cmd["seconds"])
-            send(
-                {
-                    "event": "steady",
-                    "seconds": time.perf_counter() - w0,
-                    "cpu_s": cpu_now() - c0,
-                    "publishes": publishes[0] - before_pub,
-                    "rss_mib": proc_status()["VmRSS"],
-                }
-            )
-        elif cmd["cmd"] == "round":
-            want, expect = str(cmd["round"]), int(cmd["expect"])
-
-            def done(r: SourceResult, want: str = want, expect: int = expect) -> bool:
-                marked = {c.location.split("#")[0] for c in r.certs if ("round", want) in c.labels}
-                return len(marked) >= expect
-
-            before_pub = publishes[0]
-            await until(done)
-            done_at = time.monotonic()
-            gc.collect()
-            send(
-                {
-                    "event": "round",
-                    "done_at": done_at,
-                    "publishes": publishes[0] - before_pub,
-                    "rss_mib": proc_status()["VmRSS"],
-                    "live_objects": len(gc.get_objects()),
-                }
-            )
-        elif cmd["cmd"] == "arm":
-            armed = (publishes[0], cpu_now(), time.perf_counter())
-            send({"event": "armed"})
-        elif cmd["cmd"] == "relisted":
-            since = armed[0]
-            await until(lambda r, since=since: publishes[0] > since)
-            send(
-                {
-                    "event": "relisted",
-                    "seconds": time.perf_counter() - armed[2],
-                    "cpu_s": cpu_now() - armed[1],
-                    "secrets": secrets_in(latest[0]),
-                }
-            )
-        elif cmd["cmd"] == "files":
-            c0, w0 = cpu_now(), time.perf_counter()
-            result = await files.refresh(None) if files else None
-            send(
-                {
-                    "event": "files",
-                    "seconds": time.perf_counter() - w0,
-                    "cpu_s": cpu_now() - c0,
-                    "certs": len(result.certs) if result else 0,
-                }
-            )
-            del result
-        elif cmd["cmd"] == "quit":
-            ru = resource.getrusage(resource.RUSAGE_SELF)
-            status = proc_status()
-            send(
-                {
-                    "event": "final",
-                    "rss_mib": status["VmRSS"],
-                    "hwm_mib": status["VmHWM"],
-                    "ru_maxrss_mib": ru.ru_maxrss / 1024,
-                    "cpu_total_s": cpu_now(),
-                }
-            )
-            break
-    watch.cancel()
-    await asyncio.gather(watch, return_exceptions=True)
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -444,10 +247,11 @@ async def scenario(
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    sys.path.insert(0, str(ROOT / "tests"))
+    tests_on_path()
+    api_class: Any
     if args.api == "real":
         # A real etcd + kube-apiserver (scripts/test-cluster.sh; built once, cached).
-        from _harness import RealKubeAPI as api_class
+        from kube_api import RealKubeAPI as api_class
     else:
         from helpers.k8s_api import FakeKubeAPI as api_class
 
@@ -484,11 +288,7 @@ async def _run_in(args: argparse.Namespace, workdir: Path, fake_api: Any) -> dic
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "args": vars(args),
         "command": " ".join([".venv/bin/python", "bench/store_bench.py", *sys.argv[1:]]),
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine(),
         "scenarios": results,
     }
 
@@ -582,149 +382,9 @@ def summarise(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
-# --- the walk benchmark --------------------------------------------------------------------------
-
-WALK_DIRS = 1000
-WALK_FILES_PER_DIR = 10
-
-
-def walk_child(cfg: dict[str, Any]) -> None:
-    """One measurement in a fresh process: the walk alone, then a full refresh."""
-
-    from certscope.config import FilesSource
-    from certscope.sources import walk
-    from certscope.sources.files import FilesReader
-
-    source = FilesSource(
-        name="bench", paths=(cfg["pattern"],), follow_symlinks=cfg["follow"], timeout=600.0
-    )
-    limits = walk.Limits(source.max_files, time.monotonic() + 600, source.follow_symlinks)
-    # CPU seconds (all threads) are compared: on a shared machine wall time mostly measures
-    # the neighbours. Wall time is recorded too.
-    t0, c0 = time.perf_counter(), cpu_now()
-    walked = walk.expand(source.paths, (), limits)
-    walk_s, walk_cpu = time.perf_counter() - t0, cpu_now() - c0
-    t0, c0 = time.perf_counter(), cpu_now()
-    result = asyncio.run(FilesReader(source).refresh(None))
-    refresh_s, refresh_cpu = time.perf_counter() - t0, cpu_now() - c0
-    out = {
-        "walk_s": walk_s,
-        "refresh_s": refresh_s,
-        "walk_cpu_s": walk_cpu,
-        "refresh_cpu_s": refresh_cpu,
-        "files": len(walked.files),
-        "certs": len(result.certs),
-        "errors": len(result.errors),
-        "peak_rss_mib": proc_status()["VmHWM"],
-    }
-    print(json.dumps(out))
-
-
-def build_walk_trees(root: Path) -> tuple[Path, Path]:
-    """``plain``: 1,000 directories of 10 PEM files; ``linked``: the same files (hard links)
-    plus one directory symlink per directory."""
-    issuer = Issuer()
-    plain, linked = root / "plain", root / "linked"
-    for d in range(WALK_DIRS):
-        (plain / f"d{d}").mkdir(parents=True)
-        (linked / f"d{d}").mkdir(parents=True)
-        for f in range(WALK_FILES_PER_DIR):
-            name = f"d{d}/c{f}.pem"
-            (plain / name).write_bytes(issuer.leaf(f"h{d}-{f}.bench.test", 90))
-            os.link(plain / name, linked / name)
-        if d % 2:
-            (linked / f"d{d}" / "up").symlink_to("..")
-        else:
-            (linked / f"d{d}" / "peer").symlink_to(f"../d{(d + 1) % WALK_DIRS}")
-    return plain, linked
-
-
-def run_walk(repeats: int) -> dict[str, Any]:
-    import statistics
-    import subprocess
-
-    with tempfile.TemporaryDirectory(prefix="certscope-walk-bench-") as tmp:
-        t0 = time.perf_counter()
-        plain, linked = build_walk_trees(Path(tmp))
-        build_s = time.perf_counter() - t0
-        cases = {
-            "plain": {"pattern": f"{plain}/**/*.pem", "follow": False},
-            "symlinks": {"pattern": f"{linked}/**/*.pem", "follow": False},
-            "symlinks-followed": {"pattern": f"{linked}/**/*.pem", "follow": True},
-        }
-        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in cases}
-        for _ in range(repeats):
-            for name, cfg in cases.items():
-                done = subprocess.run(
-                    [sys.executable, SCRIPT, "--walk-child", json.dumps(cfg)],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                runs[name].append(json.loads(done.stdout))
-    medians = {
-        name: {
-            key: statistics.median(r[key] for r in rs)
-            for key in (
-                "walk_s",
-                "refresh_s",
-                "walk_cpu_s",
-                "refresh_cpu_s",
-                "peak_rss_mib",
-                "files",
-                "certs",
-                "errors",
-            )
-        }
-        for name, rs in runs.items()
-    }
-    base = medians["plain"]
-    ratios = {
-        name: {key: m[key] / base[key] for key in ("walk_cpu_s", "refresh_cpu_s", "peak_rss_mib")}
-        for name, m in medians.items()
-    }
-    return {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "tree": {"dirs": WALK_DIRS, "files": WALK_DIRS * WALK_FILES_PER_DIR, "symlinks": WALK_DIRS},
-        "build_s": build_s,
-        "repeats": repeats,
-        "runs": runs,
-        "medians": medians,
-        "ratios": ratios,
-    }
-
-
-def main_walk(repeats: int) -> None:
-    report = run_walk(repeats)
-    print(
-        f"certscope walk benchmark: {report['tree']['files']} files in {report['tree']['dirs']}"
-        f" directories, +{report['tree']['symlinks']} directory symlinks; median of {repeats},"
-        f" {report['machine']['cpus']} CPUs, Python {report['machine']['python']}"
-    )
-    print(
-        f"{'case':<18} {'files':>6} {'walk CPU s':>11} {'refresh CPU s':>14} {'peak RSS MiB':>13}"
-        f" {'(wall: walk / refresh s)':>25}  ratios to plain"
-    )
-    for name, m in report["medians"].items():
-        r = report["ratios"][name]
-        print(
-            f"{name:<18} {m['files']:>6.0f} {m['walk_cpu_s']:>11.3f} {m['refresh_cpu_s']:>14.2f}"
-            f" {m['peak_rss_mib']:>13.1f} {m['walk_s']:>14.3f} / {m['refresh_s']:>6.2f}"
-            f"  walk {r['walk_cpu_s']:.2f} refresh {r['refresh_cpu_s']:.2f}"
-            f" rss {r['peak_rss_mib']:.2f}"
-        )
-    out_dir = BENCH_DIR / "results"
-    out_dir.mkdir(exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = out_dir / f"walk-bench-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2))
-    print(f"wrote {path.relative_to(ROOT)}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--walk-child", help=argparse.SUPPRESS)
     parser.add_argument("--walk", action="store_true", help="the walk benchmark (see above)")
     parser.add_argument("--walk-repeats", type=int, default=5)
     parser.add_argument("--secrets", type=int, default=10_000)
@@ -741,17 +401,19 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="1,000 of each, 5 s, 3 rounds")
     args = parser.parse_args()
-    if args.walk_child:
-        walk_child(json.loads(args.walk_child))
-        return
     if args.walk:
+        from walk_bench import main_walk
+
         main_walk(args.walk_repeats)
         return
     if args.child:
         import logging
 
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-        asyncio.run(child(json.loads(args.child)))
+        start_rss = proc_status()["VmRSS"]
+        import store_reader  # the reader's own imports count from here
+
+        asyncio.run(store_reader.run(json.loads(args.child), start_rss))
         return
     if args.quick:
         args.secrets, args.files, args.steady, args.rounds, args.modify = 1000, 1000, 5.0, 3, 100
@@ -769,11 +431,7 @@ def main() -> None:
             print(f"\n[{scen}]")
             last = scen
         print(f"  {what:<{width}}  {value}")
-    out_dir = BENCH_DIR / "results"
-    out_dir.mkdir(exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = out_dir / f"store-bench{'-quick' if args.quick else ''}-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2))
+    path = write_report(f"store-bench{'-quick' if args.quick else ''}", report)
     print(f"\nwrote {path.relative_to(ROOT)}")
 
 
