@@ -452,28 +452,53 @@ def _grade_caps(
     anon: bool,
 ) -> list[tuple[str, str]]:
     """(grade it caps to, why) for each SSL Labs cap that applies, in the guide's order."""
+    return _f_caps(scan, chain, suites, anon) + _b_c_caps(scan, chain, suites)
+
+
+def _f_caps(
+    scan: PostureScan,
+    chain: Sequence[CertFacts],
+    suites: Sequence[tuple[str, CipherSuite]],
+    anon: bool,
+) -> list[tuple[str, str]]:
+    """The caps to F: anything that lets a passive attacker read the traffic."""
+    names = [s.name for _, s in suites]
+    checks = (
+        ("SSLv2" in scan.accepted_protocols, "SSLv2 accepted"),
+        (any("EXPORT" in n for n in names), "export cipher suites accepted"),
+        (anon, "anonymous cipher suites accepted"),
+        (any(s.encryption.upper() == "NULL" for _, s in suites), "NULL encryption accepted"),
+        (
+            bool(chain)
+            and chain[0].key_algorithm in ("RSA", "DSA")
+            and 0 < chain[0].key_bits < 1024,
+            "certificate key below 1024 bits",
+        ),
+        (
+            any(g.bits < CRITICAL_DH_BITS for g in scan.dhe_groups),
+            "DH parameters below 1024 bits (Logjam)",
+        ),
+        (
+            any(g.problem_severity == "critical" for g in scan.dhe_groups),
+            "insecure DH parameters",
+        ),
+    )
+    return [("F", why) for applies, why in checks if applies]
+
+
+def _b_c_caps(
+    scan: PostureScan,
+    chain: Sequence[CertFacts],
+    suites: Sequence[tuple[str, CipherSuite]],
+) -> list[tuple[str, str]]:
+    """The caps to C and B: weaknesses that need an active or a well-resourced attacker."""
     out: list[tuple[str, str]] = []
     protocols = scan.accepted_protocols
 
     def cap(to: str, why: str) -> None:
         out.append((to, why))
 
-    names = [s.name for _, s in suites]
     modern = [p for p in protocols if p in ("TLSv1.1", "TLSv1.2", "TLSv1.3")]
-    if "SSLv2" in protocols:
-        cap("F", "SSLv2 accepted")
-    if any("EXPORT" in n for n in names):
-        cap("F", "export cipher suites accepted")
-    if anon:
-        cap("F", "anonymous cipher suites accepted")
-    if any(s.encryption.upper() == "NULL" for _, s in suites):
-        cap("F", "NULL encryption accepted")
-    if chain and chain[0].key_algorithm in ("RSA", "DSA") and 0 < chain[0].key_bits < 1024:
-        cap("F", "certificate key below 1024 bits")
-    if any(g.bits < CRITICAL_DH_BITS for g in scan.dhe_groups):
-        cap("F", "DH parameters below 1024 bits (Logjam)")
-    if any(g.problem_severity == "critical" for g in scan.dhe_groups):
-        cap("F", "insecure DH parameters")
     if "SSLv3" in protocols:
         cap("C", "SSLv3 accepted (POODLE)")
     if "TLSv1.2" not in protocols and "TLSv1.3" not in protocols:

@@ -607,40 +607,15 @@ class FakeKubeAPI:
         self, request: web.Request, resource: str, namespace: str | None, match: Matcher
     ) -> web.StreamResponse:
         q = request.query
-        rv_param = q.get("resourceVersion", "")
         timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else None
         bookmarks = q.get("allowWatchBookmarks", "").lower() in ("true", "1")
-        kind = KINDS[resource]
-        initial: list[tuple[str, Obj]] = []
-        gone = False
-        if rv_param in ("", "0"):
-            initial = [
-                ("ADDED", obj)
-                for (res, _ns, _n), obj in sorted(self._objects.items())
-                if res == resource and match(obj)
-            ]
-        else:
-            try:
-                since = int(rv_param)
-            except ValueError:
-                return _json(
-                    400, _status(400, "BadRequest", f"invalid resource version {rv_param!r}")
-                )
-            if since < self._compacted:
-                message = f"too old resource version: {since} ({self._compacted + 1})"
-                if self.gone_as_http:
-                    return _json(410, _status(410, "Expired", message))
-                gone = True
-            else:
-                start = bisect.bisect_right(self._event_rvs, since)
-                for ev in self._events[start:]:
-                    if ev.resource == resource:
-                        out = _transform(ev, match)
-                        if out is not None:
-                            initial.append(out)
+        replay = self._replay(resource, q.get("resourceVersion", ""), match)
+        if isinstance(replay, web.Response):
+            return replay
+        initial, gone = replay
         # Registered before the first await: no event can fall between replay and live.
         watcher = _Watcher(resource, namespace, match, bookmarks)
-        if not gone:
+        if gone is None:
             self._watchers.add(watcher)
         resp = web.StreamResponse(
             status=200,
@@ -649,54 +624,83 @@ class FakeKubeAPI:
         resp.enable_chunked_encoding()
         try:
             await resp.prepare(request)
-            if gone:
-                status = _status(410, "Expired", message)
-                await resp.write(_line("ERROR", status, None))
+            if gone is not None:
+                await resp.write(_line("ERROR", _status(410, "Expired", gone), None))
                 await resp.write_eof()
                 return resp
             for typ, obj in initial:
-                await resp.write(_line(typ, obj, kind))
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while True:
-                wait = None if deadline is None else deadline - time.monotonic()
-                if self.bookmark_interval is not None and bookmarks:
-                    wait = (
-                        self.bookmark_interval
-                        if wait is None
-                        else min(wait, self.bookmark_interval)
-                    )
-                if wait is not None and wait <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(watcher.queue.get(), wait)
-                except TimeoutError:
-                    if deadline is not None and time.monotonic() >= deadline:
-                        break
-                    if watcher.queue.empty():  # quiet: everything up to now was delivered
-                        await resp.write(_bookmark(kind, self.rv))
-                    continue
-                if item is _END:
-                    break
-                if item is _BREAK:
-                    assert request.transport is not None
-                    request.transport.abort()
-                    return resp
-                if isinstance(item, tuple) and item[0] == "ERROR":
-                    reason = _REASONS.get(item[1], "InternalError")
-                    await resp.write(_line("ERROR", _status(item[1], reason, item[2]), None))
-                    break
-                if isinstance(item, tuple):
-                    await resp.write(_bookmark(kind, item[1]))
-                    continue
-                out = _transform(item, match)
-                if out is not None:
-                    await resp.write(_line(out[0], out[1], kind))
-            await resp.write_eof()
+                await resp.write(_line(typ, obj, KINDS[resource]))
+            if await self._stream(request, resp, watcher, KINDS[resource], timeout):
+                await resp.write_eof()
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
             self._watchers.discard(watcher)
         return resp
+
+    def _replay(
+        self, resource: str, rv_param: str, match: Matcher
+    ) -> tuple[list[tuple[str, Obj]], str | None] | web.Response:
+        """What a watch starts with: every object (no resource version) or the events since the
+        version, and the "too old" message when history before it was compacted (a 410 inside
+        the stream, or as the HTTP status with ``gone_as_http``); a 400 for a bad version."""
+        if rv_param in ("", "0"):
+            objs = sorted(self._objects.items())
+            return [("ADDED", o) for (res, _, _), o in objs if res == resource and match(o)], None
+        try:
+            since = int(rv_param)
+        except ValueError:
+            return _json(400, _status(400, "BadRequest", f"invalid resource version {rv_param!r}"))
+        if since < self._compacted:
+            message = f"too old resource version: {since} ({self._compacted + 1})"
+            if self.gone_as_http:
+                return _json(410, _status(410, "Expired", message))
+            return [], message
+        start = bisect.bisect_right(self._event_rvs, since)
+        events = (_transform(ev, match) for ev in self._events[start:] if ev.resource == resource)
+        return [out for out in events if out is not None], None
+
+    async def _stream(
+        self,
+        request: web.Request,
+        resp: web.StreamResponse,
+        watcher: _Watcher,
+        kind: str,
+        timeout: float | None,
+    ) -> bool:
+        """Live events until the timeout, the end or an error; bookmarks when quiet. False when
+        the connection was cut on purpose (``break_watches``): nothing more may be written."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = None if deadline is None else deadline - time.monotonic()
+            if self.bookmark_interval is not None and watcher.bookmarks:
+                wait = self.bookmark_interval if wait is None else min(wait, self.bookmark_interval)
+            if wait is not None and wait <= 0:
+                return True
+            try:
+                item = await asyncio.wait_for(watcher.queue.get(), wait)
+            except TimeoutError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return True
+                if watcher.queue.empty():  # quiet: everything up to now was delivered
+                    await resp.write(_bookmark(kind, self.rv))
+                continue
+            if item is _END:
+                return True
+            if item is _BREAK:
+                assert request.transport is not None
+                request.transport.abort()
+                return False
+            if isinstance(item, tuple) and item[0] == "ERROR":
+                reason = _REASONS.get(item[1], "InternalError")
+                await resp.write(_line("ERROR", _status(item[1], reason, item[2]), None))
+                return True
+            if isinstance(item, tuple):
+                await resp.write(_bookmark(kind, item[1]))
+                continue
+            out = _transform(item, watcher.match)
+            if out is not None:
+                await resp.write(_line(out[0], out[1], kind))
 
 
 def _transform(ev: _Event, match: Matcher) -> tuple[str, Obj] | None:
