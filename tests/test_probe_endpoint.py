@@ -19,9 +19,10 @@ import trustme
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from certscope.app import make_app, target_allowed
+from certscope.app import make_app
 from certscope.config import Target, TLSOptions, load_config
 from certscope.probe import probe
+from certscope.web.allowlist import target_allowed
 
 Client = TestClient[aiohttp.web.Request, aiohttp.web.Application]
 
