@@ -3,12 +3,12 @@ exporter's app behind a real HTTP server, and a reader for the values of the exp
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers.app import AppClient, find, start_client, wait_ready
+from helpers.app import AppClient, MetricValue, StartApp, find, start_client, wait_ready
 from helpers.k8s_cluster import KubeCluster, start_cluster
 from helpers.pki import TestPKI
 
@@ -42,7 +42,7 @@ def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeClust
 
 
 @pytest.fixture
-async def app_client() -> AsyncIterator[Callable[[Path], Awaitable[AppClient]]]:
+async def app_client() -> AsyncIterator[StartApp]:
     """``await app_client(config_path)``: the app on loopback, ready (first round done); every
     client started is closed when the test ends, whatever it asserted."""
     started: list[AppClient] = []
@@ -56,9 +56,6 @@ async def app_client() -> AsyncIterator[Callable[[Path], Awaitable[AppClient]]]:
     yield start
     for client in reversed(started):
         await client.close()
-
-
-MetricValue = Callable[..., float | None]
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from certscope.config import Policy, RevocationOptions, Target, TLSOptions
 from certscope.policy import CONTROLS, Rule, assess_endpoint
 from certscope.probe import probe
 from certscope.results import ProbeResult
+from helpers.app import MetricValue, find
 from helpers.pki import TestPKI
 from helpers.servers import tls_server
 
@@ -51,17 +52,17 @@ async def _probe(pki: TestPKI, sct_logs: tuple[bytes, ...], ca_file: str | None)
         return await probe(Target("ct", "127.0.0.1", srv.port, opts))
 
 
-async def test_sct_metrics(pki: TestPKI) -> None:
+async def test_sct_metrics(pki: TestPKI, metric_value: MetricValue) -> None:
     r = await _probe(pki, LOGS, str(pki.ca_file))
     text = render_once([r])
-    count = next(x for x in text.splitlines() if x.startswith("certscope_cert_sct_count{"))
-    assert 'chain_position="0"' in count and count.endswith(" 2")
-    logs = [x for x in text.splitlines() if x.startswith("certscope_cert_sct_info{")]
-    assert len(logs) == 2
-    assert f'log_id="{base64.b64encode(LOGS[0]).decode()}"' in logs[0]
+    leaf = {"source_kind": "tls", "source": "ct", "chain_position": "0"}
+    assert metric_value(text, "certscope_cert_sct_count", **leaf) == 2
+    for log in LOGS:
+        log_id = base64.b64encode(log).decode()
+        assert metric_value(text, "certscope_cert_sct_info", log_id=log_id, **leaf) == 1
+    assert len(find(text, "certscope_cert_sct_info")) == 2
     # The intermediate (a CA) gets no SCT series.
-    assert 'certscope_cert_sct_count{source_kind="tls",source="ct",location' in text
-    assert text.count("certscope_cert_sct_count{") == 1
+    assert len(find(text, "certscope_cert_sct_count")) == 1
 
 
 async def test_sct_missing_only_for_public_trust(pki: TestPKI, public_store: None) -> None:

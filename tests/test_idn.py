@@ -19,6 +19,7 @@ from certscope.config import Target, TLSOptions, load_config, parse_config
 from certscope.errors import ConfigError
 from certscope.probe import probe
 from certscope.tls import hello as h
+from helpers.app import find
 from helpers.pki import Leaf, TestPKI
 from helpers.servers import NginxServer, tls_server
 
@@ -124,6 +125,4 @@ async def test_probe_endpoint_with_unicode_sni(
         finally:
             await client.close()
     assert resp.status == 200
-    assert 'certscope_cert_hostname_match{source_kind="tls"' in text
-    line = next(x for x in text.splitlines() if x.startswith("certscope_cert_hostname_match{"))
-    assert line.endswith(" 1")
+    assert find(text, "certscope_cert_hostname_match", source_kind="tls") == [1.0]

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers.app import start_client, wait_ready
+from helpers.app import StartApp
 from helpers.pki import TestPKI
 from helpers.servers import tls_server
 
@@ -52,19 +52,15 @@ def _check_rows(rows: list[dict[str, object]], tmp_path: Path) -> None:
     assert db["last_seen"]
 
 
-async def test_inventory_endpoint(pki: TestPKI, tmp_path: Path) -> None:
+async def test_inventory_endpoint(pki: TestPKI, tmp_path: Path, app_client: StartApp) -> None:
     leaf = pki.leaf("web.test", days_left=45)
     with tls_server(leaf.chain, leaf.key) as srv:
-        client = await start_client(_config(tmp_path, pki, srv.address))
-        try:
-            await wait_ready(client)
-            as_json = await (await client.get("/inventory")).json()
-            resp = await client.get("/inventory", params={"format": "csv"})
-            assert resp.headers["Content-Type"].startswith("text/csv")
-            as_csv = await resp.text()
-            assert (await client.get("/inventory", params={"format": "xml"})).status == 400
-        finally:
-            await client.close()
+        client = await app_client(_config(tmp_path, pki, srv.address))
+        as_json = await (await client.get("/inventory")).json()
+        resp = await client.get("/inventory", params={"format": "csv"})
+        assert resp.headers["Content-Type"].startswith("text/csv")
+        as_csv = await resp.text()
+        assert (await client.get("/inventory", params={"format": "xml"})).status == 400
     _check_rows(as_json, tmp_path)
     rows = list(csv.DictReader(io.StringIO(as_csv)))
     for r in rows:  # key and error rows have no chain position

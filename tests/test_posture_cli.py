@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers.app import find, start_client, wait_ready
+from helpers.app import StartApp, find
 from helpers.pki import TestPKI
 from helpers.servers import OpenSSLServer
 
@@ -106,7 +106,9 @@ def test_scan_enumerate_table_and_policy_from_config(pki: TestPKI, tmp_path: Pat
     assert "grade:    B" in res.stdout  # no AEAD suite caps at B
 
 
-async def test_exporter_exposes_posture_after_enumeration(pki: TestPKI, tmp_path: Path) -> None:
+async def test_exporter_exposes_posture_after_enumeration(
+    pki: TestPKI, tmp_path: Path, app_client: StartApp
+) -> None:
     leaf = pki.leaf("web.test", days_left=40)
     with OpenSSLServer(leaf.cert, leaf.key, "-tls1_3", chain=leaf.chain) as srv:
         cfg = tmp_path / "c.yml"
@@ -116,17 +118,13 @@ async def test_exporter_exposes_posture_after_enumeration(pki: TestPKI, tmp_path
             "policy:\n  exceptions:\n"
             "    - {target: legacy, rule: protocol_deprecated, owner: o, reason: r, expires: 2030-01-31}\n"
         )
-        client = await start_client(cfg)
-        try:
-            await wait_ready(client)
-            text = ""
-            for _ in range(100):
-                text = await (await client.get("/metrics")).text()
-                if "certscope_tls_grade_info" in text:
-                    break
-                await asyncio.sleep(0.1)
-        finally:
-            await client.close()
+        client = await app_client(cfg)
+        text = ""
+        for _ in range(100):
+            text = await (await client.get("/metrics")).text()
+            if "certscope_tls_grade_info" in text:
+                break
+            await asyncio.sleep(0.1)
     web = {"source": "web", "owner": "web-team"}
     assert find(text, "certscope_tls_protocol_supported", **web, protocol="TLSv1.3") == [1]
     assert find(text, "certscope_tls_protocol_supported", **web, protocol="TLSv1.2") == [0]

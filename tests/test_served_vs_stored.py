@@ -7,7 +7,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from helpers.app import AppClient, find, start_client, wait_ready
+from helpers.app import AppClient, StartApp, find
 from helpers.pki import TestPKI
 from helpers.servers import tls_server
 
@@ -24,7 +24,7 @@ async def _metrics_until(
     return text
 
 
-async def test_renewed_but_not_deployed(pki: TestPKI, tmp_path: Path) -> None:
+async def test_renewed_but_not_deployed(pki: TestPKI, tmp_path: Path, app_client: StartApp) -> None:
     old = pki.leaf("shop.test", days_left=10)
     new = pki.leaf("shop.test", days_left=90)
     other = pki.leaf("other.test", days_left=50)
@@ -46,14 +46,10 @@ targets:
   - {{address: {fresh.address}, name: unrelated, sni: nothing.test}}
 """
         )
-        client = await start_client(cfg)
-        try:
-            await wait_ready(client)
-            text = await _metrics_until(
-                client, lambda t: t.count("certscope_cert_served_matches_stored{") >= 3
-            )
-        finally:
-            await client.close()
+        client = await app_client(cfg)
+        text = await _metrics_until(
+            client, lambda t: len(find(t, "certscope_cert_served_matches_stored")) >= 3
+        )
     expected = f"disk:{store}/shop.pem"
     # ...but the server still serves the old one
     assert find(

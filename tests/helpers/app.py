@@ -10,6 +10,7 @@ the exposition it serves (parsed with prometheus_client's own parser, never grep
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -20,6 +21,10 @@ from certscope.app import make_app
 from certscope.config import load_config
 
 AppClient = TestClient[aiohttp.web.Request, aiohttp.web.Application]
+#: ``await app_client(config_path)``, the ``app_client`` fixture of ``tests/conftest.py``.
+StartApp = Callable[[Path], Awaitable[AppClient]]
+#: ``metric_value(text, name, **labels)``, the ``metric_value`` fixture of ``tests/conftest.py``.
+MetricValue = Callable[..., float | None]
 
 
 async def start_client(config_path: Path, lifecycle: bool = True) -> AppClient:

@@ -34,6 +34,14 @@ A second, independent PKI (``TestPKI(path, name="Other")``) is a CA nobody trust
 and reused (RSA is slow): CA keys per PKI ``name`` (two PKIs with the same name share them),
 one leaf key per key kind; certificates are cheap and made fresh on every call.
 ``tests/conftest.py`` offers session-scoped ``pki``, ``other_pki`` and ``rsa_pki`` fixtures.
+
+For a plain leaf and a trust anchor, and nothing the test asserts about the chain, use
+``trustme`` (``trustme.CA().issue_cert("web.test")``) instead. This module builds certificates
+with ``cryptography`` because what it exists for is what trustme cannot express: AIA caIssuers,
+OCSP and CRL URLs (``incomplete_chain`` against ``unknown_issuer``, revocation against a real
+responder), SHA-1 signatures, Ed25519 and P-384 keys, CN-only and self-signed leaves, fixed
+serials, padding, must-staple and embedded SCTs, CA keys shared by name across PKIs, and leaf
+keys reused across calls (RSA generation is the slow part of a test run).
 """
 
 from __future__ import annotations
