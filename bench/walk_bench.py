@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from _harness import ROOT, cpu_self, machine, proc_status, write_report
-from store_bench import Issuer
+from bench_pki import Issuer
 
 SCRIPT = str(Path(__file__).resolve())
 WALK_DIRS = 1000
