@@ -38,6 +38,7 @@ from certscope.policy import Rule, assess_endpoint
 from certscope.probe import probe
 from certscope.results import ProbeResult
 from certscope.revocation import Status, judge_crl, judge_ocsp, ocsp_get_url, ocsp_request
+from helpers.app import MetricValue, find
 from helpers.pki import Leaf, TestPKI
 from helpers.revocation import ca_index_line, signed_crl, write_key_file
 from helpers.servers import FileServer, NginxServer, OCSPResponder, silent_server, tls_server
@@ -118,7 +119,7 @@ async def _probe_leaf(leaf: Leaf, pki: TestPKI, **options: object) -> ProbeResul
 # --- responder and CRL -------------------------------------------------------------------------
 
 
-async def test_good(rev: RevocationPKI) -> None:
+async def test_good(rev: RevocationPKI, metric_value: MetricValue) -> None:
     r = await _probe_leaf(rev.good, rev.pki)
     assert _statuses(r) == {
         "ocsp": ("good", rev.pki.ocsp_url),
@@ -126,9 +127,12 @@ async def test_good(rev: RevocationPKI) -> None:
     }
     assert r.verdict is not None and r.verdict.verified
     text = render_once([r])
-    assert 'method="ocsp",status="good"} 1' in text
-    assert 'method="crl",status="good"} 1' in text
-    assert 'certscope_ocsp_stapled{source_kind="tls",source="rev",location=' in text
+    leaf = {"source_kind": "tls", "source": "rev"}
+    for method in ("ocsp", "crl"):  # one series a method, and it says good
+        assert len(find(text, "certscope_cert_revocation_status", method=method, **leaf)) == 1
+        good = metric_value(text, "certscope_cert_revocation_status", method=method, status="good")
+        assert good == 1
+    assert metric_value(text, "certscope_ocsp_stapled", source_kind="tls", source="rev") == 0
 
 
 async def test_revoked_by_ocsp_and_crl(rev: RevocationPKI) -> None:
@@ -267,9 +271,9 @@ async def test_nginx_stapling(rev: RevocationPKI, tmp_path: Path, which: str) ->
     assert r.revocation.staple_next_update is not None
     assert 0 < r.revocation.staple_next_update - time.time() <= 5 * 60 + 60  # -nmin 5
     text = render_once([r])
-    assert "certscope_ocsp_staple_next_update_timestamp_seconds{" in text
-    line = next(x for x in text.splitlines() if x.startswith("certscope_ocsp_stapled{"))
-    assert line.endswith(" 1")
+    next_update = find(text, "certscope_ocsp_staple_next_update_timestamp_seconds")
+    assert next_update == [pytest.approx(r.revocation.staple_next_update)]
+    assert find(text, "certscope_ocsp_stapled") == [1.0]
 
 
 async def test_must_staple_without_a_staple(rev: RevocationPKI, tmp_path: Path) -> None:
