@@ -16,7 +16,15 @@ def key_id(arn: str) -> str:
 
 
 def seed(moto: MotoServer, pki: TestPKI) -> dict[str, Any]:
+    """Create the scenario; returns the ARNs and ids by name (and the imported key's PEM)."""
     ids: dict[str, Any] = {}
+    _seed_kms(moto, ids)
+    _seed_certificates_and_secrets(moto, pki, ids)
+    _seed_storage(moto, ids)
+    return ids
+
+
+def _seed_kms(moto: MotoServer, ids: dict[str, Any]) -> None:
     kms = moto.client("kms")
     ids["rotating"] = kms.create_key(Description="rotating")["KeyMetadata"]["Arn"]
     kms.enable_key_rotation(KeyId=key_id(ids["rotating"]))
@@ -32,6 +40,8 @@ def seed(moto: MotoServer, pki: TestPKI) -> dict[str, Any]:
     ids["eu"] = eu.create_key()["KeyMetadata"]["Arn"]
     eu.enable_key_rotation(KeyId=key_id(ids["eu"]))
 
+
+def _seed_certificates_and_secrets(moto: MotoServer, pki: TestPKI, ids: dict[str, Any]) -> None:
     leaf = pki.leaf("imported.test", key="rsa", days_left=45)
     acm = moto.client("acm")
     ids["imported"] = acm.import_certificate(
@@ -51,6 +61,9 @@ def seed(moto: MotoServer, pki: TestPKI) -> dict[str, Any]:
     ids["tls-bundle"] = sm.create_secret(Name="tls-bundle", SecretString=json.dumps(bundle))["ARN"]
     ids["key_pem"] = leaf.key_pem.decode()
 
+
+def _seed_storage(moto: MotoServer, ids: dict[str, Any]) -> None:
+    """S3 buckets, RDS instances and a cluster, EBS volumes: encrypted with ``static`` or not."""
     s3 = moto.client("s3")
     for name in ("plain", "sse-s3", "sse-kms"):
         s3.create_bucket(Bucket=name)
@@ -103,4 +116,3 @@ def seed(moto: MotoServer, pki: TestPKI) -> dict[str, Any]:
     ids["vol-clear"] = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"]
     ids["snap-clear"] = ec2.create_snapshot(VolumeId=ids["vol-clear"])["SnapshotId"]
     moto.client("ec2", "eu-west-1").enable_ebs_encryption_by_default()
-    return ids

@@ -183,6 +183,30 @@ def _sign(builder: x509.CertificateBuilder, key: PrivateKey, digest: HashName) -
     return x509.load_der_x509_certificate(der)
 
 
+def _with_extras(
+    builder: x509.CertificateBuilder,
+    now: datetime,
+    sct_logs: tuple[bytes, ...],
+    must_staple: bool,
+    pad_bytes: int,
+) -> x509.CertificateBuilder:
+    """The optional extensions: embedded SCTs, must-staple, padding."""
+    if sct_logs:
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(_SCT_OID, _tlv(0x04, _sct_list(sct_logs, now))),
+            critical=False,
+        )
+    if must_staple:
+        builder = builder.add_extension(
+            x509.TLSFeature([x509.TLSFeatureType.status_request]), critical=False
+        )
+    if pad_bytes:
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(_PAD_OID, _tlv(0x04, b"P" * pad_bytes)), critical=False
+        )
+    return builder
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "_", text)[:60] or "cert"
 
@@ -357,50 +381,48 @@ class TestPKI:
                 critical=False,
             )
             if aia:
-                issuer_url = self.ca_issuers_url if signer is self.intermediate else self.root_url
-                builder = builder.add_extension(
-                    x509.AuthorityInformationAccess(
-                        [
-                            x509.AccessDescription(
-                                AuthorityInformationAccessOID.OCSP,
-                                x509.UniformResourceIdentifier(self.ocsp_url),
-                            ),
-                            x509.AccessDescription(
-                                AuthorityInformationAccessOID.CA_ISSUERS,
-                                x509.UniformResourceIdentifier(issuer_url),
-                            ),
-                        ]
-                    ),
-                    critical=False,
-                )
-                builder = builder.add_extension(
-                    x509.CRLDistributionPoints(
-                        [
-                            x509.DistributionPoint(
-                                full_name=[x509.UniformResourceIdentifier(self.crl_url)],
-                                relative_name=None,
-                                reasons=None,
-                                crl_issuer=None,
-                            )
-                        ]
-                    ),
-                    critical=False,
-                )
-        if sct_logs:
-            builder = builder.add_extension(
-                x509.UnrecognizedExtension(_SCT_OID, _tlv(0x04, _sct_list(sct_logs, now))),
-                critical=False,
-            )
-        if must_staple:
-            builder = builder.add_extension(
-                x509.TLSFeature([x509.TLSFeatureType.status_request]), critical=False
-            )
-        if pad_bytes:
-            builder = builder.add_extension(
-                x509.UnrecognizedExtension(_PAD_OID, _tlv(0x04, b"P" * pad_bytes)),
-                critical=False,
-            )
+                builder = self._with_locations(builder, signer)
+        builder = _with_extras(builder, now, sct_logs, must_staple, pad_bytes)
         cert = _sign(builder, signing_key, signature_hash)
+        return self._write_leaf(stem, label, cert, leaf_key, signer)
+
+    def _with_locations(
+        self, builder: x509.CertificateBuilder, signer: Issuer
+    ) -> x509.CertificateBuilder:
+        """AIA (OCSP responder, the issuer's URL) and the CRL distribution point."""
+        issuer_url = self.ca_issuers_url if signer is self.intermediate else self.root_url
+        aia = x509.AuthorityInformationAccess(
+            [
+                x509.AccessDescription(
+                    AuthorityInformationAccessOID.OCSP,
+                    x509.UniformResourceIdentifier(self.ocsp_url),
+                ),
+                x509.AccessDescription(
+                    AuthorityInformationAccessOID.CA_ISSUERS,
+                    x509.UniformResourceIdentifier(issuer_url),
+                ),
+            ]
+        )
+        crl = x509.CRLDistributionPoints(
+            [
+                x509.DistributionPoint(
+                    full_name=[x509.UniformResourceIdentifier(self.crl_url)],
+                    relative_name=None,
+                    reasons=None,
+                    crl_issuer=None,
+                )
+            ]
+        )
+        return builder.add_extension(aia, critical=False).add_extension(crl, critical=False)
+
+    def _write_leaf(
+        self,
+        stem: str,
+        label: str,
+        cert: x509.Certificate,
+        leaf_key: PrivateKey,
+        signer: Issuer | None,
+    ) -> Leaf:
         key_path = self.directory / f"{_slug(self.name)}-{stem}.key"
         key_path.write_bytes(_key_pem(leaf_key))
         key_path.chmod(0o600)
