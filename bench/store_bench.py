@@ -99,6 +99,28 @@ class Child:
         return msg
 
 
+async def renewal_round(
+    child_proc: Child, api: Any, issuer: Issuer, args: argparse.Namespace, r: int
+) -> dict[str, Any]:
+    """Renew ``args.modify`` Secrets; timed from the first write until the reader published
+    them all."""
+    start = time.monotonic()
+    first = ((r - 1) * args.modify) % args.secrets
+    for k in range(args.modify):
+        put_secret(api, issuer, (first + k) % args.secrets, r)
+    written = time.monotonic()
+    await child_proc.send(cmd="round", round=r, expect=args.modify)
+    msg = await child_proc.recv()
+    return {
+        "round": r,
+        "write_s": written - start,
+        "reflected_s": msg["done_at"] - start,
+        "publishes": msg["publishes"],
+        "rss_mib": msg["rss_mib"],
+        "live_objects": msg["live_objects"],
+    }
+
+
 async def scenario(
     name: str, api: Any, issuer: Issuer, args: argparse.Namespace, workdir: Path, rounds_from: int
 ) -> dict[str, Any]:
@@ -135,25 +157,10 @@ async def scenario(
             flush=True,
         )
 
-        rounds = []
-        for r in range(rounds_from, rounds_from + args.rounds):
-            start = time.monotonic()
-            first = ((r - 1) * args.modify) % args.secrets
-            for k in range(args.modify):
-                put_secret(api, issuer, (first + k) % args.secrets, r)
-            written = time.monotonic()
-            await child_proc.send(cmd="round", round=r, expect=args.modify)
-            msg = await child_proc.recv()
-            rounds.append(
-                {
-                    "round": r,
-                    "write_s": written - start,
-                    "reflected_s": msg["done_at"] - start,
-                    "publishes": msg["publishes"],
-                    "rss_mib": msg["rss_mib"],
-                    "live_objects": msg["live_objects"],
-                }
-            )
+        rounds = [
+            await renewal_round(child_proc, api, issuer, args, r)
+            for r in range(rounds_from, rounds_from + args.rounds)
+        ]
         out["rounds"] = rounds
         if rounds:
             print(
@@ -237,92 +244,96 @@ async def _run_in(args: argparse.Namespace, workdir: Path, fake_api: Any) -> dic
 
 
 def summarise(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(scenario, what, value) rows of the printed table."""
     rows: list[tuple[str, str, str]] = []
     for s in report["scenarios"]:
-        name = s["scenario"]
-        sync, steady, final = s["sync"], s["steady"], s["final"]
-        rows.append(
-            (
-                name,
-                "first complete inventory",
-                f"{sync['first_sync_total_s']:.2f} s (target < {FIRST_SYNC_TARGET_S:.0f} s)",
-            )
-        )
-        rows.append(
-            (
-                name,
-                "  kubernetes / files",
-                f"{sync['first_sync_kubernetes_s']:.2f} s / {sync['first_sync_files_s']:.2f} s",
-            )
-        )
-        rows.append((name, "  CPU during first sync", f"{sync['first_sync_cpu_s']:.2f} s"))
-        rows.append(
-            (
-                name,
-                "  items",
-                f"{sync['kubernetes_secrets']} Secrets, {sync['kubernetes_certs']} + {sync['files_certs']} certificates",
-            )
-        )
-        rows.append(
-            (
-                name,
-                f"steady state CPU ({steady['seconds']:.0f} s, watch open)",
-                f"{steady['cpu_s']:.3f} s ({100 * steady['cpu_s'] / steady['seconds']:.2f} %), {steady['publishes']} publishes",
-            )
-        )
-        rows.append((name, "RSS after imports", f"{sync['rss_imported_mib']:.1f} MiB"))
-        rows.append((name, "RSS after first sync", f"{sync['rss_synced_mib']:.1f} MiB"))
-        rows.append(
-            (
-                name,
-                "peak RSS (VmHWM)",
-                f"{final['hwm_mib']:.1f} MiB (target < {PEAK_RSS_TARGET_MIB:.0f} MiB)",
-            )
-        )
-        if s["rounds"]:
-            r0, rn = s["rounds"][0], s["rounds"][-1]
-            lags = sorted(r["reflected_s"] for r in s["rounds"])
-            rows.append(
-                (
-                    name,
-                    f"watch rounds ({len(s['rounds'])} x {report['args']['modify']} renewals)",
-                    f"write->published median {lags[len(lags) // 2]:.2f} s, max {lags[-1]:.2f} s",
-                )
-            )
-            rows.append(
-                (
-                    name,
-                    "  RSS after round 1 -> last",
-                    f"{r0['rss_mib']:.1f} -> {rn['rss_mib']:.1f} MiB ({rn['rss_mib'] - r0['rss_mib']:+.1f} MiB)",
-                )
-            )
-        if "api_requests" in s:
-            counts = s["api_requests"]
-            rows.append(
-                (
-                    name,
-                    "API requests (audit log)",
-                    ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
-                )
-            )
-        rel = s["relist"]
-        rows.append(
-            (
-                name,
-                "re-list after 410 (unchanged objects)",
-                f"{rel['seconds']:.2f} s, {rel['cpu_s']:.2f} CPU s",
-            )
-        )
-        if "files_refresh" in s:
-            f = s["files_refresh"]
-            rows.append(
-                (
-                    name,
-                    "files refresh, tree unchanged",
-                    f"{f['seconds']:.2f} s, {f['cpu_s']:.2f} CPU s",
-                )
-            )
+        pairs = [*_sync_rows(s), *_change_rows(s, report["args"]["modify"])]
+        rows += [(s["scenario"], what, value) for what, value in pairs]
     return rows
+
+
+def _sync_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """First sync, the steady window and memory."""
+    out: list[tuple[str, str]] = []
+    sync, steady, final = s["sync"], s["steady"], s["final"]
+    out.append(
+        (
+            "first complete inventory",
+            f"{sync['first_sync_total_s']:.2f} s (target < {FIRST_SYNC_TARGET_S:.0f} s)",
+        )
+    )
+    out.append(
+        (
+            "  kubernetes / files",
+            f"{sync['first_sync_kubernetes_s']:.2f} s / {sync['first_sync_files_s']:.2f} s",
+        )
+    )
+    out.append(("  CPU during first sync", f"{sync['first_sync_cpu_s']:.2f} s"))
+    out.append(
+        (
+            "  items",
+            f"{sync['kubernetes_secrets']} Secrets, {sync['kubernetes_certs']} + {sync['files_certs']} certificates",
+        )
+    )
+    out.append(
+        (
+            f"steady state CPU ({steady['seconds']:.0f} s, watch open)",
+            f"{steady['cpu_s']:.3f} s ({100 * steady['cpu_s'] / steady['seconds']:.2f} %), {steady['publishes']} publishes",
+        )
+    )
+    out.append(("RSS after imports", f"{sync['rss_imported_mib']:.1f} MiB"))
+    out.append(("RSS after first sync", f"{sync['rss_synced_mib']:.1f} MiB"))
+    out.append(
+        (
+            "peak RSS (VmHWM)",
+            f"{final['hwm_mib']:.1f} MiB (target < {PEAK_RSS_TARGET_MIB:.0f} MiB)",
+        )
+    )
+    return out
+
+
+def _change_rows(s: dict[str, Any], modify: int) -> list[tuple[str, str]]:
+    """Renewal rounds, API requests, the re-list after 410 and the files refresh."""
+    out: list[tuple[str, str]] = []
+    if s["rounds"]:
+        r0, rn = s["rounds"][0], s["rounds"][-1]
+        lags = sorted(r["reflected_s"] for r in s["rounds"])
+        out.append(
+            (
+                f"watch rounds ({len(s['rounds'])} x {modify} renewals)",
+                f"write->published median {lags[len(lags) // 2]:.2f} s, max {lags[-1]:.2f} s",
+            )
+        )
+        out.append(
+            (
+                "  RSS after round 1 -> last",
+                f"{r0['rss_mib']:.1f} -> {rn['rss_mib']:.1f} MiB ({rn['rss_mib'] - r0['rss_mib']:+.1f} MiB)",
+            )
+        )
+    if "api_requests" in s:
+        counts = s["api_requests"]
+        out.append(
+            (
+                "API requests (audit log)",
+                ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
+            )
+        )
+    rel = s["relist"]
+    out.append(
+        (
+            "re-list after 410 (unchanged objects)",
+            f"{rel['seconds']:.2f} s, {rel['cpu_s']:.2f} CPU s",
+        )
+    )
+    if "files_refresh" in s:
+        f = s["files_refresh"]
+        out.append(
+            (
+                "files refresh, tree unchanged",
+                f"{f['seconds']:.2f} s, {f['cpu_s']:.2f} CPU s",
+            )
+        )
+    return out
 
 
 def main() -> None:
