@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,6 +123,84 @@ def _ocsp_response(pki: TestPKI, cert: x509.Certificate, valid: timedelta) -> by
     return response.public_bytes(serialization.Encoding.DER)
 
 
+def _store(tmp: Path, pki: TestPKI) -> tuple[Path, Path]:
+    """The files source's directory, and the certificate that is renewed while Prometheus
+    watches."""
+    store = tmp / "store"
+    store.mkdir()
+    # over-long lifetime (cert_lifetime_too_long, CC6.1)
+    internal = pki.leaf("internal.test", days_left=400)
+    (store / "internal.pem").write_bytes(internal.pem)
+    # its private key beside it, unencrypted (private keys panels, private_key_unencrypted)
+    (store / "internal.key").write_bytes(internal.key_pem)
+    # a renewal of payments.test that was stored but never deployed (CC7.1)
+    (store / "payments.pem").write_bytes(pki.leaf("payments.test", days_left=90).pem)
+    renewable = store / "renew.pem"
+    renewable.write_bytes(pki.leaf("renew.test", days_left=100).pem)
+
+    return store, renewable
+
+
+def _config(pki: TestPKI, addresses: dict[str, str], legacy: str, store: Path) -> str:
+    """Every kind of target the panels show, the store, and one live and one lapsed exception."""
+
+    def target(name: str, address: str, sni: str, labels: str, extra: str = "") -> str:
+        return f"  - {{address: {address}, name: {name}, sni: {sni}, labels: {{{labels}}}{extra}}}"
+
+    no_enum = ", enumerate: false"
+    return "\n".join(
+        [
+            f"defaults: {{interval: 1m, enumerate_interval: 1h, ca_file: {pki.ca_file}}}",
+            "targets:",
+            target(
+                "web",
+                addresses["web"],
+                "web.test",
+                "owner: team-web, environment: prod, renewal: acme",
+            ),
+            target(
+                "payments-api",
+                addresses["pay"],
+                "payments.test",
+                "owner: payments, environment: prod, renewal: manual",
+            ),
+            target("legacy", legacy, "legacy.test", "owner: payments, environment: prod"),
+            target(
+                "expired",
+                addresses["exp"],
+                "expired.test",
+                "owner: payments, environment: staging",
+                no_enum,
+            ),
+            target(
+                "mismatch",
+                addresses["mis"],
+                "mismatch.test",
+                "owner: team-web, environment: staging",
+                no_enum,
+            ),
+            target(
+                "down",
+                f"127.0.0.1:{free_port()}",
+                "down.test",
+                "owner: team-web, environment: prod",
+                no_enum + ", timeout: 2s",
+            ),
+            "sources:",
+            f"  - {{name: internal-store, kind: files, interval: 1s, paths: ['{store}/*.pem',"
+            # the second glob matches nothing: an item error
+            f" '{store}/retired/*.pem'],"
+            " labels: {owner: platform, environment: prod, renewal: manual}}",
+            "policy:",
+            "  exceptions:",
+            "    - {target: legacy, rule: cipher_weak, owner: payments-team,"
+            " reason: vendor appliance, expires: 2099-12-31}",
+            "    - {target: legacy, rule: protocol_deprecated, owner: payments-team,"
+            " reason: lapsed, expires: 2020-01-31}",
+        ]
+    )
+
+
 @pytest.fixture(scope="module")
 def prom(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     tmp = tmp_path_factory.mktemp("dashboards")
@@ -151,75 +230,9 @@ def prom(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pro
                 chain=pki.intermediate.path,
             )
         )
-        store = tmp / "store"
-        store.mkdir()
-        # over-long lifetime (cert_lifetime_too_long, CC6.1)
-        internal = pki.leaf("internal.test", days_left=400)
-        (store / "internal.pem").write_bytes(internal.pem)
-        # its private key beside it, unencrypted (private keys panels, private_key_unencrypted)
-        (store / "internal.key").write_bytes(internal.key_pem)
-        # a renewal of payments.test that was stored but never deployed (CC7.1)
-        (store / "payments.pem").write_bytes(pki.leaf("payments.test", days_left=90).pem)
-        renewable = store / "renew.pem"
-        renewable.write_bytes(pki.leaf("renew.test", days_left=100).pem)
-
-        def target(name: str, address: str, sni: str, labels: str, extra: str = "") -> str:
-            return (
-                f"  - {{address: {address}, name: {name}, sni: {sni}, labels: {{{labels}}}{extra}}}"
-            )
-
-        no_enum = ", enumerate: false"
-        config = "\n".join(
-            [
-                f"defaults: {{interval: 1m, enumerate_interval: 1h, ca_file: {pki.ca_file}}}",
-                "targets:",
-                target(
-                    "web",
-                    servers["web"].address,
-                    "web.test",
-                    "owner: team-web, environment: prod, renewal: acme",
-                ),
-                target(
-                    "payments-api",
-                    servers["pay"].address,
-                    "payments.test",
-                    "owner: payments, environment: prod, renewal: manual",
-                ),
-                target("legacy", old.address, "legacy.test", "owner: payments, environment: prod"),
-                target(
-                    "expired",
-                    servers["exp"].address,
-                    "expired.test",
-                    "owner: payments, environment: staging",
-                    no_enum,
-                ),
-                target(
-                    "mismatch",
-                    servers["mis"].address,
-                    "mismatch.test",
-                    "owner: team-web, environment: staging",
-                    no_enum,
-                ),
-                target(
-                    "down",
-                    f"127.0.0.1:{free_port()}",
-                    "down.test",
-                    "owner: team-web, environment: prod",
-                    no_enum + ", timeout: 2s",
-                ),
-                "sources:",
-                f"  - {{name: internal-store, kind: files, interval: 1s, paths: ['{store}/*.pem',"
-                # the second glob matches nothing: an item error
-                f" '{store}/retired/*.pem'],"
-                " labels: {owner: platform, environment: prod, renewal: manual}}",
-                "policy:",
-                "  exceptions:",
-                "    - {target: legacy, rule: cipher_weak, owner: payments-team,"
-                " reason: vendor appliance, expires: 2099-12-31}",
-                "    - {target: legacy, rule: protocol_deprecated, owner: payments-team,"
-                " reason: lapsed, expires: 2020-01-31}",
-            ]
-        )
+        store, renewable = _store(tmp, pki)
+        addresses = {name: srv.address for name, srv in servers.items()}
+        config = _config(pki, addresses, old.address, store)
         cfg = tmp / "certscope.yml"
         cfg.write_text(config + "\n")
         exporter = stack.enter_context(Exporter(cfg, tmp / "exporter.log"))
