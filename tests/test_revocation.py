@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -401,7 +402,8 @@ async def test_probe_endpoint_does_not_fetch_outside_the_allowed_networks(
                 f"    norev: {{ca_file: '{rev.pki.ca_file}', sni: {leaf.name}, revocation: false}}\n"
             )
             # no cache clearing in between: a refusal is never cached as the URL's answer
-            app = make_app(load_config(str(path)), lambda: None, start_scheduler=False)
+            reload = partial(load_config, str(path))
+            app = make_app(reload(), reload, start_scheduler=False)
             async with TestClient(TestServer(app, host="127.0.0.1")) as client:
                 resp = await client.get(
                     "/probe", params={"target": f"127.0.0.2:{srv.port}", "module": module}
