@@ -24,6 +24,7 @@ from certscope.tls import hello as h
 from certscope.tls.flight import DHParams, ECParams, Flight, FlightParser, parse_key_exchange
 from certscope.tls.handshake import MAX_CHAIN
 from certscope.tls.suites import PROTOCOLS, by_name
+from helpers import tls_encoders as enc
 from helpers.pki import Leaf, TestPKI
 from helpers.servers import GnuTLSServer, OpenSSLServer, long_chain_server, tls_server
 from helpers.tlsresponder import Reply, Responder, SeenHello
@@ -129,7 +130,7 @@ def _records(version: int, payload: bytes) -> bytes:
 
 
 def _flight(version: int, suite: int, chain: list[bytes], extra: bytes = b"") -> bytes:
-    hello = h.build_server_hello(suite, version=version, record_version=version)
+    hello = enc.build_server_hello(suite, version=version, record_version=version)
     done = bytes([14, 0, 0, 0])
     return hello + _records(version, _certificate_message(chain) + extra + done)
 
@@ -137,7 +138,7 @@ def _flight(version: int, suite: int, chain: list[bytes], extra: bytes = b"") ->
 async def test_sslv3_only_server(rsa_leaf: Leaf) -> None:
     def script(seen: SeenHello) -> Reply:
         if seen.protocol != "SSLv3" or 0x000A not in seen.suites:
-            return Reply(h.build_alert(40, record_version=0x0300))
+            return Reply(enc.build_alert(40, record_version=0x0300))
         return Reply(_flight(0x0300, 0x000A, [rsa_leaf.der]))
 
     async with Responder(script) as srv:
@@ -250,13 +251,15 @@ def test_flight_limits_and_failures(rsa_leaf: Leaf) -> None:
     assert len(events) == 1 and isinstance(events[0], h.ProtocolError)
     assert events[0].reason is h.ErrorReason.BAD_LENGTH  # refused before it is buffered
     # Many small messages that never end the flight hit the byte limit.
-    stream = h.build_server_hello(0x002F) + _records(0x0303, bytes([99, 0, 0, 10]) + bytes(10)) * 50
+    stream = (
+        enc.build_server_hello(0x002F) + _records(0x0303, bytes([99, 0, 0, 10]) + bytes(10)) * 50
+    )
     (limit,) = FlightParser(max_bytes=400).feed(stream)
     assert isinstance(limit, h.ProtocolError) and limit.reason is h.ErrorReason.BUFFER_LIMIT
     # An alert before any certificate is the answer; after one, the chain is still returned.
-    assert isinstance(FlightParser(max_bytes=1000).feed(h.build_alert(40))[0], h.Alert)
+    assert isinstance(FlightParser(max_bytes=1000).feed(enc.build_alert(40))[0], h.Alert)
     # ServerHelloDone missing, then EOF
-    cut = h.build_server_hello(0x002F) + _records(0x0303, _certificate_message([rsa_leaf.der]))
+    cut = enc.build_server_hello(0x002F) + _records(0x0303, _certificate_message([rsa_leaf.der]))
     p = FlightParser(max_bytes=1 << 20)
     assert p.feed(cut) == []
     (end,) = p.feed(b"")

@@ -25,10 +25,10 @@ import trustme
 from certscope.posture import PostureScan
 from certscope.tls import dh, suites
 from certscope.tls import enumerate as en
-from certscope.tls import hello as h
 from certscope.tls.enumerate import ScanFailure, enumerate_posture
 from certscope.tls.hello import ErrorReason, NamedGroup
 from certscope.tls.suites import SuiteClass
+from helpers import tls_encoders as enc
 from helpers.pki import TestPKI
 from helpers.servers import NginxServer, OpenSSLServer, listening_port, stop_process
 from helpers.tlsresponder import Reply, Responder, SeenHello, ServerModel, misbehave
@@ -453,9 +453,9 @@ GOOD = ServerModel(
         "TLSv1.3": codes("TLS_AES_128_GCM_SHA256"),
     }
 )
-TLS12_HELLO = h.build_server_hello(0xC02F, session_id=b"\x01" * 32)
+TLS12_HELLO = enc.build_server_hello(0xC02F, session_id=b"\x01" * 32)
 
-WARNING = h.build_alert(112, level=1)
+WARNING = enc.build_alert(112, level=1)
 
 
 def _same_suite_every_time(hello: SeenHello) -> Reply:
@@ -466,10 +466,10 @@ def _same_suite_every_time(hello: SeenHello) -> Reply:
 @pytest.mark.parametrize(
     ("reply", "reason", "tls12"),
     [
-        (Reply(h.build_server_hello(0x1301)), ScanFailure.SUITE_NOT_OFFERED, None),
+        (Reply(enc.build_server_hello(0x1301)), ScanFailure.SUITE_NOT_OFFERED, None),
         (_same_suite_every_time, ScanFailure.SUITE_NOT_OFFERED, True),
-        (Reply(h.build_server_hello(0xC02F, version=0x0305)), ScanFailure.UNKNOWN_VERSION, None),
-        (Reply(h.build_server_hello(0xC02F, version=0x7F1C)), ScanFailure.UNKNOWN_VERSION, None),
+        (Reply(enc.build_server_hello(0xC02F, version=0x0305)), ScanFailure.UNKNOWN_VERSION, None),
+        (Reply(enc.build_server_hello(0xC02F, version=0x7F1C)), ScanFailure.UNKNOWN_VERSION, None),
         # A ServerHello whose session id overruns the message.
         (Reply(TLS12_HELLO[:43] + b"\x40" + TLS12_HELLO[44:]), ErrorReason.MALFORMED, None),
         (Reply(b"\x16\x09\x09\x00\x05hello"), ErrorReason.UNSUPPORTED_VERSION, None),

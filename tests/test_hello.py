@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from certscope.tls import hello as h
 from certscope.tls.hello import ErrorReason, HelloFlags, NamedGroup
+from helpers import tls_encoders as enc
 
 
 def counting_rng() -> Callable[[int], bytes]:
@@ -86,7 +87,7 @@ def test_tls12_round_trip() -> None:
     ch = h.build_client_hello(
         "TLSv1.2", offered, server_name="Example.COM.", groups=[29, 23], rng=counting_rng()
     )
-    d = h.decode_client_hello(ch.data)
+    d = enc.decode_client_hello(ch.data)
     assert d.record_version == 0x0301
     assert d.version == 0x0303
     assert d.random == ch.random
@@ -116,7 +117,7 @@ def test_tls12_round_trip() -> None:
 def test_tls13_round_trip() -> None:
     rng = counting_rng()
     ch = h.build_client_hello("TLSv1.3", [0x1301, 0x1302], server_name="a.test", rng=rng)
-    d = h.decode_client_hello(ch.data)
+    d = enc.decode_client_hello(ch.data)
     assert d.record_version == 0x0301
     assert d.version == 0x0303  # legacy_version
     assert d.cipher_suites == (0x1301, 0x1302)  # no SCSV in TLS 1.3
@@ -147,7 +148,7 @@ def test_tls13_round_trip() -> None:
 )
 def test_tls13_key_share_is_valid(group: NamedGroup, length: int) -> None:
     ch = h.build_client_hello("TLSv1.3", [0x1301], groups=[group, 256], rng=counting_rng())
-    share = h.decode_client_hello(ch.data).extension(51)
+    share = enc.decode_client_hello(ch.data).extension(51)
     assert share is not None
     assert int.from_bytes(share[2:4], "big") == group
     key = share[6:]
@@ -172,13 +173,13 @@ def test_tls13_key_share_is_valid(group: NamedGroup, length: int) -> None:
 )
 def test_tls13_empty_key_share(groups: list[int], flags: HelloFlags) -> None:
     ch = h.build_client_hello("TLSv1.3", [0x1301], groups=groups, flags=flags)
-    assert h.decode_client_hello(ch.data).extension(51) == b"\x00\x00"
+    assert enc.decode_client_hello(ch.data).extension(51) == b"\x00\x00"
     assert ch.key_share_group is None
 
 
 def test_tls10_and_tls11_omit_signature_algorithms() -> None:
     for protocol, version in (("TLSv1.0", 0x0301), ("TLSv1.1", 0x0302)):
-        d = h.decode_client_hello(h.build_client_hello(protocol, [0xC013]).data)
+        d = enc.decode_client_hello(h.build_client_hello(protocol, [0xC013]).data)
         assert d.version == version
         assert d.extension(13) is None
         assert d.extension(10) is not None
@@ -187,7 +188,7 @@ def test_tls10_and_tls11_omit_signature_algorithms() -> None:
 @pytest.mark.parametrize("host", ["192.0.2.1", "2001:db8::1", "[2001:db8::1]", "fe80::1%eth0", ""])
 def test_sni_omitted_for_ip_addresses(host: str) -> None:
     ch = h.build_client_hello("TLSv1.2", [0xC02F], server_name=host)
-    assert h.decode_client_hello(ch.data).extension(0) is None
+    assert enc.decode_client_hello(ch.data).extension(0) is None
     assert ch.server_name is None
 
 
@@ -198,7 +199,7 @@ def test_sni_too_long() -> None:
 
 def test_sni_idna() -> None:
     ch = h.build_client_hello("TLSv1.2", [0xC02F], server_name="bücher.example")
-    sni = h.decode_client_hello(ch.data).extension(0)
+    sni = enc.decode_client_hello(ch.data).extension(0)
     assert sni is not None
     assert sni.endswith(b"xn--bcher-kva.example")
 
@@ -206,7 +207,7 @@ def test_sni_idna() -> None:
 def test_scsv_flags() -> None:
     def sent(protocol: str, flags: HelloFlags) -> tuple[int, ...]:
         ch = h.build_client_hello(protocol, [0xC02F], flags=flags)
-        return h.decode_client_hello(ch.data).cipher_suites
+        return enc.decode_client_hello(ch.data).cipher_suites
 
     assert sent("TLSv1.2", HelloFlags.NONE) == (0xC02F, 0x00FF)
     assert sent("TLSv1.2", HelloFlags.FALLBACK_SCSV) == (0xC02F, 0x00FF, 0x5600)
@@ -227,7 +228,7 @@ def test_deterministic_with_injected_rng() -> None:
 def test_suite_limits() -> None:
     codes = list(range(0x0001, 0x0001 + h.MAX_SUITES))
     assert len(
-        h.decode_client_hello(h.build_client_hello("TLSv1.2", codes).data).cipher_suites
+        enc.decode_client_hello(h.build_client_hello("TLSv1.2", codes).data).cipher_suites
     ) == (h.MAX_SUITES + 1)
     with pytest.raises(ValueError, match="at most 128"):
         h.build_client_hello("TLSv1.2", [*codes, 0xC02F])
@@ -257,7 +258,7 @@ def test_hello_length_never_in_f5_range(protocol: str) -> None:
         ch = h.build_client_hello(
             protocol, list(range(1, count + 1)), server_name=host, groups=groups
         )
-        d = h.decode_client_hello(ch.data)  # padding must leave it well-formed
+        d = enc.decode_client_hello(ch.data)  # padding must leave it well-formed
         assert not 256 <= d.handshake_length <= 511, (count, host, d.handshake_length)
         padding = d.extension(21)
         assert padding is None or padding == bytes(len(padding))
@@ -286,7 +287,7 @@ def only(events: list[h.Event]) -> h.Event:
     return events[0]
 
 
-TLS12_HELLO = h.build_server_hello(
+TLS12_HELLO = enc.build_server_hello(
     0xC02F,
     random=bytes(range(32)),
     session_id=b"\x55" * 32,
@@ -330,7 +331,7 @@ def test_parse_known_bytes() -> None:
 
 
 def test_parse_tls13_server_hello() -> None:
-    data = h.build_server_hello(
+    data = enc.build_server_hello(
         0x1302,
         random=b"\x42" * 32,
         selected_version=0x0304,
@@ -348,7 +349,7 @@ def test_parse_tls13_server_hello() -> None:
 
 
 def test_hello_retry_request_is_detected_by_its_random() -> None:
-    data = h.build_server_hello(
+    data = enc.build_server_hello(
         0x1301, selected_version=0x0304, key_share_group=24, hello_retry_request=True
     )
     event = only(parse_all(data))
@@ -359,7 +360,7 @@ def test_hello_retry_request_is_detected_by_its_random() -> None:
 
 
 def test_downgrade_sentinel() -> None:
-    data = h.build_server_hello(0xC02F, random=b"\x01" * 24 + b"DOWNGRD\x01")
+    data = enc.build_server_hello(0xC02F, random=b"\x01" * 24 + b"DOWNGRD\x01")
     event = only(parse_all(data))
     assert isinstance(event, h.ServerHello)
     assert event.downgrade_sentinel == "TLSv1.2"
@@ -441,7 +442,7 @@ def test_next_event_api() -> None:
     ],
 )
 def test_fatal_alert(description: int, name: str) -> None:
-    event = only(parse_all(h.build_alert(description)))
+    event = only(parse_all(enc.build_alert(description)))
     assert event == h.Alert(2, description, name)
     assert isinstance(event, h.Alert)
     assert event.fatal
@@ -455,7 +456,7 @@ def test_alert_bytes() -> None:
 
 
 def test_warning_alert_then_server_hello() -> None:
-    data = h.build_alert(112, level=1) + TLS12_HELLO
+    data = enc.build_alert(112, level=1) + TLS12_HELLO
     events = parse_all(data)
     assert events[0] == h.Alert(1, 112, "unrecognized_name")
     assert isinstance(events[0], h.Alert)
@@ -499,7 +500,7 @@ def test_sslv2_server_hello_from_hand_built_bytes() -> None:
         certificate_type=1,
         connection_id=b"\xcc" * 16,
     )
-    assert data == h.build_sslv2_server_hello(
+    assert data == enc.build_sslv2_server_hello(
         [0x010080, 0x0700C0], certificate, connection_id=b"\xcc" * 16
     )
 
@@ -604,7 +605,7 @@ def test_connection_closed_before_answer() -> None:
 def test_handshake_lying_about_length_is_caught_when_the_next_record_arrives() -> None:
     # The message claims 10 more bytes than its record holds; the next record (an alert)
     # cannot complete it, and the parser reports the alert rather than waiting forever.
-    data = server_hello_record(VALID_BODY, declared=len(VALID_BODY) + 10) + h.build_alert(40)
+    data = server_hello_record(VALID_BODY, declared=len(VALID_BODY) + 10) + enc.build_alert(40)
     assert parse_all(data) == [h.Alert(2, 40, "handshake_failure")]
 
 
@@ -650,12 +651,14 @@ def test_default_cap_holds_a_maximal_record() -> None:
 FINAL_TYPES = (h.ServerHello, h.SSLv2ServerHello, h.SSLv2Error, h.ConnectionClosed, h.ProtocolError)
 SEEDS = [
     TLS12_HELLO,
-    h.build_server_hello(0x1301, selected_version=0x0304, key_share_group=29, key_share=bytes(32)),
-    h.build_server_hello(
+    enc.build_server_hello(
+        0x1301, selected_version=0x0304, key_share_group=29, key_share=bytes(32)
+    ),
+    enc.build_server_hello(
         0x1301, selected_version=0x0304, key_share_group=24, hello_retry_request=True
     ),
-    h.build_alert(112, level=1) + TLS12_HELLO,
-    h.build_sslv2_server_hello([0x010080], b"cert"),
+    enc.build_alert(112, level=1) + TLS12_HELLO,
+    enc.build_sslv2_server_hello([0x010080], b"cert"),
     split_into_records(TLS12_HELLO, [3, 3, 3]),
 ]
 
@@ -700,7 +703,7 @@ def test_fuzz_parser_never_raises(data: bytes, cuts: list[int], max_buffer: int)
 
 
 def server_hello(**kwargs: object) -> h.ServerHello:
-    event = only(parse_all(h.build_server_hello(**kwargs)))  # type: ignore[arg-type]
+    event = only(parse_all(enc.build_server_hello(**kwargs)))  # type: ignore[arg-type]
     assert isinstance(event, h.ServerHello)
     return event
 

@@ -19,6 +19,7 @@ from certscope.config import Target, TLSOptions, load_config, parse_config
 from certscope.errors import ConfigError
 from certscope.probe import probe
 from certscope.tls import hello as h
+from helpers import tls_encoders as enc
 from helpers.app import find
 from helpers.pki import Leaf, TestPKI
 from helpers.servers import NginxServer, tls_server
@@ -51,7 +52,7 @@ def test_matching_uses_a_labels() -> None:
 
 def test_sni_extension_carries_the_a_label() -> None:
     ch = h.build_client_hello("TLSv1.2", [0x002F], server_name=UNICODE)
-    decoded = h.decode_client_hello(ch.data)
+    decoded = enc.decode_client_hello(ch.data)
     sni = decoded.extension(h.ExtensionType.SERVER_NAME)
     assert sni is not None and sni.endswith(PUNY.encode())
 

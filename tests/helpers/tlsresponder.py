@@ -36,6 +36,7 @@ from typing import Literal, Self
 
 from certscope.tls import hello as h
 from certscope.tls.hello import NamedGroup
+from helpers import tls_encoders as enc
 
 __all__ = [
     "Reply",
@@ -85,7 +86,7 @@ Script = Callable[[SeenHello], Reply]
 
 
 def alert(description: int, *, record_version: int = 0x0303) -> Reply:
-    return Reply(h.build_alert(description, record_version=record_version))
+    return Reply(enc.build_alert(description, record_version=record_version))
 
 
 # --------------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ class ServerModel:
         suite = next(c for c in accepted if c in offered) if self.server_order else offered[0]
         if protocol != "TLSv1.3":
             return Reply(
-                h.build_server_hello(
+                enc.build_server_hello(
                     suite,
                     version=version,
                     random=bytes(range(32)),
@@ -138,7 +139,7 @@ class ServerModel:
             return alert(40)
         hrr = group != hello.key_share_group
         return Reply(
-            h.build_server_hello(
+            enc.build_server_hello(
                 suite,
                 random=bytes(range(32)),
                 session_id=hello.session_id,
@@ -165,7 +166,7 @@ class ServerModel:
             return Reply()  # not an SSLv2 server: hang up
         if not kinds:
             return Reply(bytes.fromhex("8003 00 0001"))  # SSLv2 ERROR no-cipher
-        return Reply(h.build_sslv2_server_hello(kinds, FAKE_CERT))
+        return Reply(enc.build_sslv2_server_hello(kinds, FAKE_CERT))
 
 
 def misbehave(script: Script, protocol: str, reply: Reply | Callable[[SeenHello], Reply]) -> Script:
@@ -195,7 +196,7 @@ async def read_hello(reader: asyncio.StreamReader) -> SeenHello:
     if length > _MAX_HELLO:
         raise ValueError("hello too long")
     record = first + rest + await reader.readexactly(length)
-    return _tls_hello(h.decode_client_hello(record))
+    return _tls_hello(enc.decode_client_hello(record))
 
 
 def _sslv2_hello(body: bytes) -> SeenHello:
@@ -216,7 +217,7 @@ def _u16s(data: bytes) -> tuple[int, ...]:
     return tuple(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
 
 
-def _tls_hello(d: h.DecodedClientHello) -> SeenHello:
+def _tls_hello(d: enc.DecodedClientHello) -> SeenHello:
     version = d.version
     raw = d.extension(h.ExtensionType.SUPPORTED_VERSIONS)
     if raw:

@@ -8,7 +8,7 @@ will negotiate any more (NULL, RC4, export), and the Diffie-Hellman group a serv
 read from the parameters it signs. TLS 1.3 encrypts everything after the ServerHello; a flight
 parser is of no use there.
 
-:class:`FlightParser` reuses the record and message helpers of :mod:`certscope.tls.hello` and,
+:class:`FlightParser` reuses the record and message helpers of :mod:`certscope.tls.hello.wire` and,
 like :class:`~certscope.tls.hello.ServerHelloParser`, bounds what it holds: a server that
 sends more than ``max_bytes`` before ServerHelloDone ends the flight with a
 :class:`~certscope.tls.hello.ProtocolError` (``buffer_limit``).
@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from . import hello as h
+from .hello import wire
+from .hello.parser import parse_server_hello, parse_sslv2
 
 __all__ = [
     "DHParams",
@@ -118,7 +120,7 @@ class FlightParser:
             self._buf += data
             try:
                 self._records()
-            except h._Malformed as exc:
+            except wire.Malformed as exc:
                 self._emit(h.ProtocolError(h.ErrorReason.MALFORMED, str(exc)))
             if not self.done and self._received > self._max:
                 self._emit(
@@ -174,7 +176,7 @@ class FlightParser:
             if major != 3 or content_type not in (_CT_ALERT, _CT_HANDSHAKE, _CT_CHANGE_CIPHER_SPEC):
                 self._emit(h.ProtocolError(h.ErrorReason.NOT_TLS, f"record type {content_type}"))
                 return
-            if length > h._MAX_RECORD or length == 0:
+            if length > wire.MAX_RECORD or length == 0:
                 self._emit(h.ProtocolError(h.ErrorReason.RECORD_OVERFLOW, f"record of {length}"))
                 return
             if len(buf) < 5 + length:
@@ -225,7 +227,7 @@ class FlightParser:
             if msg_type != _HT_SERVER_HELLO:
                 self._emit(h.ProtocolError(h.ErrorReason.UNEXPECTED_MESSAGE, f"type {msg_type}"))
                 return
-            self._hello = h._parse_server_hello(body)
+            self._hello = parse_server_hello(body)
             self._state = _State.FLIGHT
             if self._hello.selected_version is not None:
                 # TLS 1.3: everything that follows is encrypted.
@@ -234,7 +236,7 @@ class FlightParser:
         if msg_type == _HT_CERTIFICATE:
             self._certs = _certificate_list(body)
         elif msg_type == _HT_CERTIFICATE_STATUS:
-            r = h._Reader(body)
+            r = wire.Reader(body)
             if r.u8() == _OCSP_STATUS_TYPE:
                 self._ocsp = r.vec24()
         elif msg_type == _HT_SERVER_KEY_EXCHANGE:
@@ -251,7 +253,7 @@ class FlightParser:
         length = ((buf[0] & 0x7F) << 8) | buf[1]
         if len(buf) < 2 + length:
             return False
-        self._emit(h._parse_sslv2(bytes(buf[2 : 2 + length])))
+        self._emit(parse_sslv2(bytes(buf[2 : 2 + length])))
         return True
 
 
@@ -274,8 +276,8 @@ async def read_flight(
 
 
 def _certificate_list(body: bytes) -> tuple[bytes, ...]:
-    r = h._Reader(body)
-    block = h._Reader(r.vec24())
+    r = wire.Reader(body)
+    block = wire.Reader(r.vec24())
     r.end()
     out: list[bytes] = []
     while block.remaining:
@@ -317,7 +319,7 @@ def parse_key_exchange(kex: str, body: bytes) -> DHParams | ECParams | None:
     that does not parse (a malformed message is no group to report).
     """
     try:
-        r = h._Reader(body)
+        r = wire.Reader(body)
         if kex in ("DHE", "DHE_EXPORT", "DH_anon", "DH_anon_EXPORT"):
             prime = int.from_bytes(r.vec16(), "big")
             generator = int.from_bytes(r.vec16(), "big")
@@ -327,6 +329,6 @@ def parse_key_exchange(kex: str, body: bytes) -> DHParams | ECParams | None:
             if r.u8() != _NAMED_CURVE:
                 return None
             return ECParams(r.u16())
-    except h._Malformed:
+    except wire.Malformed:
         return None
     return None
