@@ -23,9 +23,10 @@ import pytest
 import trustme
 
 from certscope.posture import PostureScan
-from certscope.tls import dh, suites
 from certscope.tls import enumerate as en
-from certscope.tls.enumerate import ScanFailure, enumerate_posture
+from certscope.tls import suites
+from certscope.tls.enumerate import ScanFailure, dh, enumerate_posture
+from certscope.tls.enumerate.base import is_dhe
 from certscope.tls.hello import ErrorReason, NamedGroup
 from certscope.tls.suites import SuiteClass
 from helpers import tls_encoders as enc
@@ -427,7 +428,7 @@ async def test_order_one_big_bundle_and_a_few_others(seed: int | None) -> None:
     # 27 picks + 3 refusals + 1 order test + 5 other protocols + the insertions (3 suites,
     # at most 5 comparisons each); offering bundle heads would take up to 27 instead. Then
     # one hello per DHE suite (its group) and one for the certificate's curve.
-    dhe = sum(1 for c in preference if en._is_dhe(c))
+    dhe = sum(1 for c in preference if is_dhe(c))
     assert result.connections <= 27 + 3 + 1 + 5 + 15 + dhe + 1
 
 

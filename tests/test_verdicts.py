@@ -247,7 +247,7 @@ def test_dh_group_insecure() -> None:
 
 
 def test_dh_well_known_and_checked_groups() -> None:
-    from certscope.tls import dh
+    from certscope.tls.enumerate import dh
 
     by_name_ = {n: p for (p, _), (n, _) in dh.known_groups().items()}
     assert dh.assess(by_name_["ffdhe2048"], 2) == dh.DHGroup(2048, "ffdhe2048", "RFC 7919")

@@ -17,8 +17,9 @@ One module per concern, as h11 splits ``_events``, ``_readers`` and ``_writers``
 :mod:`.evaluation`    :func:`evaluate`: a ServerHello compared with the hello behind it
 ====================  ===================================================================
 
-The parser's events are drawn in :mod:`.events`. Every event except ``NeedMoreData`` and a warning ``Alert`` is final: after it the parser
-discards input, so memory stays bounded however much the peer sends.
+The parser's events are drawn in :mod:`.events`. Every event except ``NeedMoreData`` and a
+warning ``Alert`` is final: after it the parser discards input, so memory stays bounded
+however much the peer sends.
 
 :func:`evaluate` compares a ServerHello with the ClientHello that provoked it: whether the
 chosen suite was one we offered, and which protocol was really negotiated.

@@ -44,7 +44,32 @@ def evaluate(
     if isinstance(server_hello, SSLv2ServerHello):
         return _evaluate_sslv2(client_hello, server_hello)
     violations: list[str] = []
-    offered_version = client_hello.version
+    protocol = _version(client_hello, server_hello, violations)
+    chosen = server_hello.cipher_suite
+    offered = chosen in client_hello.cipher_suites and chosen not in SCSVS
+    if not offered:
+        violations.append(f"cipher suite {chosen:#06x} was not offered")
+    suite = suites.by_code(chosen)
+    if offered and protocol is not None and suite is not None and protocol not in suite.protocols:
+        violations.append(f"{suite.name} cannot be used with {protocol}")
+    if server_hello.compression_method != 0:
+        violations.append(f"compression method {server_hello.compression_method} not offered")
+    if protocol == "TLSv1.3":
+        _tls13(client_hello, server_hello, violations)
+    elif server_hello.is_hello_retry_request:
+        violations.append("HelloRetryRequest outside TLS 1.3")
+    return Negotiation(
+        protocol=protocol,
+        cipher_suite=chosen,
+        suite_offered=offered,
+        violations=tuple(violations),
+    )
+
+
+def _version(
+    client_hello: ClientHello, server_hello: ServerHello, violations: list[str]
+) -> str | None:
+    """The protocol negotiated (None: unknown), adding the version rules it breaks."""
     negotiated = server_hello.negotiated_version
     if client_hello.protocol == "SSLv2":
         violations.append("TLS ServerHello in answer to an SSLv2 hello")
@@ -57,45 +82,30 @@ def evaluate(
             )
         if server_hello.version != VERSIONS["TLSv1.2"]:
             violations.append(f"TLS 1.3 legacy_version {server_hello.version:#06x}, not 0x0303")
-    elif negotiated > min(offered_version, VERSIONS["TLSv1.2"]):
+    elif negotiated > min(client_hello.version, VERSIONS["TLSv1.2"]):
         # Without supported_versions the answer cannot be TLS 1.3 (RFC 8446 4.1.3), and it
         # must not exceed the version we offered.
         violations.append(f"server chose version {negotiated:#06x} above the one offered")
     protocol = protocol_name(negotiated)
     if protocol is None or protocol == "SSLv2":
         violations.append(f"unknown version {negotiated:#06x}")
-        protocol = None
+        return None
+    return protocol
 
-    chosen = server_hello.cipher_suite
-    offered = chosen in client_hello.cipher_suites and chosen not in SCSVS
-    if not offered:
-        violations.append(f"cipher suite {chosen:#06x} was not offered")
-    suite = suites.by_code(chosen)
-    if offered and protocol is not None and suite is not None and protocol not in suite.protocols:
-        violations.append(f"{suite.name} cannot be used with {protocol}")
-    if server_hello.compression_method != 0:
-        violations.append(f"compression method {server_hello.compression_method} not offered")
 
-    if protocol == "TLSv1.3":
-        group = server_hello.key_share_group
-        if group is None:
-            violations.append("TLS 1.3 answer without key_share")
-        elif group not in client_hello.groups:
-            violations.append(f"group {group} was not offered")
-        elif server_hello.is_hello_retry_request and group == client_hello.key_share_group:
-            violations.append(f"HelloRetryRequest for group {group}, whose share was sent")
-        elif not server_hello.is_hello_retry_request and group != client_hello.key_share_group:
-            violations.append(f"key_share for group {group}, whose share was not sent")
-        if server_hello.session_id != client_hello.session_id:
-            violations.append("legacy_session_id not echoed")
-    elif server_hello.is_hello_retry_request:
-        violations.append("HelloRetryRequest outside TLS 1.3")
-    return Negotiation(
-        protocol=protocol,
-        cipher_suite=chosen,
-        suite_offered=offered,
-        violations=tuple(violations),
-    )
+def _tls13(client_hello: ClientHello, server_hello: ServerHello, violations: list[str]) -> None:
+    """The TLS 1.3 rules: the key share (or HelloRetryRequest) and the echoed session id."""
+    group = server_hello.key_share_group
+    if group is None:
+        violations.append("TLS 1.3 answer without key_share")
+    elif group not in client_hello.groups:
+        violations.append(f"group {group} was not offered")
+    elif server_hello.is_hello_retry_request and group == client_hello.key_share_group:
+        violations.append(f"HelloRetryRequest for group {group}, whose share was sent")
+    elif not server_hello.is_hello_retry_request and group != client_hello.key_share_group:
+        violations.append(f"key_share for group {group}, whose share was not sent")
+    if server_hello.session_id != client_hello.session_id:
+        violations.append("legacy_session_id not echoed")
 
 
 def _evaluate_sslv2(client_hello: ClientHello, server_hello: SSLv2ServerHello) -> Negotiation:

@@ -1,0 +1,339 @@
+"""The connections of one scan: limit, timeout and retry, backoff, counters, abort.
+
+One :class:`Endpoint` per scan; every check sends its hellos through it. A connection ends
+as soon as the server's answer is in: the ServerHello (or an alert), or, for key-exchange
+checks, the rest of the first flight up to ServerHelloDone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from dataclasses import dataclass
+from typing import Final
+
+from ...certs import a_label
+from .. import hello as h
+from .. import starttls as preambles
+from ..flight import Flight, read_flight
+from .base import Answer, ScanFailure, Stop
+
+__all__ = ["BACKOFF_MAX", "MAX_ANSWER_BYTES", "MAX_FLIGHT_BYTES", "MAX_WARNINGS", "Endpoint"]
+
+#: Bytes read on one connection without a final answer before giving up on it. A first
+#: flight is well under 1 KiB; the parser already caps what it holds at once, this caps a
+#: stream of warnings or padding that never reaches a ServerHello.
+MAX_ANSWER_BYTES: Final = 2 * h.MAX_BUFFER
+
+#: Bytes of a first flight (chain included) read to find its ServerKeyExchange.
+MAX_FLIGHT_BYTES: Final = 1024 * 1024
+
+#: Warning alerts tolerated before the ServerHello (servers send one, unrecognized_name, if
+#: any); a stream of them is cut off here, well before the byte limit.
+MAX_WARNINGS: Final = 16
+
+#: Longest pause between connections when the server seems to rate-limit us.
+BACKOFF_MAX: Final = 4.0
+_BACKOFF_START: Final = 0.2
+#: Attempts per hello when connects are refused after earlier successes (rate limiting).
+_RATE_LIMIT_ATTEMPTS: Final = 5
+
+#: Hellos refused by reset (twice each) before a server that never sent a byte is taken
+#: for a filter and the scan stops.
+_RESETS_BEFORE_GIVING_UP: Final = 3
+
+_READ_SIZE: Final = 16384
+
+
+_STARTTLS_FAILURES: Final = (preambles.StartTLSRefused, preambles.StartTLSError)
+
+
+class _Reset(Exception):
+    """The connection was reset before the server said anything."""
+
+
+@dataclass
+class _Failures:
+    """Failed attempts at one hello, by kind: each kind has its own retry budget."""
+
+    timeouts: int = 0
+    resets: int = 0
+    refusals: int = 0
+    starttls: int = 0
+
+
+class Endpoint:
+    """Every connection of one scan: limit, timeout and retry, backoff, counters, abort.
+
+    :meth:`exchange` returns the server's final answer to a hello, or raises :class:`Stop`
+    when none can be had; once :attr:`abort` is set every later call raises it at once.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        starttls_name: str | None,
+        preamble_host: str,
+        timeout: float,
+        limiter: asyncio.Semaphore,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.starttls_name = starttls_name
+        self.preamble_host = preamble_host
+        self.timeout = timeout
+        self.limiter = limiter
+        self.addresses: list[tuple[int, str]] = []
+        self.connections = 0
+        self.connected = False  # some TCP connect succeeded
+        self.answered = False  # some hello got a final answer
+        self.spoke = False  # the server sent at least one byte after a hello
+        self.reset_refusals = 0  # hellos taken as refused because of two resets
+        self.abort: Stop | None = None
+        self._pause_until = 0.0
+        self._backoff = _BACKOFF_START
+
+    def stop_all(self, reason: str, detail: str) -> Stop:
+        if self.abort is None:
+            self.abort = Stop(reason, detail)
+        return self.abort
+
+    async def resolve(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.timeout):
+                infos = await loop.getaddrinfo(
+                    a_label(self.host), self.port, type=socket.SOCK_STREAM
+                )
+        except TimeoutError:
+            raise self.stop_all(ScanFailure.DNS, f"resolving {self.host} timed out") from None
+        except (socket.gaierror, UnicodeError, ValueError) as exc:
+            raise self.stop_all(ScanFailure.DNS, f"cannot resolve {self.host}: {exc}") from None
+        seen: set[tuple[int, str]] = set()
+        for family, _, _, _, sockaddr in infos:
+            address = (int(family), str(sockaddr[0]))
+            if address not in seen:
+                seen.add(address)
+                self.addresses.append(address)
+        if not self.addresses:
+            raise self.stop_all(ScanFailure.DNS, f"{self.host} has no addresses")
+
+    async def exchange(self, client_hello: h.ClientHello) -> Answer:
+        """Send ``client_hello`` on a fresh connection and return the final answer."""
+        answer = await self._exchange(client_hello, False)
+        assert not isinstance(answer, Flight)
+        return answer
+
+    async def exchange_flight(self, client_hello: h.ClientHello) -> Answer | Flight:
+        """Like :meth:`exchange`, reading the server's whole first flight (TLS 1.2 and
+        older: the Certificate and the ServerKeyExchange follow the ServerHello in clear);
+        a :class:`~certscope.tls.flight.Flight` comes back instead of a ServerHello."""
+        return await self._exchange(client_hello, True)
+
+    async def _exchange(self, client_hello: h.ClientHello, flight: bool) -> Answer | Flight:
+        failures = _Failures()
+        while True:
+            if self.abort is not None:
+                raise self.abort
+            async with self.limiter:
+                await self._wait_pause()
+                if self.abort is not None:
+                    raise self.abort
+                try:
+                    answer = await self._once(client_hello, flight)
+                except (TimeoutError, _Reset, OSError, *_STARTTLS_FAILURES) as exc:
+                    given_up = self._failed(exc, failures)
+                    if given_up is None:
+                        continue
+                    return given_up
+            self.answered = True
+            self._backoff = _BACKOFF_START
+            return answer
+
+    def _failed(self, exc: Exception, failures: _Failures) -> Answer | None:
+        """After a failed attempt: None to try again, an answer to take instead, or
+        :class:`~.base.Stop` raised (scan-wide through :meth:`stop_all` when every later
+        connection would fail the same way)."""
+        if isinstance(exc, TimeoutError):
+            failures.timeouts += 1
+            if failures.timeouts < 2:
+                return None
+            detail = f"no answer within {self.timeout:g} s (twice)"
+            if not self.answered:
+                raise self.stop_all(ScanFailure.TIMEOUT, detail) from None
+            raise Stop(ScanFailure.TIMEOUT, detail) from None
+        if isinstance(exc, _Reset):
+            return self._reset(failures)
+        if isinstance(exc, _STARTTLS_FAILURES):
+            return self._starttls_failed(exc, failures)
+        if isinstance(exc, ConnectionRefusedError):
+            return self._refused(failures)
+        assert isinstance(exc, OSError)
+        text = exc.strerror or str(exc) or type(exc).__name__
+        if not self.connected:
+            raise self.stop_all(
+                ScanFailure.CONNECT_ERROR,
+                f"cannot connect to {self.host} port {self.port}: {text}",
+            ) from None
+        failures.resets += 1
+        self._slow_down()
+        if failures.resets < 2:
+            return None
+        raise Stop(ScanFailure.CONNECT_ERROR, f"connection failed: {text}") from None
+
+    def _reset(self, failures: _Failures) -> Answer | None:
+        # A reset instead of an answer is either a refusal or rate limiting; pause, ask
+        # once more, and take a second reset as a refusal.
+        failures.resets += 1
+        self._slow_down()
+        if failures.resets < 2:
+            return None
+        self.reset_refusals += 1
+        if not self.spoke and self.reset_refusals >= _RESETS_BEFORE_GIVING_UP:
+            raise self.stop_all(
+                ScanFailure.CONNECTION_RESET,
+                "every connection was reset before the server said anything",
+            ) from None
+        return h.ConnectionClosed()
+
+    def _refused(self, failures: _Failures) -> Answer | None:
+        if not self.connected:
+            raise self.stop_all(
+                ScanFailure.CONNECT_REFUSED, f"connection to {self.host} port {self.port} refused"
+            ) from None
+        failures.refusals += 1
+        self._slow_down()
+        if failures.refusals < _RATE_LIMIT_ATTEMPTS:
+            return None
+        raise Stop(
+            ScanFailure.CONNECT_REFUSED,
+            f"connections refused {failures.refusals} times after earlier successes",
+        ) from None
+
+    def _starttls_failed(
+        self, exc: preambles.StartTLSRefused | preambles.StartTLSError, failures: _Failures
+    ) -> Answer | None:
+        failures.starttls += 1
+        self._slow_down()
+        if failures.starttls < 2:
+            return None
+        reason = (
+            ScanFailure.STARTTLS_REFUSED
+            if isinstance(exc, preambles.StartTLSRefused)
+            else ScanFailure.STARTTLS_ERROR
+        )
+        raise self.stop_all(reason, f"STARTTLS: {exc}") from None
+
+    def _slow_down(self) -> None:
+        # Concurrent connections fail together; count them as one signal per pause, or a
+        # burst of four failures would pause for the sum of four doublings.
+        now = time.monotonic()
+        if now < self._pause_until:
+            return
+        self._pause_until = now + self._backoff
+        self._backoff = min(self._backoff * 2, BACKOFF_MAX)
+
+    async def _wait_pause(self) -> None:
+        # One sleep, not a loop: a pause extended meanwhile applies to the next connection.
+        delay = self._pause_until - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        last: OSError | None = None
+        for i, (family, address) in enumerate(self.addresses):
+            self.connections += 1
+            try:
+                reader, writer = await asyncio.open_connection(
+                    address, self.port, family=family, limit=preambles._MAX_LINE
+                )
+            except OSError as exc:
+                if self.connected or i == len(self.addresses) - 1:
+                    raise
+                last = exc
+                continue
+            if not self.connected:
+                # Stay on the first address that works: one scan, one server.
+                self.connected = True
+                self.addresses = [(family, address)]
+            return reader, writer
+        assert last is not None
+        raise last
+
+    async def _once(self, client_hello: h.ClientHello, flight: bool = False) -> Answer | Flight:
+        """One connection: connect, preamble, hello, answer, all within ``timeout``."""
+        writers: list[asyncio.StreamWriter] = []
+        try:
+            async with asyncio.timeout(self.timeout):
+                reader, writer = await self._connect()
+                writers.append(writer)
+                if self.starttls_name is not None:
+                    await preambles.PREAMBLES[self.starttls_name](
+                        reader, writer, self.preamble_host
+                    )
+                writer.write(client_hello.data)
+                await writer.drain()
+                if flight:
+                    return await self._read_flight(reader)
+                return await self._read_answer(reader)
+        except (ConnectionResetError, BrokenPipeError):
+            raise _Reset from None
+        finally:
+            # Outside the timeout, so that it cannot expire during the clean-up and turn
+            # an answer already read into a retry; skipped when the scan is being cancelled
+            # (deadline), which must not wait for anything.
+            task = asyncio.current_task()
+            for writer in writers:
+                writer.close()
+                if task is None or not task.cancelling():
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(writer.wait_closed(), 0.2)
+
+    async def _read_flight(self, reader: asyncio.StreamReader) -> Answer | Flight:
+        event, received = await read_flight(reader, max_bytes=MAX_FLIGHT_BYTES)
+        self.spoke = self.spoke or received > 0
+        return event
+
+    async def _read_answer(self, reader: asyncio.StreamReader) -> Answer:
+        parser = h.ServerHelloParser()
+        received = warnings = 0
+        while True:
+            try:
+                data = await reader.read(_READ_SIZE)
+            except ConnectionResetError:
+                if not received:
+                    raise
+                data = b""  # a reset after some bytes ends the stream like EOF would
+            received += len(data)
+            if data:
+                self.spoke = True
+            for event in parser.feed(data):
+                if isinstance(event, h.Alert) and not event.fatal:
+                    # Warnings (unrecognized_name) may precede the ServerHello; a stream of
+                    # them is a server that will never answer.
+                    warnings += 1
+                    if warnings > MAX_WARNINGS:
+                        return h.ProtocolError(
+                            h.ErrorReason.BUFFER_LIMIT,
+                            f"more than {MAX_WARNINGS} warning alerts without a ServerHello",
+                        )
+                    continue
+                if isinstance(event, h.NeedMoreData):
+                    continue
+                return event
+            if not data:
+                return h.ConnectionClosed()
+            if received > MAX_ANSWER_BYTES:
+                return h.ProtocolError(
+                    h.ErrorReason.BUFFER_LIMIT,
+                    f"{received} bytes without a ServerHello or a fatal alert",
+                )
+
+
+# --------------------------------------------------------------------------------------
+# The scan
+# --------------------------------------------------------------------------------------
