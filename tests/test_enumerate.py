@@ -845,6 +845,28 @@ async def test_dhe_groups_match_sslscan(
     assert _ours(result) == {k: v for k, v in theirs.items() if k[0] == "TLSv1.2"}
 
 
+async def test_dhe_groups_cost_no_connection_of_their_own(
+    s_server: StartServer, tmp_path: Path
+) -> None:
+    # Each DHE pick's flight carries the group; the suite enumeration reads on after the
+    # ServerHello, so the DHE check needs no hello of its own for these suites.
+    params = dh_params(tmp_path / "ffdhe2048.pem", _known("ffdhe2048"))
+    port = s_server("-tls1_2", "-cipher", DHE_CIPHERS, "-dhparam", str(params))
+    result = await scan(port, protocols=("TLSv1.2",))
+    assert result.complete, result.notes
+    assert {(g.suite_name, g.name) for g in result.dhe_groups} == {
+        (name, "ffdhe2048") for _, codes in result.suites for name in map(_suite_name, codes)
+    }
+    # One refusal per bundle, one connection per accepted suite, one order test.
+    assert result.connections == len(en.candidate_bundles("TLSv1.2")) + 3 + 1
+
+
+def _suite_name(code: int) -> str:
+    suite = suites.by_code(code)
+    assert suite is not None
+    return suite.name
+
+
 async def test_small_composite_and_subgroup_dh(gnutls_serv: StartServer, tmp_path: Path) -> None:
     # gnutls-serv: OpenSSL-based servers (s_server, nginx) refuse groups under 1024 bits.
     small = tmp_path / "dh512.pem"

@@ -102,7 +102,7 @@ async def _exchange(
             await starttls.PREAMBLES[opts.starttls](reader, writer, server_name or host)
         writer.write(ch.data)
         await writer.drain()
-        event, _ = await read_flight(reader, max_bytes=max_bytes)
+        event, _ = await read_flight(reader.read, max_bytes=max_bytes)
         return event
     finally:
         writer.close()

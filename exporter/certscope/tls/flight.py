@@ -27,8 +27,8 @@ Events::
 
 from __future__ import annotations
 
-import asyncio
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -258,14 +258,23 @@ class FlightParser:
 
 
 async def read_flight(
-    reader: asyncio.StreamReader, *, max_bytes: int, read_size: int = 16384
+    recv: Callable[[int], Awaitable[bytes]],
+    *,
+    max_bytes: int,
+    read_size: int = 16384,
+    head: bytes = b"",
 ) -> tuple[FlightEvent, int]:
-    """The server's first flight from ``reader``, and how many bytes it sent."""
+    """The server's first flight, read with ``recv(n)`` (a stream's ``read``, or the loop's
+    ``sock_recv`` on a socket; ``b""`` at end of stream), and how many bytes it sent.
+    ``head`` is what was read from the stream before (parsed first)."""
     parser = FlightParser(max_bytes=max_bytes)
-    received = 0
+    received = len(head)
+    if head:
+        for event in parser.feed(head):
+            return event, received
     while True:
         try:
-            data = await reader.read(read_size)
+            data = await recv(read_size)
         except ConnectionResetError:
             data = b""  # a reset ends the stream like EOF: keep what arrived
         received += len(data)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CANDIDATE_GROUPS",
+    "DHE_PROTOCOLS",
     "EC_GROUPS",
     "Answer",
     "Bundle",
@@ -30,6 +31,7 @@ __all__ = [
     "Scan",
     "ScanFailure",
     "Stop",
+    "chose_dhe",
     "describe",
     "group_name",
     "is_dhe",
@@ -62,6 +64,10 @@ EC_GROUPS: Final = (
     NamedGroup.SECP521R1,
     NamedGroup.X448,
 )
+
+
+#: Protocols whose DHE suites' groups are read (TLS 1.3 has no DHE suites).
+DHE_PROTOCOLS: Final = ("TLSv1.2", "TLSv1.1", "TLSv1.0", "SSLv3")
 
 
 class ScanFailure(enum.StrEnum):
@@ -149,6 +155,9 @@ class Scan:
         self.protocols = {p: ProtocolState(p) for p in protocols}
         self.groups: set[int] = set()
         self.dhe: list[DHEGroup] = []
+        #: ServerKeyExchange bodies of DHE suites, by (protocol, suite), read from the
+        #: flights of the suite enumeration's own connections.
+        self.dhe_key_exchanges: dict[tuple[str, int], bytes] = {}
         self.notes: list[str] = []
         self.errors: list[str] = []
 
@@ -241,3 +250,7 @@ def is_ecdhe(code: int) -> bool:
 def is_dhe(code: int) -> bool:
     suite = registry.by_code(code)
     return suite is not None and suite.kex in ("DHE", "DHE_EXPORT")
+
+
+def chose_dhe(server_hello: h.ServerHello) -> bool:
+    return is_dhe(server_hello.cipher_suite)

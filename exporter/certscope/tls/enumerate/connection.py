@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -46,6 +48,12 @@ _RESETS_BEFORE_GIVING_UP: Final = 3
 
 _READ_SIZE: Final = 16384
 
+
+#: Reads at most n bytes; b"" at end of stream.
+Recv = Callable[[int], Awaitable[bytes]]
+#: What to read: the answer alone (False), the whole first flight (True), or the flight
+#: only when the ServerHello passes the test.
+_Reading = bool | Callable[[h.ServerHello], bool]
 
 _STARTTLS_FAILURES: Final = (preambles.StartTLSRefused, preambles.StartTLSError)
 
@@ -134,7 +142,16 @@ class Endpoint:
         a :class:`~certscope.tls.flight.Flight` comes back instead of a ServerHello."""
         return await self._exchange(client_hello, True)
 
-    async def _exchange(self, client_hello: h.ClientHello, flight: bool) -> Answer | Flight:
+    async def exchange_then_flight(
+        self, client_hello: h.ClientHello, wanted: Callable[[h.ServerHello], bool]
+    ) -> Answer | Flight:
+        """Like :meth:`exchange`; when ``wanted(server_hello)``, the rest of the first flight
+        is read too, on the same connection, and a complete
+        :class:`~certscope.tls.flight.Flight` comes back instead of the ServerHello (which
+        comes back alone when the flight cannot be had)."""
+        return await self._exchange(client_hello, wanted)
+
+    async def _exchange(self, client_hello: h.ClientHello, flight: _Reading) -> Answer | Flight:
         failures = _Failures()
         while True:
             if self.abort is not None:
@@ -243,16 +260,18 @@ class Endpoint:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connect(self) -> socket.socket:
+        loop = asyncio.get_running_loop()
         last: OSError | None = None
         for i, (family, address) in enumerate(self.addresses):
             self.connections += 1
+            sock = socket.socket(family, socket.SOCK_STREAM)
             try:
-                reader, writer = await asyncio.open_connection(
-                    address, self.port, family=family, limit=preambles._MAX_LINE
-                )
-            except OSError as exc:
-                if self.connected or i == len(self.addresses) - 1:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, (address, self.port))
+            except BaseException as exc:
+                sock.close()
+                if not isinstance(exc, OSError) or self.connected or i == len(self.addresses) - 1:
                     raise
                 last = exc
                 continue
@@ -260,50 +279,83 @@ class Endpoint:
                 # Stay on the first address that works: one scan, one server.
                 self.connected = True
                 self.addresses = [(family, address)]
-            return reader, writer
+            return sock
         assert last is not None
         raise last
 
-    async def _once(self, client_hello: h.ClientHello, flight: bool = False) -> Answer | Flight:
-        """One connection: connect, preamble, hello, answer, all within ``timeout``."""
-        writers: list[asyncio.StreamWriter] = []
+    async def _once(self, client_hello: h.ClientHello, flight: _Reading) -> Answer | Flight:
+        """One connection: connect, preamble, hello, answer, all within ``timeout``.
+
+        Without STARTTLS the connection is a bare non-blocking socket driven by the loop's
+        ``sock_*`` calls: a hello out and one answer in need no transport, protocol or
+        stream objects, which would cost more CPU than the rest of the exchange. STARTTLS
+        preambles speak a line protocol and get asyncio streams over the same socket.
+        """
+        loop = asyncio.get_running_loop()
+        sock: socket.socket | None = None
+        writer: asyncio.StreamWriter | None = None
         try:
-            async with asyncio.timeout(self.timeout):
-                reader, writer = await self._connect()
-                writers.append(writer)
-                if self.starttls_name is not None:
+            async with asyncio.timeout(self.timeout) as limit:
+                sock = await self._connect()
+                recv: Recv
+                if self.starttls_name is None:
+                    await loop.sock_sendall(sock, client_hello.data)
+                    recv = functools.partial(loop.sock_recv, sock)
+                else:
+                    reader, writer = await asyncio.open_connection(
+                        sock=sock, limit=preambles._MAX_LINE
+                    )
                     await preambles.PREAMBLES[self.starttls_name](
                         reader, writer, self.preamble_host
                     )
-                writer.write(client_hello.data)
-                await writer.drain()
-                if flight:
-                    return await self._read_flight(reader)
-                return await self._read_answer(reader)
+                    writer.write(client_hello.data)
+                    await writer.drain()
+                    recv = reader.read
+                if flight is True:
+                    return await self._read_flight(recv)
+                return await self._read_answer(recv, flight or None, limit.when() or 0.0)
         except (ConnectionResetError, BrokenPipeError):
             raise _Reset from None
         finally:
-            # Outside the timeout, so that it cannot expire during the clean-up and turn
-            # an answer already read into a retry; skipped when the scan is being cancelled
-            # (deadline), which must not wait for anything.
-            task = asyncio.current_task()
-            for writer in writers:
-                writer.close()
-                if task is None or not task.cancelling():
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(writer.wait_closed(), 0.2)
+            if writer is not None:
+                await _close_stream(writer)
+            elif sock is not None:
+                sock.close()
 
-    async def _read_flight(self, reader: asyncio.StreamReader) -> Answer | Flight:
-        event, received = await read_flight(reader, max_bytes=MAX_FLIGHT_BYTES)
+    async def _read_flight(self, recv: Recv) -> Answer | Flight:
+        event, received = await read_flight(recv, max_bytes=MAX_FLIGHT_BYTES)
         self.spoke = self.spoke or received > 0
         return event
 
-    async def _read_answer(self, reader: asyncio.StreamReader) -> Answer:
+    async def _rest_of_flight(
+        self, recv: Recv, head: bytes, hello: h.ServerHello, when: float
+    ) -> Answer | Flight:
+        # The flight parser starts again from the first byte: it needs the ServerHello too,
+        # and re-reading a few hundred bytes costs less than a connection of its own. The
+        # ServerHello answered the question asked; a flight that does not follow within
+        # half the time left must not turn it into a timeout.
+        left = when - asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(max(0.0, left / 2)):
+                event, _ = await read_flight(recv, max_bytes=MAX_FLIGHT_BYTES, head=head)
+        except TimeoutError:
+            return hello
+        return event if isinstance(event, Flight) else hello
+
+    async def _read_answer(
+        self,
+        recv: Recv,
+        then_flight: Callable[[h.ServerHello], bool] | None = None,
+        when: float = 0.0,
+    ) -> Answer | Flight:
+        """The final answer; with ``then_flight``, possibly the flight after it, read until
+        half the time to ``when`` (the connection's deadline on the loop's clock) is up."""
         parser = h.ServerHelloParser()
         received = warnings = 0
+        chunks: list[bytes] = []  # kept only when the flight may be wanted
         while True:
             try:
-                data = await reader.read(_READ_SIZE)
+                data = await recv(_READ_SIZE)
             except ConnectionResetError:
                 if not received:
                     raise
@@ -311,6 +363,8 @@ class Endpoint:
             received += len(data)
             if data:
                 self.spoke = True
+                if then_flight is not None:
+                    chunks.append(data)
             for event in parser.feed(data):
                 if isinstance(event, h.Alert) and not event.fatal:
                     # Warnings (unrecognized_name) may precede the ServerHello; a stream of
@@ -324,6 +378,8 @@ class Endpoint:
                     continue
                 if isinstance(event, h.NeedMoreData):
                     continue
+                if then_flight and isinstance(event, h.ServerHello) and then_flight(event):
+                    return await self._rest_of_flight(recv, b"".join(chunks), event, when)
                 return event
             if not data:
                 return h.ConnectionClosed()
@@ -334,6 +390,12 @@ class Endpoint:
                 )
 
 
-# --------------------------------------------------------------------------------------
-# The scan
-# --------------------------------------------------------------------------------------
+async def _close_stream(writer: asyncio.StreamWriter) -> None:
+    # Outside the timeout, so that it cannot expire during the clean-up and turn an answer
+    # already read into a retry; skipped when the scan is being cancelled (deadline), which
+    # must not wait for anything.
+    writer.close()
+    task = asyncio.current_task()
+    if task is None or not task.cancelling():
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer.wait_closed(), 0.2)

@@ -1,7 +1,9 @@
 """Finite-field Diffie-Hellman groups a server uses: size, name, and whether they are sound.
 
-:func:`check_dhe` is the enumeration check: one hello per accepted DHE suite (TLS 1.2 and
-older), whose first flight's ServerKeyExchange carries the server's group.
+:func:`check_dhe` is the enumeration check: the group behind each accepted DHE suite (TLS 1.2
+and older), from the ServerKeyExchange of the first flight. The suite enumeration already
+read that flight when the server picked the suite; a suite it could not read it for gets a
+hello of its own.
 
 :func:`assess` and :func:`known_groups` are pure functions. A server's DHE parameters (from
 its ServerKeyExchange, see :func:`certscope.tls.flight.parse_key_exchange`) are compared with the well-known groups in
@@ -30,7 +32,7 @@ from ...posture import DHEGroup
 from .. import hello as h
 from .. import suites as registry
 from ..flight import DHParams, Flight, parse_key_exchange
-from .base import Scan, ScanFailure, Stop, is_dhe
+from .base import DHE_PROTOCOLS, Scan, ScanFailure, Stop, is_dhe
 
 __all__ = ["MAX_DHE_SUITES", "DHGroup", "assess", "check_dhe", "known_groups"]
 
@@ -131,7 +133,7 @@ async def check_dhe(scan: Scan) -> None:
     """The finite-field group behind each accepted DHE suite (TLS 1.2 and older)."""
     wanted = [
         (protocol, code)
-        for protocol in ("TLSv1.2", "TLSv1.1", "TLSv1.0", "SSLv3")
+        for protocol in DHE_PROTOCOLS
         if (state := scan.protocols.get(protocol)) is not None
         for code in state.found
         if is_dhe(code)
@@ -153,15 +155,21 @@ async def check_dhe(scan: Scan) -> None:
 
 
 async def _dhe_group(scan: Scan, protocol: str, code: int) -> DHEGroup | None:
-    # EC groups only: an FFDHE group offered (RFC 7919) would replace the server's own.
-    ch = scan.hello(protocol, [code], h.DEFAULT_GROUPS)
-    answer = await scan.ep.exchange_flight(ch)
-    if not isinstance(answer, Flight) or answer.key_exchange is None:
-        return None
+    key_exchange = scan.dhe_key_exchanges.get((protocol, code))
+    if key_exchange is None:  # not read during suite enumeration: ask for this suite alone
+        # EC groups only: an FFDHE group offered (RFC 7919) would replace the server's own.
+        ch = scan.hello(protocol, [code], h.DEFAULT_GROUPS)
+        answer = await scan.ep.exchange_flight(ch)
+        if not isinstance(answer, Flight) or answer.key_exchange is None:
+            return None
+        key_exchange = answer.key_exchange
     suite = registry.by_code(code)
-    params = parse_key_exchange(suite.kex if suite else "", answer.key_exchange)
+    params = parse_key_exchange(suite.kex if suite else "", key_exchange)
     if not isinstance(params, DHParams):
         return None
-    # Primality of an unknown modulus takes long enough to stall other connections.
-    group = await asyncio.to_thread(assess, params.prime, params.generator)
+    if (params.prime, params.generator) in known_groups():
+        group = assess(params.prime, params.generator)  # named: no primality test to run
+    else:
+        # Primality of an unknown modulus takes long enough to stall other connections.
+        group = await asyncio.to_thread(assess, params.prime, params.generator)
     return DHEGroup(protocol, code, group.bits, group.name, group.problem, group.problem_severity)

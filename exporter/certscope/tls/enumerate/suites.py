@@ -14,7 +14,18 @@ from typing import Final
 
 from .. import hello as h
 from .. import suites as registry
-from .base import Bundle, ProtocolState, Scan, ScanFailure, Stop, negotiate, suite_groups
+from ..flight import Flight
+from .base import (
+    DHE_PROTOCOLS,
+    Bundle,
+    ProtocolState,
+    Scan,
+    ScanFailure,
+    Stop,
+    chose_dhe,
+    negotiate,
+    suite_groups,
+)
 
 __all__ = ["candidate_bundles", "enumerate_suites", "first_hello_failed"]
 
@@ -100,7 +111,15 @@ async def _bundle_loop(scan: Scan, state: ProtocolState, bundle: Bundle) -> None
 async def _bundle_step(scan: Scan, state: ProtocolState, bundle: Bundle) -> _Step:
     protocol = state.name
     ch = scan.hello(protocol, bundle.remaining, suite_groups(protocol))
-    answer = await scan.ep.exchange(ch)
+    if protocol in DHE_PROTOCOLS:
+        # A DHE pick's flight carries the server's group: reading on saves the DHE check
+        # (:mod:`.dh`) a connection for that suite.
+        answer = await scan.ep.exchange_then_flight(ch, chose_dhe)
+    else:
+        answer = await scan.ep.exchange(ch)
+    flight = None
+    if isinstance(answer, Flight):
+        flight, answer = answer, answer.server_hello
     if isinstance(answer, h.ProtocolError):
         raise Stop(answer.reason.value, answer.detail or answer.reason.value)
     if isinstance(answer, h.Alert):
@@ -116,6 +135,8 @@ async def _bundle_step(scan: Scan, state: ProtocolState, bundle: Bundle) -> _Ste
     assert isinstance(answer, h.ServerHello)
     bundle.found.append(answer.cipher_suite)
     bundle.remaining.remove(answer.cipher_suite)
+    if flight is not None and flight.key_exchange is not None:
+        scan.dhe_key_exchanges[(protocol, answer.cipher_suite)] = flight.key_exchange
     if protocol == "TLSv1.3" and answer.key_share_group is not None:
         scan.groups.add(answer.key_share_group)  # a group learnt for free
     return _Step.ACCEPTED

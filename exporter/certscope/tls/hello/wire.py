@@ -187,28 +187,47 @@ class Malformed(Exception):
 
 
 class Reader:
-    __slots__ = ("_data", "_pos")
+    """Reads fields off a bytes object, raising :class:`Malformed` when one overruns it.
+
+    Every server answer of an enumeration goes through here, so the fixed-size reads index
+    the bytes directly rather than slicing and converting."""
+
+    __slots__ = ("_data", "_end", "_pos")
 
     def __init__(self, data: bytes) -> None:
         self._data = data
         self._pos = 0
+        self._end = len(data)
 
     @property
     def remaining(self) -> int:
-        return len(self._data) - self._pos
+        return self._end - self._pos
+
+    def _overrun(self, n: int) -> Malformed:
+        return Malformed(f"field of {n} bytes overruns the {self._end - self._pos} left")
 
     def take(self, n: int) -> bytes:
-        if n > self.remaining:
-            raise Malformed(f"field of {n} bytes overruns the {self.remaining} left")
-        out = self._data[self._pos : self._pos + n]
-        self._pos += n
-        return out
+        pos = self._pos
+        stop = pos + n
+        if stop > self._end:
+            raise self._overrun(n)
+        self._pos = stop
+        return self._data[pos:stop]
 
     def u8(self) -> int:
-        return self.take(1)[0]
+        pos = self._pos
+        if pos >= self._end:
+            raise self._overrun(1)
+        self._pos = pos + 1
+        return self._data[pos]
 
     def u16(self) -> int:
-        return int.from_bytes(self.take(2), "big")
+        pos = self._pos
+        if pos + 2 > self._end:
+            raise self._overrun(2)
+        self._pos = pos + 2
+        data = self._data
+        return (data[pos] << 8) | data[pos + 1]
 
     def vec8(self) -> bytes:
         return self.take(self.u8())
@@ -220,8 +239,8 @@ class Reader:
         return self.take(int.from_bytes(self.take(3), "big"))
 
     def end(self) -> None:
-        if self.remaining:
-            raise Malformed(f"{self.remaining} unexpected trailing bytes")
+        if self._pos != self._end:
+            raise Malformed(f"{self._end - self._pos} unexpected trailing bytes")
 
 
 def read_extensions(r: Reader) -> tuple[tuple[int, bytes], ...]:
