@@ -225,6 +225,18 @@ def test_deterministic_with_injected_rng() -> None:
     assert c.random != a.random
 
 
+def test_default_rng_reuses_one_key_share_per_group() -> None:
+    # No hello is finished, so the share's private half is never used: one per group and
+    # process spares an EC key per hello. Random and session id stay fresh.
+    a, b = (h.build_client_hello("TLSv1.3", [0x1301], groups=[29]) for _ in range(2))
+    share_a = enc.decode_client_hello(a.data).extension(51)
+    assert share_a == enc.decode_client_hello(b.data).extension(51)
+    assert share_a is not None and len(share_a) == 2 + 2 + 2 + 32
+    assert (a.random, a.session_id) != (b.random, b.session_id)
+    other = h.build_client_hello("TLSv1.3", [0x1301], groups=[23])
+    assert enc.decode_client_hello(other.data).extension(51) != share_a
+
+
 def test_suite_limits() -> None:
     codes = list(range(0x0001, 0x0001 + h.MAX_SUITES))
     assert len(

@@ -308,6 +308,23 @@ def _server_name_ext(host: str) -> bytes:
 
 
 def _key_share(group: int, rng: Rng) -> bytes | None:
+    """A valid public share for ``group``, or None if it is not cheap to make.
+
+    No hello is ever finished, so the private half is never used: with the default rng
+    one share per group is made per process and reused, since making an EC key was the
+    costliest part of a TLS 1.3 hello. An injected rng gets a share derived from it.
+    """
+    if rng is os.urandom:
+        return _process_share(group)
+    return _derive_share(group, rng)
+
+
+@functools.cache
+def _process_share(group: int) -> bytes | None:
+    return _derive_share(group, os.urandom)
+
+
+def _derive_share(group: int, rng: Rng) -> bytes | None:
     """A valid public share for ``group`` from ``rng``, or None if it is not cheap to make.
 
     Deriving the key from rng output (rather than letting ``cryptography`` draw its own)
