@@ -9,6 +9,7 @@ found, and TLS 1.3 its groups (:mod:`.groups`) right after its suites.
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from .. import hello as h
 from .. import suites as registry
@@ -36,8 +37,7 @@ async def _protocol(scan: Scan, state: ProtocolState) -> None:
 
 
 async def _sslv2(scan: Scan, state: ProtocolState) -> None:
-    kinds = [s.code for s in registry.for_protocol("SSLv2")]
-    ch = scan.hello("SSLv2", kinds, ())
+    ch = scan.hello("SSLv2", _sslv2_kinds(), ())
     try:
         answer = await scan.ep.exchange(ch)
     except Stop as stop:
@@ -69,3 +69,8 @@ async def _sslv2(scan: Scan, state: ProtocolState) -> None:
     if not offered:
         scan.note("SSLv2 SERVER-HELLO lists no cipher kind we offered")
     state.supported = bool(offered) or (None if state.errors else False)
+
+
+@functools.cache
+def _sslv2_kinds() -> tuple[int, ...]:
+    return tuple(s.code for s in registry.for_protocol("SSLv2"))

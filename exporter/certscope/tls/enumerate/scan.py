@@ -9,6 +9,7 @@ never answers) sets ``scan.ep.abort`` and the later checks are skipped.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
@@ -165,8 +166,13 @@ def _protocol_results(
 
 
 def _registry_order(protocol: str, codes: Sequence[int]) -> tuple[int, ...]:
-    wanted = set(codes)
-    return tuple(s.code for s in registry.for_protocol(protocol) if s.code in wanted)
+    rank = _registry_rank(protocol)
+    return tuple(sorted((c for c in set(codes) if c in rank), key=rank.__getitem__))
+
+
+@functools.cache
+def _registry_rank(protocol: str) -> dict[int, int]:
+    return {s.code: i for i, s in enumerate(registry.for_protocol(protocol))}
 
 
 def _check_arguments(

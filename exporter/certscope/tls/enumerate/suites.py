@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 from typing import Final
 
 from .. import hello as h
@@ -56,9 +57,15 @@ def _likelihood(suite: registry.CipherSuite) -> int:
 
 def candidate_bundles(protocol: str) -> list[list[int]]:
     """Candidate suites for ``protocol``, likeliest first, cut into hellos of ≤128."""
+    return [list(bundle) for bundle in _bundles(protocol)]
+
+
+@functools.cache
+def _bundles(protocol: str) -> tuple[tuple[int, ...], ...]:
+    # Sorting the registry costs more than a connection; every scan needs the same bundles.
     ordered = sorted(registry.for_protocol(protocol), key=_likelihood)  # stable: registry order
-    codes = [s.code for s in ordered]
-    return [codes[i : i + h.MAX_SUITES] for i in range(0, len(codes), h.MAX_SUITES)]
+    codes = tuple(s.code for s in ordered)
+    return tuple(codes[i : i + h.MAX_SUITES] for i in range(0, len(codes), h.MAX_SUITES))
 
 
 def first_hello_failed(scan: Scan, state: ProtocolState, stop: Stop) -> None:
