@@ -8,11 +8,13 @@ an enumeration sending hundreds of hellos pays mostly for its random bytes.
 
 from __future__ import annotations
 
+import array
 import enum
 import functools
 import ipaddress
 import os
 import struct
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -30,8 +32,6 @@ from .wire import (
     VERSIONS,
     ExtensionType,
     NamedGroup,
-    handshake,
-    record,
     u16,
     u16_list,
     vec8,
@@ -102,6 +102,11 @@ SIGNATURE_ALGORITHMS: Final = (
 
 _SIGNATURE_ALGORITHMS_LIST: Final = u16_list(SIGNATURE_ALGORITHMS)
 
+# legacy_version, random, session id (always 32 bytes here) and the suites' length; then
+# the record and handshake headers in one: type, version, length, and type << 24 | length.
+_HEAD: Final = struct.Struct(">H32sB32sH")
+_RECORD_HEAD: Final = struct.Struct(">BHHI")
+
 
 class HelloFlags(enum.Flag):
     """Optional behaviour of :func:`build_client_hello`."""
@@ -168,8 +173,8 @@ def build_client_hello(
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {tuple(VERSIONS)}")
     offered = tuple(cipher_suites)
     _check_suites(protocol, offered)
-    group_list = tuple(int(g) for g in groups)
-    _check_u16_list("group", group_list)
+    suite_codes = _suite_array(protocol, offered)
+    group_list = _checked_groups(tuple(groups))
     if protocol == "SSLv2":
         return _build_sslv2_client_hello(offered, rng)
 
@@ -181,17 +186,24 @@ def build_client_hello(
     # RFC 8446 keeps legacy_version at TLS 1.2 and the record version at TLS 1.0 so that
     # old middleboxes pass the hello; older hellos use the record version a client of that
     # era would, capped at TLS 1.0 for the same reason.
+    wire = _wire_suites(protocol, suite_codes, flags)
     head = (
-        u16(min(version, VERSIONS["TLSv1.2"]))
-        + client_random
-        + vec8(session_id)
-        + vec16(_wire_suites(protocol, offered, flags))
+        _HEAD.pack(
+            min(version, VERSIONS["TLSv1.2"]), client_random, len(session_id), session_id, len(wire)
+        )
+        + wire
         + b"\x01\x00"  # compression methods: null only
     )
-    message = handshake(HT_CLIENT_HELLO, _with_padding(head, block))
+    body = _with_padding(head, block)
     return ClientHello(
         protocol=protocol,
-        data=record(CT_HANDSHAKE, min(version, VERSIONS["TLSv1.0"]), message),
+        data=_RECORD_HEAD.pack(
+            CT_HANDSHAKE,
+            min(version, VERSIONS["TLSv1.0"]),
+            len(body) + 4,
+            (HT_CLIENT_HELLO << 24) | len(body),
+        )
+        + body,
         cipher_suites=offered,
         groups=group_list,
         key_share_group=key_share_group,
@@ -201,14 +213,15 @@ def build_client_hello(
     )
 
 
-def _wire_suites(protocol: str, offered: tuple[int, ...], flags: HelloFlags) -> bytes:
+def _wire_suites(protocol: str, codes: array.array[int], flags: HelloFlags) -> bytes:
     """The cipher_suites vector's content: the offer plus the signalling values asked for."""
-    wire = list(offered)
     if protocol != "TLSv1.3" and HelloFlags.NO_RENEGOTIATION_SCSV not in flags:
-        wire.append(SCSV_RENEGOTIATION)
+        codes.append(SCSV_RENEGOTIATION)
     if HelloFlags.FALLBACK_SCSV in flags:
-        wire.append(SCSV_FALLBACK)
-    return struct.pack(f">{len(wire)}H", *wire)
+        codes.append(SCSV_FALLBACK)
+    if sys.byteorder == "little":
+        codes.byteswap()  # to network order
+    return codes.tobytes()
 
 
 def _extensions(
@@ -263,20 +276,39 @@ def _check_suites(protocol: str, offered: tuple[int, ...]) -> None:
         raise ValueError("a hello must offer at least one cipher suite")
     if len(offered) > MAX_SUITES:
         raise ValueError(f"{len(offered)} cipher suites offered; at most {MAX_SUITES} per hello")
-    limit = 0xFFFFFF if protocol == "SSLv2" else 0xFFFF
-    if min(offered) < 0 or max(offered) > limit:
-        code = next(c for c in offered if not 0 <= c <= limit)
-        raise ValueError(f"cipher suite code {code:#x} out of range for {protocol}")
+    if protocol == "SSLv2" and (min(offered) < 0 or max(offered) > 0xFFFFFF):
+        _out_of_range(protocol, offered, 0xFFFFFF)
     if len(set(offered)) != len(offered):
         raise ValueError("duplicate cipher suite codes")
 
 
-def _check_u16_list(what: str, values: tuple[int, ...]) -> None:
+def _suite_array(protocol: str, offered: tuple[int, ...]) -> array.array[int]:
+    """Two-byte codes as an array: building it checks the range in C (SSLv2's three-byte
+    kinds get an empty one; :func:`_check_suites` checked them)."""
+    if protocol == "SSLv2":
+        return array.array("H")
+    try:
+        return array.array("H", offered)
+    except OverflowError:
+        _out_of_range(protocol, offered, 0xFFFF)
+        raise  # not reached
+
+
+def _out_of_range(protocol: str, offered: tuple[int, ...], limit: int) -> None:
+    code = next(c for c in offered if not 0 <= c <= limit)
+    raise ValueError(f"cipher suite code {code:#x} out of range for {protocol}")
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_groups(groups: tuple[int, ...]) -> tuple[int, ...]:
+    """The groups as plain ints, checked once per distinct list: scans offer few lists."""
+    values = tuple(int(g) for g in groups)
     for value in values:
         if not 0 <= value <= 0xFFFF:
-            raise ValueError(f"{what} code {value:#x} out of range")
+            raise ValueError(f"group code {value:#x} out of range")
     if len(set(values)) != len(values):
-        raise ValueError(f"duplicate {what} codes")
+        raise ValueError("duplicate group codes")
+    return values
 
 
 def _take(rng: Rng, n: int) -> bytes:
