@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -111,6 +112,10 @@ class Endpoint:
         return self.abort
 
     async def resolve(self) -> None:
+        literal = _ip_literal(self.host)
+        if literal is not None:
+            self.addresses.append(literal)  # what getaddrinfo would say, without a thread
+            return
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.timeout):
@@ -388,6 +393,17 @@ class Endpoint:
                     h.ErrorReason.BUFFER_LIMIT,
                     f"{received} bytes without a ServerHello or a fatal alert",
                 )
+
+
+def _ip_literal(host: str) -> tuple[int, str] | None:
+    """(family, address) for an IP address without a scope; None for anything else."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.version == 6 and "%" in host:
+        return None  # scoped: let getaddrinfo say how to reach it
+    return int(socket.AF_INET6 if ip.version == 6 else socket.AF_INET), str(ip)
 
 
 async def _close_stream(writer: asyncio.StreamWriter) -> None:
