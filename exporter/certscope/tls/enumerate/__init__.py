@@ -4,7 +4,7 @@
 (:func:`certscope.tls.hello.build_client_hello`) on raw asyncio streams and reading only the
 server's first answer (:class:`~certscope.tls.hello.ServerHelloParser`). No handshake is ever
 finished: each connection is closed as soon as the ServerHello (or an alert) arrives, or, for
-key-exchange groups, once the rest of the server's first flight (up to ServerHelloDone) is in,
+key-exchange groups and DHE picks, once the rest of the server's first flight (up to ServerHelloDone) is in,
 so a scan costs one round trip per connection and no key exchange beyond what the server's
 first flight commits to. The certificate comes from the core probe, not from here.
 
@@ -39,9 +39,10 @@ How a scan proceeds::
                     1.1, 1.0) hello per elliptic curve offering only ECDHE suites, with the
                     certificate's curve beside it (an ECDSA server needs it); the flight's
                     ServerKeyExchange names the curve chosen
-    then DHE ────── one hello per accepted DHE suite (TLS 1.2 and older); the flight's
+    then DHE ────── per accepted DHE suite (TLS 1.2 and older), the flight's
                     ServerKeyExchange carries the server's finite-field group, named or
-                    checked by :mod:`.dh`
+                    checked by :mod:`.dh`; pick and remove already read it when the
+                    server picked the suite, else one hello offers the suite alone
 
 The first hello of a protocol goes out alone: an answer that rules the protocol out
 (``protocol_version`` alert, or a ServerHello at a lower version) spares the other bundles.
