@@ -4,9 +4,9 @@
 (:func:`certscope.tls.hello.build_client_hello`) on raw asyncio streams and reading only the
 server's first answer (:class:`~certscope.tls.hello.ServerHelloParser`). No handshake is ever
 finished: each connection is closed as soon as the ServerHello (or an alert) arrives, or, for
-key-exchange groups and DHE picks, once the rest of the server's first flight (up to ServerHelloDone) is in,
-so a scan costs one round trip per connection and no key exchange beyond what the server's
-first flight commits to. The certificate comes from the core probe, not from here.
+key-exchange groups and DHE picks, once the rest of the server's first flight (up to
+ServerHelloDone) is in, so a scan costs one round trip per connection and no key exchange
+beyond what the server's first flight commits to. The certificate comes from the core probe, not from here.
 
 One module per check, on a small shared base (sslyze's plugins on ``plugin_base``):
 
