@@ -24,6 +24,7 @@ import trustme
 
 from certscope.posture import PostureScan
 from certscope.tls import enumerate as en
+from certscope.tls import hello as h
 from certscope.tls import suites
 from certscope.tls.enumerate import ScanFailure, dh, enumerate_posture
 from certscope.tls.enumerate.base import is_dhe
@@ -859,6 +860,28 @@ async def test_dhe_groups_cost_no_connection_of_their_own(
     }
     # One refusal per bundle, one connection per accepted suite, one order test.
     assert result.connections == len(en.candidate_bundles("TLSv1.2")) + 3 + 1
+
+
+async def test_dhe_pick_whose_flight_never_comes_is_still_accepted() -> None:
+    # Hand-written server: one that sends a DHE ServerHello and then nothing, which no real
+    # server does on purpose. Reading on for the DHE group must not turn the accepted suite
+    # into a timeout; only the DHE check's own hello then times out.
+    model = ServerModel({"TLSv1.2": [0x009E, 0xC02F]})
+
+    def script(seen: SeenHello) -> Reply:
+        reply = model(seen)
+        answer = h.ServerHelloParser().feed(reply.data)
+        if answer and isinstance(answer[0], h.ServerHello) and is_dhe(answer[0].cipher_suite):
+            return Reply(reply.data, after="hang")
+        return reply
+
+    async with Responder(script) as srv:
+        result = await enumerate_posture(
+            srv.host, srv.port, None, timeout=1.0, protocols=("TLSv1.2",)
+        )
+    assert dict(result.suites) == {"TLSv1.2": (0x009E, 0xC02F)}, result.notes
+    assert result.dhe_groups == ()
+    assert result.error == ScanFailure.TIMEOUT  # the DHE check's own hello, twice
 
 
 def _suite_name(code: int) -> str:
