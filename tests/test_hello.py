@@ -252,7 +252,7 @@ def test_suite_limits() -> None:
         h.build_client_hello("TLSv1.2", [0xC02F, 0xC02F])
     with pytest.raises(ValueError, match="out of range"):
         h.build_client_hello("TLSv1.2", [0x010080])
-    with pytest.raises(ValueError, match="code -0x1 out of range for TLSv1.2"):
+    with pytest.raises(ValueError, match=r"code -0x1 out of range for TLSv1\.2"):
         h.build_client_hello("TLSv1.2", [0xC02F, -1])
     with pytest.raises(ValueError, match="code 0x1000000 out of range for SSLv2"):
         h.build_client_hello("SSLv2", [0x010080, 0x1000000])
