@@ -595,6 +595,31 @@ async def render_inprocess(args: argparse.Namespace, ctx: dict[str, Any]) -> dic
     return out
 
 
+async def render_scale(args: argparse.Namespace, ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    """Cold ``Exposition.render`` CPU at each ``--render-scale`` size: it should grow linearly
+    with the series (the same CPU per series at every size)."""
+    base = await probe_one(f"127.0.0.1:{ctx['warm_port']}", ctx["ca_file"])
+    rows = []
+    for n in args.render_scale:
+        results = synthetic_results(base, n)
+        gc.collect()
+        t0 = time.process_time()
+        body = Exposition().render_bytes(results)
+        cpu = time.process_time() - t0
+        series = sum(1 for line in body.split(b"\n") if line and not line.startswith(b"#"))
+        rows.append(
+            {
+                "targets": n,
+                "series": series,
+                "bytes": len(body),
+                "cold_ms": round(1000 * cpu, 1),
+                "us_per_series": round(1e6 * cpu / series, 3),
+            }
+        )
+        del results, body
+    return rows
+
+
 async def render_http(
     procs: Procs, session: aiohttp.ClientSession, args: argparse.Namespace, ctx: dict[str, Any]
 ) -> dict[str, Any]:
@@ -617,8 +642,9 @@ async def render_http(
     )
     url = f"http://127.0.0.1:{port}/metrics"
     try:
-        await read_json_line(proc, 120)
+        ready = await read_json_line(proc, 300)
         await wait_http(session, proc, f"http://127.0.0.1:{port}/-/healthy")
+        store_s: dict[float, list[float]] = {0.01: [], 0.5: []}
 
         async def get() -> tuple[float, float, int]:
             c0, t0 = cpu_seconds(proc.pid), time.perf_counter()
@@ -629,7 +655,7 @@ async def render_http(
         async def churn_then_get(fraction: float) -> tuple[float, float, int]:
             churn_url = f"http://127.0.0.1:{port}/bench/churn?fraction={fraction}"
             async with session.post(churn_url) as r:
-                await r.read()
+                store_s[fraction].append(float((await r.json())["store_cpu_s"]))
             return await get()
 
         cold_s, cold_cpu, size = await get()
@@ -655,6 +681,9 @@ async def render_http(
     return {
         "targets": args.render_targets,
         "bytes": size,
+        "store_all_cpu_ms": round(1000 * float(ready["store_cpu_s"]), 1),
+        "store_1pct_cpu_ms_median": round(1000 * statistics.median(store_s[0.01]), 1),
+        "store_50pct_cpu_ms_median": round(1000 * statistics.median(store_s[0.5]), 1),
         "cold_get_ms": round(1000 * cold_s, 2),
         "cold_server_cpu_ms": round(1000 * cold_cpu, 1),
         "warm_after_1pct_churn_get_ms": _ms(churn),
@@ -951,6 +980,21 @@ def print_summary(report: dict[str, Any]) -> None:
             f"1% new {http['warm_after_1pct_churn_server_cpu_ms_median']:.0f}, "
             f"50% new {http['after_50pct_churn_server_cpu_ms_median']:.0f})"
         )
+        print(
+            f"rendering when results are stored, CPU ms: all {http['store_all_cpu_ms']:.0f}   "
+            f"1% {http['store_1pct_cpu_ms_median']:.0f}   "
+            f"50% {http['store_50pct_cpu_ms_median']:.0f}"
+        )
+    scale = report.get("render_scale")
+    if scale:
+        print(
+            "cold Exposition.render by size: "
+            + "   ".join(
+                f"{row['targets']} targets {row['cold_ms']:.0f} ms "
+                f"({row['us_per_series']:.2f} us/series)"
+                for row in scale
+            )
+        )
     for err in report.get("errors", []):
         print()
         print(f"!! {err['phase']} failed: {err['error'].splitlines()[0] if err['error'] else ''}")
@@ -1005,6 +1049,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--scrapes", type=int, default=5, help="GET /metrics after the window")
     p.add_argument("--render-targets", type=int, default=10_000)
     p.add_argument("--render-rounds", type=int, help="cold renders (default 3)")
+    p.add_argument(
+        "--render-scale",
+        help="target counts for the cold-render growth check (default 1000,10000,50000; '' none)",
+    )
     p.add_argument("--key-type", choices=["rsa", "ecdsa"], default="rsa")
     p.add_argument("--blackbox", default=shutil.which("prometheus-blackbox-exporter") or "")
     p.add_argument("--skip", action="append", default=[], choices=["probe", "scheduler", "render"])
@@ -1023,6 +1071,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.intervals = [float(v) for v in (args.interval or ("5" if quick else "10,2")).split(",")]
     args.window = args.window or (15.0 if quick else 60.0)
     args.render_rounds = args.render_rounds or (1 if quick else 3)
+    scale = (
+        ("1000,10000" if quick else "1000,10000,50000")
+        if args.render_scale is None
+        else args.render_scale
+    )
+    args.render_scale = [int(n) for n in scale.split(",") if n.strip()]
     sweep = ("1,64" if quick else "1,4,64") if args.sweep is None else args.sweep
     args.sweep = [int(c) for c in sweep.split(",") if c.strip()]
     if args.probes < 1 or args.endpoints < 1:
@@ -1176,6 +1230,10 @@ async def render_phase(
     t = time.perf_counter()
     report["render_http"] = await render_http(procs, session, args, ctx)
     log(f"render over HTTP done ({time.perf_counter() - t:.1f}s)")
+    if args.render_scale:
+        t = time.perf_counter()
+        report["render_scale"] = await render_scale(args, ctx)
+        log(f"render by size done ({time.perf_counter() - t:.1f}s)")
 
 
 async def run_profiles(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import ssl
@@ -13,8 +14,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 import trustme
+from aiohttp.test_utils import TestClient, TestServer
 
-from certscope.app import target_allowed
+from certscope.app import EXPOSITION, STATE, make_app, target_allowed
+from certscope.config import Config, Target, TLSOptions
+from certscope.probe import probe
 from helpers.app import find
 from helpers.app import start_client as _client
 from helpers.app import wait_ready as _wait_ready
@@ -99,6 +103,60 @@ targets:
         assert find(text, "certscope_build_info")
         page = await (await client.get("/")).text()
         assert "web.test" in page and "connect_refused" in page
+    finally:
+        await client.close()
+
+
+async def test_metrics_head_then_get_on_one_connection(
+    tmp_path: Path, tls_port: int, ca_file: str
+) -> None:
+    """/metrics is streamed part by part: HEAD must send no body (or the next response on the
+    keep-alive connection is corrupt) and the announced length must be the body's."""
+    cfg = _write_config(
+        tmp_path / "c.yml",
+        f"targets:\n  - address: 127.0.0.1:{tls_port}\n    name: web\n    ca_file: {ca_file}\n",
+    )
+    client = await _client(cfg)
+    try:
+        await _wait_ready(client)
+        head = await client.head("/metrics")
+        assert head.status == 200 and await head.read() == b""
+        resp = await client.get("/metrics")
+        body = await resp.read()
+        assert resp.status == 200 and int(resp.headers["Content-Length"]) == len(body)
+        assert find(body.decode(), "certscope_probe_success", source="web") == [1]
+        assert find(body.decode(), "certscope_build_info")
+    finally:
+        await client.close()
+
+
+async def test_results_are_rendered_when_stored_and_forgotten_when_replaced(
+    tls_port: int, ca_file: str
+) -> None:
+    """Each stored result is rendered once, as it is stored; a replaced or removed result's
+    lines are dropped at once, so the cache holds one entry per current result even when
+    nobody scrapes."""
+    config = Config(origin="<test>")
+    app = make_app(config, lambda: config, start_scheduler=False)
+    state, exposition = app[STATE], app[EXPOSITION]
+    target = Target(
+        name="web", host="127.0.0.1", port=tls_port, tls=TLSOptions(ca_file=ca_file, timeout=5)
+    )
+    first = await probe(target)
+    for _ in range(50):
+        state.put_probe(dataclasses.replace(first, timestamp=first.timestamp + 1))
+    assert len(exposition._cache) == 1
+    newest = dataclasses.replace(first, timestamp=first.timestamp + 60)
+    state.put_probe(newest)
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        text = await (await client.get("/metrics")).text()
+        assert find(text, "certscope_probe_timestamp_seconds", source="web") == [newest.timestamp]
+        state.forget_probe("web")
+        assert all(r is config.policy for r, _ in exposition._cache.values())
+        text = await (await client.get("/metrics")).text()
+        assert find(text, "certscope_probe_success", source="web") == []
     finally:
         await client.close()
 

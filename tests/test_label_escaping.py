@@ -6,16 +6,23 @@ early (which would let a certificate's text forge other labels or series).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
+from certscope.certs import CertFacts
 from certscope.collector import escape, render_once
+from certscope.evidence.facts import INFO_LABELS
 from certscope.results import ProbeResult
 from certscope.tls.handshake import Outcome
 
 # Surrogates cannot be encoded as UTF-8, so no certificate or YAML file can carry them.
-TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=300)
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=300)
 
 
 def parsed_labels(text: str) -> list[dict[str, str]]:
@@ -62,3 +69,104 @@ def test_a_hostile_label_cannot_forge_series() -> None:
     assert not any(
         line.startswith('certscope_probe_success{source="forged') for line in text.splitlines()
     )
+
+
+# Label values prometheus_client writes unchanged (certscope cuts values over 1024 characters).
+SHORT = st.text(st.characters(exclude_categories=["Cs"]), max_size=200)
+# The order certscope writes them in (the reference sorts them; the comparison is by pair).
+_CERT_INFO_LABELS = ("chain_position", "subject_cn", "issuer_cn", *INFO_LABELS)
+
+
+_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"(,|\} )')
+
+
+def label_pairs(text: str, family: str) -> list[list[str]]:
+    """Per sample line of ``family``, its ``name="value"`` pairs exactly as written (escaped),
+    sorted by name as prometheus_client writes them; a badly escaped value breaks the scan."""
+    lines = []
+    for line in text.split("\n"):  # not splitlines(): values may hold U+0085, U+2028, ...
+        if not line.startswith(family + "{"):
+            continue
+        pos, pairs, end = len(family) + 1, [], ","
+        while end == ",":
+            m = _PAIR.match(line, pos)
+            assert m is not None, line
+            pairs.append(m.group(1) + '="' + m.group(2) + '"')
+            pos, end = m.end(), m.group(3)
+        lines.append(sorted(pairs))
+    return lines
+
+
+class _Reference:
+    """The same series written by prometheus_client, the reference for escaping."""
+
+    def __init__(self, families: list[GaugeMetricFamily]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield from self.families
+
+
+@settings(deadline=None, max_examples=150)
+@given(SHORT, SHORT, SHORT, SHORT, st.lists(SHORT, max_size=3))
+def test_rendered_lines_match_prometheus_client(
+    name: str, owner: str, subject: str, serial: str, sans: list[str]
+) -> None:
+    """The cached, prefix-sharing renderer writes exactly the label text prometheus_client
+    writes for the same hostile values, byte for byte."""
+    leaf = CertFacts(
+        der_sha256="ab" * 32,
+        subject=subject,
+        subject_cn=subject[:20],
+        issuer=owner,
+        issuer_cn=name,
+        serial=serial,
+        sans=tuple(sans),
+        key_algorithm="EC",
+        key_bits=256,
+    )
+    result = ProbeResult(
+        name=name,
+        address=f"{name}:443",
+        server_name=None,
+        labels=(("owner", owner),),
+        timestamp=1.0,
+        duration=0.1,
+        outcome=Outcome(chain=(b"x",)),
+        facts=(leaf,),
+        verdict=None,
+        last_success=None,
+    )
+    text = render_once([result])
+    identity = ["tls", name, f"{name}:443", owner]
+    identity_names = ["source_kind", "source", "location", "owner"]
+    success = GaugeMetricFamily("certscope_probe_success", "h", labels=identity_names)
+    success.add_metric(identity, 0)
+    info = GaugeMetricFamily(
+        "certscope_cert_info", "h", labels=[*identity_names, *_CERT_INFO_LABELS]
+    )
+    cert = [
+        "0",
+        leaf.subject_cn,
+        leaf.issuer_cn,
+        serial,
+        leaf.der_sha256,
+        subject,
+        owner,
+        ",".join(sans),
+        "EC",
+        "256",
+        "",
+        "",
+        "",
+        "",
+        "false",
+        "false",
+    ]
+    info.add_metric([*identity, *cert], 1)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Reference([success, info]))
+    reference = generate_latest(registry).decode()
+    for family in ("certscope_probe_success", "certscope_cert_info"):
+        assert label_pairs(text, family) == label_pairs(reference, family)
+    assert parsed_labels(text)  # and the whole exposition parses

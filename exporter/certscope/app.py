@@ -77,11 +77,12 @@ def make_app(
     app = web.Application(middlewares=middlewares)
     app[LIFECYCLE] = lifecycle
     app[PROBE_GATE] = _ProbeGate()
-    state = State(config)
+    exposition = Exposition()
+    state = State(config, prepare=exposition.prepare)
     metrics = SelfMetrics()
     app[STATE] = state
     app[METRICS] = metrics
-    app[EXPOSITION] = Exposition()
+    app[EXPOSITION] = exposition
     app[LOADER] = loader
     app[SCHEDULER] = Scheduler(state, metrics)
     if start_scheduler:
@@ -137,12 +138,12 @@ def reload_config(app: web.Application) -> tuple[bool, str]:
     return False, message
 
 
-async def handle_metrics(request: web.Request) -> web.Response:
+async def handle_metrics(request: web.Request) -> web.StreamResponse:
     app = request.app
     t0 = time.perf_counter()
     snap = app[STATE].snapshot()
     assessed = [a for items in snap.assessments.values() for a in items]
-    body = app[EXPOSITION].render_bytes(
+    parts = app[EXPOSITION].render_parts(
         [
             *snap.probes.values(),
             *snap.ssh.values(),
@@ -150,10 +151,20 @@ async def handle_metrics(request: web.Request) -> web.Response:
             *assessed,
             snap.config.policy,
         ],
-        key=snap,  # an unchanged snapshot is the same object: its body is reused
+        key=snap,  # an unchanged snapshot is the same object: its parts are reused
     )
     app[METRICS].scrape.observe(time.perf_counter() - t0)
-    return web.Response(body=body + app[METRICS].render().encode(), headers={"Content-Type": _TEXT})
+    own = app[METRICS].render().encode()
+    # Streamed part by part (a family each): a 50 MB body is never joined into one buffer.
+    response = web.StreamResponse(headers={"Content-Type": _TEXT})
+    response.content_length = sum(map(len, parts)) + len(own)
+    await response.prepare(request)
+    if request.method != "HEAD":  # a streamed response does not drop the body by itself
+        for part in parts:
+            await response.write(part)
+        await response.write(own)
+    await response.write_eof()
+    return response
 
 
 def _text(status: int, text: str) -> web.Response:

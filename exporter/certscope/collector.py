@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
+from functools import lru_cache
 
 from .certs import CertFacts
 from .config import Policy
@@ -24,6 +25,7 @@ from .results import (
 )
 from .revocation import Revocation
 from .tls.suites import PROTOCOLS
+from .verify import Verdict
 
 
 @dataclass(frozen=True)
@@ -402,14 +404,23 @@ _MAX_LABEL_VALUE = 1024
 def escape(value: str) -> str:
     if len(value) > _MAX_LABEL_VALUE:
         value = value[: _MAX_LABEL_VALUE - 1] + "…"
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    if "\\" in value or "\n" in value or '"' in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value  # the common case: nothing to escape, no copies
+
+
+def _inner(pairs: Iterable[tuple[str, str]]) -> str:
+    """Label pairs rendered and escaped, without the braces: a prefix many lines share."""
+    return ",".join(f'{k}="{escape(v)}"' for k, v in pairs)
 
 
 def _labels(pairs: Iterable[tuple[str, str]]) -> str:
-    return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in pairs) + "}"
+    return "{" + _inner(pairs) + "}"
 
 
 def _num(v: float) -> str:
+    if v.__class__ is float:  # most values: timestamps and durations
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
     if v == int(v) and abs(v) < 1e15:
         return str(int(v))
     return repr(float(v))
@@ -418,95 +429,131 @@ def _num(v: float) -> str:
 Fragments = dict[str, list[str]]
 
 
-def _add(out: Fragments, family: str, labels: Sequence[tuple[str, str]], value: float) -> None:
+def _line(out: Fragments, family: str, inner: str, value: float | str) -> None:
+    """One sample line; ``inner`` is already escaped (see :func:`_inner`), a str value is
+    already formatted."""
     assert family in FAMILY_NAMES, family
-    out.setdefault(family, []).append(f"{family}{_labels(labels)} {_num(value)}\n")
+    text = value if isinstance(value, str) else _num(value)
+    out.setdefault(family, []).append(f"{family}{{{inner}}} {text}\n")
+
+
+def _add(out: Fragments, family: str, labels: Sequence[tuple[str, str]], value: float) -> None:
+    _line(out, family, _inner(labels), value)
+
+
+@lru_cache(maxsize=1024)
+def _term(name: str, value: str) -> str:
+    """One pair from a small vocabulary (phases, reasons, versions, suites), escaped once."""
+    return f'{name}="{escape(value)}"'
+
+
+@dataclass(frozen=True, slots=True)
+class _CertText:
+    """A certificate's own label text and values, escaped and formatted once per certificate
+    (an intermediate is shared by every target behind it)."""
+
+    names: str  # subject_cn, issuer_cn
+    info: str  # the rest of certscope_cert_info's labels
+    not_after: str | None
+    not_before: str | None
+    sct_count: str
+    sct_logs: tuple[str, ...]  # log_id="…", once per log
+
+
+#: id(facts) -> (facts, text). The facts are held so that an id is never reused while its
+#: entry lives; the whole table is dropped when full, which bounds it.
+_CERT_TEXT: dict[int, tuple[CertFacts, _CertText]] = {}
+_CERT_TEXT_MAX = 4096
+
+
+def _cert_text(facts: CertFacts) -> _CertText:
+    hit = _CERT_TEXT.get(id(facts))
+    if hit is not None and hit[0] is facts:
+        return hit[1]
+    text = _CertText(
+        names=_inner((("subject_cn", facts.subject_cn), ("issuer_cn", facts.issuer_cn))),
+        info=_inner(
+            (
+                ("serial", facts.serial),
+                ("fingerprint_sha256", facts.fingerprint_sha256),
+                ("subject", facts.subject),
+                ("issuer", facts.issuer),
+                ("sans", ",".join(facts.sans)),
+                ("key_algorithm", facts.key_algorithm),
+                ("key_bits", str(facts.key_bits)),
+                ("key_curve", facts.key_curve),
+                ("public_key_sha256", facts.public_key_sha256),
+                ("signature_algorithm", facts.signature_algorithm),
+                ("signature_hash", facts.signature_hash),
+                ("is_ca", "true" if facts.is_ca else "false"),
+                ("self_signed", "true" if facts.self_signed else "false"),
+            )
+        ),
+        not_after=None if facts.not_after is None else _num(facts.not_after.timestamp()),
+        not_before=None if facts.not_before is None else _num(facts.not_before.timestamp()),
+        sct_count=_num(len(facts.sct_log_ids)),
+        sct_logs=tuple(_inner((("log_id", i),)) for i in dict.fromkeys(facts.sct_log_ids)),
+    )
+    if len(_CERT_TEXT) >= _CERT_TEXT_MAX:
+        _CERT_TEXT.clear()
+    _CERT_TEXT[id(facts)] = (facts, text)
+    return text
 
 
 def _cert_lines(
-    out: Fragments, base: Labels, position: int, facts: CertFacts, revoked: bool = False
+    out: Fragments, base: str, position: int, facts: CertFacts, revoked: bool = False
 ) -> None:
-    slot = (
-        *base,
-        ("chain_position", str(position)),
-        ("subject_cn", facts.subject_cn),
-        ("issuer_cn", facts.issuer_cn),
-    )
-    if facts.not_after is not None:
-        _add(out, "certscope_cert_not_after_timestamp_seconds", slot, facts.not_after.timestamp())
-    if facts.not_before is not None:
-        _add(out, "certscope_cert_not_before_timestamp_seconds", slot, facts.not_before.timestamp())
-    info = (
-        *slot,
-        ("serial", facts.serial),
-        ("fingerprint_sha256", facts.fingerprint_sha256),
-        ("subject", facts.subject),
-        ("issuer", facts.issuer),
-        ("sans", ",".join(facts.sans)),
-        ("key_algorithm", facts.key_algorithm),
-        ("key_bits", str(facts.key_bits)),
-        ("key_curve", facts.key_curve),
-        ("public_key_sha256", facts.public_key_sha256),
-        ("signature_algorithm", facts.signature_algorithm),
-        ("signature_hash", facts.signature_hash),
-        ("is_ca", "true" if facts.is_ca else "false"),
-        ("self_signed", "true" if facts.self_signed else "false"),
-    )
-    _add(out, "certscope_cert_info", info, 1)
+    """``base``: the slot's location labels, escaped (:func:`_inner`)."""
+    text = _cert_text(facts)
+    slot = f'{base},chain_position="{position}",{text.names}'
+    if text.not_after is not None:
+        _line(out, "certscope_cert_not_after_timestamp_seconds", slot, text.not_after)
+    if text.not_before is not None:
+        _line(out, "certscope_cert_not_before_timestamp_seconds", slot, text.not_before)
+    _line(out, "certscope_cert_info", f"{slot},{text.info}", "1")
     if not facts.is_ca:
-        _add(out, "certscope_cert_sct_count", slot, len(facts.sct_log_ids))
-        for log_id in dict.fromkeys(facts.sct_log_ids):
-            _add(out, "certscope_cert_sct_info", (*slot, ("log_id", log_id)), 1)
+        _line(out, "certscope_cert_sct_count", slot, text.sct_count)
+        for log_id in text.sct_logs:
+            _line(out, "certscope_cert_sct_info", f"{slot},{log_id}", "1")
     if revoked:
-        _add(out, "certscope_cert_revoked", slot, 1)
+        _line(out, "certscope_cert_revoked", slot, "1")
 
 
 def probe_fragments(r: ProbeResult) -> Fragments:
     out: Fragments = {}
-    base: Labels = (("source_kind", "tls"), ("source", r.name), ("location", r.address), *r.labels)
-    _add(out, "certscope_probe_success", base, 1 if r.success else 0)
-    _add(out, "certscope_probe_duration_seconds", base, r.duration)
-    _add(out, "certscope_probe_timestamp_seconds", base, r.timestamp)
+    # The identity labels are escaped once and shared by every line of the result.
+    base = _inner((("source_kind", "tls"), ("source", r.name), ("location", r.address), *r.labels))
+    _line(out, "certscope_probe_success", base, 1 if r.success else 0)
+    _line(out, "certscope_probe_duration_seconds", base, r.duration)
+    _line(out, "certscope_probe_timestamp_seconds", base, r.timestamp)
     for phase, seconds in r.outcome.phases:
-        _add(out, "certscope_probe_phase_duration_seconds", (*base, ("phase", phase)), seconds)
+        _line(
+            out,
+            "certscope_probe_phase_duration_seconds",
+            f"{base},{_term('phase', phase)}",
+            seconds,
+        )
     if r.last_success is not None:
-        _add(out, "certscope_probe_last_success_timestamp_seconds", base, r.last_success)
+        _line(out, "certscope_probe_last_success_timestamp_seconds", base, r.last_success)
     err = r.outcome.error
     if err is not None:
-        _add(
-            out,
-            "certscope_probe_error_info",
-            (*base, ("reason", err.reason), ("alert", err.alert)),
-            1,
-        )
+        error = f"{base},{_term('reason', err.reason)},{_term('alert', err.alert)}"
+        _line(out, "certscope_probe_error_info", error, 1)
     elif not r.facts:
-        _add(
-            out,
-            "certscope_probe_error_info",
-            (*base, ("reason", "no_certificate"), ("alert", "")),
-            1,
-        )
+        error = f"{base},{_term('reason', 'no_certificate')},{_term('alert', '')}"
+        _line(out, "certscope_probe_error_info", error, 1)
     neg = r.outcome.negotiated
     if neg is not None:
-        _add(out, "certscope_tls_version_info", (*base, ("version", neg.version)), 1)
-        _add(out, "certscope_tls_cipher_info", (*base, ("cipher", neg.cipher)), 1)
+        _line(out, "certscope_tls_version_info", f"{base},{_term('version', neg.version)}", 1)
+        _line(out, "certscope_tls_cipher_info", f"{base},{_term('cipher', neg.cipher)}", 1)
         if neg.group:
-            _add(out, "certscope_tls_group_info", (*base, ("group", neg.group)), 1)
+            _line(out, "certscope_tls_group_info", f"{base},{_term('group', neg.group)}", 1)
     if r.facts:
-        _add(
-            out,
-            "certscope_tls_client_cert_required",
-            base,
-            1 if r.outcome.client_cert_required else 0,
-        )
-        _add(out, "certscope_cert_chain_certificates", base, r.outcome.presented)
+        required = 1 if r.outcome.client_cert_required else 0
+        _line(out, "certscope_tls_client_cert_required", base, required)
+        _line(out, "certscope_cert_chain_certificates", base, r.outcome.presented)
     if r.verdict is not None:
-        v = r.verdict
-        _add(out, "certscope_cert_verified", base, 1 if v.verified else 0)
-        _add(out, "certscope_cert_chain_trusted", base, 1 if v.chain_trusted else 0)
-        _add(out, "certscope_cert_hostname_match", base, 1 if v.hostname_match else 0)
-        for reason in v.errors:
-            _add(out, "certscope_cert_verification_failure", (*base, ("reason", reason)), 1)
+        _verdict_lines(out, base, r.verdict)
     if r.revocation is not None:
         _revocation_lines(out, base, r.revocation)
     for pos, facts in enumerate(r.facts):
@@ -514,21 +561,28 @@ def probe_fragments(r: ProbeResult) -> Fragments:
     return out
 
 
-def _revocation_lines(out: Fragments, base: Labels, rev: Revocation) -> None:
-    _add(out, "certscope_ocsp_stapled", base, int(rev.stapled))
+def _verdict_lines(out: Fragments, base: str, v: Verdict) -> None:
+    _line(out, "certscope_cert_verified", base, 1 if v.verified else 0)
+    _line(out, "certscope_cert_chain_trusted", base, 1 if v.chain_trusted else 0)
+    _line(out, "certscope_cert_hostname_match", base, 1 if v.hostname_match else 0)
+    for reason in v.errors:
+        _line(out, "certscope_cert_verification_failure", f"{base},{_term('reason', reason)}", 1)
+
+
+def _revocation_lines(out: Fragments, base: str, rev: Revocation) -> None:
+    _line(out, "certscope_ocsp_stapled", base, int(rev.stapled))
     if rev.staple_next_update is not None:
-        _add(
-            out, "certscope_ocsp_staple_next_update_timestamp_seconds", base, rev.staple_next_update
-        )
+        next_update = rev.staple_next_update
+        _line(out, "certscope_ocsp_staple_next_update_timestamp_seconds", base, next_update)
     _revocation_status_lines(out, base, rev)
 
 
-def _revocation_status_lines(out: Fragments, slot: Labels, rev: Revocation) -> None:
-    """One series per method checked. A stored leaf's ``slot`` also names its place in the
-    file or bundle (a bundle may hold several leaves); stapling is for servers only."""
+def _revocation_status_lines(out: Fragments, slot: str, rev: Revocation) -> None:
+    """One series per method checked. A stored leaf's ``slot`` (escaped) also names its place
+    in the file or bundle (a bundle may hold several leaves); stapling is for servers only."""
     for check in rev.checks:
-        labels = (*slot, ("method", str(check.method)), ("status", str(check.status)))
-        _add(out, "certscope_cert_revocation_status", labels, 1)
+        labels = f"{slot},{_term('method', check.method)},{_term('status', check.status)}"
+        _line(out, "certscope_cert_revocation_status", labels, 1)
 
 
 def source_fragments(r: SourceResult) -> Fragments:
@@ -556,9 +610,11 @@ def source_fragments(r: SourceResult) -> Fragments:
             ("location", c.location),
             *r.labels,
         )
-        _cert_lines(out, loc, c.position, c.facts, c.revoked)
+        loc_text = _inner(loc)
+        _cert_lines(out, loc_text, c.position, c.facts, c.revoked)
         if c.revocation is not None:
-            _revocation_status_lines(out, (*loc, ("chain_position", str(c.position))), c.revocation)
+            slot = f'{loc_text},chain_position="{c.position}"'
+            _revocation_status_lines(out, slot, c.revocation)
     if r.keys:
         _add(out, "certscope_source_keys", base, len(r.keys))
     for k in r.keys:
@@ -647,7 +703,7 @@ def ssh_fragments(r: SSHProbeResult) -> Fragments:
                 ("location", f"{r.address}#{hk.algorithm}"),
                 *r.labels,
             )
-            _cert_lines(out, slot, 0, host_certificate_facts(f))
+            _cert_lines(out, _inner(slot), 0, host_certificate_facts(f))
     return out
 
 
@@ -899,14 +955,25 @@ def _fragments_of(result: Result) -> Fragments:
 class Exposition:
     """Renders snapshots, caching each result's encoded lines while that result is current.
 
-    Each result's lines are rendered, joined per family and encoded once; a scrape joins
-    bytes. A scrape of an unchanged snapshot (the same ``key`` object) returns the previous body.
+    Each result's lines are rendered, joined per family and encoded once; a scrape gathers
+    those bytes per family and joins each family once. A scrape of an unchanged snapshot (the
+    same ``key`` object) returns the previous parts.
     """
 
     def __init__(self) -> None:
         # id(result) -> (result, encoded); the result is held so its id cannot be reused.
         self._cache: dict[int, tuple[object, Encoded]] = {}
-        self._last: tuple[object, bytes] | None = None
+        self._last: tuple[object, list[bytes]] | None = None
+
+    def prepare(self, stored: Sequence[Result], dropped: Sequence[Result]) -> None:
+        """Render ``stored`` results now and forget ``dropped`` ones (replaced or removed), so
+        that the scrape that first shows a result only gathers its lines."""
+        for old in dropped:
+            hit = self._cache.get(id(old))
+            if hit is not None and hit[0] is old:
+                del self._cache[id(old)]
+        for new in stored:
+            self._encoded(new)
 
     def _encoded(self, result: Result) -> Encoded:
         hit = self._cache.get(id(result))
@@ -916,24 +983,35 @@ class Exposition:
         self._cache[id(result)] = (result, enc)
         return enc
 
-    def render_bytes(self, results: Iterable[Result], key: object = None) -> bytes:
+    def render_parts(self, results: Iterable[Result], key: object = None) -> list[bytes]:
+        """The exposition as a few large parts (a header, then one family's lines), in
+        family order: a response can write them without joining them first."""
         if key is not None and self._last is not None and self._last[0] is key:
             return self._last[1]
         current = list(results)
-        encs = [self._encoded(r) for r in current]
+        by_family: dict[str, list[bytes]] = {}  # only the families present: /probe has one result
+        for r in current:
+            for name, chunk in self._encoded(r).items():
+                chunks = by_family.get(name)
+                if chunks is None:
+                    by_family[name] = [chunk]
+                else:
+                    chunks.append(chunk)
         if len(self._cache) > len(current):
             live = {id(r) for r in current}
             self._cache = {k: v for k, v in self._cache.items() if k in live}
         parts: list[bytes] = []
         for name, header in _HEADERS.items():
-            chunks = [e[name] for e in encs if name in e]
-            if chunks:
+            present = by_family.get(name)
+            if present:
                 parts.append(header)
-                parts.extend(chunks)
-        body = b"".join(parts)
+                parts.append(b"".join(present))
         if key is not None:
-            self._last = (key, body)
-        return body
+            self._last = (key, parts)
+        return parts
+
+    def render_bytes(self, results: Iterable[Result], key: object = None) -> bytes:
+        return b"".join(self.render_parts(results, key))
 
     def render(self, results: Iterable[Result]) -> str:
         return self.render_bytes(results).decode("utf-8")

@@ -8,7 +8,7 @@ snapshot is always consistent: no result is half written while a scrape reads it
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -39,9 +39,18 @@ class Snapshot:
     ssh: Mapping[str, SSHProbeResult] = field(default_factory=lambda: MappingProxyType({}))
 
 
+Stored = ProbeResult | SSHProbeResult | SourceResult | AssessedLocation
+
+#: Told of every result stored and of every result it replaces or removes (the exposition
+#: renders the new ones then and forgets the old ones, so a scrape only gathers rendered lines
+#: however many results changed since the last one, and nothing stale is kept).
+Prepare = Callable[[Sequence[Stored], Sequence[Stored]], None]
+
+
 class State:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, prepare: Prepare | None = None) -> None:
         self.config = config
+        self._prepare = prepare
         self._probes: dict[str, ProbeResult] = {}
         self._sources: dict[str, SourceResult] = {}
         self._postures: dict[str, PostureScan] = {}
@@ -58,11 +67,18 @@ class State:
         self._generation += 1
         self._cached = None
 
+    def _stored(self, stored: Sequence[Stored], dropped: Sequence[Stored | None]) -> None:
+        if self._prepare is not None:
+            gone = [d for d in dropped if d is not None and all(d is not s for s in stored)]
+            self._prepare(stored, gone)
+
     def put_probe(self, result: ProbeResult) -> None:
+        self._stored((result,), (self._probes.get(result.name),))
         self._probes[result.name] = result
         self._changed()
 
     def put_ssh(self, result: SSHProbeResult) -> None:
+        self._stored((result,), (self._ssh.get(result.name),))
         self._ssh[result.name] = result
         self._changed()
 
@@ -70,6 +86,7 @@ class State:
         return self._ssh.get(name)
 
     def put_source(self, result: SourceResult) -> None:
+        self._stored((result,), (self._sources.get(result.name),))
         self._sources[result.name] = result
         self._changed()
 
@@ -82,6 +99,7 @@ class State:
 
     def put_assessments(self, key: JobKey, items: tuple[AssessedLocation, ...]) -> None:
         """Replace the assessments of one target (``JobKind.PROBE``) or source."""
+        self._stored(items, self._assessments.get(key, ()))
         self._assessments[key] = items
         self._changed()
 
@@ -92,15 +110,14 @@ class State:
         return self._sources.get(name)
 
     def forget_probe(self, name: str) -> None:
-        self._probes.pop(name, None)
-        self._ssh.pop(name, None)
+        probe, ssh = self._probes.pop(name, None), self._ssh.pop(name, None)
         self._postures.pop(name, None)
-        self._assessments.pop(JobKey(JobKind.PROBE, name), None)
+        self._stored((), (probe, ssh, *self._assessments.pop(JobKey(JobKind.PROBE, name), ())))
         self._changed()
 
     def forget_source(self, name: str) -> None:
-        self._sources.pop(name, None)
-        self._assessments.pop(JobKey(JobKind.SOURCE, name), None)
+        source = self._sources.pop(name, None)
+        self._stored((), (source, *self._assessments.pop(JobKey(JobKind.SOURCE, name), ())))
         self._changed()
 
     def set_config(self, config: Config) -> None:
