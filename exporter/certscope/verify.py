@@ -13,7 +13,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 
 from OpenSSL import crypto
@@ -64,8 +64,8 @@ class Verdict:
 
 
 @lru_cache(maxsize=64)
-def _store(ca_file: str | None, mtime_ns: int) -> crypto.X509Store:
-    # mtime_ns is part of the key so that an edited CA bundle is reloaded without a restart.
+def _store(ca_file: str | None, stamp: int) -> crypto.X509Store:
+    # ``stamp`` is part of the key so that a changed trust store is reloaded without a restart.
     store = crypto.X509Store()
     if ca_file:
         store.load_locations(ca_file)
@@ -77,15 +77,21 @@ def _store(ca_file: str | None, mtime_ns: int) -> crypto.X509Store:
     return store
 
 
+def _stamp(ca_file: str | None, day: int) -> int:
+    """What identifies the current contents of a trust store: a file's modification time; for
+    the system store (a bundle and a directory, updated by the OS), the day, so it is read
+    again at least daily."""
+    if not ca_file:
+        return day
+    try:
+        return os.stat(ca_file).st_mtime_ns
+    except OSError:
+        return -1
+
+
 def trust_store(ca_file: str | None) -> crypto.X509Store:
-    """The trust store for ``ca_file`` (None: the system store), cached until the file changes."""
-    mtime = 0
-    if ca_file:
-        try:
-            mtime = os.stat(ca_file).st_mtime_ns
-        except OSError:
-            mtime = -1
-    return _store(ca_file, mtime)
+    """The trust store for ``ca_file`` (None: the system store), cached until it changes."""
+    return _store(ca_file, _stamp(ca_file, date.today().toordinal()))
 
 
 def _to_openssl(der: bytes) -> crypto.X509:
@@ -96,17 +102,18 @@ def _to_openssl(der: bytes) -> crypto.X509:
 
 @lru_cache(maxsize=4096)
 def _trust_errors(
-    chain: tuple[bytes, ...], ca_file: str | None, store_id: int
+    chain: tuple[bytes, ...], ca_file: str | None, stamp: int, day: int
 ) -> tuple[VerifyFailure, ...]:
     # Trust depends only on the chain and the store, not on the clock (time checks are off),
-    # so the verdict is cached: steady-state probes of an unchanged endpoint skip chain building.
-    del store_id  # part of the cache key only
+    # so the verdict is cached per (chain, store contents, day): steady-state probes of an
+    # unchanged endpoint skip chain building, a changed chain or trust store is judged afresh,
+    # and nothing is trusted on an old judgement for more than a day.
+    del day  # part of the cache key only
     try:
         certs = [_to_openssl(der) for der in chain]
     except Exception:
         return (VerifyFailure.UNSUPPORTED_CERTIFICATE,)
-    store = trust_store(ca_file)
-    ctx = crypto.X509StoreContext(store, certs[0], certs[1:])
+    ctx = crypto.X509StoreContext(_store(ca_file, stamp), certs[0], certs[1:])
     try:
         ctx.verify_certificate()
     except crypto.X509StoreContextError as exc:
@@ -172,8 +179,8 @@ def verify_chain(
     if any(f.not_after is not None and now > f.not_after for f in facts[1:] if not f.self_signed):
         errors.append(VerifyFailure.INTERMEDIATE_EXPIRED)
         valid_now = False
-    store = trust_store(ca_file)
-    trust = _trust_errors(tuple(chain), ca_file, id(store))
+    day = now.date().toordinal()
+    trust = _trust_errors(tuple(chain), ca_file, _stamp(ca_file, day), day)
     errors.extend(trust)
     match = True
     if host:
