@@ -420,6 +420,10 @@ async def test_sni_selects_certificate(pki: TestPKI, leaves: Leaves) -> None:
     assert bare.verdict.hostname_match  # 127.0.0.1 is an IP SAN of the default certificate
     assert idn.verdict is not None
     assert not idn.verdict.hostname_match
+    # Stored results share one DER object per certificate instead of a copy per probe.
+    assert bare.outcome.chain[0] is web.outcome.chain[0]
+    assert api.outcome.chain[1] is web.outcome.chain[1]  # the same intermediate
+    assert api.outcome.chain[0] != web.outcome.chain[0]
 
 
 async def test_alpn(leaves: Leaves) -> None:

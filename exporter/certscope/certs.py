@@ -8,7 +8,6 @@ problem listed in ``parse_errors``.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +24,8 @@ from cryptography.x509.oid import (
     NameOID,
     SignatureAlgorithmOID,
 )
+
+from .net import IPAddress, parse_ip
 
 # Re-exported: certificates compare host names in their A-label form.
 from .net import a_label as a_label
@@ -330,6 +331,24 @@ def _facts_cached(der: bytes) -> CertFacts:
     return _parse(hashlib.sha256(der).hexdigest(), der)
 
 
+#: One bytes object per distinct certificate seen by probes, so that the stored results of
+#: every target behind one endpoint (and every probe of it) share their chain's DER instead of
+#: each holding a copy; dropped whole when full, which bounds it.
+_SHARED_DER: dict[bytes, bytes] = {}
+_SHARED_DER_MAX = 8192
+
+
+def shared_der(der: bytes) -> bytes:
+    """``der`` itself, or an equal bytes object already held."""
+    held = _SHARED_DER.get(der)
+    if held is not None:
+        return held
+    if len(_SHARED_DER) >= _SHARED_DER_MAX:
+        _SHARED_DER.clear()
+    _SHARED_DER[der] = der
+    return der
+
+
 _large_by_digest: dict[str, CertFacts] = {}
 _large_lock = threading.Lock()
 
@@ -439,6 +458,15 @@ def iter_pem_blocks(data: bytes) -> Iterator[tuple[int, bytes | None, str]]:
         start = data.find(_PEM_BEGIN, end)
 
 
+@lru_cache(maxsize=4096)
+def _ip(text: str) -> IPAddress | None:
+    """:func:`net.parse_ip`, cached: asked for the host and every SAN on every probe. Most are
+    DNS names, which an IPv4 address (digits and dots) or an IPv6 one (a colon) cannot be."""
+    if ":" not in text and not text.strip("[]").replace(".", "").isdigit():
+        return None
+    return parse_ip(text)
+
+
 def hostname_matches(
     host: str, sans: Iterable[str], subject_cn: str = "", *, ip_sans: Iterable[str] | None = None
 ) -> bool:
@@ -453,15 +481,17 @@ def hostname_matches(
     """
     host = host.strip("[]").rstrip(".")
     try:
-        host = a_label(host) if not is_ip(host) else host.lower()
+        host = a_label(host) if _ip(host) is None else host.lower()
     except ValueError:
         return False
     sans = tuple(sans)
-    if is_ip(host):
-        want = ipaddress.ip_address(host)
-        return any(is_ip(s) and ipaddress.ip_address(s) == want for s in sans)
+    want = _ip(host)
+    if want is not None:
+        return any(_ip(s) == want for s in sans)
     dns = [
-        s.rstrip(".").lower() for s in sans if not s.startswith(("URI:", "email:")) and not is_ip(s)
+        s.rstrip(".").lower()
+        for s in sans
+        if not s.startswith(("URI:", "email:")) and _ip(s) is None
     ]
     if not dns and subject_cn:
         dns = [subject_cn.rstrip(".").lower()]

@@ -24,7 +24,7 @@ from functools import lru_cache
 
 from OpenSSL import SSL, crypto
 
-from ..certs import a_label
+from ..certs import a_label, shared_der
 from ..errors import ProbeFailure
 from . import starttls
 from .options import TLSOptions
@@ -241,7 +241,7 @@ def _chain_der(conn: SSL.Connection) -> tuple[tuple[bytes, ...], int]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for c in certs[:MAX_CHAIN]:
-            out.append(crypto.dump_certificate(crypto.FILETYPE_ASN1, c))
+            out.append(shared_der(crypto.dump_certificate(crypto.FILETYPE_ASN1, c)))
     return tuple(out), len(certs)
 
 
@@ -274,6 +274,7 @@ class _Clock:
         self.t = now
 
 
+@lru_cache(maxsize=1024)
 def _ip_family(host: str) -> socket.AddressFamily | None:
     try:
         ip = ipaddress.ip_address(host)
@@ -446,7 +447,8 @@ async def handshake(host: str, port: int, server_name: str | None, opts: TLSOpti
         if writer is not None:
             writer.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 0.5)
+                async with asyncio.timeout(0.5):  # not wait_for: that costs a task per probe
+                    await writer.wait_closed()
 
 
 def _partial(
