@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,19 @@ def start_fleet(endpoints: int, workdir: Path) -> tuple[subprocess.Popen[str], l
     assert fleet.stdout is not None
     ready = json.loads(fleet.stdout.readline())
     return fleet, list(ready["ports"]), str(ready["ca_file"])
+
+
+def top_allocations(limit: int, targets: int) -> list[dict[str, Any]]:
+    """Live memory by the line that allocated it, per target: where the bytes are."""
+    stats = tracemalloc.take_snapshot().statistics("lineno")
+    return [
+        {
+            "bytes_per_target": round(stat.size / targets),
+            "objects_per_target": round(stat.count / targets, 2),
+            "where": f"{stat.traceback[0].filename.rsplit('/', 1)[-1]}:{stat.traceback[0].lineno}",
+        }
+        for stat in stats[:limit]
+    ]
 
 
 class Replay:
@@ -125,6 +139,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     scheduler.prober = replay.probe
     scheduler.enumerator = replay.enumerate
     baseline = rss_bytes()
+    if args.trace:
+        tracemalloc.start()  # slows the run and adds its own memory to RSS: a breakdown only
     targets = tuple(
         Target(
             name=f"svc-{i:06d}",
@@ -164,6 +180,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     }
                 )
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                if args.trace and len(rows) == 1:
+                    rows[-1]["top_allocations"] = top_allocations(args.trace, args.targets)
     finally:
         runner.cancel()
     first, last = rows[0], rows[-1]
@@ -189,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cycles", type=int, default=24)
     p.add_argument("--interval", type=float, default=2.0, help="probe and enumeration interval")
     p.add_argument("--concurrency", type=int, default=256)
+    p.add_argument(
+        "--trace", type=int, default=0, help="list the N largest allocation sites (tracemalloc)"
+    )
     args = p.parse_args(argv)
     asyncio.run(measure(args))
     return 0
