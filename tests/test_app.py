@@ -8,7 +8,7 @@ import os
 import signal
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -19,6 +19,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from certscope.app import EXPOSITION, STATE, make_app, target_allowed
 from certscope.config import Config, Target, TLSOptions
 from certscope.probe import probe
+from certscope.results import ProbeResult
+from certscope.snapshot import State
+from certscope.tls.handshake import Outcome
 from helpers.app import find
 from helpers.app import start_client as _client
 from helpers.app import wait_ready as _wait_ready
@@ -159,6 +162,32 @@ async def test_results_are_rendered_when_stored_and_forgotten_when_replaced(
         assert find(text, "certscope_probe_success", source="web") == []
     finally:
         await client.close()
+
+
+def test_a_result_is_kept_when_rendering_it_fails() -> None:
+    """Rendering happens after the state changed: a renderer bug costs the early rendering,
+    never the result (the scrape renders it again, the scheduler logs the error)."""
+
+    def broken(stored: Sequence[object], dropped: Sequence[object]) -> None:
+        raise RuntimeError("renderer bug")
+
+    state = State(Config(origin="<test>"), prepare=broken)
+    result = ProbeResult(
+        name="web",
+        address="web.test:443",
+        server_name="web.test",
+        labels=(),
+        timestamp=1.0,
+        duration=0.1,
+        outcome=Outcome(),
+        facts=(),
+        verdict=None,
+        last_success=None,
+    )
+    with pytest.raises(RuntimeError):
+        state.put_probe(result)
+    assert state.previous_probe("web") is result
+    assert state.snapshot().probes["web"] is result
 
 
 async def test_probe_allow_list(tmp_path: Path, tls_port: int, ca_file: str) -> None:

@@ -68,6 +68,8 @@ class State:
         self._cached = None
 
     def _stored(self, stored: Sequence[Stored], dropped: Sequence[Stored | None]) -> None:
+        # Called after the state changed: a failure to render loses no result (the scrape
+        # renders it again and the scheduler's boundary logs the error).
         if self._prepare is not None:
             # By identity, in linear time: a source's assessments can be tens of thousands.
             kept = {id(s) for s in stored}
@@ -75,22 +77,25 @@ class State:
             self._prepare(stored, gone)
 
     def put_probe(self, result: ProbeResult) -> None:
-        self._stored((result,), (self._probes.get(result.name),))
+        old = self._probes.get(result.name)
         self._probes[result.name] = result
         self._changed()
+        self._stored((result,), (old,))
 
     def put_ssh(self, result: SSHProbeResult) -> None:
-        self._stored((result,), (self._ssh.get(result.name),))
+        old = self._ssh.get(result.name)
         self._ssh[result.name] = result
         self._changed()
+        self._stored((result,), (old,))
 
     def previous_ssh(self, name: str) -> SSHProbeResult | None:
         return self._ssh.get(name)
 
     def put_source(self, result: SourceResult) -> None:
-        self._stored((result,), (self._sources.get(result.name),))
+        old = self._sources.get(result.name)
         self._sources[result.name] = result
         self._changed()
+        self._stored((result,), (old,))
 
     def put_posture(self, name: str, scan: PostureScan) -> None:
         self._postures[name] = scan
@@ -101,9 +106,10 @@ class State:
 
     def put_assessments(self, key: JobKey, items: tuple[AssessedLocation, ...]) -> None:
         """Replace the assessments of one target (``JobKind.PROBE``) or source."""
-        self._stored(items, self._assessments.get(key, ()))
+        old = self._assessments.get(key, ())
         self._assessments[key] = items
         self._changed()
+        self._stored(items, old)
 
     def previous_probe(self, name: str) -> ProbeResult | None:
         return self._probes.get(name)
@@ -114,13 +120,15 @@ class State:
     def forget_probe(self, name: str) -> None:
         probe, ssh = self._probes.pop(name, None), self._ssh.pop(name, None)
         self._postures.pop(name, None)
-        self._stored((), (probe, ssh, *self._assessments.pop(JobKey(JobKind.PROBE, name), ())))
+        assessed = self._assessments.pop(JobKey(JobKind.PROBE, name), ())
         self._changed()
+        self._stored((), (probe, ssh, *assessed))
 
     def forget_source(self, name: str) -> None:
         source = self._sources.pop(name, None)
-        self._stored((), (source, *self._assessments.pop(JobKey(JobKind.SOURCE, name), ())))
+        assessed = self._assessments.pop(JobKey(JobKind.SOURCE, name), ())
         self._changed()
+        self._stored((), (source, *assessed))
 
     def set_config(self, config: Config) -> None:
         self.config = config
