@@ -19,13 +19,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from certscope.app import EXPOSITION, STATE, make_app, target_allowed
 from certscope.config import Config, Target, TLSOptions
 from certscope.probe import probe
-from certscope.results import ProbeResult
 from certscope.snapshot import State
-from certscope.tls.handshake import Outcome
 from helpers.app import find
 from helpers.app import start_client as _client
 from helpers.app import wait_ready as _wait_ready
 from helpers.exporter import Exporter
+from helpers.results import probe_result
 
 
 @pytest.fixture(scope="module")
@@ -172,18 +171,7 @@ def test_a_result_is_kept_when_rendering_it_fails() -> None:
         raise RuntimeError("renderer bug")
 
     state = State(Config(origin="<test>"), prepare=broken)
-    result = ProbeResult(
-        name="web",
-        address="web.test:443",
-        server_name="web.test",
-        labels=(),
-        timestamp=1.0,
-        duration=0.1,
-        outcome=Outcome(),
-        facts=(),
-        verdict=None,
-        last_success=None,
-    )
+    result = probe_result("web")
     with pytest.raises(RuntimeError):
         state.put_probe(result)
     assert state.previous_probe("web") is result

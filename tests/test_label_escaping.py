@@ -18,8 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from certscope.certs import CertFacts
 from certscope.collector import escape, render_once
 from certscope.evidence.facts import INFO_LABELS
-from certscope.results import ProbeResult
-from certscope.tls.handshake import Outcome
+from helpers.results import probe_result
 
 # Surrogates cannot be encoded as UTF-8, so no certificate or YAML file can carry them.
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=300)
@@ -50,19 +49,7 @@ def test_long_values_are_cut_with_an_ellipsis() -> None:
 
 def test_a_hostile_label_cannot_forge_series() -> None:
     hostile = 'x",job="forged"} 1\ncertscope_probe_success{source="forged'
-    result = ProbeResult(
-        name="web",
-        address="web.test:443",
-        server_name="web.test",
-        labels=(("owner", hostile),),
-        timestamp=1.0,
-        duration=0.1,
-        outcome=Outcome(),
-        facts=(),
-        verdict=None,
-        last_success=None,
-    )
-    text = render_once([result])
+    text = render_once([probe_result("web", labels=(("owner", hostile),))])
     samples = parsed_labels(text)
     assert samples and all(s.get("owner") == hostile for s in samples)
     assert all(s.get("source") == "web" and "job" not in s for s in samples)
@@ -125,19 +112,7 @@ def test_rendered_lines_match_prometheus_client(
         key_algorithm="EC",
         key_bits=256,
     )
-    result = ProbeResult(
-        name=name,
-        address=f"{name}:443",
-        server_name=None,
-        labels=(("owner", owner),),
-        timestamp=1.0,
-        duration=0.1,
-        outcome=Outcome(chain=(b"x",)),
-        facts=(leaf,),
-        verdict=None,
-        last_success=None,
-    )
-    text = render_once([result])
+    text = render_once([probe_result(name, labels=(("owner", owner),), facts=(leaf,))])
     identity = ["tls", name, f"{name}:443", owner]
     identity_names = ["source_kind", "source", "location", "owner"]
     success = GaugeMetricFamily("certscope_probe_success", "h", labels=identity_names)
