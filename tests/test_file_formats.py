@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from certscope.config import FilesSource
+from certscope.errors import ItemFailure
 from certscope.results import ItemError, SourceResult
 from certscope.sources import formats
 from certscope.sources.files import FilesReader, _read_capped
@@ -146,8 +147,12 @@ def test_a_flood_of_broken_blocks_is_summarised(one: Leaf) -> None:
     parsed = formats.parse("f.pem", broken * 150 + one.pem + unterminated * 50)
     assert [(c.location, c.position) for c in parsed.certs] == [("f.pem", 150)]
     assert len(parsed.errors) == 101
-    assert parsed.errors[99] == ItemError("f.pem#99", "corrupt_pem", "invalid base64 in PEM block")
-    assert parsed.errors[100] == ItemError("f.pem", "corrupt_pem", "100 more like this not listed")
+    assert parsed.errors[99] == ItemError(
+        "f.pem#99", ItemFailure.CORRUPT_PEM, "invalid base64 in PEM block"
+    )
+    assert parsed.errors[100] == ItemError(
+        "f.pem", ItemFailure.CORRUPT_PEM, "100 more like this not listed"
+    )
 
 
 # --- PKCS#7 ------------------------------------------------------------------------------------

@@ -284,14 +284,14 @@ async def test_forbidden_namespace_does_not_hide_the_others(
         r = await pub.until(lambda r: names(r) >= {f"{a}/s", f"{b}/s"}, timeout=10)
         assert f"{c}/s" not in names(r)
         # The namespace is an item error at its place; the source itself stays up.
-        assert (r.up, r.error_reason) == (True, "")
+        assert (r.up, r.error_reason) == (True, None)
         denied = [e for e in r.errors if e.location == f"{c}/*"]
         assert [e.reason for e in denied] == ["forbidden"] and c in denied[0].message
         kube_cluster.put_secret(a, "new", tls(ca, "new.test"))  # a and b keep being watched
         r = await pub.until(lambda r: f"{a}/new" in names(r), timeout=10)
         assert names(r) == {f"{a}/s", f"{b}/s", f"{a}/new"} and r.up
     once = await reader_for(kubeconfig, namespaces=(a, b, c)).refresh(None)  # inventory's path
-    assert (once.up, once.error_reason) == (True, "")
+    assert (once.up, once.error_reason) == (True, None)
     assert names(once) == {f"{a}/s", f"{b}/s", f"{a}/new"}
     assert [(e.location, e.reason) for e in once.errors] == [(f"{c}/*", "forbidden")]
     forbidden = [x for x in kube_cluster.audit(secrets_path(c), "reader") if x.verb == "list"]

@@ -302,7 +302,7 @@ async def test_failures_keep_last_good_data_and_recover(
             api.token = api.client_token
         api.clear_failures()
         again = await pub.until(lambda r: r.up)
-        assert names(again) == {"ns/a"} and again.error_reason == ""
+        assert names(again) == {"ns/a"} and again.error_reason is None
     assert api.count("list") == 1
 
 
@@ -314,7 +314,7 @@ async def test_a_forbidden_namespace_is_an_item_error_and_every_one_fails_the_so
     api.fail(403, times=None, resource="configmaps")  # only ConfigMaps are denied
     reader = make_reader(api, namespaces=("a", "b"), configmaps=True)
     some = await reader.refresh(None)
-    assert (some.up, some.error_reason) == (True, "")
+    assert (some.up, some.error_reason) == (True, None)
     assert names(some) == {"a/s", "b/s"}
     assert sorted((e.location, e.reason) for e in some.errors) == [
         ("configmap:a/*", "forbidden"),

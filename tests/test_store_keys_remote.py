@@ -174,6 +174,6 @@ async def test_kubernetes_forbidden_namespace_is_an_item_error_too(api: FakeKube
         with contextlib.suppress(asyncio.CancelledError):
             await task
     result = next(r for r in published if r.errors)
-    assert (result.up, result.error_reason) == (True, "")  # the namespace's, not the source's
+    assert (result.up, result.error_reason) == (True, None)  # the namespace's, not the source's
     assert "team/site#tls.crt" in {c.location for c in result.certs}
     assert ("configmap:team/*", "forbidden") in {(e.location, e.reason) for e in result.errors}

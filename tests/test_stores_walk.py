@@ -27,11 +27,10 @@ import pytest
 from certscope import cli
 from certscope.collector import MAX_ITEM_ERROR_SERIES, source_fragments
 from certscope.config import FilesSource, load_config
-from certscope.errors import ConfigError
+from certscope.errors import ConfigError, ItemFailure
 from certscope.results import ItemError, SourceResult
 from certscope.sources.base import MAX_LOGGED_ERRORS, log_new_errors
 from certscope.sources.files import FilesReader
-from certscope.sources.formats import REASONS
 from helpers.exporter import Exporter
 from helpers.pki import TestPKI
 
@@ -156,11 +155,6 @@ async def test_timeout_cuts_the_walk_short(tmp_path: Path, pem: bytes) -> None:
     assert "timeout" in result.errors[0].message
 
 
-def test_new_reasons_are_in_the_vocabulary() -> None:
-    for reason in ("permission_denied", "no_match", "limit_reached", "not_found"):
-        assert reason in REASONS
-
-
 # --- as a user who cannot read everything -----------------------------------------------------
 
 NOBODY = 65534  # Debian's nobody / nogroup
@@ -283,8 +277,10 @@ def _result(errors: list[ItemError]) -> SourceResult:
 
 
 def test_item_error_info_is_bounded_per_source() -> None:
-    errors = [ItemError(f"/certs/{i:03}.pem", "unparseable", "x") for i in range(150)]
-    errors.append(ItemError("/certs/000.pem", "unparseable", "again"))  # one series, not two
+    errors = [ItemError(f"/certs/{i:03}.pem", ItemFailure.UNPARSEABLE, "x") for i in range(150)]
+    errors.append(
+        ItemError("/certs/000.pem", ItemFailure.UNPARSEABLE, "again")
+    )  # one series, not two
     lines = source_fragments(_result(errors))["certscope_source_item_error_info"]
     assert len(lines) == MAX_ITEM_ERROR_SERIES == 100
     assert lines[0] == (
@@ -299,11 +295,11 @@ def test_item_error_info_is_bounded_per_source() -> None:
 
 
 def test_a_new_error_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    first = _result([ItemError("/a.pem", "permission_denied", "Permission denied")])
+    first = _result([ItemError("/a.pem", ItemFailure.PERMISSION_DENIED, "Permission denied")])
     with caplog.at_level(logging.WARNING, logger="certscope.sources"):
         log_new_errors(first, None)
         log_new_errors(first, first)  # the same error on the next refresh: not again
-        second = _result([*first.errors, ItemError("/b.pem", "no_match", "nothing")])
+        second = _result([*first.errors, ItemError("/b.pem", ItemFailure.NO_MATCH, "nothing")])
         log_new_errors(second, first)
     assert [r.getMessage() for r in caplog.records] == [
         "source disk: /a.pem: permission_denied: Permission denied",
@@ -312,7 +308,7 @@ def test_a_new_error_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_a_flood_of_new_errors_is_summarised(caplog: pytest.LogCaptureFixture) -> None:
-    many = _result([ItemError(f"/{i}.pem", "unparseable", "x") for i in range(50)])
+    many = _result([ItemError(f"/{i}.pem", ItemFailure.UNPARSEABLE, "x") for i in range(50)])
     with caplog.at_level(logging.WARNING, logger="certscope.sources"):
         log_new_errors(many, None)
     assert len(caplog.records) == MAX_LOGGED_ERRORS + 1

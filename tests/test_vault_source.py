@@ -240,7 +240,7 @@ async def test_approle_reads_kv_and_pki(
     )
     result = await reader.refresh(None)
     assert result.up, result.error
-    assert (result.kind, result.name, result.error_reason) == ("vault", "vault", "")
+    assert (result.kind, result.name, result.error_reason) == ("vault", "vault", None)
     assert _found(result) == {**world.kv_expected, **world.pki_expected}
     assert _errors(result) == KV_ERRORS
     assert not any(c.revoked for c in result.certs)

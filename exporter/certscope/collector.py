@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from .certs import CertFacts
 from .config import Policy
+from .errors import ProbeFailure
 from .results import (
     AssessedLocation,
     Labels,
@@ -540,7 +541,7 @@ def probe_fragments(r: ProbeResult) -> Fragments:
         error = f"{base},{_term('reason', err.reason)},{_term('alert', err.alert)}"
         _line(out, "certscope_probe_error_info", error, 1)
     elif not r.facts:
-        error = f"{base},{_term('reason', 'no_certificate')},{_term('alert', '')}"
+        error = f"{base},{_term('reason', ProbeFailure.NO_CERTIFICATE)},{_term('alert', '')}"
         _line(out, "certscope_probe_error_info", error, 1)
     neg = r.outcome.negotiated
     if neg is not None:

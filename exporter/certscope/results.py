@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from .certs import CertFacts
+from .errors import ItemReason, SourceFailure
 from .policy import Assessment
 from .posture import PostureScan
 from .revocation import Revocation
@@ -162,7 +163,7 @@ class ItemError:
     """A file, Secret or path that could not be read, with the reason and no content."""
 
     location: str
-    reason: str
+    reason: ItemReason
     message: str
 
 
@@ -180,7 +181,7 @@ class SourceResult:
     errors: tuple[ItemError, ...]
     last_success: float | None
     error: str = ""  # the whole source failed (its certs are the last good ones, if any)
-    error_reason: str = ""  # stable code for ``error``: unreachable, timeout, auth, sealed, …
+    error_reason: SourceFailure | None = None  # why the refresh failed; None when up
     errors_total: tuple[tuple[str, int], ...] = ()  # failed refreshes by reason, since start
     stale: bool = False  # failing for longer than the source's stale_after
     keys: tuple[StoredKey, ...] = ()  # key-like credentials the store holds (see StoredKey)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from ..errors import SourceFailure
 from ..results import ItemError, Labels, SourceResult, StorageResource, StoredCert, StoredKey
 
 log = logging.getLogger("certscope.sources")
@@ -70,7 +71,7 @@ def failed(
     labels: Labels,
     started: float,
     previous: SourceResult | None,
-    reason: str,
+    reason: SourceFailure,
     message: str,
 ) -> SourceResult:
     """The result of a refresh that could not read the store: the last good certificates, keys,

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, replace
 
 from ..config import FilesSource
+from ..errors import ItemFailure, SourceFailure
 from ..results import ItemError, SourceResult, StoredCert, StoredKey
 from . import formats, walk
 from . import keys as keyrec
@@ -160,17 +161,17 @@ def _sibling_key(path: str, certs: tuple[StoredCert, ...]) -> _Sibling:
     errors: tuple[ItemError, ...] = ()
     if corrupt:
         message = "the key file beside the certificate is not a readable private key"
-        errors = (ItemError(key_path, "corrupt_key", message),)
+        errors = (ItemError(key_path, ItemFailure.CORRUPT_KEY, message),)
     return _Sibling(apply_key_match(certs, key_hashes(records)), errors, deps, records)
 
 
 def _os_error(path: str, exc: OSError) -> ItemError:
     """A file that could not be read, with the reason its errno gives."""
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return ItemError(path, "permission_denied", exc.strerror or "permission denied")
+        return ItemError(path, ItemFailure.PERMISSION_DENIED, exc.strerror or "permission denied")
     if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-        return ItemError(path, "not_found", exc.strerror or "no such file")
-    return ItemError(path, "unreadable", exc.strerror or type(exc).__name__)
+        return ItemError(path, ItemFailure.NOT_FOUND, exc.strerror or "no such file")
+    return ItemError(path, ItemFailure.UNREADABLE, exc.strerror or type(exc).__name__)
 
 
 def _read_password_file(path: str) -> tuple[str | None, str]:
@@ -209,13 +210,13 @@ class FilesReader:
             value = os.environ.get(env)
             if value is None:
                 message = f"environment variable {env} is not set"
-                errors.append(ItemError(f"env:{env}", "password_unavailable", message))
+                errors.append(ItemError(f"env:{env}", ItemFailure.PASSWORD_UNAVAILABLE, message))
             else:
                 found.append(Password(f"password_env {env}", value))
         if path:
             value, problem = _read_password_file(path)
             if value is None:
-                errors.append(ItemError(path, "password_unavailable", problem))
+                errors.append(ItemError(path, ItemFailure.PASSWORD_UNAVAILABLE, problem))
             else:
                 found.append(Password(f"password_file {path}", value))
             del value
@@ -243,7 +244,9 @@ class FilesReader:
             why = limits.exceeded(0)
             if why is not None:
                 left = len(walked.files) - n
-                errors.append(ItemError(path, "limit_reached", f"{why}; {left} files not read"))
+                errors.append(
+                    ItemError(path, ItemFailure.LIMIT_REACHED, f"{why}; {left} files not read")
+                )
                 unread = set(walked.files[n:])
                 fresh.update((p, v) for p, v in self._cache.items() if p in unread)
                 break
@@ -275,19 +278,23 @@ class FilesReader:
         if old is not None and old.stat_key == key and self._still_valid(old, tag):
             return old
         if not stat.S_ISREG(st.st_mode):
-            return _Parsed(_RETRY, "", (), (ItemError(path, "unreadable", "not a regular file"),))
+            return _Parsed(
+                _RETRY, "", (), (ItemError(path, ItemFailure.UNREADABLE, "not a regular file"),)
+            )
         if st.st_size > MAX_FILE_BYTES:
             msg = f"file is {st.st_size} bytes, larger than {MAX_FILE_BYTES}"
-            return _Parsed(key, "", (), (ItemError(path, "too_large", msg),))
+            return _Parsed(key, "", (), (ItemError(path, ItemFailure.TOO_LARGE, msg),))
         try:
             data = _read_capped(path, MAX_FILE_BYTES)
         except OSError as exc:
             return _Parsed(_RETRY, "", (), (_os_error(path, exc),))
         except _NotRegular:
-            return _Parsed(_RETRY, "", (), (ItemError(path, "unreadable", "not a regular file"),))
+            return _Parsed(
+                _RETRY, "", (), (ItemError(path, ItemFailure.UNREADABLE, "not a regular file"),)
+            )
         if len(data) > MAX_FILE_BYTES:  # it grew after the stat
             msg = f"file is larger than {MAX_FILE_BYTES} bytes"
-            return _Parsed(_RETRY, "", (), (ItemError(path, "too_large", msg),))
+            return _Parsed(_RETRY, "", (), (ItemError(path, ItemFailure.TOO_LARGE, msg),))
         digest = hashlib.sha256(data).hexdigest()
         if old is not None and old.sha256 == digest and self._still_valid(old, tag):
             return replace(old, stat_key=key)
@@ -295,7 +302,9 @@ class FilesReader:
             parsed = formats.parse(path, data, passwords)
         except Exception as exc:  # a parser bug must not take the other files down
             message = f"parser error: {type(exc).__name__}"
-            parsed = formats.Parsed("unknown", errors=(ItemError(path, "unparseable", message),))
+            parsed = formats.Parsed(
+                "unknown", errors=(ItemError(path, ItemFailure.UNPARSEABLE, message),)
+            )
         del data
         certs, errors, keys = parsed.certs, parsed.errors, parsed.keys
         if not self.source.revocation.enabled:  # the DER is kept only to ask about revocation
@@ -320,6 +329,8 @@ class FilesReader:
             raise
         except Exception as exc:  # a failing source keeps its last good data
             message = f"{type(exc).__name__}: {str(exc)[:200]}"
-            return failed(self, self.source.labels, started, previous, "internal_error", message)
+            return failed(
+                self, self.source.labels, started, previous, SourceFailure.INTERNAL, message
+            )
         certs = await check_stored(certs, self.source.revocation, self.source.timeout)
         return succeeded(self, self.source.labels, started, certs, errors, keys)

@@ -23,7 +23,7 @@ format             detected by                                   location, posit
 =================  ============================================  ==============================
 
 Nothing here raises: every problem comes back as an :class:`~certscope.results.ItemError` whose
-``reason`` is one of :data:`REASONS`. An error about one certificate inside a location is
+``reason`` is an :class:`~certscope.errors.ItemFailure`. An error about one certificate inside a location is
 reported at ``<location>#<position>``.
 
 Private keys are read only to compare their public half with a certificate
@@ -46,26 +46,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from ..certs import facts_from_der
+from ..errors import ItemFailure, ItemReason
 from ..results import ItemError, StoredCert, StoredKey
 from . import keys as keyrec
 from .der import header as _der_header
 
 Format = Literal["pem", "der", "pkcs7", "pkcs12", "jks", "kubeconfig", "key", "unknown"]
-
-#: Every ``ItemError.reason`` this module produces.
-REASONS = (
-    "corrupt_pem",  # a PEM block whose base64 is broken or that never ends
-    "unparseable",  # the container or certificate is malformed
-    "unknown_format",  # none of the formats above
-    "no_certificate",  # a readable file or entry without any certificate
-    "bad_password",  # PKCS#12 or keystore: no candidate password opened it
-    "corrupt_key",  # a private key stored beside a certificate could not be read
-    "duplicate_name",  # kubeconfig: two clusters or users with one name (kubectl rejects it)
-    "not_found",  # a path that does not exist
-    "no_match",  # a glob or base directory that matches no file, a directory given as a file
-    "permission_denied",  # a file or directory the exporter may not read or list
-    "limit_reached",  # the file cap or the timeout cut a walk short (what was found is kept)
-)
 
 #: Errors listed per location; the rest are counted in one more error per reason.
 MAX_ERRORS_PER_LOCATION = 100
@@ -195,7 +181,7 @@ def parse(path: str, data: bytes, passwords: Sequence[Password] = ()) -> Parsed:
         errors=(
             ItemError(
                 path,
-                "unknown_format",
+                ItemFailure.UNKNOWN_FORMAT,
                 "not a PEM, DER, PKCS#7, PKCS#12, JKS/JCEKS or kubeconfig certificate file",
             ),
         ),
@@ -208,7 +194,7 @@ def parse(path: str, data: bytes, passwords: Sequence[Password] = ()) -> Parsed:
 def _cert(location: str, position: int, der: bytes) -> StoredCert | ItemError:
     facts = facts_from_der(der)
     if facts.parse_errors and not facts.subject and not facts.not_after:
-        return ItemError(f"{location}#{position}", "unparseable", facts.parse_errors[0])
+        return ItemError(f"{location}#{position}", ItemFailure.UNPARSEABLE, facts.parse_errors[0])
     # The DER rides along for revocation checks; a reader that does not check drops it.
     return StoredCert(location, position, facts, der=der)
 
@@ -221,7 +207,7 @@ class _Collector:
         self.position = 0
         self.certs: list[StoredCert] = []
         self._errors: list[ItemError] = []
-        self._dropped: dict[str, int] = {}
+        self._dropped: dict[ItemReason, int] = {}
 
     def _error(self, error: ItemError) -> None:
         # A hostile file can hold a million broken blocks; a hundred make the point.
@@ -246,7 +232,7 @@ class _Collector:
             self._error(got)
         self.position += 1
 
-    def fail(self, reason: str, message: str) -> None:
+    def fail(self, reason: ItemFailure, message: str) -> None:
         """A broken entry that held one or more certificates: it takes one position."""
         self._error(ItemError(f"{self.location}#{self.position}", reason, message))
         self.position += 1
@@ -300,7 +286,7 @@ def _add_pkcs7(out: _Collector, der: bytes) -> None:
     try:
         certs = pkcs7.load_der_pkcs7_certificates(der)
     except Exception as exc:  # ValueError for malformed input, UnsupportedAlgorithm for others
-        out.fail("unparseable", f"PKCS#7: {str(exc)[:160]}")
+        out.fail(ItemFailure.UNPARSEABLE, f"PKCS#7: {str(exc)[:160]}")
         return
     for cert in certs:
         out.add_der(cert.public_bytes(serialization.Encoding.DER))
@@ -316,11 +302,11 @@ def _pem_into(out: _Collector, data: bytes) -> tuple[list[bytes], bool]:
         if label in _CERT_LABELS or label in _PKCS7_LABELS:
             cert_blocks = True
             if block.body is None:
-                out.fail("corrupt_pem", "unterminated PEM block")
+                out.fail(ItemFailure.CORRUPT_PEM, "unterminated PEM block")
                 continue
             der = _b64(block.body)
             if der is None:
-                out.fail("corrupt_pem", "invalid base64 in PEM block")
+                out.fail(ItemFailure.CORRUPT_PEM, "invalid base64 in PEM block")
             elif label == "TRUSTED CERTIFICATE":
                 out.add_der(first_element(der))  # OpenSSL appends its trust settings
             elif label in _CERT_LABELS:
@@ -342,16 +328,18 @@ def parse_pem(path: str, data: bytes) -> Parsed:
     records, corrupt = pem_keys(path, texts)
     del texts
     if (records or corrupt) and not cert_blocks:
-        bad = (ItemError(path, "corrupt_key", "private key in the file is unreadable"),)
+        bad = (ItemError(path, ItemFailure.CORRUPT_KEY, "private key in the file is unreadable"),)
         return Parsed("key", errors=bad if corrupt else (), has_key=True, keys=records)
     certs: tuple[StoredCert, ...] = tuple(out.certs)
     errors = list(out.errors)
     if records and certs:
         certs = apply_key_match(certs, key_hashes(records))
     if corrupt:
-        errors.append(ItemError(path, "corrupt_key", "private key in the file is unreadable"))
+        errors.append(
+            ItemError(path, ItemFailure.CORRUPT_KEY, "private key in the file is unreadable")
+        )
     if not certs and not errors:
-        errors.append(ItemError(path, "no_certificate", "no PEM certificate in file"))
+        errors.append(ItemError(path, ItemFailure.NO_CERTIFICATE, "no PEM certificate in file"))
     return Parsed("pem", certs, tuple(errors), has_key=bool(records), keys=records)
 
 
@@ -365,7 +353,7 @@ def parse_der_certificate(path: str, data: bytes) -> Parsed:
     if key.keys:
         return key
     message = (facts.parse_errors or ("not DER",))[0]
-    return Parsed("der", errors=(ItemError(path, "unparseable", message),))
+    return Parsed("der", errors=(ItemError(path, ItemFailure.UNPARSEABLE, message),))
 
 
 def parse_der_key(path: str, data: bytes) -> Parsed:
@@ -373,7 +361,7 @@ def parse_der_key(path: str, data: bytes) -> Parsed:
     try:
         public, encrypted = keyrec.public_der(data)
     except Exception:  # ValueError, UnsupportedAlgorithm: not a key this build can read
-        error = ItemError(path, "corrupt_key", "not a readable DER private key")
+        error = ItemError(path, ItemFailure.CORRUPT_KEY, "not a readable DER private key")
         return Parsed("key", errors=(error,), has_key=True)
     record = (
         keyrec.unknown(path, "der")
@@ -389,7 +377,9 @@ def parse_pkcs7(path: str, data: bytes) -> Parsed:
     _add_pkcs7(out, data)
     errors = list(out.errors)
     if not out.certs and not errors:
-        errors.append(ItemError(path, "no_certificate", "PKCS#7 structure holds no certificate"))
+        errors.append(
+            ItemError(path, ItemFailure.NO_CERTIFICATE, "PKCS#7 structure holds no certificate")
+        )
     return Parsed("pkcs7", tuple(out.certs), tuple(errors))
 
 
@@ -498,7 +488,9 @@ def parse_keystore(path: str, data: bytes, passwords: Sequence[Password]) -> Par
             detail = f": {str(exc)[:160]}" if isinstance(exc, jks.util.KeystoreException) else ""
             message = f"keystore: {type(exc).__name__}{detail}"
             return Parsed(
-                "jks", errors=(ItemError(path, "unparseable", message),), used_password=True
+                "jks",
+                errors=(ItemError(path, ItemFailure.UNPARSEABLE, message),),
+                used_password=True,
             )
         store_password = candidate.value
         break
@@ -508,7 +500,9 @@ def parse_keystore(path: str, data: bytes, passwords: Sequence[Password]) -> Par
         else:
             tried = "Java's default password (no password_env or password_file configured)"
         message = f"keystore integrity check failed with {tried}"
-        return Parsed("jks", errors=(ItemError(path, "bad_password", message),), used_password=True)
+        return Parsed(
+            "jks", errors=(ItemError(path, ItemFailure.BAD_PASSWORD, message),), used_password=True
+        )
     certs: list[StoredCert] = []
     errors: list[ItemError] = []
     records: list[StoredKey] = []
@@ -547,7 +541,7 @@ def container(
     errors = list(errors)
     if not certs and not errors and not records:
         what = "keystore" if fmt == "jks" else "PKCS#12 bundle"
-        errors.append(ItemError(path, "no_certificate", f"{what} holds no certificate"))
+        errors.append(ItemError(path, ItemFailure.NO_CERTIFICATE, f"{what} holds no certificate"))
     return Parsed(
         fmt,
         tuple(certs),

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import ItemFailure
 from ..results import ItemError, StoredCert, StoredKey
 from . import keys as keyrec
 from .formats import Parsed, _b64, _Collector, _pem_into, apply_key_match, key_hashes, keys_in
@@ -71,7 +72,7 @@ def _named(
     for name, count in counts.items():
         if count > 1:
             message = f"{count} {key}s are named {name!r}; kubectl rejects the file too"
-            errors.append(ItemError(f"{path}#{key}:{name}", "duplicate_name", message))
+            errors.append(ItemError(f"{path}#{key}:{name}", ItemFailure.DUPLICATE_NAME, message))
     for name, value in entries:
         if counts[name] == 1:
             yield name, value
@@ -85,14 +86,14 @@ def parse_kubeconfig(path: str, data: bytes) -> Parsed:
     try:
         doc = load_yaml(data)
     except YamlRefused as exc:
-        error = ItemError(path, "unparseable", f"kubeconfig: {exc}")
+        error = ItemError(path, ItemFailure.UNPARSEABLE, f"kubeconfig: {exc}")
         return Parsed("kubeconfig", errors=(error,))
     if not isinstance(doc, dict) or not any(
         isinstance(doc.get(k), list) for k in ("clusters", "users")
     ):
         return Parsed(
             "kubeconfig",
-            errors=(ItemError(path, "unknown_format", "YAML, but not a kubeconfig"),),
+            errors=(ItemError(path, ItemFailure.UNKNOWN_FORMAT, "YAML, but not a kubeconfig"),),
         )
     certs: list[StoredCert] = []
     errors: list[ItemError] = []
@@ -115,7 +116,7 @@ def parse_kubeconfig(path: str, data: bytes) -> Parsed:
         errors.append(
             ItemError(
                 path,
-                "no_certificate",
+                ItemFailure.NO_CERTIFICATE,
                 "no embedded certificate data (file references are not followed)",
             )
         )
@@ -127,7 +128,7 @@ def parse_kubeconfig(path: str, data: bytes) -> Parsed:
 def _decode_into(out: _Collector, value: object, field: str) -> None:
     blob = _b64(str(value).encode("ascii", "replace"))
     if blob is None:
-        out.fail("unparseable", f"{field} is not valid base64")
+        out.fail(ItemFailure.UNPARSEABLE, f"{field} is not valid base64")
     else:
         _blob_into(out, blob)
 
@@ -149,7 +150,9 @@ def _user(
             records = tuple(_kubeconfig_format(r) for r in records)
             del key
         if corrupt:
-            errors.append(ItemError(location, "corrupt_key", "client-key-data is unreadable"))
+            errors.append(
+                ItemError(location, ItemFailure.CORRUPT_KEY, "client-key-data is unreadable")
+            )
         certs = apply_key_match(certs, key_hashes(records))
     return certs, errors, records
 

@@ -91,6 +91,7 @@ import aiohttp
 from .. import __version__
 from ..certs import facts_from_der, iter_pem_blocks
 from ..config import KubernetesSource
+from ..errors import ItemFailure, SourceFailure
 from ..results import ItemError, Labels, SourceResult, StoredCert, StoredKey
 from ..sharding import owns
 from . import keys as keyrec
@@ -123,7 +124,9 @@ _H = TypeVar("_H", bound=Hashable)
 
 
 class _ApiError(Exception):
-    def __init__(self, reason: str, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: SourceFailure, message: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message[:300]
@@ -133,7 +136,7 @@ class _ApiError(Exception):
 class _Gone(_ApiError):
     def __init__(self, message: str) -> None:
         # Reported (as http_error) only when a re-list itself is refused with 410.
-        super().__init__("http_error", message)
+        super().__init__(SourceFailure.HTTP_ERROR, message)
 
 
 class _BrokenStream(Exception):
@@ -249,6 +252,13 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return min(MAX_RETRY_AFTER, max(0.0, seconds))
 
 
+_STATUS_REASONS = {
+    401: SourceFailure.UNAUTHORIZED,
+    403: SourceFailure.FORBIDDEN,
+    429: SourceFailure.THROTTLED,
+}
+
+
 def _status_error(status: int, body: bytes, retry_after: str | None) -> _ApiError:
     """An error from an HTTP status and, when the body is a Kubernetes Status, its message."""
     message = ""
@@ -260,7 +270,7 @@ def _status_error(status: int, body: bytes, retry_after: str | None) -> _ApiErro
     after = parse_retry_after(retry_after)
     if status == 410:
         return _Gone(text)
-    reason = {401: "unauthorized", 403: "forbidden", 429: "throttled"}.get(status, "http_error")
+    reason = _STATUS_REASONS.get(status, SourceFailure.HTTP_ERROR)
     return _ApiError(reason, text, after)
 
 
@@ -385,7 +395,9 @@ class _Extractor:
         base = f"{namespace}/{name}"
         data = obj.get("data") or {}
         if not isinstance(data, dict):
-            return _Entry(rv, (), (ItemError(base, "corrupt_data", "data is not a mapping"),))
+            return _Entry(
+                rv, (), (ItemError(base, ItemFailure.CORRUPT_DATA, "data is not a mapping"),)
+            )
         labels = self.labels(namespace, meta)
         certs: list[StoredCert] = []
         errors: list[ItemError] = []
@@ -403,7 +415,7 @@ class _Extractor:
             for required in ("tls.crt", "tls.key"):
                 if required not in data:
                     message = f"the {TLS_TYPE} Secret has no {required}"
-                    errors.append(ItemError(f"{base}#{required}", "missing_key", message))
+                    errors.append(ItemError(f"{base}#{required}", ItemFailure.MISSING_KEY, message))
         if certs or errors or keys:
             return _Entry(rv, tuple(certs), tuple(errors), keys)
         return None
@@ -418,7 +430,9 @@ class _Extractor:
         for field_name in ("data", "binaryData"):
             data = obj.get(field_name) or {}
             if not isinstance(data, dict):
-                errors.append(ItemError(base, "corrupt_data", f"{field_name} is not a mapping"))
+                errors.append(
+                    ItemError(base, ItemFailure.CORRUPT_DATA, f"{field_name} is not a mapping")
+                )
                 continue
             for k in sorted(data):
                 named = self.configmap_spec.select(k)
@@ -433,7 +447,9 @@ class _Extractor:
                 else:
                     raw = None
                 if raw is None:
-                    errors.append(ItemError(location, "corrupt_data", "value is not valid data"))
+                    errors.append(
+                        ItemError(location, ItemFailure.CORRUPT_DATA, "value is not valid data")
+                    )
                     continue
                 if labels is None:
                     labels = self.labels(namespace, meta)
@@ -447,9 +463,9 @@ class _Extractor:
         try:
             doc = json.loads(body)
         except ValueError:
-            raise _ApiError("http_error", "list response is not JSON") from None
+            raise _ApiError(SourceFailure.HTTP_ERROR, "list response is not JSON") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
-            raise _ApiError("http_error", "list response has no items")
+            raise _ApiError(SourceFailure.HTTP_ERROR, "list response has no items")
         meta = doc.get("metadata")
         if not isinstance(meta, dict):
             meta = {}
@@ -487,7 +503,7 @@ def _decoded(location: str, value: object, errors: list[ItemError]) -> bytes | N
     """A Secret value's bytes, or None and a ``corrupt_data`` error."""
     raw = _b64(value)
     if raw is None:
-        errors.append(ItemError(location, "corrupt_data", "value is not valid base64"))
+        errors.append(ItemError(location, ItemFailure.CORRUPT_DATA, "value is not valid base64"))
     return raw
 
 
@@ -514,7 +530,9 @@ def _secret_keys(
         found, corrupt = keys_in(location, raw)
         del raw
         if corrupt:
-            errors.append(ItemError(location, "corrupt_key", "not a readable private key"))
+            errors.append(
+                ItemError(location, ItemFailure.CORRUPT_KEY, "not a readable private key")
+            )
         if found:
             own = {c.facts.public_key_sha256: c.location for c in reversed(certs)}
             records.extend(_with_secret_facts(r, labels, own) for r in found)
@@ -550,19 +568,25 @@ def _parse_value(
         for pos, der, problem in iter_pem_blocks(raw):
             found = True
             if der is None:
-                errors.append(ItemError(location, "corrupt_pem", f"certificate {pos}: {problem}"))
+                errors.append(
+                    ItemError(location, ItemFailure.CORRUPT_PEM, f"certificate {pos}: {problem}")
+                )
                 continue
             facts = facts_from_der(der)
             if facts.parse_errors and not facts.subject and not facts.not_after:
                 errors.append(
                     ItemError(
-                        location, "unparseable", f"certificate {pos}: {facts.parse_errors[0]}"
+                        location,
+                        ItemFailure.UNPARSEABLE,
+                        f"certificate {pos}: {facts.parse_errors[0]}",
                     )
                 )
                 continue
             certs.append(StoredCert(location, pos, facts, labels))
         if not found and named:
-            errors.append(ItemError(location, "no_certificate", "no PEM certificate in value"))
+            errors.append(
+                ItemError(location, ItemFailure.NO_CERTIFICATE, "no PEM certificate in value")
+            )
         return
     if raw[:1] == b"\x30":
         facts = facts_from_der(raw)
@@ -570,14 +594,18 @@ def _parse_value(
             certs.append(StoredCert(location, 0, facts, labels))
         elif named:
             errors.append(
-                ItemError(location, "unparseable", (facts.parse_errors or ("not DER",))[0])
+                ItemError(
+                    location, ItemFailure.UNPARSEABLE, (facts.parse_errors or ("not DER",))[0]
+                )
             )
         return
     if named:
         if raw.strip():
-            errors.append(ItemError(location, "unknown_format", "not a PEM or DER certificate"))
+            errors.append(
+                ItemError(location, ItemFailure.UNKNOWN_FORMAT, "not a PEM or DER certificate")
+            )
         else:
-            errors.append(ItemError(location, "no_certificate", "value is empty"))
+            errors.append(ItemError(location, ItemFailure.NO_CERTIFICATE, "value is empty"))
 
 
 def _api_types() -> tuple[Any, Any]:
@@ -640,7 +668,7 @@ class KubernetesReader:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            raise _ApiError("config_error", f"{type(exc).__name__}: {exc}") from None
+            raise _ApiError(SourceFailure.CONFIG_ERROR, f"{type(exc).__name__}: {exc}") from None
 
     async def _client(self) -> Any:
         from kubernetes_asyncio.client import Configuration
@@ -679,9 +707,13 @@ class KubernetesReader:
                 **params, _preload_content=False, _request_timeout=deadline
             )
         except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise _ApiError("timeout", f"{stream.describe()}: request timed out") from None
+            raise _ApiError(
+                SourceFailure.TIMEOUT, f"{stream.describe()}: request timed out"
+            ) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise _ApiError("unreachable", f"{stream.describe()}: {_describe(exc)}") from None
+            raise _ApiError(
+                SourceFailure.UNREACHABLE, f"{stream.describe()}: {_describe(exc)}"
+            ) from None
         finally:
             client.last_response = None  # do not keep the last response alive
         if resp.status != 200:
@@ -711,9 +743,13 @@ class KubernetesReader:
             try:
                 body = await resp.read()
             except (TimeoutError, aiohttp.ServerTimeoutError):
-                raise _ApiError("timeout", f"{stream.describe()}: list timed out") from None
+                raise _ApiError(
+                    SourceFailure.TIMEOUT, f"{stream.describe()}: list timed out"
+                ) from None
             except (aiohttp.ClientError, OSError) as exc:
-                raise _ApiError("unreachable", f"{stream.describe()}: {_describe(exc)}") from None
+                raise _ApiError(
+                    SourceFailure.UNREACHABLE, f"{stream.describe()}: {_describe(exc)}"
+                ) from None
             finally:
                 resp.release()
             # JSON decoding and certificate parsing of 500 objects take a while: a worker
@@ -775,7 +811,7 @@ class KubernetesReader:
         except Exception as exc:  # never raise out of a reader
             log.exception("kubernetes source %s: refresh failed", self.name)
             return self._failed(
-                previous, _ApiError("internal_error", f"{type(exc).__name__}"), started
+                previous, _ApiError(SourceFailure.INTERNAL, f"{type(exc).__name__}"), started
             )
         finally:
             await client.close()
@@ -873,7 +909,7 @@ class KubernetesReader:
                 await asyncio.sleep(backoff.next())
             except _ApiError as exc:
                 self._fail(stream.key, exc)
-                if exc.reason == "unauthorized":
+                if exc.reason is SourceFailure.UNAUTHORIZED:
                     # A rotated token or an expired exec-plugin credential: load it again.
                     with contextlib.suppress(_ApiError):
                         await self._load_config(client.configuration)
@@ -882,7 +918,7 @@ class KubernetesReader:
                 raise
             except Exception as exc:  # a bug must not end the watch; say so and retry
                 log.exception("%s: unexpected error", stream.describe())
-                self._fail(stream.key, _ApiError("internal_error", type(exc).__name__))
+                self._fail(stream.key, _ApiError(SourceFailure.INTERNAL, type(exc).__name__))
                 await asyncio.sleep(backoff.next())
 
     async def _watch_once(
@@ -1033,7 +1069,7 @@ class KubernetesReader:
             errors=errors,
             last_success=self._last_success,
             error=failure.message if failure else "",
-            error_reason=failure.reason if failure else "",
+            error_reason=failure.reason if failure else None,
             keys=keys,
         )
 
@@ -1066,7 +1102,7 @@ class KubernetesReader:
 
 def _confined(stream: _Stream, exc: _ApiError) -> bool:
     """RBAC denies this one namespace: the other namespaces are still read."""
-    return exc.reason == "forbidden" and stream.namespace is not None
+    return exc.reason is SourceFailure.FORBIDDEN and stream.namespace is not None
 
 
 def _stream_error(stream: _Stream, exc: _ApiError) -> ItemError:

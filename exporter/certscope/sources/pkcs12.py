@@ -27,6 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from ..errors import ItemFailure
 from ..results import ItemError, StoredCert, StoredKey
 from . import keys as keyrec
 from .formats import JAVA_DEFAULT_PASSWORD, Parsed, Password, _Collector, container, pair
@@ -56,10 +57,10 @@ def _open(
             return pkcs12.load_pkcs12(data, candidate), candidate
         except ValueError as exc:
             if "password" not in str(exc):
-                return ItemError("", "unparseable", f"PKCS#12: {str(exc)[:160]}")
+                return ItemError("", ItemFailure.UNPARSEABLE, f"PKCS#12: {str(exc)[:160]}")
         except Exception as exc:  # UnsupportedAlgorithm (e.g. RC2 without legacy provider)
             message = f"PKCS#12: {type(exc).__name__}: {str(exc)[:160]}"
-            return ItemError("", "unparseable", message)
+            return ItemError("", ItemFailure.UNPARSEABLE, message)
     return None
 
 
@@ -74,7 +75,9 @@ def parse_pkcs12(path: str, data: bytes, passwords: Sequence[Password]) -> Parse
         tried = f"the password from {_origins(passwords)} or " if passwords else ""
         message = f"PKCS#12 could not be opened with {tried}the empty password"
         return Parsed(
-            "pkcs12", errors=(ItemError(path, "bad_password", message),), used_password=True
+            "pkcs12",
+            errors=(ItemError(path, ItemFailure.BAD_PASSWORD, message),),
+            used_password=True,
         )
     if isinstance(opened, ItemError):
         error = ItemError(path, opened.reason, opened.message)

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from ..config import SSHKeysSource
+from ..errors import ItemFailure, SourceFailure
 from ..results import ItemError, SourceResult, StoredKey
 from ..ssh.authorized_keys import AuthorizedKey, Person, parse_authorized_key, parse_people
 from ..ssh.keys import KeyFacts, parse_line
@@ -66,18 +67,23 @@ def _stored(kind: str, location: str, f: KeyFacts, attrs: dict[str, str], **more
 def _lines(path: str, data: bytes) -> Iterator[tuple[int, str | ItemError]]:
     for n, raw in enumerate(data.split(b"\n"), start=1):
         if n > MAX_LINES:
-            yield n, ItemError(f"{path}:{n}", "too_large", f"more than {MAX_LINES} lines")
+            yield n, ItemError(f"{path}:{n}", ItemFailure.TOO_LARGE, f"more than {MAX_LINES} lines")
             return
         line = raw.rstrip(b"\r").strip()
         if not line or line.startswith(b"#"):
             continue
         if len(line) > _MAX_LINE:
-            yield n, ItemError(f"{path}:{n}", "too_large", f"line longer than {_MAX_LINE} bytes")
+            yield (
+                n,
+                ItemError(
+                    f"{path}:{n}", ItemFailure.TOO_LARGE, f"line longer than {_MAX_LINE} bytes"
+                ),
+            )
             continue
         try:
             yield n, line.decode("utf-8")
         except UnicodeDecodeError:
-            yield n, ItemError(f"{path}:{n}", "unparseable", "not UTF-8 text")
+            yield n, ItemError(f"{path}:{n}", ItemFailure.UNPARSEABLE, "not UTF-8 text")
 
 
 class SSHKeysReader:
@@ -133,11 +139,17 @@ class SSHKeysReader:
             try:
                 data = _read_capped(path, MAX_FILE_BYTES)
             except (OSError, _NotRegular) as exc:
-                reason = "not_found" if isinstance(exc, FileNotFoundError) else "unreadable"
+                reason = (
+                    ItemFailure.NOT_FOUND
+                    if isinstance(exc, FileNotFoundError)
+                    else ItemFailure.UNREADABLE
+                )
                 errors.append(ItemError(path, reason, "cannot read the file"))
                 continue
             if len(data) > MAX_FILE_BYTES:
-                errors.append(ItemError(path, "too_large", f"larger than {MAX_FILE_BYTES} bytes"))
+                errors.append(
+                    ItemError(path, ItemFailure.TOO_LARGE, f"larger than {MAX_FILE_BYTES} bytes")
+                )
                 continue
             for n, item in _lines(path, data):
                 if isinstance(item, ItemError):
@@ -156,7 +168,7 @@ class SSHKeysReader:
             try:
                 yield path, n, parse(line)
             except ValueError as exc:
-                errors.append(ItemError(f"{path}:{n}", "unparseable", str(exc)[:200]))
+                errors.append(ItemError(f"{path}:{n}", ItemFailure.UNPARSEABLE, str(exc)[:200]))
 
     def _authorized(
         self,
@@ -205,7 +217,7 @@ class SSHKeysReader:
             c = f.certificate
             if c is None:
                 errors.append(
-                    ItemError(f"{path}:{n}", "no_certificate", "a key, not a certificate")
+                    ItemError(f"{path}:{n}", ItemFailure.NO_CERTIFICATE, "a key, not a certificate")
                 )
                 continue
             attrs = {
@@ -261,8 +273,12 @@ class SSHKeysReader:
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             # The people or state file: without it owners or ages would be wrong.
             what = f"{type(exc).__name__}: {str(exc)[:200]}"
-            return failed(self, self.source.labels, started, previous, "people_or_state", what)
+            return failed(
+                self, self.source.labels, started, previous, SourceFailure.PEOPLE_OR_STATE, what
+            )
         except Exception as exc:  # a failing source keeps its last good data
             message = f"{type(exc).__name__}: {str(exc)[:200]}"
-            return failed(self, self.source.labels, started, previous, "internal_error", message)
+            return failed(
+                self, self.source.labels, started, previous, SourceFailure.INTERNAL, message
+            )
         return succeeded(self, self.source.labels, started, (), errors, keys)

@@ -62,6 +62,7 @@ import yarl
 
 from ..certs import facts_from_der, iter_pem_blocks
 from ..config import SecretRef, VaultKV, VaultPKI, VaultSource
+from ..errors import ItemFailure, SourceFailure
 from ..results import ItemError, SourceResult, StoredCert, StoredKey
 from .base import failed, succeeded
 from .formats import keys_in
@@ -96,7 +97,7 @@ R = TypeVar("R")
 class _VaultError(Exception):
     """The whole refresh failed; ``reason`` is a stable label value."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: SourceFailure, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -154,10 +155,12 @@ def _read_ref(ref: SecretRef, what: str) -> str:
         if value:
             return value
         if not ref.file:
-            raise _VaultError("auth_failed", f"environment variable {ref.env} ({what}) is not set")
+            raise _VaultError(
+                SourceFailure.AUTH_FAILED, f"environment variable {ref.env} ({what}) is not set"
+            )
     if ref.file:
         return _read_credential_file(ref.file, f"{what}_file")
-    raise _VaultError("auth_failed", f"no {what} configured")
+    raise _VaultError(SourceFailure.AUTH_FAILED, f"no {what} configured")
 
 
 def _read_credential_file(path: str, what: str) -> str:
@@ -166,15 +169,19 @@ def _read_credential_file(path: str, what: str) -> str:
             raw = fh.read(MAX_CREDENTIAL_BYTES + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise _VaultError("auth_failed", f"cannot read {what} {path}: {reason}") from None
+        raise _VaultError(
+            SourceFailure.AUTH_FAILED, f"cannot read {what} {path}: {reason}"
+        ) from None
     if len(raw) > MAX_CREDENTIAL_BYTES:
-        raise _VaultError("auth_failed", f"{what} {path} is larger than {MAX_CREDENTIAL_BYTES}")
+        raise _VaultError(
+            SourceFailure.AUTH_FAILED, f"{what} {path} is larger than {MAX_CREDENTIAL_BYTES}"
+        )
     try:
         value = raw.decode("utf-8").strip()
     except UnicodeDecodeError:
-        raise _VaultError("auth_failed", f"{what} {path} is not UTF-8 text") from None
+        raise _VaultError(SourceFailure.AUTH_FAILED, f"{what} {path} is not UTF-8 text") from None
     if not value:
-        raise _VaultError("auth_failed", f"{what} {path} is empty")
+        raise _VaultError(SourceFailure.AUTH_FAILED, f"{what} {path} is empty")
     return value
 
 
@@ -215,23 +222,29 @@ def parse_pem_value(
     certificate's DER (for revocation checks)."""
     if not isinstance(value, str):
         kind = "null" if value is None else type(value).__name__
-        return [], [ItemError(location, "unknown_format", f"value is {kind}, not PEM text")]
+        return [], [
+            ItemError(location, ItemFailure.UNKNOWN_FORMAT, f"value is {kind}, not PEM text")
+        ]
     data = value.encode("utf-8", "replace")
     if len(data) > MAX_VALUE_BYTES:
         msg = f"value is {len(data)} bytes, larger than {MAX_VALUE_BYTES}"
-        return [], [ItemError(location, "too_large", msg)]
+        return [], [ItemError(location, ItemFailure.TOO_LARGE, msg)]
     if _PEM_CERT not in data:
-        return [], [ItemError(location, "no_certificate", "no PEM certificate in the value")]
+        return [], [
+            ItemError(location, ItemFailure.NO_CERTIFICATE, "no PEM certificate in the value")
+        ]
     certs: list[StoredCert] = []
     errors: list[ItemError] = []
     for pos, der, problem in iter_pem_blocks(data):
         if der is None:
-            errors.append(ItemError(location, "corrupt_pem", f"PEM block {pos}: {problem}"))
+            errors.append(
+                ItemError(location, ItemFailure.CORRUPT_PEM, f"PEM block {pos}: {problem}")
+            )
             continue
         facts = facts_from_der(der)
         if facts.parse_errors and not facts.subject and not facts.not_after:
             msg = f"PEM block {pos}: {facts.parse_errors[0]}"
-            errors.append(ItemError(location, "unparseable", msg))
+            errors.append(ItemError(location, ItemFailure.UNPARSEABLE, msg))
             continue
         certs.append(
             StoredCert(location, pos, facts, revoked=revoked, der=der if keep_der else b"")
@@ -270,7 +283,7 @@ class _Client:
             text = text.replace(secret, "<redacted>")
         return text[:_MESSAGE_CHARS]
 
-    def fail(self, reason: str, message: str) -> _VaultError:
+    def fail(self, reason: SourceFailure, message: str) -> _VaultError:
         return _VaultError(reason, self.redact(message))
 
     async def call(
@@ -304,36 +317,40 @@ class _Client:
                 raw = await self._read_body(resp, what)
         except TimeoutError:
             msg = f"no answer within {self.source.timeout:g}s to {what}"
-            raise self.fail("timeout", msg) from None
+            raise self.fail(SourceFailure.TIMEOUT, msg) from None
         except aiohttp.ClientConnectorCertificateError as exc:
             err = exc.certificate_error
             detail = getattr(err, "verify_message", "") or type(err).__name__
             msg = f"certificate of {exc.host}:{exc.port} not trusted: {detail}"
-            raise self.fail("tls_error", msg) from None
+            raise self.fail(SourceFailure.TLS_ERROR, msg) from None
         except aiohttp.ClientSSLError as exc:
             msg = f"TLS with {exc.host}:{exc.port} failed: {exc.os_error}"
-            raise self.fail("tls_error", msg) from None
+            raise self.fail(SourceFailure.TLS_ERROR, msg) from None
         except aiohttp.ClientConnectorError as exc:
             detail = exc.os_error.strerror or type(exc.os_error).__name__
             msg = f"cannot connect to {exc.host}:{exc.port}: {detail}"
-            raise self.fail("unreachable", msg) from None
+            raise self.fail(SourceFailure.UNREACHABLE, msg) from None
         except aiohttp.ClientPayloadError:
-            raise self.fail("bad_response", f"truncated or malformed response to {what}") from None
+            raise self.fail(
+                SourceFailure.BAD_RESPONSE, f"truncated or malformed response to {what}"
+            ) from None
         except aiohttp.ClientError as exc:
-            raise self.fail("unreachable", f"{what}: {type(exc).__name__}") from None
+            raise self.fail(SourceFailure.UNREACHABLE, f"{what}: {type(exc).__name__}") from None
         return self._judge(status, raw, what)
 
     async def _read_body(self, resp: aiohttp.ClientResponse, what: str) -> bytes:
         length = resp.content_length
         if length is not None and length > MAX_RESPONSE_BYTES:
-            raise self.fail("bad_response", f"{what}: response of {length} bytes is too large")
+            raise self.fail(
+                SourceFailure.BAD_RESPONSE, f"{what}: response of {length} bytes is too large"
+            )
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(64 * 1024):
             size += len(chunk)
             if size > MAX_RESPONSE_BYTES:
                 msg = f"{what}: response larger than {MAX_RESPONSE_BYTES} bytes"
-                raise self.fail("bad_response", msg)
+                raise self.fail(SourceFailure.BAD_RESPONSE, msg)
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -350,26 +367,30 @@ class _Client:
         reply = _Reply(status, body or {})
         text = reply.error_text()
         if status == 503 and "sealed" in text.lower():
-            raise self.fail("sealed", f"Vault is sealed ({what})")
+            raise self.fail(SourceFailure.SEALED, f"Vault is sealed ({what})")
         if status >= 500 or 300 <= status < 400:
-            raise self.fail("http_error", f"HTTP {status} from {what}: {text or 'no details'}")
+            raise self.fail(
+                SourceFailure.HTTP_ERROR, f"HTTP {status} from {what}: {text or 'no details'}"
+            )
         if body is None:
-            raise self.fail("bad_response", f"HTTP {status} from {what}: not a JSON object")
+            raise self.fail(
+                SourceFailure.BAD_RESPONSE, f"HTTP {status} from {what}: not a JSON object"
+            )
         return reply
 
     def refused(self, reply: _Reply, what: str) -> _VaultError:
         """The error for an unexpected 4xx on a read or list."""
         text = reply.error_text() or "no details"
         if reply.status == 403:
-            return self.fail("forbidden", f"permission denied: {what}")
+            return self.fail(SourceFailure.FORBIDDEN, f"permission denied: {what}")
         if reply.status == 401:
-            return self.fail("auth_failed", f"HTTP 401 from {what}: {text}")
-        return self.fail("http_error", f"HTTP {reply.status} from {what}: {text}")
+            return self.fail(SourceFailure.AUTH_FAILED, f"HTTP 401 from {what}: {text}")
+        return self.fail(SourceFailure.HTTP_ERROR, f"HTTP {reply.status} from {what}: {text}")
 
     def data_of(self, reply: _Reply, what: str) -> dict[str, Any]:
         data = reply.body.get("data")
         if not isinstance(data, dict):
-            raise self.fail("bad_response", f"{what}: no data object in the response")
+            raise self.fail(SourceFailure.BAD_RESPONSE, f"{what}: no data object in the response")
         return data
 
     async def read(self, path: str) -> dict[str, Any] | None:
@@ -395,7 +416,7 @@ class _Client:
             raise self.refused(reply, what)
         keys = self.data_of(reply, what).get("keys")
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            raise self.fail("bad_response", f"{what}: keys is not a list of strings")
+            raise self.fail(SourceFailure.BAD_RESPONSE, f"{what}: keys is not a list of strings")
         return keys
 
     async def token_rejected(self) -> bool:
@@ -434,7 +455,7 @@ class VaultReader:
             return self._failed(previous, started, exc.reason, exc.message)
         except Exception as exc:  # a failing source keeps its last good data
             log.exception("vault source %s: unexpected error", self.name)
-            return self._failed(previous, started, "internal_error", type(exc).__name__)
+            return self._failed(previous, started, SourceFailure.INTERNAL, type(exc).__name__)
         ordered = tuple(sorted(certs, key=lambda c: (c.location, c.position)))
         ordered = await check_stored(
             ordered, self.source.revocation, self.source.timeout, _issuer_scope
@@ -443,7 +464,7 @@ class VaultReader:
         return succeeded(self, self.source.labels, started, ordered, tuple(errors), keys)
 
     def _failed(
-        self, previous: SourceResult | None, started: float, reason: str, message: str
+        self, previous: SourceResult | None, started: float, reason: SourceFailure, message: str
     ) -> SourceResult:
         labels = self.source.labels
         return failed(self, labels, started, previous, reason, message[:_MESSAGE_CHARS])
@@ -458,7 +479,7 @@ class VaultReader:
         except (OSError, ssl.SSLError) as exc:
             detail = getattr(exc, "strerror", None) or type(exc).__name__
             msg = f"cannot load ca_file {self.source.ca_file}: {detail}"
-            raise _VaultError("tls_error", msg) from None
+            raise _VaultError(SourceFailure.TLS_ERROR, msg) from None
 
     async def _refresh(self) -> tuple[list[StoredCert], list[ItemError]]:
         tls = await asyncio.to_thread(self._ssl_context)
@@ -470,12 +491,12 @@ class VaultReader:
             try:
                 return await self._collect(client)
             except _VaultError as exc:
-                if exc.reason != "forbidden":
+                if exc.reason is not SourceFailure.FORBIDDEN:
                     raise
                 if self.source.auth.method == "token":
                     if await client.token_rejected():
                         msg = "the token was rejected (invalid, expired or revoked)"
-                        raise _VaultError("auth_failed", msg) from None
+                        raise _VaultError(SourceFailure.AUTH_FAILED, msg) from None
                     raise
                 if not cached:
                     raise
@@ -517,11 +538,13 @@ class VaultReader:
         if reply.status != 200:
             text = reply.error_text() or "no details"
             msg = f"{auth.method} login at /v1/{path} refused (HTTP {reply.status}): {text}"
-            raise client.fail("auth_failed", msg)
+            raise client.fail(SourceFailure.AUTH_FAILED, msg)
         data = reply.body.get("auth")
         token = data.get("client_token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token:
-            raise client.fail("bad_response", f"POST /v1/{path}: no client token in the answer")
+            raise client.fail(
+                SourceFailure.BAD_RESPONSE, f"POST /v1/{path}: no client token in the answer"
+            )
         lease = data.get("lease_duration") if isinstance(data, dict) else None
         lease = float(lease) if isinstance(lease, int | float) and lease > 0 else math.inf
         log.debug("vault source %s: logged in with %s, lease %ss", self.name, auth.method, lease)
@@ -589,11 +612,13 @@ class VaultReader:
                 for name in sorted(names):
                     if not name or _unsafe(name):
                         msg = "a key name with an empty, . or .. segment was skipped"
-                        errors.append(ItemError(f"{kv.mount}/{prefix}{name}", "unsafe_name", msg))
+                        errors.append(
+                            ItemError(f"{kv.mount}/{prefix}{name}", ItemFailure.UNSAFE_NAME, msg)
+                        )
                         continue
                     if budget[0] <= 0:
                         msg = f"more than {MAX_SECRETS} secrets and folders; the rest were skipped"
-                        errors.append(ItemError(where, "too_many_secrets", msg))
+                        errors.append(ItemError(where, ItemFailure.TOO_MANY_SECRETS, msg))
                         return found
                     budget[0] -= 1
                     (folders if name.endswith("/") else found).append(prefix + name)
@@ -603,7 +628,7 @@ class VaultReader:
 
     @staticmethod
     def _missing(errors: list[ItemError], where: str, message: str) -> list[str]:
-        errors.append(ItemError(where, "not_found", message))
+        errors.append(ItemError(where, ItemFailure.NOT_FOUND, message))
         return []
 
     async def _kv_secret(
@@ -615,21 +640,23 @@ class VaultReader:
         if reply.status == 404:
             if self._deleted(reply.body):
                 return [], []  # the latest version is deleted or destroyed: nothing current
-            return [], [ItemError(where, "not_found", "secret not found")]
+            return [], [ItemError(where, ItemFailure.NOT_FOUND, "secret not found")]
         if reply.status != 200:
             raise client.refused(reply, f"GET /v1/{api}")
         inner = client.data_of(reply, f"GET /v1/{api}").get("data")
         if inner is None:
             return [], []
         if not isinstance(inner, dict):
-            return [], [ItemError(where, "unknown_format", "secret data is not a key/value map")]
+            return [], [
+                ItemError(where, ItemFailure.UNKNOWN_FORMAT, "secret data is not a key/value map")
+            ]
         # Certificates from the configured keys only; private keys wherever they are (their
         # public facts, see _private_keys). Nothing else is looked at.
         errors = self._private_keys(where, inner)
         values = [(key, inner[key]) for key in kv.keys if key in inner]
         if not values:
             msg = f"none of the keys {', '.join(kv.keys)} in the secret"
-            return [], [*errors, ItemError(where, "missing_key", msg)]
+            return [], [*errors, ItemError(where, ItemFailure.MISSING_KEY, msg)]
         certs: list[StoredCert] = []
         for key, value in values:
             got, bad = parse_pem_value(f"{where}#{key}", value, keep_der=self._keep_der)
@@ -648,7 +675,7 @@ class VaultReader:
             self._keys.extend(records)
             if corrupt:
                 message = "a private key in the value is unreadable"
-                errors.append(ItemError(f"{where}#{key}", "corrupt_key", message))
+                errors.append(ItemError(f"{where}#{key}", ItemFailure.CORRUPT_KEY, message))
         return errors
 
     @staticmethod
@@ -668,10 +695,10 @@ class VaultReader:
         try:
             serials = sorted(await client.list(f"{mount}/certs"))
         except _NoRoute as exc:
-            return [], [ItemError(pki.mount, "not_found", exc.message)]
+            return [], [ItemError(pki.mount, ItemFailure.NOT_FOUND, exc.message)]
         if len(serials) > budget[0]:
             msg = f"more than {MAX_PKI_CERTS} certificates; the rest were skipped"
-            errors.append(ItemError(f"{pki.mount}/certs", "too_many_certs", msg))
+            errors.append(ItemError(f"{pki.mount}/certs", ItemFailure.TOO_MANY_CERTS, msg))
             serials = serials[: budget[0]]
         budget[0] -= len(serials)
 
@@ -693,7 +720,7 @@ class VaultReader:
         where = f"{pki.mount}/certs/{serial}"
         data = await client.read(f"{_q(pki.mount)}/cert/{_q1(serial)}")
         if data is None:
-            return [], [ItemError(where, "not_found", "certificate not found")]
+            return [], [ItemError(where, ItemFailure.NOT_FOUND, "certificate not found")]
         revoked = self._revoked(data)
         if revoked and not pki.include_revoked:
             return [], []
@@ -716,13 +743,13 @@ class VaultReader:
         try:
             ids = sorted(await client.list(f"{_q(pki.mount)}/issuers"))
         except _NoRoute as exc:
-            return [], [ItemError(f"{pki.mount}/issuers", "not_found", exc.message)]
+            return [], [ItemError(f"{pki.mount}/issuers", ItemFailure.NOT_FOUND, exc.message)]
 
         async def one(issuer: str) -> tuple[list[StoredCert], list[ItemError]]:
             where = f"{pki.mount}/issuer/{issuer}"
             data = await client.read(f"{_q(pki.mount)}/issuer/{_q1(issuer)}")
             if data is None:
-                return [], [ItemError(where, "not_found", "issuer not found")]
+                return [], [ItemError(where, ItemFailure.NOT_FOUND, "issuer not found")]
             revoked = data.get("revoked") is True
             if revoked and not pki.include_revoked:
                 return [], []

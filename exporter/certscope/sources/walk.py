@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from ..errors import ItemFailure
 from ..results import ItemError
 
 _MAGIC = re.compile(r"[*?\[]")
@@ -77,12 +78,12 @@ class _Cut(Exception):
     pass
 
 
-def _reason_of(exc: OSError) -> str:
+def _reason_of(exc: OSError) -> ItemFailure:
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return "permission_denied"
+        return ItemFailure.PERMISSION_DENIED
     if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-        return "not_found"
-    return "unreadable"
+        return ItemFailure.NOT_FOUND
+    return ItemFailure.UNREADABLE
 
 
 class _Walker:
@@ -195,7 +196,9 @@ class _Walker:
             return
         except OSError as exc:
             if exc.errno in (errno.EACCES, errno.EPERM):
-                self.out.errors.append(ItemError(path, "permission_denied", "permission denied"))
+                self.out.errors.append(
+                    ItemError(path, ItemFailure.PERMISSION_DENIED, "permission denied")
+                )
             return
         if last:
             if not stat.S_ISDIR(st.st_mode):
@@ -230,12 +233,14 @@ def _plain(path: str, out: Walked, add: Callable[[str], None]) -> None:
             add(path)  # a dangling symlink: the reader reports it
             return
         reason = _reason_of(exc)
-        message = "no such file" if reason == "not_found" else exc.strerror or "unreadable"
+        message = (
+            "no such file" if reason is ItemFailure.NOT_FOUND else exc.strerror or "unreadable"
+        )
         out.errors.append(ItemError(path, reason, message))
         return
     if stat.S_ISDIR(st.st_mode):
         message = f"{path} is a directory; give a glob such as {os.path.join(path, '*.pem')}"
-        out.errors.append(ItemError(path, "no_match", message))
+        out.errors.append(ItemError(path, ItemFailure.NO_MATCH, message))
         return
     add(path)
 
@@ -261,10 +266,12 @@ def expand(patterns: Sequence[str], exclude: Sequence[str], limits: Limits) -> W
                 continue
             walker.glob(base, segments)
         except _Cut:
-            out.errors.append(ItemError(pattern, "limit_reached", out.cut))
+            out.errors.append(ItemError(pattern, ItemFailure.LIMIT_REACHED, out.cut))
             break
         if walker.matched == 0 and len(out.errors) == errors_before:
-            out.errors.append(ItemError(pattern, "no_match", "the pattern matches no file"))
+            out.errors.append(
+                ItemError(pattern, ItemFailure.NO_MATCH, "the pattern matches no file")
+            )
     out.files = list(walker.found)
     return out
 
@@ -273,13 +280,15 @@ def _missing_base(base: str, pattern: str, out: Walked) -> None:
     try:
         os.stat(base)
     except OSError as exc:
-        if _reason_of(exc) == "permission_denied":
-            out.errors.append(ItemError(base, "permission_denied", "permission denied"))
+        if _reason_of(exc) is ItemFailure.PERMISSION_DENIED:
+            out.errors.append(ItemError(base, ItemFailure.PERMISSION_DENIED, "permission denied"))
         else:
             message = f"directory {base} does not exist"
-            out.errors.append(ItemError(pattern, "no_match", message))
+            out.errors.append(ItemError(pattern, ItemFailure.NO_MATCH, message))
         return
     if not os.path.isdir(base):
-        out.errors.append(ItemError(pattern, "no_match", f"{base} is not a directory"))
+        out.errors.append(ItemError(pattern, ItemFailure.NO_MATCH, f"{base} is not a directory"))
     else:
-        out.errors.append(ItemError(base, "permission_denied", "directory cannot be searched"))
+        out.errors.append(
+            ItemError(base, ItemFailure.PERMISSION_DENIED, "directory cannot be searched")
+        )

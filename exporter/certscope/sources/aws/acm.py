@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from ...errors import SourceFailure
 from ...results import ItemError, StoredCert
 from ..vault import parse_pem_value
 from .client import Api, AwsError, map_bounded
@@ -70,7 +71,9 @@ async def _certificate(api: Api, region: str, arn: str) -> tuple[list[StoredCert
         return [], [ItemError(arn, exc.reason, exc.message)]
     detail = described.get("Certificate")
     if not isinstance(detail, Mapping):
-        return [], [ItemError(arn, "bad_response", "acm:DescribeCertificate: no Certificate")]
+        return [], [
+            ItemError(arn, SourceFailure.BAD_RESPONSE, "acm:DescribeCertificate: no Certificate")
+        ]
     status = str(detail.get("Status", ""))
     if status not in _HAS_BODY:
         return [], []  # a request not (yet) issued: nothing to inventory

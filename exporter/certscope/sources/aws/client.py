@@ -52,6 +52,7 @@ from botocore.credentials import (
 )
 
 from ...config import AwsSource
+from ...errors import ItemFailure, SourceFailure
 from ...results import ItemError
 
 #: A listing stops after this many items (one item error says so): memory stays bounded in
@@ -120,7 +121,7 @@ _NOT_FOUND = frozenset(
 class AwsError(Exception):
     """One call (or one part of a refresh) failed; ``reason`` is a stable label value."""
 
-    def __init__(self, reason: str, message: str, code: str = "") -> None:
+    def __init__(self, reason: SourceFailure, message: str, code: str = "") -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message[:_MESSAGE_CHARS]
@@ -138,30 +139,32 @@ def classify(exc: Exception, what: str) -> AwsError:
         code = error_code(exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code in _DENIED or (status == 403 and code not in _AUTH):
-            reason = "access_denied"
+            reason = SourceFailure.ACCESS_DENIED
         elif code in _AUTH:
-            reason = "auth_failed"
+            reason = SourceFailure.AUTH_FAILED
         elif code in _THROTTLED:
-            reason = "throttled"
+            reason = SourceFailure.THROTTLED
         elif code in _NOT_FOUND:
-            reason = "not_found"
+            reason = SourceFailure.NOT_FOUND
         else:
-            reason = "api_error"
+            reason = SourceFailure.API_ERROR
         return AwsError(reason, f"{what}: {code or status or 'error'}", code)
     if isinstance(exc, bex.NoCredentialsError | bex.PartialCredentialsError):
-        return AwsError("auth_failed", f"{what}: no AWS credentials found (standard chain)")
+        return AwsError(
+            SourceFailure.AUTH_FAILED, f"{what}: no AWS credentials found (standard chain)"
+        )
     if isinstance(exc, bex.CredentialRetrievalError | bex.TokenRetrievalError):
-        return AwsError("auth_failed", f"{what}: credentials could not be obtained")
+        return AwsError(SourceFailure.AUTH_FAILED, f"{what}: credentials could not be obtained")
     if isinstance(exc, bex.ConnectTimeoutError | bex.ReadTimeoutError):
-        return AwsError("timeout", f"{what}: no answer in time")
+        return AwsError(SourceFailure.TIMEOUT, f"{what}: no answer in time")
     if isinstance(exc, bex.EndpointConnectionError | bex.ConnectionClosedError):
-        return AwsError("unreachable", f"{what}: cannot connect to the endpoint")
+        return AwsError(SourceFailure.UNREACHABLE, f"{what}: cannot connect to the endpoint")
     if isinstance(exc, bex.SSLError):
-        return AwsError("unreachable", f"{what}: TLS with the endpoint failed")
+        return AwsError(SourceFailure.UNREACHABLE, f"{what}: TLS with the endpoint failed")
     if isinstance(exc, botocore.parsers.ResponseParserError):
-        return AwsError("bad_response", f"{what}: the answer could not be parsed")
+        return AwsError(SourceFailure.BAD_RESPONSE, f"{what}: the answer could not be parsed")
     if isinstance(exc, bex.BotoCoreError):
-        return AwsError("api_error", f"{what}: {type(exc).__name__}")
+        return AwsError(SourceFailure.API_ERROR, f"{what}: {type(exc).__name__}")
     raise exc
 
 
@@ -332,7 +335,7 @@ class Api:
         items = await self._run(region, run)
         if len(items) > MAX_ITEMS:
             msg = f"{what}: more than {MAX_ITEMS} items; the rest were skipped"
-            self.notes.append(ItemError(self.location or region, "too_many_items", msg))
+            self.notes.append(ItemError(self.location or region, ItemFailure.TOO_MANY_ITEMS, msg))
             del items[MAX_ITEMS:]
         return items
 

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ...errors import SourceFailure
 from ...results import ItemError, StoredKey
 from .client import Api, AwsError, map_bounded
 from .model import SOURCE_KINDS, Part, attrs, iso, unix
@@ -73,7 +74,7 @@ async def _key(
     except AwsError as exc:
         return None, [ItemError(arn, exc.reason, exc.message)]
     if not isinstance(meta, Mapping):
-        return None, [ItemError(arn, "bad_response", "kms:DescribeKey: no KeyMetadata")]
+        return None, [ItemError(arn, SourceFailure.BAD_RESPONSE, "kms:DescribeKey: no KeyMetadata")]
     names = sorted(aliases.get(key_id, ()))
     if meta.get("KeyManager") != "CUSTOMER" or any(n.startswith("alias/aws/") for n in names):
         return None, []  # AWS-managed (alias/aws/... is reserved for AWS's own keys)

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from ...config import AwsSource
+from ...errors import SourceFailure
 from ...results import ItemError, SourceResult
 from ..base import failed, succeeded
 from . import acm, kms, secretsmanager, storage
@@ -80,7 +81,9 @@ class AwsReader:
             return failed(self, labels, started, previous, exc.reason, exc.message)
         except Exception as exc:  # a failing source keeps its last good data
             log.exception("aws source %s: unexpected error", self.name)
-            return failed(self, labels, started, previous, "internal_error", type(exc).__name__)
+            return failed(
+                self, labels, started, previous, SourceFailure.INTERNAL, type(exc).__name__
+            )
         finally:
             # Threads still in a call finish it (bounded by timeout x attempts) and exit.
             executor.shutdown(wait=False, cancel_futures=True)
