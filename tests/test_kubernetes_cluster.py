@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from certscope.config import KubernetesSource
-from certscope.sources import kubernetes as k8s_source
 from certscope.sources.kubernetes import KubernetesReader
+from certscope.sources.kubernetes import stream as k8s_stream
 from helpers.k8s_cluster import KubeCluster, secret, start_cluster
 from helpers.kube_source import locations, names, tls, watching
 
@@ -160,7 +160,7 @@ async def test_bookmarks_advance_the_resume_point(
     kube_cluster: KubeCluster, ca: trustme.CA, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Short watches: the API server sends a BOOKMARK two seconds before a watch's deadline.
-    monkeypatch.setattr(k8s_source, "WATCH_SECONDS", (5, 5))
+    monkeypatch.setattr(k8s_stream, "WATCH_SECONDS", (5, 5))
     ns, elsewhere = kube_cluster.namespace(), kube_cluster.namespace()
     kube_cluster.put_secret(ns, "a", tls(ca, "a.test"))
     reader = reader_for(kube_cluster.kubeconfig, namespaces=(ns,))

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import trustme
 from cryptography import x509
@@ -27,7 +28,8 @@ from certscope.collector import source_fragments
 from certscope.config import KubernetesSource
 from certscope.sources import reader_for
 from certscope.sources.base import WatchingReader
-from certscope.sources.kubernetes import Backoff, KubernetesReader, TokenBucket, parse_retry_after
+from certscope.sources.kubernetes import Backoff, KubernetesReader, parse_retry_after
+from certscope.sources.kubernetes.stream import Stream, transport_error
 from helpers.k8s_api import FakeKubeAPI, parse_label_selector
 from helpers.kube_source import locations, names, tls, watching
 
@@ -563,12 +565,39 @@ async def test_private_keys_never_reach_results_or_logs(
 # --- pieces ---------------------------------------------------------------------------------------
 
 
-def test_token_bucket_and_backoff() -> None:
-    now = [0.0]
-    bucket = TokenBucket(qps=2, burst=3, clock=lambda: now[0])
-    assert [bucket.reserve() for _ in range(5)] == [0.0, 0.0, 0.0, 0.5, 1.0]
-    now[0] = 10.0
-    assert bucket.reserve() == 0.0
+async def test_requests_are_paced_by_qps_after_a_burst(api: FakeKubeAPI, ca: trustme.CA) -> None:
+    data = tls(ca, "paced.test", with_ca=False)
+    for i in range(6):
+        api.put_secret("ns", f"s{i}", data)
+    # Pages of one: six list requests. A burst of 2 goes at once, the other 4 at 10 per second.
+    reader = make_reader(api, page_size=1, qps=10, burst=2)
+    began = time.monotonic()
+    result = await reader.refresh(None)
+    elapsed = time.monotonic() - began
+    assert result.up, result.error
+    assert api.count("list", "secrets") == 6
+    assert elapsed >= 0.35  # 4 paced requests: 0.4 s, less the bucket's own drain
+    fast = make_reader(api, page_size=1, qps=1000, burst=100)
+    began = time.monotonic()
+    assert (await fast.refresh(None)).up
+    assert time.monotonic() - began < elapsed
+
+
+def test_transport_errors_have_their_reasons() -> None:
+    stream = Stream("secrets", "ns", "", "")
+    cases = [
+        (TimeoutError(), "timeout"),
+        (aiohttp.ServerTimeoutError("read"), "timeout"),
+        (ConnectionRefusedError(111, "refused"), "unreachable"),  # an OSError, not a timeout
+        (aiohttp.ClientConnectionError("reset"), "unreachable"),
+    ]
+    for exc, reason in cases:
+        err = transport_error(stream, exc, "list")
+        assert err.reason == reason, exc
+        assert err.message.startswith("secrets (namespace ns): ")
+
+
+def test_backoff_and_retry_after() -> None:
     b = Backoff(1.0, 8.0)
     delays = [b.next() for _ in range(6)]
     assert all(0.5 <= d <= 1.0 for d in delays[:1]) and all(d <= 8.0 for d in delays)
