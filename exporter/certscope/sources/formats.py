@@ -285,7 +285,7 @@ def _b64(body: bytes) -> bytes | None:
 def _add_pkcs7(out: _Collector, der: bytes) -> None:
     try:
         certs = pkcs7.load_der_pkcs7_certificates(der)
-    except Exception as exc:  # ValueError for malformed input, UnsupportedAlgorithm for others
+    except keyrec.LOAD_ERRORS as exc:  # malformed input, or an algorithm this build lacks
         out.fail(ItemFailure.UNPARSEABLE, f"PKCS#7: {str(exc)[:160]}")
         return
     for cert in certs:
@@ -360,7 +360,7 @@ def parse_der_key(path: str, data: bytes) -> Parsed:
     """A private key alone in DER (PKCS#1, SEC 1, PKCS#8, encrypted PKCS#8)."""
     try:
         public, encrypted = keyrec.public_der(data)
-    except Exception:  # ValueError, UnsupportedAlgorithm: not a key this build can read
+    except keyrec.LOAD_ERRORS:  # not a key this build can read
         error = ItemError(path, ItemFailure.CORRUPT_KEY, "not a readable DER private key")
         return Parsed("key", errors=(error,), has_key=True)
     record = (
@@ -392,7 +392,7 @@ def _spki_sha256(key: Any) -> str:
         spki = key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-    except Exception:  # a key type without an SPKI form: nothing to compare
+    except keyrec.LOAD_ERRORS:  # a key type without an SPKI form: nothing to compare
         return ""
     return hashlib.sha256(spki).hexdigest()
 
@@ -412,7 +412,7 @@ def pem_keys(location: str, texts: Sequence[bytes]) -> tuple[tuple[StoredKey, ..
         where = f"{location}#key{n}" if len(texts) > 1 else location
         try:
             public = keyrec.public_pem(text)
-        except Exception:  # malformed, or an algorithm this build cannot load
+        except keyrec.LOAD_ERRORS:  # malformed, or an algorithm this build cannot load
             corrupt = True
             continue
         if public is None:
@@ -482,7 +482,7 @@ def parse_keystore(path: str, data: bytes, passwords: Sequence[Password]) -> Par
             continue
         except UnicodeError:  # not encodable as UTF-16 (its message would quote a character)
             continue
-        except Exception as exc:  # malformed: truncated, bad tags, unknown version
+        except Exception as exc:  # untrusted bytes: pyjks raises whatever its parser meets
             # pyjks's own messages describe the structure; others (the Java-serialisation
             # parser behind JCEKS secret keys) may quote stored bytes: name only.
             detail = f": {str(exc)[:160]}" if isinstance(exc, jks.util.KeystoreException) else ""
@@ -583,5 +583,5 @@ def _open_entry(entry: Any, password: str) -> Any | None:
         return serialization.load_der_private_key(
             entry.pkey_pkcs8, None, unsafe_skip_rsa_key_validation=True
         )
-    except Exception:  # not this password, or an algorithm we cannot load
+    except Exception:  # untrusted bytes: pyjks raises arbitrary errors for a wrong password
         return None

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from ..certs import public_key_facts
@@ -55,13 +56,18 @@ def attributes(
     return (("certificate_location", certificate_location), _ENCRYPTED[encrypted], pair)
 
 
+#: What cryptography raises for key bytes or a key it cannot use: malformed (ValueError), a
+#: password needed (TypeError), an algorithm or encoding this build lacks (UnsupportedAlgorithm).
+LOAD_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm)
+
+
 def from_private(
     location: str, key: Any, encrypted: bool, fmt: str, certificate_location: str = ""
 ) -> StoredKey:
     """The record of a loaded private key (only its public half is looked at)."""
     try:
         public = key.public_key()
-    except Exception:  # a key type without a public half this build can give
+    except LOAD_ERRORS:  # a key type without a public half this build can give
         public = None
     return from_public(location, public, encrypted, fmt, certificate_location)
 
@@ -94,7 +100,7 @@ def from_public(
     else:
         try:
             algorithm, bits, _curve, spki = public_key_facts(public)
-        except Exception:  # a key type without an SPKI form (X25519 and friends)
+        except LOAD_ERRORS:  # a key type without an SPKI form (X25519 and friends)
             algorithm, bits, spki = type(public).__name__, 0, ""
     return StoredKey(
         kind=KIND,

@@ -58,7 +58,7 @@ def _open(
         except ValueError as exc:
             if "password" not in str(exc):
                 return ItemError("", ItemFailure.UNPARSEABLE, f"PKCS#12: {str(exc)[:160]}")
-        except Exception as exc:  # UnsupportedAlgorithm (e.g. RC2 without legacy provider)
+        except keyrec.LOAD_ERRORS as exc:  # e.g. RC2 without the legacy provider
             message = f"PKCS#12: {type(exc).__name__}: {str(exc)[:160]}"
             return ItemError("", ItemFailure.UNPARSEABLE, message)
     return None
@@ -117,7 +117,7 @@ def _decrypt(bag: _KeyBag, password: bytes | None) -> Any | None:
         return serialization.load_der_private_key(
             bag.der, secret, unsafe_skip_rsa_key_validation=True
         )
-    except Exception:  # a key bag with its own password, or an algorithm we cannot load
+    except keyrec.LOAD_ERRORS:  # a key bag with its own password, or an algorithm we lack
         return None
 
 
@@ -221,7 +221,7 @@ def _spki_of(key: Any | None) -> str:
                 serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         ).hexdigest()
-    except Exception:  # a key type without an SPKI form
+    except keyrec.LOAD_ERRORS:  # a key type without an SPKI form
         return ""
 
 

@@ -133,6 +133,10 @@ def error_code(exc: bex.ClientError) -> str:
     return str(err.get("Code") or "")
 
 
+#: Everything botocore raises: its own tree, service errors and unparseable answers.
+BOTOCORE_ERRORS = (bex.BotoCoreError, bex.ClientError, botocore.parsers.ResponseParserError)
+
+
 def classify(exc: Exception, what: str) -> AwsError:
     """A botocore exception as an AwsError with a stable reason."""
     if isinstance(exc, bex.ClientError):
@@ -256,7 +260,7 @@ class Clients:
         try:
             sts = self.client("sts", self.source.regions[0])
             got = sts.get_caller_identity()
-        except Exception as exc:  # botocore's tree: mapped to a reason, others re-raised
+        except BOTOCORE_ERRORS as exc:  # mapped to a stable reason
             raise classify(exc, "sts:GetCallerIdentity") from None
         arn = str(got.get("Arn", ""))
         partition = arn.split(":")[1] if arn.count(":") >= 5 else "aws"
@@ -307,7 +311,7 @@ class Api:
             client = self.clients.client(service, region)
             try:
                 answer: Mapping[str, Any] = getattr(client, operation)(**params)
-            except Exception as exc:  # botocore's tree: mapped to a reason, others re-raised
+            except BOTOCORE_ERRORS as exc:  # mapped to a stable reason
                 raise classify(exc, f"{service}:{_api_name(operation)}") from None
             return answer
 
@@ -328,7 +332,7 @@ class Api:
                     items.extend(page.get(key) or ())
                     if len(items) > MAX_ITEMS:
                         break
-            except Exception as exc:  # botocore's tree: mapped to a reason, others re-raised
+            except BOTOCORE_ERRORS as exc:  # mapped to a stable reason
                 raise classify(exc, what) from None
             return items
 

@@ -94,7 +94,7 @@ class KubernetesReader:
                 )
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # a user's file: the loader raises whatever it meets in it
             raise ApiError(SourceFailure.CONFIG_ERROR, f"{type(exc).__name__}: {exc}") from None
 
     async def _client(self) -> Any:
