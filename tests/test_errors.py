@@ -113,7 +113,7 @@ BOUNDARIES: dict[tuple[str, str], tuple[str, int]] = {
     ("sources/kubernetes/reader.py", "KubernetesReader.refresh"): (SOURCE, 1),
     ("sources/kubernetes/reader.py", "KubernetesReader._run_stream"): (SOURCE, 1),
     ("sources/kubernetes/reader.py", "KubernetesReader._publisher"): (SOURCE, 1),
-    ("config.py", "parse_config"): (UNTRUSTED, 1),
+    ("config/load.py", "parse_config"): (UNTRUSTED, 1),
     ("certs.py", "_signature"): (UNTRUSTED, 1),
     ("certs.py", "_self_signed"): (UNTRUSTED, 1),
     ("certs.py", "_try"): (UNTRUSTED, 1),
