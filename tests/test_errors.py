@@ -104,8 +104,8 @@ BOUNDARIES: dict[tuple[str, str], tuple[str, int]] = {
     ("app.py", "reload_config"): (HTTP, 1),
     ("probe.py", "probe"): (PROBE, 1),
     ("ssh/probe.py", "probe_target"): (PROBE, 1),
-    ("tls/enumerate.py", "_Scan._guard"): (PROBE, 1),
-    ("tls/enumerate.py", "enumerate_posture"): (PROBE, 1),
+    ("tls/enumerate/base.py", "Scan.guard"): (PROBE, 1),
+    ("tls/enumerate/scan.py", "enumerate_posture"): (PROBE, 1),
     ("sources/files.py", "FilesReader.refresh"): (SOURCE, 1),
     ("sources/vault.py", "VaultReader.refresh"): (SOURCE, 1),
     ("sources/ssh_keys.py", "SSHKeysReader.refresh"): (SOURCE, 1),
@@ -124,6 +124,12 @@ BOUNDARIES: dict[tuple[str, str], tuple[str, int]] = {
     ("sources/pkcs12.py", "_key_bags"): (UNTRUSTED, 1),
     ("sources/kubernetes/reader.py", "KubernetesReader._load_config"): (UNTRUSTED, 1),
     ("sources/vault.py", "_map_bounded"): (UNWRAP, 1),
+}
+
+#: BaseException handlers that clean up and re-raise everything but one exception type they
+#: handle (so CancelledError still propagates): (module, function) → what they keep.
+FILTERS: dict[tuple[str, str], str] = {
+    ("tls/enumerate/connection.py", "Endpoint._connect"): "an OSError while addresses remain",
 }
 
 #: Broad handlers in modules under restructuring, to be narrowed there: they are not
@@ -181,16 +187,21 @@ def _broad_handlers() -> list[tuple[str, str, set[str], bool]]:
 
 
 def test_broad_except_only_at_documented_boundaries() -> None:
-    counted = Counter((m, f) for m, f, _, cleanup in _broad_handlers() if not cleanup)
+    counted = Counter(
+        (m, f) for m, f, _, cleanup in _broad_handlers() if not cleanup and (m, f) not in FILTERS
+    )
     allowed = Counter({k: n for k, (_, n) in BOUNDARIES.items()}) + Counter(TO_NARROW)
     assert dict(counted) == dict(allowed)
 
 
 def test_cancellation_is_never_swallowed() -> None:
     # ``except Exception`` does not catch CancelledError; BaseException handlers must end in a
-    # bare ``raise`` (cleanup) or be the TaskGroup unwrapping, which raises the first error.
+    # bare ``raise`` (cleanup), re-raise all but one reviewed type (FILTERS), or be the
+    # TaskGroup unwrapping, which raises the first error.
     for module, function, caught, cleanup in _broad_handlers():
         if caught & {"BaseException", "BaseExceptionGroup", ""} and not cleanup:
+            if (module, function) in FILTERS:
+                continue
             assert BOUNDARIES.get((module, function), ("", 0))[0] == UNWRAP, (module, function)
 
 
