@@ -249,13 +249,13 @@ def test_flight_limits_and_failures(rsa_leaf: Leaf) -> None:
     small = FlightParser(max_bytes=100)
     events = small.feed(data)
     assert len(events) == 1 and isinstance(events[0], h.ProtocolError)
-    assert events[0].reason is h.ErrorReason.BAD_LENGTH  # refused before it is buffered
+    assert events[0].reason is h.HelloFailure.BAD_LENGTH  # refused before it is buffered
     # Many small messages that never end the flight hit the byte limit.
     stream = (
         enc.build_server_hello(0x002F) + _records(0x0303, bytes([99, 0, 0, 10]) + bytes(10)) * 50
     )
     (limit,) = FlightParser(max_bytes=400).feed(stream)
-    assert isinstance(limit, h.ProtocolError) and limit.reason is h.ErrorReason.BUFFER_LIMIT
+    assert isinstance(limit, h.ProtocolError) and limit.reason is h.HelloFailure.BUFFER_LIMIT
     # An alert before any certificate is the answer; after one, the chain is still returned.
     assert isinstance(FlightParser(max_bytes=1000).feed(enc.build_alert(40))[0], h.Alert)
     # ServerHelloDone missing, then EOF

@@ -28,7 +28,7 @@ from certscope.tls import hello as h
 from certscope.tls import suites
 from certscope.tls.enumerate import ScanFailure, dh, enumerate_posture
 from certscope.tls.enumerate.base import is_dhe
-from certscope.tls.hello import ErrorReason, NamedGroup
+from certscope.tls.hello import HelloFailure, NamedGroup
 from certscope.tls.suites import SuiteClass
 from helpers import tls_encoders as enc
 from helpers.pki import TestPKI
@@ -473,11 +473,11 @@ def _same_suite_every_time(hello: SeenHello) -> Reply:
         (Reply(enc.build_server_hello(0xC02F, version=0x0305)), ScanFailure.UNKNOWN_VERSION, None),
         (Reply(enc.build_server_hello(0xC02F, version=0x7F1C)), ScanFailure.UNKNOWN_VERSION, None),
         # A ServerHello whose session id overruns the message.
-        (Reply(TLS12_HELLO[:43] + b"\x40" + TLS12_HELLO[44:]), ErrorReason.MALFORMED, None),
-        (Reply(b"\x16\x09\x09\x00\x05hello"), ErrorReason.UNSUPPORTED_VERSION, None),
-        (Reply(TLS12_HELLO[: len(TLS12_HELLO) // 2]), ErrorReason.TRUNCATED, None),
-        (Reply(b"HTTP/1.1 400 Bad Request\r\n\r\n"), ErrorReason.NOT_TLS, None),
-        (Reply(after="endless", chunk=WARNING * 1000), ErrorReason.BUFFER_LIMIT, None),
+        (Reply(TLS12_HELLO[:43] + b"\x40" + TLS12_HELLO[44:]), HelloFailure.MALFORMED, None),
+        (Reply(b"\x16\x09\x09\x00\x05hello"), HelloFailure.UNSUPPORTED_VERSION, None),
+        (Reply(TLS12_HELLO[: len(TLS12_HELLO) // 2]), HelloFailure.TRUNCATED, None),
+        (Reply(b"HTTP/1.1 400 Bad Request\r\n\r\n"), HelloFailure.NOT_TLS, None),
+        (Reply(after="endless", chunk=WARNING * 1000), HelloFailure.BUFFER_LIMIT, None),
         (Reply(after="hang"), ScanFailure.TIMEOUT, None),
         (Reply(TLS12_HELLO, after="dribble", interval=0.2), ScanFailure.TIMEOUT, None),
     ],
@@ -542,7 +542,7 @@ async def test_endless_stream_everywhere_is_bounded(chunk: bytes) -> None:
     async with Responder(lambda hello: Reply(after="endless", chunk=chunk)) as srv:
         result = await enumerate_posture(srv.host, srv.port, None, timeout=10)
     assert not result.complete
-    assert result.error == ErrorReason.BUFFER_LIMIT
+    assert result.error == HelloFailure.BUFFER_LIMIT
     assert all(s is None for _, s in result.protocols)
     assert result.duration < 5
 

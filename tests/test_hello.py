@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from certscope.tls import hello as h
-from certscope.tls.hello import ErrorReason, HelloFlags, NamedGroup
+from certscope.tls.hello import HelloFailure, HelloFlags, NamedGroup
 from helpers import tls_encoders as enc
 
 
@@ -532,7 +532,7 @@ def test_sslv2_malformed() -> None:
         parse_all(bytes.fromhex("8008 04 00 01 0002 0000 0004 0000") + b"\x01\x00\x80\x00")
     )
     assert isinstance(event, h.ProtocolError)
-    assert event.reason is ErrorReason.MALFORMED
+    assert event.reason is HelloFailure.MALFORMED
 
 
 # -- protocol errors -------------------------------------------------------------------
@@ -550,30 +550,33 @@ VALID_BODY = TLS12_HELLO[9:]
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
-        (b"HTTP/1.1 400 Bad Request\r\n\r\n", ErrorReason.NOT_TLS),
-        (b"SSH-2.0-OpenSSH_9.6\r\n", ErrorReason.NOT_TLS),
-        (b"\x00\x00\x00\x00", ErrorReason.NOT_TLS),
-        (b"\x80\x05\x07abcde", ErrorReason.NOT_TLS),
-        (bytes.fromhex("17 0303 0005") + b"hello", ErrorReason.UNEXPECTED_CONTENT_TYPE),
-        (bytes.fromhex("14 0303 0001 01"), ErrorReason.UNEXPECTED_CONTENT_TYPE),
-        (bytes.fromhex("18 0303 0003 010000"), ErrorReason.UNEXPECTED_CONTENT_TYPE),
-        (bytes.fromhex("16 0305 0004 02000000"), ErrorReason.UNSUPPORTED_VERSION),
-        (bytes.fromhex("16 fefd 0004 02000000"), ErrorReason.UNSUPPORTED_VERSION),
-        (bytes.fromhex("16 0303") + (2**14 + 2049).to_bytes(2, "big"), ErrorReason.RECORD_OVERFLOW),
-        (bytes.fromhex("16 0303 0004 02ffffff"), ErrorReason.BAD_LENGTH),
-        (bytes.fromhex("16 0303 0004 0b000000"), ErrorReason.UNEXPECTED_MESSAGE),
-        (bytes.fromhex("16 0303 0004 01000000"), ErrorReason.UNEXPECTED_MESSAGE),
-        (bytes.fromhex("16 0303 0000"), ErrorReason.MALFORMED),
-        (bytes.fromhex("15 0303 0003 022800"), ErrorReason.MALFORMED),
-        (bytes.fromhex("15 0303 0002 0328"), ErrorReason.MALFORMED),
+        (b"HTTP/1.1 400 Bad Request\r\n\r\n", HelloFailure.NOT_TLS),
+        (b"SSH-2.0-OpenSSH_9.6\r\n", HelloFailure.NOT_TLS),
+        (b"\x00\x00\x00\x00", HelloFailure.NOT_TLS),
+        (b"\x80\x05\x07abcde", HelloFailure.NOT_TLS),
+        (bytes.fromhex("17 0303 0005") + b"hello", HelloFailure.UNEXPECTED_CONTENT_TYPE),
+        (bytes.fromhex("14 0303 0001 01"), HelloFailure.UNEXPECTED_CONTENT_TYPE),
+        (bytes.fromhex("18 0303 0003 010000"), HelloFailure.UNEXPECTED_CONTENT_TYPE),
+        (bytes.fromhex("16 0305 0004 02000000"), HelloFailure.UNSUPPORTED_VERSION),
+        (bytes.fromhex("16 fefd 0004 02000000"), HelloFailure.UNSUPPORTED_VERSION),
+        (
+            bytes.fromhex("16 0303") + (2**14 + 2049).to_bytes(2, "big"),
+            HelloFailure.RECORD_OVERFLOW,
+        ),
+        (bytes.fromhex("16 0303 0004 02ffffff"), HelloFailure.BAD_LENGTH),
+        (bytes.fromhex("16 0303 0004 0b000000"), HelloFailure.UNEXPECTED_MESSAGE),
+        (bytes.fromhex("16 0303 0004 01000000"), HelloFailure.UNEXPECTED_MESSAGE),
+        (bytes.fromhex("16 0303 0000"), HelloFailure.MALFORMED),
+        (bytes.fromhex("15 0303 0003 022800"), HelloFailure.MALFORMED),
+        (bytes.fromhex("15 0303 0002 0328"), HelloFailure.MALFORMED),
         # The message claims fewer bytes than its fields need.
-        (server_hello_record(VALID_BODY[:30]), ErrorReason.MALFORMED),
+        (server_hello_record(VALID_BODY[:30]), HelloFailure.MALFORMED),
         # ...or more than they use: trailing garbage after the extensions.
-        (server_hello_record(VALID_BODY + b"\x00"), ErrorReason.MALFORMED),
+        (server_hello_record(VALID_BODY + b"\x00"), HelloFailure.MALFORMED),
         # A 33-byte session id.
         (
             server_hello_record(b"\x03\x03" + bytes(32) + b"\x21" + bytes(33) + b"\xc0\x2f\x00"),
-            ErrorReason.MALFORMED,
+            HelloFailure.MALFORMED,
         ),
         # The same extension twice.
         (
@@ -583,7 +586,7 @@ VALID_BODY = TLS12_HELLO[9:]
                 + b"\x00\xc0\x2f\x00"
                 + bytes.fromhex("0008 ff01 0000 ff01 0000")
             ),
-            ErrorReason.MALFORMED,
+            HelloFailure.MALFORMED,
         ),
         # supported_versions with a list instead of one version.
         (
@@ -593,17 +596,17 @@ VALID_BODY = TLS12_HELLO[9:]
                 + b"\x00\x13\x01\x00"
                 + bytes.fromhex("0007 002b 0003 020304")
             ),
-            ErrorReason.MALFORMED,
+            HelloFailure.MALFORMED,
         ),
         # The declared handshake length outruns the data, and the stream ends.
         (
             server_hello_record(VALID_BODY, declared=len(VALID_BODY) + 10)[: 9 + len(VALID_BODY)],
-            ErrorReason.TRUNCATED,
+            HelloFailure.TRUNCATED,
         ),
-        (TLS12_HELLO[:20], ErrorReason.TRUNCATED),
+        (TLS12_HELLO[:20], HelloFailure.TRUNCATED),
     ],
 )
-def test_protocol_errors(data: bytes, reason: ErrorReason) -> None:
+def test_protocol_errors(data: bytes, reason: HelloFailure) -> None:
     event = only(parse_all(data))
     assert isinstance(event, h.ProtocolError)
     assert event.reason is reason, event
@@ -634,7 +637,7 @@ def test_buffer_cap() -> None:
     events = parser.feed(bytes(600))
     event = only(events)
     assert isinstance(event, h.ProtocolError)
-    assert event.reason is ErrorReason.BUFFER_LIMIT
+    assert event.reason is HelloFailure.BUFFER_LIMIT
     assert parser.buffered == 0
     assert parser.done
 
@@ -653,7 +656,7 @@ def test_buffer_cap_across_records() -> None:
         assert parser.buffered <= cap
     event = only(events)
     assert isinstance(event, h.ProtocolError)
-    assert event.reason in (ErrorReason.BUFFER_LIMIT, ErrorReason.MALFORMED)
+    assert event.reason in (HelloFailure.BUFFER_LIMIT, HelloFailure.MALFORMED)
 
 
 def test_default_cap_holds_a_maximal_record() -> None:

@@ -121,11 +121,11 @@ class FlightParser:
             try:
                 self._records()
             except wire.Malformed as exc:
-                self._emit(h.ProtocolError(h.ErrorReason.MALFORMED, str(exc)))
+                self._emit(h.ProtocolError(h.HelloFailure.MALFORMED, str(exc)))
             if not self.done and self._received > self._max:
                 self._emit(
                     h.ProtocolError(
-                        h.ErrorReason.BUFFER_LIMIT,
+                        h.HelloFailure.BUFFER_LIMIT,
                         f"more than {self._max} bytes before ServerHelloDone",
                     )
                 )
@@ -158,7 +158,7 @@ class FlightParser:
             # What arrived is kept: a server may hang up after its ServerHello or Certificate.
             self._emit(self._flight(complete=False))
         elif self._buf or self._hs:
-            self._emit(h.ProtocolError(h.ErrorReason.TRUNCATED, "stream ended mid-flight"))
+            self._emit(h.ProtocolError(h.HelloFailure.TRUNCATED, "stream ended mid-flight"))
         else:
             self._emit(h.ConnectionClosed())
 
@@ -174,10 +174,10 @@ class FlightParser:
             content_type, major = buf[0], buf[1]
             length = int.from_bytes(buf[3:5], "big")
             if major != 3 or content_type not in (_CT_ALERT, _CT_HANDSHAKE, _CT_CHANGE_CIPHER_SPEC):
-                self._emit(h.ProtocolError(h.ErrorReason.NOT_TLS, f"record type {content_type}"))
+                self._emit(h.ProtocolError(h.HelloFailure.NOT_TLS, f"record type {content_type}"))
                 return
             if length > wire.MAX_RECORD or length == 0:
-                self._emit(h.ProtocolError(h.ErrorReason.RECORD_OVERFLOW, f"record of {length}"))
+                self._emit(h.ProtocolError(h.HelloFailure.RECORD_OVERFLOW, f"record of {length}"))
                 return
             if len(buf) < 5 + length:
                 return
@@ -195,7 +195,7 @@ class FlightParser:
         if self._hello is not None and self._certs:
             self._emit(self._flight(complete=False))
         else:
-            self._emit(h.ProtocolError(h.ErrorReason.UNEXPECTED_MESSAGE, "flight without a chain"))
+            self._emit(h.ProtocolError(h.HelloFailure.UNEXPECTED_MESSAGE, "flight without a chain"))
 
     def _alerts(self, fragment: bytes) -> None:
         for i in range(0, len(fragment) - 1, 2):
@@ -214,7 +214,7 @@ class FlightParser:
             msg_type = hs[0]
             length = int.from_bytes(hs[1:4], "big")
             if length > self._max:
-                self._emit(h.ProtocolError(h.ErrorReason.BAD_LENGTH, f"message of {length} bytes"))
+                self._emit(h.ProtocolError(h.HelloFailure.BAD_LENGTH, f"message of {length} bytes"))
                 return
             if len(hs) < 4 + length:
                 return
@@ -225,13 +225,13 @@ class FlightParser:
     def _message(self, msg_type: int, body: bytes) -> None:
         if self._state is _State.HELLO:
             if msg_type != _HT_SERVER_HELLO:
-                self._emit(h.ProtocolError(h.ErrorReason.UNEXPECTED_MESSAGE, f"type {msg_type}"))
+                self._emit(h.ProtocolError(h.HelloFailure.UNEXPECTED_MESSAGE, f"type {msg_type}"))
                 return
             self._hello = parse_server_hello(body)
             self._state = _State.FLIGHT
             if self._hello.selected_version is not None:
                 # TLS 1.3: everything that follows is encrypted.
-                self._emit(h.ProtocolError(h.ErrorReason.UNEXPECTED_MESSAGE, "TLS 1.3 answer"))
+                self._emit(h.ProtocolError(h.HelloFailure.UNEXPECTED_MESSAGE, "TLS 1.3 answer"))
             return
         if msg_type == _HT_CERTIFICATE:
             self._certs = _certificate_list(body)

@@ -49,7 +49,7 @@ The first hello of a protocol goes out alone: an answer that rules the protocol 
 
 Failures are data. Every problem ends only the loop it happened in, is written to
 ``notes`` and marks the result incomplete (``complete=False``, ``error`` = the first
-problem's :class:`ScanFailure` or :class:`~certscope.tls.hello.ErrorReason` value); what was
+problem's :class:`ScanFailure` or :class:`~certscope.tls.hello.HelloFailure` value); what was
 found before it is kept. A problem that would repeat on every connection (DNS, a closed
 port, a server that never answers, STARTTLS refused) stops the whole scan at once.
 
@@ -70,7 +70,8 @@ in TLS 1.2, the probed curve stays undecided (not reported).
 
 from __future__ import annotations
 
-from .base import CANDIDATE_GROUPS, ScanFailure, group_name
+from ...errors import ScanFailure
+from .base import CANDIDATE_GROUPS, group_name
 from .connection import BACKOFF_MAX, MAX_ANSWER_BYTES, MAX_WARNINGS
 from .scan import DEFAULT_DEADLINE, enumerate_posture
 from .suites import candidate_bundles

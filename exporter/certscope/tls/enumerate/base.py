@@ -8,11 +8,11 @@ one loop is raised as :class:`Stop` and becomes data in :meth:`Scan.guard`.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from ...errors import ScanFailure
 from ...posture import DHEGroup
 from .. import hello as h
 from .. import suites as registry
@@ -68,30 +68,6 @@ EC_GROUPS: Final = (
 
 #: Protocols whose DHE suites' groups are read (TLS 1.3 has no DHE suites).
 DHE_PROTOCOLS: Final = ("TLSv1.2", "TLSv1.1", "TLSv1.0", "SSLv3")
-
-
-class ScanFailure(enum.StrEnum):
-    """Why a scan (or part of it) is incomplete; stable, usable as a label value.
-
-    Parser failures are reported with their own :class:`~certscope.tls.hello.ErrorReason`
-    values (``malformed``, ``truncated``, ``not_tls``, ``buffer_limit`` …) instead.
-    """
-
-    DNS = "dns"
-    CONNECT_REFUSED = "connect_refused"
-    CONNECT_ERROR = "connect_error"
-    TIMEOUT = "timeout"
-    DEADLINE = "deadline"
-    STARTTLS_REFUSED = "starttls_refused"
-    STARTTLS_ERROR = "starttls_error"
-    CONNECTION_RESET = "connection_reset"
-    SUITE_NOT_OFFERED = "suite_not_offered"
-    UNKNOWN_VERSION = "unknown_version"
-    VERSION_NOT_OFFERED = "version_not_offered"
-    PROTOCOL_VIOLATION = "protocol_violation"
-    INCONSISTENT = "inconsistent_answers"
-    INVALID_ARGUMENT = "invalid_argument"
-    INTERNAL = "internal_error"
 
 
 def group_name(group: int) -> str:

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import Final
 
 from ...certs import a_label
+from ...errors import ScanFailure
 from .. import hello as h
 from .. import starttls as preambles
 from ..flight import Flight, read_flight
-from .base import Answer, ScanFailure, Stop
+from .base import Answer, Stop
 
 __all__ = ["BACKOFF_MAX", "MAX_ANSWER_BYTES", "MAX_FLIGHT_BYTES", "MAX_WARNINGS", "Endpoint"]
 
@@ -377,7 +378,7 @@ class Endpoint:
                     warnings += 1
                     if warnings > MAX_WARNINGS:
                         return h.ProtocolError(
-                            h.ErrorReason.BUFFER_LIMIT,
+                            h.HelloFailure.BUFFER_LIMIT,
                             f"more than {MAX_WARNINGS} warning alerts without a ServerHello",
                         )
                     continue
@@ -390,7 +391,7 @@ class Endpoint:
                 return h.ConnectionClosed()
             if received > MAX_ANSWER_BYTES:
                 return h.ProtocolError(
-                    h.ErrorReason.BUFFER_LIMIT,
+                    h.HelloFailure.BUFFER_LIMIT,
                     f"{received} bytes without a ServerHello or a fatal alert",
                 )
 

@@ -28,11 +28,12 @@ from functools import cache, lru_cache
 from importlib import resources
 from typing import Final
 
+from ...errors import ScanFailure
 from ...posture import DHEGroup
 from .. import hello as h
 from .. import suites as registry
 from ..flight import DHParams, Flight, parse_key_exchange
-from .base import DHE_PROTOCOLS, Scan, ScanFailure, Stop, is_dhe
+from .base import DHE_PROTOCOLS, Scan, Stop, is_dhe
 
 __all__ = ["MAX_DHE_SUITES", "DHGroup", "assess", "check_dhe", "known_groups"]
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ...errors import ScanFailure
 from .. import hello as h
-from .base import ProtocolState, Scan, ScanFailure, Stop, negotiate, suite_groups
+from .base import ProtocolState, Scan, Stop, negotiate, suite_groups
 
 __all__ = ["check_order"]
 

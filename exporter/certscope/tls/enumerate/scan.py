@@ -14,11 +14,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
+from ...errors import ScanFailure
 from ...posture import PostureScan
 from .. import hello as h
 from .. import starttls as preambles
 from .. import suites as registry
-from .base import CANDIDATE_GROUPS, Scan, ScanFailure, Stop, group_name
+from .base import CANDIDATE_GROUPS, Scan, Stop, group_name
 from .connection import Endpoint
 from .dh import check_dhe
 from .groups import check_groups

@@ -14,18 +14,18 @@ Small frozen dataclasses, as in h11's ``_events``::
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Final
 
+from ...errors import HelloFailure
 from .wire import DOWNGRADE_TLS11, DOWNGRADE_TLS12, VERSIONS, find_extension, protocol_name
 
 __all__ = [
     "NEED_MORE_DATA",
     "Alert",
     "ConnectionClosed",
-    "ErrorReason",
     "Event",
+    "HelloFailure",
     "NeedMoreData",
     "ProtocolError",
     "SSLv2Error",
@@ -112,23 +112,9 @@ class ConnectionClosed:
     """The stream ended cleanly before the server answered."""
 
 
-class ErrorReason(enum.StrEnum):
-    """Why the server's bytes were rejected; stable, usable as a metric label value."""
-
-    NOT_TLS = "not_tls"
-    UNSUPPORTED_VERSION = "unsupported_record_version"
-    UNEXPECTED_CONTENT_TYPE = "unexpected_content_type"
-    UNEXPECTED_MESSAGE = "unexpected_handshake_message"
-    RECORD_OVERFLOW = "record_overflow"
-    BAD_LENGTH = "bad_length"
-    MALFORMED = "malformed"
-    BUFFER_LIMIT = "buffer_limit"
-    TRUNCATED = "truncated"
-
-
 @dataclass(frozen=True, slots=True)
 class ProtocolError:
-    reason: ErrorReason
+    reason: HelloFailure
     detail: str = ""
 
 

@@ -13,8 +13,8 @@ from .events import (
     NEED_MORE_DATA,
     Alert,
     ConnectionClosed,
-    ErrorReason,
     Event,
+    HelloFailure,
     ProtocolError,
     ServerHello,
     SSLv2Error,
@@ -85,9 +85,9 @@ class ServerHelloParser:
         try:
             self._process()
         except Malformed as exc:
-            self._fail(ErrorReason.MALFORMED, str(exc))
+            self._fail(HelloFailure.MALFORMED, str(exc))
         if not self._done and self.buffered > self._max_buffer:
-            self._fail(ErrorReason.BUFFER_LIMIT, f"no answer within {self._max_buffer} bytes")
+            self._fail(HelloFailure.BUFFER_LIMIT, f"no answer within {self._max_buffer} bytes")
 
     def next_event(self) -> Event:
         return self._events.popleft() if self._events else NEED_MORE_DATA
@@ -108,12 +108,12 @@ class ServerHelloParser:
             self._buf.clear()
             self._hs.clear()
 
-    def _fail(self, reason: ErrorReason, detail: str) -> None:
+    def _fail(self, reason: HelloFailure, detail: str) -> None:
         self._emit(ProtocolError(reason, detail))
 
     def _finish_eof(self) -> None:
         if self._buf or self._hs:
-            self._fail(ErrorReason.TRUNCATED, f"stream ended with {self.buffered} bytes pending")
+            self._fail(HelloFailure.TRUNCATED, f"stream ended with {self.buffered} bytes pending")
         else:
             self._emit(ConnectionClosed())
 
@@ -133,16 +133,16 @@ class ServerHelloParser:
                 if not self._process_record():
                     return
             else:
-                self._fail(ErrorReason.NOT_TLS, f"starts with {preview(self._buf)}")
+                self._fail(HelloFailure.NOT_TLS, f"starts with {preview(self._buf)}")
 
     def _process_record(self) -> bool:
         """Consume one TLS record if complete; False when more bytes are needed."""
         buf = self._buf
         if len(buf) >= 2 and buf[1] != 3:
-            self._fail(ErrorReason.UNSUPPORTED_VERSION, f"record version {bytes(buf[1:3]).hex()}")
+            self._fail(HelloFailure.UNSUPPORTED_VERSION, f"record version {bytes(buf[1:3]).hex()}")
             return False
         if len(buf) >= 3 and buf[2] > 4:
-            self._fail(ErrorReason.UNSUPPORTED_VERSION, f"record version 03{buf[2]:02x}")
+            self._fail(HelloFailure.UNSUPPORTED_VERSION, f"record version 03{buf[2]:02x}")
             return False
         if len(buf) < 5:
             return False
@@ -151,13 +151,13 @@ class ServerHelloParser:
         if content_type not in (CT_ALERT, CT_HANDSHAKE):
             # Before the ServerHello nothing else is legal: CCS and application data only
             # follow it, and heartbeats need a negotiated extension.
-            self._fail(ErrorReason.UNEXPECTED_CONTENT_TYPE, f"content type {content_type}")
+            self._fail(HelloFailure.UNEXPECTED_CONTENT_TYPE, f"content type {content_type}")
             return False
         if length > MAX_RECORD:
-            self._fail(ErrorReason.RECORD_OVERFLOW, f"record of {length} bytes")
+            self._fail(HelloFailure.RECORD_OVERFLOW, f"record of {length} bytes")
             return False
         if length == 0:
-            self._fail(ErrorReason.MALFORMED, "empty record")
+            self._fail(HelloFailure.MALFORMED, "empty record")
             return False
         if len(buf) < 5 + length:
             return False
@@ -172,12 +172,12 @@ class ServerHelloParser:
 
     def _process_alerts(self, fragment: bytes) -> None:
         if len(fragment) % 2:
-            self._fail(ErrorReason.MALFORMED, f"alert record of {len(fragment)} bytes")
+            self._fail(HelloFailure.MALFORMED, f"alert record of {len(fragment)} bytes")
             return
         for i in range(0, len(fragment), 2):
             level, description = fragment[i], fragment[i + 1]
             if level not in (1, 2):
-                self._fail(ErrorReason.MALFORMED, f"alert level {level}")
+                self._fail(HelloFailure.MALFORMED, f"alert level {level}")
                 return
             alert = Alert(level, description, alert_name(description))
             # A warning (e.g. unrecognized_name from old Apache) can precede the
@@ -195,10 +195,10 @@ class ServerHelloParser:
                 del hs[:4]  # harmless before a ServerHello; skip it
                 continue
             if msg_type != HT_SERVER_HELLO:
-                self._fail(ErrorReason.UNEXPECTED_MESSAGE, f"handshake message type {msg_type}")
+                self._fail(HelloFailure.UNEXPECTED_MESSAGE, f"handshake message type {msg_type}")
                 return
             if length + 4 > self._max_buffer:
-                self._fail(ErrorReason.BAD_LENGTH, f"ServerHello claims {length} bytes")
+                self._fail(HelloFailure.BAD_LENGTH, f"ServerHello claims {length} bytes")
                 return
             if len(hs) < 4 + length:
                 return
@@ -208,7 +208,7 @@ class ServerHelloParser:
     def _process_sslv2(self) -> bool:
         buf = self._buf
         if len(buf) >= 3 and buf[2] not in (SSL2_MT_SERVER_HELLO, SSL2_MT_ERROR):
-            self._fail(ErrorReason.NOT_TLS, f"starts with {preview(buf)}")
+            self._fail(HelloFailure.NOT_TLS, f"starts with {preview(buf)}")
             return False
         if len(buf) < 2:
             return False
