@@ -45,7 +45,7 @@ from typing import Any
 import pytest
 import yaml
 
-from certscope.evidence import analyse, cli, gaps, query
+from certscope.evidence import analyse, cli, gaps, query, refine
 from certscope.evidence.model import Grid, Matrix, Run, iso
 from helpers.exporter import Exporter
 from helpers.pki import Leaf, TestPKI
@@ -506,9 +506,9 @@ async def test_chunked_range_queries_match_one_query(scenario: Scenario) -> None
         if q.name in ("exporter_up", "cert_not_after", "alerts")
     ]
     async with query.PrometheusClient(scenario.prom.url, concurrency=3) as client:
-        whole = await query.fetch(client, queries, grid)
+        whole = await refine.fetch(client, queries, grid)
         calls: list[tuple[int, int]] = []
-        chunked = await query.fetch(
+        chunked = await refine.fetch(
             client, queries, grid, lambda d, t, w: calls.append((d, t)), max_points=7
         )
     chunks = math.ceil(grid.count / 7)
@@ -520,7 +520,7 @@ async def test_chunked_range_queries_match_one_query(scenario: Scenario) -> None
     async with query.PrometheusClient(scenario.prom.url, max_bytes=3000) as small:
         query.MIN_SPLIT_POINTS, saved = 4, query.MIN_SPLIT_POINTS  # the period is short
         try:
-            split = await query.fetch(small, queries, grid)
+            split = await refine.fetch(small, queries, grid)
         finally:
             query.MIN_SPLIT_POINTS = saved
     assert split == whole
@@ -702,6 +702,44 @@ def test_grid_and_runs() -> None:
     for k, v in [(0, 1), (1, 1), (2, 0), (5, 0), (6, 0)]:
         m.add((("a", "b"),), k, v)
     assert m.series[(("a", "b"),)] == [Run(0, 1, 1), Run(2, 2, 0), Run(5, 6, 0)]
+
+
+def test_levels_buckets_and_run_arithmetic() -> None:
+    assert refine.levels(Grid(0.0, 300.0, 105_120)) == [4096, 256, 16]
+    assert refine.levels(Grid(0.0, 3600.0, 8760)) == [256, 16]
+    assert refine.levels(Grid(0.0, 1.0, 4095)) == []  # short: fetched as is
+    assert refine.levels(Grid(150.0, 300.0, 105_120)) == []  # not on a multiple of the step
+    count, least, most = refine.aggregates(query.Query("q", "up > 0", ""), 16, 300.0)
+    assert count.expr == "count_over_time((up > 0)[4650s:300s])" and count.name == "q@count:16"
+    assert (least.expr[:14], most.expr[:14]) == ("min_over_time(", "max_over_time(")
+    # buckets 0-1 constant at 5; 2 partly present; 3 changing (min 1, max 2); 5 absent
+    counts = [Run(0, 1, 16), Run(2, 2, 9), Run(3, 4, 16)]
+    low, high = (
+        [Run(0, 2, 5), Run(3, 3, 1), Run(4, 4, 7)],
+        [Run(0, 2, 5), Run(3, 3, 2), Run(4, 4, 7)],
+    )
+    assert list(refine._segments(counts, low, high, 16)) == [
+        (0, 1, 5),
+        (2, 2, None),
+        (3, 3, None),
+        (4, 4, 7),
+    ]
+    assert refine.union([(5, 9), (0, 2), (3, 3), (12, 20), (15, 16)]) == [(0, 3), (5, 9), (12, 20)]
+    spans = [(2, 3), (6, 8)]
+    assert list(refine.subtract(Run(0, 10, 1), spans)) == [
+        Run(0, 1, 1),
+        Run(4, 5, 1),
+        Run(9, 10, 1),
+    ]
+    assert list(refine.subtract(Run(6, 7, 1), spans)) == []
+    assert list(refine.subtract(Run(4, 5, 1), spans)) == [Run(4, 5, 1)]
+    m = Matrix()
+    m.extend_runs((("a", "b"),), [Run(0, 3, 1), Run(4, 5, 1), Run(7, 8, 1), Run(9, 9, 2)])
+    nan = float("nan")
+    m.extend_runs((("a", "c"),), [Run(0, 1, nan), Run(2, 2, nan)])
+    m.extend_runs((("a", "d"),), [])
+    assert m.series[(("a", "b"),)] == [Run(0, 5, 1), Run(7, 8, 1), Run(9, 9, 2)]
+    assert len(m.series[(("a", "c"),)]) == 1 and (("a", "d"),) not in m.series
 
 
 def _params(count: int = 100, step: float = 60, window: float = 120) -> analyse.Params:

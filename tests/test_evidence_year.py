@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
-from certscope.evidence import verdict
-from certscope.evidence.model import iso
+from certscope.evidence import query, refine, verdict
+from certscope.evidence.model import Grid, iso
 from helpers import synthetic_year as year
 from helpers.promserver import Prometheus, free_port
 
@@ -257,3 +257,28 @@ def test_endpoints_positive_evidence(report: dict[str, Any]) -> None:
     assert next(r for r in inventory if r["serial"] == "01")["days_left_at_period_end"] == ""
     html = (out / "report.html").read_text()
     assert ">TLS endpoints</h2>" in html and "TLS_RSA_WITH_3DES_EDE_CBC_SHA (insecure)" in html
+
+
+async def test_levelled_fetch_equals_the_plain_fetch(prom: Prometheus) -> None:
+    """Bucket aggregates and drill-downs give the plain range query's runs, exactly, for every
+    query of the report, and fetch a fraction of the bytes."""
+    grid = Grid(year.START, 300.0, int(PERIOD_SECONDS // 300))
+    assert refine.levels(grid) == [4096, 256, 16]
+    queries = [
+        *query.plan("certscope.*", 300.0, 300.0, 300.0, 900.0),
+        *query.coverage_plan("certscope.*", 300.0, year.SCRAPE),
+    ]
+    async with query.PrometheusClient(prom.url) as levelled:
+        ticks: list[tuple[int, int]] = []
+        got = await refine.fetch(levelled, queries, grid, lambda d, t, _: ticks.append((d, t)))
+    async with query.PrometheusClient(prom.url) as plain:
+        want = {q.name: await plain.range(q, grid) for q in queries}
+    for q in queries:
+        assert got[q.name] == want[q.name], q.name
+    assert sum(len(m.series) for m in want.values()) > 20  # the comparison is not empty
+    assert levelled.failed == [] and plain.failed == []
+    assert ticks[-1] == (4 * len(queries), 4 * len(queries))
+    assert any("@count:4096" in r.name for r in levelled.records)
+    assert levelled.bytes_received * 5 < plain.bytes_received
+    # a period not starting on a multiple of the step is fetched as is
+    assert refine.levels(Grid(year.START + 7, 300.0, grid.count)) == []

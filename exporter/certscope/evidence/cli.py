@@ -33,7 +33,7 @@ import yaml
 from .. import __version__
 from ..config import parse_duration
 from ..errors import UsageError
-from . import analyse, configuration, endpoints, facts, gaps, http, query, report, verdict
+from . import analyse, configuration, endpoints, facts, gaps, http, query, refine, report, verdict
 from .meta import Meta
 from .model import Grid, human_duration, iso
 
@@ -405,7 +405,7 @@ async def _scrapes(
 ) -> tuple[facts.ScrapeData, list[query.Query]]:
     """Counts per window, then raw samples where a window is short (:mod:`.gaps`)."""
     plan = query.coverage_plan(args.job, grid.step, interval)
-    data = await query.fetch(client, plan, grid, max_points=args.chunk_points)
+    data = await refine.fetch(client, plan, grid, max_points=args.chunk_points)
     drilled = gaps.drill_windows(grid, interval, data["scrape_successes"])
     ranges = gaps.raw_ranges(grid, interval, drilled)
     raw = await query.raw_samples(client, f"up{{job=~{query.quote(args.job)}}}", ranges)
@@ -494,7 +494,7 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
             f"{len(queries) + 2} queries x {chunks} chunk(s) from {cfg.url}"
         )
         scrapes, coverage_queries = await _scrapes(client, args, grid, scrape)
-        data = await query.fetch(client, queries, grid, progress, args.chunk_points)
+        data = await refine.fetch(client, queries, grid, progress, args.chunk_points)
         endpoint_answers = await endpoints.fetch(
             client, args.job, grid.start, grid.end, params.window
         )
