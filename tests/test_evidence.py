@@ -46,7 +46,7 @@ import pytest
 import yaml
 
 from certscope.evidence import analyse, cli, gaps, query, refine
-from certscope.evidence.model import Grid, Matrix, Run, iso
+from certscope.evidence.model import Grid, Matrix, Run, iso, series_key
 from helpers.exporter import Exporter
 from helpers.pki import Leaf, TestPKI
 from helpers.promserver import Prometheus, binary, free_port, running
@@ -1077,3 +1077,30 @@ def test_a_failing_chunk_is_a_gap_not_the_end(scenario: Scenario) -> None:
     query_gaps = [g for g in s["monitoring_gaps"] if "query_failed" in g["kind"]]
     assert query_gaps and ts(query_gaps[0]["start"]) >= middle - 10
     assert "that time is a gap in the data (query_failed)" in (out / "report.html").read_text()
+
+
+def test_report_escapes_hostile_label_values() -> None:
+    """Label values are data: a target whose name and location hold markup shows as text in
+    report.html, never as an element or attribute (the template autoescapes)."""
+    from collections import defaultdict
+
+    from certscope.evidence.meta import Meta
+    from certscope.evidence.page import report_html
+
+    hostile = 'x<script>alert(1)</script>"onload=alert(2) y'
+    grid = Grid(0.0, 60.0, 10)
+    labels = {"source_kind": "tls", "source": hostile, "location": f"{hostile}:443"}
+    data: defaultdict[str, Matrix] = defaultdict(Matrix)
+    data["cert_info"].extend(
+        series_key({**labels, "chain_position": "0", "subject_cn": hostile, "serial": hostile}),
+        [(k, 1.0) for k in range(10)],
+    )
+    data["probe_success"].extend(series_key(labels), [(k, 1.0) for k in range(10)])
+    ev = analyse.analyse(analyse.Params(grid, 120, 120, 60, 900, "certscope.*"), data)
+    assert ev.certificates and ev.targets  # the hostile values reach the tables
+    meta = Meta(0.0, "0", "http://p:9090", "", 0.0, 600.0, [query.Query(hostile, "up", "")], [])
+    charts = dict.fromkeys(("coverage.png", "findings.png", "expiry-timeline.png"), b"")
+    page = report_html(ev, meta, charts).decode()
+    assert "<script" not in page and '"onload' not in page
+    escaped = "x&lt;script&gt;alert(1)&lt;/script&gt;&#34;onload=alert(2) y"
+    assert page.count(escaped) >= 5  # target, coverage, inventory (CN, serial), method

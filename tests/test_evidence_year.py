@@ -275,7 +275,7 @@ async def test_levelled_fetch_equals_the_plain_fetch(prom: Prometheus) -> None:
         want = {q.name: await plain.range(q, grid) for q in queries}
     for q in queries:
         assert got[q.name] == want[q.name], q.name
-    assert sum(len(m.series) for m in want.values()) > 20  # the comparison is not empty
+    assert sum(len(m.series) for m in want.values()) > 10  # the comparison is not empty
     assert levelled.failed == [] and plain.failed == []
     assert ticks[-1] == (4 * len(queries), 4 * len(queries))
     assert any("@count:4096" in r.name for r in levelled.records)

@@ -38,13 +38,13 @@ from .facts import (
     Certificate,
     Coverage,
     Evidence,
-    Finding,
+    FindingSeries,
     Gap,
     Params,
-    PolicyException,
     Renewal,
     ScrapeData,
     Timeline,
+    WaiverRecord,
 )
 from .model import Grid, Matrix, Run, value_at
 from .verdict import FAIL, INSUFFICIENT, NOT_APPLICABLE, PASS, PASS_WITH_GAPS
@@ -502,7 +502,7 @@ def alert_episodes(
 
 def findings(
     p: Params, violations: Matrix, waived: Matrix, job_gaps: Sequence[Gap] = ()
-) -> tuple[Finding, ...]:
+) -> tuple[FindingSeries, ...]:
     """Each finding series; its runs split only by a gap of the exporter job (any kind: the
     series is absent while the exporter is not scraped) are one episode, not two."""
     g = p.grid
@@ -524,7 +524,7 @@ def findings(
                     inside += 1
                 previous_end = b
             out.append(
-                Finding(
+                FindingSeries(
                     rule=labels.get("rule", ""),
                     severity=labels.get("severity", ""),
                     control=labels.get("control", ""),
@@ -543,7 +543,7 @@ def findings(
     return tuple(out)
 
 
-def exceptions(p: Params, expiry: Matrix) -> tuple[PolicyException, ...]:
+def exceptions(p: Params, expiry: Matrix) -> tuple[WaiverRecord, ...]:
     g = p.grid
     out = []
     for labels, runs in expiry.items():
@@ -559,7 +559,7 @@ def exceptions(p: Params, expiry: Matrix) -> tuple[PolicyException, ...]:
         else:
             status = "removed"
         out.append(
-            PolicyException(
+            WaiverRecord(
                 target=labels.get("target", ""),
                 location=labels.get("location", ""),
                 rule=labels.get("rule", ""),

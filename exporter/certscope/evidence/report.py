@@ -27,7 +27,7 @@ from .facts import (
     Certificate,
     Coverage,
     Evidence,
-    Finding,
+    FindingSeries,
     Gap,
     Renewal,
 )
@@ -232,7 +232,7 @@ FINDINGS_HEADER = (
 )
 
 
-def findings_csv(findings: Sequence[Finding]) -> bytes:
+def findings_csv(findings: Sequence[FindingSeries]) -> bytes:
     return to_csv(
         FINDINGS_HEADER,
         (
