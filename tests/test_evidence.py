@@ -45,7 +45,7 @@ from typing import Any
 import pytest
 import yaml
 
-from certscope.evidence import analyse, cli, gaps, query, refine
+from certscope.evidence import analyse, cli, facts, gaps, query, refine
 from certscope.evidence.model import Grid, Matrix, Run, iso, series_key
 from helpers.exporter import Exporter
 from helpers.pki import Leaf, TestPKI
@@ -742,11 +742,11 @@ def test_levels_buckets_and_run_arithmetic() -> None:
     assert len(m.series[(("a", "c"),)]) == 1 and (("a", "d"),) not in m.series
 
 
-def _params(count: int = 100, step: float = 60, window: float = 120) -> analyse.Params:
-    return analyse.Params(Grid(0.0, step, count), window, window, 60, 900, "certscope.*")
+def _params(count: int = 100, step: float = 60, window: float = 120) -> facts.Params:
+    return facts.Params(Grid(0.0, step, count), window, window, 60, 900, "certscope.*")
 
 
-def simulate(grid: Grid, interval: float, samples: list[tuple[float, float]]) -> analyse.ScrapeData:
+def simulate(grid: Grid, interval: float, samples: list[tuple[float, float]]) -> facts.ScrapeData:
     """What Prometheus 2.x answers for ``samples`` of one instance: the window counts of
     :func:`gaps.count_queries` (both ends of a range are inclusive) and, for the windows
     :func:`gaps.drill_windows` picks, the raw samples."""
@@ -768,7 +768,7 @@ def simulate(grid: Grid, interval: float, samples: list[tuple[float, float]]) ->
     for start, end in gaps.raw_ranges(grid, interval, drilled):
         raw += [s for s in samples if start <= s[0] <= end]
     raw = sorted(set(raw))
-    return analyse.ScrapeData(ok, seen, {("certscope", "a:1"): raw}, frozenset(drilled))
+    return facts.ScrapeData(ok, seen, {("certscope", "a:1"): raw}, frozenset(drilled))
 
 
 def scrapes_with(
@@ -803,7 +803,7 @@ def test_gaps_do_not_depend_on_the_step(step: int) -> None:
     ]
     samples = scrapes_with(0, day, interval, down)
     grid = Grid(0.0, float(step), int(day / step))
-    p = analyse.Params(grid, max(step, 30), max(step, 30), interval, 900, "certscope")
+    p = facts.Params(grid, max(step, 30), max(step, 30), interval, 900, "certscope")
     job = analyse.exporter_coverage(p, simulate(grid, interval, samples))[0]
 
     def expected(lo: float, hi: float) -> tuple[float, float]:
@@ -823,12 +823,12 @@ def test_gaps_do_not_depend_on_the_step(step: int) -> None:
 
 def test_gaps_at_the_edges_and_without_data() -> None:
     grid = Grid(0.0, 300.0, 288)
-    p = analyse.Params(grid, 300, 300, 15.0, 900, "certscope")
+    p = facts.Params(grid, 300, 300, 15.0, 900, "certscope")
     late = [(t, v) for t, v in scrapes_with(0, 86400, 15, []) if t >= 3600]
     job = analyse.exporter_coverage(p, simulate(grid, 15, late))[0]
     assert [(g.kind, g.start, g.end) for g in job.gaps] == [("no_data", 0.0, late[0][0])]
     assert job.first_seen == late[0][0]
-    nothing = analyse.exporter_coverage(p, analyse.ScrapeData())[0]
+    nothing = analyse.exporter_coverage(p, facts.ScrapeData())[0]
     assert [(g.kind, g.start, g.end) for g in nothing.gaps] == [("no_data", 0.0, 86400.0)]
     assert nothing.ratio == 0 and not nothing.observed
 
@@ -1096,7 +1096,7 @@ def test_report_escapes_hostile_label_values() -> None:
         [(k, 1.0) for k in range(10)],
     )
     data["probe_success"].extend(series_key(labels), [(k, 1.0) for k in range(10)])
-    ev = analyse.analyse(analyse.Params(grid, 120, 120, 60, 900, "certscope.*"), data)
+    ev = analyse.analyse(facts.Params(grid, 120, 120, 60, 900, "certscope.*"), data)
     assert ev.certificates and ev.targets  # the hostile values reach the tables
     meta = Meta(0.0, "0", "http://p:9090", "", 0.0, 600.0, [query.Query(hostile, "up", "")], [])
     charts = dict.fromkeys(("coverage.png", "findings.png", "expiry-timeline.png"), b"")

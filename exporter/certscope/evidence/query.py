@@ -117,20 +117,29 @@ def plan(
     from the selected exporter job(s) and de-duplicated across replicas (``max without (job,
     instance)``).
     """
+    return [
+        *_monitoring_queries(job_regex, window, stale_after),
+        *_certificate_queries(job_regex, window),
+        *_policy_queries(job_regex, window, alert_window),
+        *(
+            Query(f"verdict:{control}", expr, f"{control} verdict: 1 failing, 0 holding")
+            for control, expr in verdict.expressions(job_regex).items()
+        ),
+        *(Query(*q) for q in credentials.queries(job_regex, window)),
+    ]
+
+
+def _per_series(job_regex: str, window: float, metric: str, fn: str = "last_over_time") -> str:
+    """``metric`` of the selected job(s) per series, de-duplicated across replicas."""
+    job, w = f"job=~{quote(job_regex)}", promql_duration(window)
+    return f"max without (job, instance) ({fn}({metric}{{{job}}}[{w}]))"
+
+
+def _monitoring_queries(job_regex: str, window: float, stale_after: float) -> list[Query]:
+    """Whether the exporter, its probes and its stores were working."""
     job = f"job=~{quote(job_regex)}"
     w = promql_duration(window)
-    a = promql_duration(alert_window)
     stale = f"{stale_after:g}"
-
-    def per_series(metric: str, fn: str = "last_over_time") -> str:
-        return f"max without (job, instance) ({fn}({metric}{{{job}}}[{w}]))"
-
-    def endpoints(metric: str) -> str:
-        return (
-            "count(group by (source_kind, source, location) "
-            f"(last_over_time({metric}{{{job}}}[{w}])))"
-        )
-
     target = "source_kind, source, location"
     return [
         Query(
@@ -154,19 +163,34 @@ def plan(
             f"max by (source_kind, source) (max_over_time(certscope_source_up{{{job}}}[{w}]))",
             "certificate stores: 1 readable, 0 failing, absent not reported",
         ),
+    ]
+
+
+def _certificate_queries(job_regex: str, window: float) -> list[Query]:
+    """Certificates and the endpoints whose chains were checked."""
+    job = f"job=~{quote(job_regex)}"
+    w = promql_duration(window)
+
+    def endpoints(metric: str) -> str:
+        return (
+            "count(group by (source_kind, source, location) "
+            f"(last_over_time({metric}{{{job}}}[{w}])))"
+        )
+
+    return [
         Query(
             "cert_info",
-            per_series("certscope_cert_info"),
+            _per_series(job_regex, window, "certscope_cert_info"),
             "certificates and their facts (serial, fingerprint, SANs, issuer, key)",
         ),
         Query(
             "cert_not_after",
-            per_series("certscope_cert_not_after_timestamp_seconds"),
+            _per_series(job_regex, window, "certscope_cert_not_after_timestamp_seconds"),
             "notAfter per certificate slot (expiry timeline, renewals)",
         ),
         Query(
             "cert_not_before",
-            per_series("certscope_cert_not_before_timestamp_seconds"),
+            _per_series(job_regex, window, "certscope_cert_not_before_timestamp_seconds"),
             "notBefore per certificate slot (inventory)",
         ),
         Query(
@@ -184,19 +208,26 @@ def plan(
             endpoints("certscope_cert_served_matches_stored"),
             "endpoints compared with their stored certificate (CC7.1 data)",
         ),
+    ]
+
+
+def _policy_queries(job_regex: str, window: float, alert_window: float) -> list[Query]:
+    """Findings, waivers and alerts."""
+    a = promql_duration(alert_window)
+    return [
         Query(
             "violations",
-            per_series("certscope_policy_violation", "max_over_time"),
+            _per_series(job_regex, window, "certscope_policy_violation", "max_over_time"),
             "active policy findings",
         ),
         Query(
             "waived",
-            per_series("certscope_policy_waived", "max_over_time"),
+            _per_series(job_regex, window, "certscope_policy_waived", "max_over_time"),
             "findings waived by a live policy exception",
         ),
         Query(
             "exceptions",
-            per_series("certscope_policy_exception_expiry_timestamp_seconds"),
+            _per_series(job_regex, window, "certscope_policy_exception_expiry_timestamp_seconds"),
             "configured policy exceptions and their end",
         ),
         Query(
@@ -206,11 +237,6 @@ def plan(
             f"}}[{a}])",
             "firing certscope alerts of the selected job(s) (or of no job: aggregated rules)",
         ),
-        *(
-            Query(f"verdict:{control}", expr, f"{control} verdict: 1 failing, 0 holding")
-            for control, expr in verdict.expressions(job_regex).items()
-        ),
-        *(Query(*q) for q in credentials.queries(job_regex, window)),
     ]
 
 

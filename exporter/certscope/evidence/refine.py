@@ -19,6 +19,10 @@ evidence series hold one value for weeks. So a query ``E`` of the plan is fetche
    is fetched as is. Buckets where some other series changed are refetched for all series, so
    a bucket's runs come from one level only.
 
+A coarse request spans at most ``max_points`` of the report's steps (two buckets of 4096 at the
+default 11,000): Prometheus evaluates ``E`` at each of them, so its memory per request stays
+that of a plain chunk, while the answer holds three values per series and bucket.
+
 The result is the same :class:`.model.Matrix` as a plain range query's, run for run (the tests
 compare both against a real Prometheus); the cost follows the changes, not the steps. A coarse
 request that fails after its retries is not a gap: its buckets are fetched at the next level,
@@ -143,9 +147,12 @@ async def _level(
             continue
         coarse = Grid(grid.start + lo * grid.step, m * grid.step, buckets)
         unanswered: list[Span] = []
+        # Prometheus evaluates a subquery at every step of the request's range: at most
+        # max_points of them per request keeps its memory at a plain chunk's
+        per_request = max(1, max_points // m)
         counts, least, most = await asyncio.gather(
             *(
-                client.range(q, coarse, max_points=max_points, unanswered=unanswered)
+                client.range(q, coarse, max_points=per_request, unanswered=unanswered)
                 for q in aggregates(query, m, grid.step)
             )
         )
