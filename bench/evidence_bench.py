@@ -1,6 +1,7 @@
 """Benchmark: a 12-month ``certscope evidence`` run over synthetic TSDB blocks.
 
     .venv/bin/python bench/evidence_bench.py --targets 200
+    .venv/bin/python bench/evidence_bench.py --targets 200 --coarse-first
     .venv/bin/python bench/evidence_bench.py --targets 2000 --chunk-points 2000
 
 Builds a year (2025) of certscope series for N TLS targets with ``promtool tsdb
@@ -133,7 +134,7 @@ def blocks(targets: int) -> Path:
     return out
 
 
-def run(targets: int, chunk_points: int, concurrency: int) -> dict[str, object]:
+def run(targets: int, chunk_points: int, concurrency: int, coarse_first: bool) -> dict[str, object]:
     source = blocks(targets)
     with tempfile.TemporaryDirectory(prefix="certscope-bench-prom-") as tmp:
         work = Path(tmp)
@@ -152,6 +153,7 @@ def run(targets: int, chunk_points: int, concurrency: int) -> dict[str, object]:
                     *("--prometheus.url", prom.url, "--from", "2025-01-01", "--to", "2025-12-31"),
                     *("--out", str(out), "--query.chunk-points", str(chunk_points)),
                     *("--query.concurrency", str(concurrency), "--no-pdf"),
+                    *(["--query.coarse-first"] if coarse_first else []),
                 ]
             )
             if code != 0:
@@ -168,6 +170,7 @@ def run(targets: int, chunk_points: int, concurrency: int) -> dict[str, object]:
         "bytes_received": manifest["bytes_received"],
         "chunk_points": chunk_points,
         "concurrency": concurrency,
+        "coarse_first": coarse_first,
     }
 
 
@@ -176,13 +179,15 @@ def main() -> int:
     p.add_argument("--targets", type=int, default=200)
     p.add_argument("--chunk-points", type=int, default=11000)
     p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--coarse-first", action="store_true", help="certscope's --query.coarse-first")
     args = p.parse_args()
-    r = run(args.targets, args.chunk_points, args.concurrency)
+    r = run(args.targets, args.chunk_points, args.concurrency, args.coarse_first)
     print(json.dumps(r))
     print(
         f"| {r['targets']:,} | {r['certificates']:,} | {r['requests']:,} | "
         f"{r['wall_seconds']} s | {r['peak_rss_mib']} MiB | "
-        f"{int(r['bytes_received']) / 1e6:,.0f} MB | {r['chunk_points']:,} |"  # type: ignore[call-overload]
+        f"{int(r['bytes_received']) / 1e6:,.0f} MB | {r['chunk_points']:,} | "  # type: ignore[call-overload]
+        f"{'yes' if r['coarse_first'] else 'no'} |"
     )
     return 0
 

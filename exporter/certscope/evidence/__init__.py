@@ -2,7 +2,7 @@
 
 Data flow, one direction only::
 
-    query.plan / gaps.count_queries ─► refine.fetch (coarse first, fine where it changed)
+    query.plan / gaps.count_queries ─► refine.fetch (chunked; coarse first on request)
         ─► gaps (drill-down to raw scrapes) ─► analyse.analyse (pure) ─► Evidence
         ─► endpoints / configuration ─► charts.render + report.render (+ pdf) ─► files
 

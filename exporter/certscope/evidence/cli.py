@@ -162,6 +162,14 @@ def _query_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="requests in flight at once (default: 4)",
     )
+    p.add_argument(
+        "--query.coarse-first",
+        dest="coarse_first",
+        action="store_true",
+        help="for 4,096 steps or more: ask per bucket of steps whether each series changed "
+        "(subqueries) and fetch every step only where it did; far less data received, more "
+        "work for Prometheus",
+    )
 
 
 def _output_arguments(p: argparse.ArgumentParser) -> None:
@@ -420,7 +428,9 @@ async def _scrapes(
 ) -> tuple[facts.ScrapeData, list[query.Query]]:
     """Counts per window, then raw samples where a window is short (:mod:`.gaps`)."""
     plan = query.coverage_plan(args.job, grid.step, interval)
-    data = await refine.fetch(client, plan, grid, max_points=args.chunk_points)
+    data = await refine.fetch(
+        client, plan, grid, max_points=args.chunk_points, coarse_first=args.coarse_first
+    )
     drilled = gaps.drill_windows(grid, interval, data["scrape_successes"])
     ranges = gaps.raw_ranges(grid, interval, drilled)
     raw = await query.raw_samples(client, f"up{{job=~{query.quote(args.job)}}}", ranges)
@@ -508,7 +518,7 @@ async def _fetch(
         insufficient_below=args.insufficient_below,
     )
     queries = query.plan(args.job, params.window, params.alert_window, cfg.step, cfg.stale_after)
-    levels = refine.levels(grid)
+    levels = refine.levels(grid) if args.coarse_first else []
     progress.say(
         f"{iso(grid.start)} to {iso(grid.end)}, step {human_duration(cfg.step)}: "
         f"{len(queries) + 2} queries, "
@@ -520,7 +530,9 @@ async def _fetch(
         + f", from {cfg.url}"
     )
     scrapes, coverage_queries = await _scrapes(client, args, grid, scrape)
-    data = await refine.fetch(client, queries, grid, progress, args.chunk_points)
+    data = await refine.fetch(
+        client, queries, grid, progress, args.chunk_points, coarse_first=args.coarse_first
+    )
     endpoint_answers = await endpoints.fetch(client, args.job, grid.start, grid.end, params.window)
     retention = await _retention(client, cfg.end)
     conf = await _configuration(client, args, cfg)

@@ -23,8 +23,13 @@ A coarse request spans at most ``max_points`` of the report's steps (two buckets
 default 11,000): Prometheus evaluates ``E`` at each of them, so its memory per request stays
 that of a plain chunk, while the answer holds three values per series and bucket.
 
+The price is paid by Prometheus: it evaluates ``E`` at every step of a bucket three times (one
+subquery per aggregate), where a plain query evaluates it once and sends every value. The
+levelled fetch is therefore an option (``--query.coarse-first``): it trades Prometheus CPU for
+far less data sent and parsed (docs/benchmarks.md has both).
+
 The result is the same :class:`.model.Matrix` as a plain range query's, run for run (the tests
-compare both against a real Prometheus); the cost follows the changes, not the steps. A coarse
+compare both against a real Prometheus); the data received follows the changes, not the steps. A coarse
 request that fails after its retries is not a gap: its buckets are fetched at the next level,
 and only a failure at the report's step is recorded as one (:attr:`.query.PrometheusClient.failed`).
 Every request is recorded for the manifest like any other.
@@ -198,10 +203,13 @@ async def fetch(
     grid: Grid,
     progress: ProgressCallback | None = None,
     max_points: int = MAX_POINTS,
+    *,
+    coarse_first: bool = False,
 ) -> dict[str, Matrix]:
     """Run every query of the plan over the grid, in parallel; ``progress`` after each
-    request of a plain fetch, or each level of a levelled one."""
-    sizes = levels(grid)
+    request of a plain fetch, or each level of a levelled one (``coarse_first``, when the
+    grid allows it: :func:`levels`)."""
+    sizes = levels(grid) if coarse_first else []
     steps = len(sizes) + 1 if sizes else len(grid.chunks(max_points))
     total = steps * len(queries)
     done = 0
