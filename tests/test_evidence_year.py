@@ -294,7 +294,7 @@ async def test_a_failed_coarse_request_is_fetched_finer_not_a_gap(prom: Promethe
     query_failed gap), while its constant buckets still count."""
     from urllib.parse import unquote_plus
 
-    from hostile_prometheus import HostilePrometheus, forward
+    from helpers.hostile_prometheus import HostilePrometheus, forward
 
     grid = Grid(year.START, 300.0, int(PERIOD_SECONDS // 300))
     wanted = ("cert_not_after", "exporter_up")
