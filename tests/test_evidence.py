@@ -45,8 +45,8 @@ from typing import Any
 import pytest
 import yaml
 
-from certscope.evidence import analyse, cli, gaps, query
-from certscope.evidence.model import Grid, Matrix, Run, iso
+from certscope.evidence import analyse, cli, facts, gaps, query, refine
+from certscope.evidence.model import Grid, Matrix, Run, iso, series_key
 from helpers.exporter import Exporter
 from helpers.pki import Leaf, TestPKI
 from helpers.promserver import Prometheus, binary, free_port, running
@@ -506,9 +506,9 @@ async def test_chunked_range_queries_match_one_query(scenario: Scenario) -> None
         if q.name in ("exporter_up", "cert_not_after", "alerts")
     ]
     async with query.PrometheusClient(scenario.prom.url, concurrency=3) as client:
-        whole = await query.fetch(client, queries, grid)
+        whole = await refine.fetch(client, queries, grid)
         calls: list[tuple[int, int]] = []
-        chunked = await query.fetch(
+        chunked = await refine.fetch(
             client, queries, grid, lambda d, t, w: calls.append((d, t)), max_points=7
         )
     chunks = math.ceil(grid.count / 7)
@@ -520,7 +520,7 @@ async def test_chunked_range_queries_match_one_query(scenario: Scenario) -> None
     async with query.PrometheusClient(scenario.prom.url, max_bytes=3000) as small:
         query.MIN_SPLIT_POINTS, saved = 4, query.MIN_SPLIT_POINTS  # the period is short
         try:
-            split = await query.fetch(small, queries, grid)
+            split = await refine.fetch(small, queries, grid)
         finally:
             query.MIN_SPLIT_POINTS = saved
     assert split == whole
@@ -704,11 +704,49 @@ def test_grid_and_runs() -> None:
     assert m.series[(("a", "b"),)] == [Run(0, 1, 1), Run(2, 2, 0), Run(5, 6, 0)]
 
 
-def _params(count: int = 100, step: float = 60, window: float = 120) -> analyse.Params:
-    return analyse.Params(Grid(0.0, step, count), window, window, 60, 900, "certscope.*")
+def test_levels_buckets_and_run_arithmetic() -> None:
+    assert refine.levels(Grid(0.0, 300.0, 105_120)) == [4096, 256, 16]
+    assert refine.levels(Grid(0.0, 3600.0, 8760)) == [256, 16]
+    assert refine.levels(Grid(0.0, 1.0, 4095)) == []  # short: fetched as is
+    assert refine.levels(Grid(150.0, 300.0, 105_120)) == []  # not on a multiple of the step
+    count, least, most = refine.aggregates(query.Query("q", "up > 0", ""), 16, 300.0)
+    assert count.expr == "count_over_time((up > 0)[4650s:300s])" and count.name == "q@count:16"
+    assert (least.expr[:14], most.expr[:14]) == ("min_over_time(", "max_over_time(")
+    # buckets 0-1 constant at 5; 2 partly present; 3 changing (min 1, max 2); 5 absent
+    counts = [Run(0, 1, 16), Run(2, 2, 9), Run(3, 4, 16)]
+    low, high = (
+        [Run(0, 2, 5), Run(3, 3, 1), Run(4, 4, 7)],
+        [Run(0, 2, 5), Run(3, 3, 2), Run(4, 4, 7)],
+    )
+    assert list(refine._segments(counts, low, high, 16)) == [
+        (0, 1, 5),
+        (2, 2, None),
+        (3, 3, None),
+        (4, 4, 7),
+    ]
+    assert refine.union([(5, 9), (0, 2), (3, 3), (12, 20), (15, 16)]) == [(0, 3), (5, 9), (12, 20)]
+    spans = [(2, 3), (6, 8)]
+    assert list(refine.subtract(Run(0, 10, 1), spans)) == [
+        Run(0, 1, 1),
+        Run(4, 5, 1),
+        Run(9, 10, 1),
+    ]
+    assert list(refine.subtract(Run(6, 7, 1), spans)) == []
+    assert list(refine.subtract(Run(4, 5, 1), spans)) == [Run(4, 5, 1)]
+    m = Matrix()
+    m.extend_runs((("a", "b"),), [Run(0, 3, 1), Run(4, 5, 1), Run(7, 8, 1), Run(9, 9, 2)])
+    nan = float("nan")
+    m.extend_runs((("a", "c"),), [Run(0, 1, nan), Run(2, 2, nan)])
+    m.extend_runs((("a", "d"),), [])
+    assert m.series[(("a", "b"),)] == [Run(0, 5, 1), Run(7, 8, 1), Run(9, 9, 2)]
+    assert len(m.series[(("a", "c"),)]) == 1 and (("a", "d"),) not in m.series
 
 
-def simulate(grid: Grid, interval: float, samples: list[tuple[float, float]]) -> analyse.ScrapeData:
+def _params(count: int = 100, step: float = 60, window: float = 120) -> facts.Params:
+    return facts.Params(Grid(0.0, step, count), window, window, 60, 900, "certscope.*")
+
+
+def simulate(grid: Grid, interval: float, samples: list[tuple[float, float]]) -> facts.ScrapeData:
     """What Prometheus 2.x answers for ``samples`` of one instance: the window counts of
     :func:`gaps.count_queries` (both ends of a range are inclusive) and, for the windows
     :func:`gaps.drill_windows` picks, the raw samples."""
@@ -730,7 +768,7 @@ def simulate(grid: Grid, interval: float, samples: list[tuple[float, float]]) ->
     for start, end in gaps.raw_ranges(grid, interval, drilled):
         raw += [s for s in samples if start <= s[0] <= end]
     raw = sorted(set(raw))
-    return analyse.ScrapeData(ok, seen, {("certscope", "a:1"): raw}, frozenset(drilled))
+    return facts.ScrapeData(ok, seen, {("certscope", "a:1"): raw}, frozenset(drilled))
 
 
 def scrapes_with(
@@ -765,7 +803,7 @@ def test_gaps_do_not_depend_on_the_step(step: int) -> None:
     ]
     samples = scrapes_with(0, day, interval, down)
     grid = Grid(0.0, float(step), int(day / step))
-    p = analyse.Params(grid, max(step, 30), max(step, 30), interval, 900, "certscope")
+    p = facts.Params(grid, max(step, 30), max(step, 30), interval, 900, "certscope")
     job = analyse.exporter_coverage(p, simulate(grid, interval, samples))[0]
 
     def expected(lo: float, hi: float) -> tuple[float, float]:
@@ -785,12 +823,12 @@ def test_gaps_do_not_depend_on_the_step(step: int) -> None:
 
 def test_gaps_at_the_edges_and_without_data() -> None:
     grid = Grid(0.0, 300.0, 288)
-    p = analyse.Params(grid, 300, 300, 15.0, 900, "certscope")
+    p = facts.Params(grid, 300, 300, 15.0, 900, "certscope")
     late = [(t, v) for t, v in scrapes_with(0, 86400, 15, []) if t >= 3600]
     job = analyse.exporter_coverage(p, simulate(grid, 15, late))[0]
     assert [(g.kind, g.start, g.end) for g in job.gaps] == [("no_data", 0.0, late[0][0])]
     assert job.first_seen == late[0][0]
-    nothing = analyse.exporter_coverage(p, analyse.ScrapeData())[0]
+    nothing = analyse.exporter_coverage(p, facts.ScrapeData())[0]
     assert [(g.kind, g.start, g.end) for g in nothing.gaps] == [("no_data", 0.0, 86400.0)]
     assert nothing.ratio == 0 and not nothing.observed
 
@@ -1039,3 +1077,30 @@ def test_a_failing_chunk_is_a_gap_not_the_end(scenario: Scenario) -> None:
     query_gaps = [g for g in s["monitoring_gaps"] if "query_failed" in g["kind"]]
     assert query_gaps and ts(query_gaps[0]["start"]) >= middle - 10
     assert "that time is a gap in the data (query_failed)" in (out / "report.html").read_text()
+
+
+def test_report_escapes_hostile_label_values() -> None:
+    """Label values are data: a target whose name and location hold markup shows as text in
+    report.html, never as an element or attribute (the template autoescapes)."""
+    from collections import defaultdict
+
+    from certscope.evidence.meta import Meta
+    from certscope.evidence.page import report_html
+
+    hostile = 'x<script>alert(1)</script>"onload=alert(2) y'
+    grid = Grid(0.0, 60.0, 10)
+    labels = {"source_kind": "tls", "source": hostile, "location": f"{hostile}:443"}
+    data: defaultdict[str, Matrix] = defaultdict(Matrix)
+    data["cert_info"].extend(
+        series_key({**labels, "chain_position": "0", "subject_cn": hostile, "serial": hostile}),
+        [(k, 1.0) for k in range(10)],
+    )
+    data["probe_success"].extend(series_key(labels), [(k, 1.0) for k in range(10)])
+    ev = analyse.analyse(facts.Params(grid, 120, 120, 60, 900, "certscope.*"), data)
+    assert ev.certificates and ev.targets  # the hostile values reach the tables
+    meta = Meta(0.0, "0", "http://p:9090", "", 0.0, 600.0, [query.Query(hostile, "up", "")], [])
+    charts = dict.fromkeys(("coverage.png", "findings.png", "expiry-timeline.png"), b"")
+    page = report_html(ev, meta, charts).decode()
+    assert "<script" not in page and '"onload' not in page
+    escaped = "x&lt;script&gt;alert(1)&lt;/script&gt;&#34;onload=alert(2) y"
+    assert page.count(escaped) >= 5  # target, coverage, inventory (CN, serial), method

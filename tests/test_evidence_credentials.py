@@ -350,7 +350,7 @@ def test_key_management_and_storage(full: dict[str, Any]) -> None:
     assert result["encryption_at_rest"] == "insufficient_data"
     html = (full["_out"] / "report.html").read_text()
     assert (
-        f"Insufficient data: AWS source &#x27;prod&#x27; was not up at {8 if PROMETHEUS_2 else 9} of 360 step(s)"
+        f"Insufficient data: AWS source &#39;prod&#39; was not up at {8 if PROMETHEUS_2 else 9} of 360 step(s)"
         in html
     )
 

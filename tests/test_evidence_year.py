@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
-from certscope.evidence import verdict
-from certscope.evidence.model import iso
+from certscope.evidence import query, refine, verdict
+from certscope.evidence.model import Grid, iso
 from helpers import synthetic_year as year
 from helpers.promserver import Prometheus, free_port
 
@@ -257,3 +257,67 @@ def test_endpoints_positive_evidence(report: dict[str, Any]) -> None:
     assert next(r for r in inventory if r["serial"] == "01")["days_left_at_period_end"] == ""
     html = (out / "report.html").read_text()
     assert ">TLS endpoints</h2>" in html and "TLS_RSA_WITH_3DES_EDE_CBC_SHA (insecure)" in html
+
+
+async def test_levelled_fetch_equals_the_plain_fetch(prom: Prometheus) -> None:
+    """Bucket aggregates and drill-downs give the plain range query's runs, exactly, for every
+    query of the report, and fetch a fraction of the bytes."""
+    grid = Grid(year.START, 300.0, int(PERIOD_SECONDS // 300))
+    assert refine.levels(grid) == [4096, 256, 16]
+    queries = [
+        *query.plan("certscope.*", 300.0, 300.0, 300.0, 900.0),
+        *query.coverage_plan("certscope.*", 300.0, year.SCRAPE),
+    ]
+    async with query.PrometheusClient(prom.url) as levelled:
+        ticks: list[tuple[int, int]] = []
+        got = await refine.fetch(
+            levelled, queries, grid, lambda d, t, _: ticks.append((d, t)), coarse_first=True
+        )
+    async with query.PrometheusClient(prom.url) as plain:
+        want = {q.name: await plain.range(q, grid) for q in queries}
+    for q in queries:
+        assert got[q.name] == want[q.name], q.name
+    assert sum(len(m.series) for m in want.values()) > 10  # the comparison is not empty
+    assert levelled.failed == [] and plain.failed == []
+    assert ticks[-1] == (4 * len(queries), 4 * len(queries))
+    assert any("@count:4096" in r.name for r in levelled.records)
+    assert levelled.bytes_received * 5 < plain.bytes_received
+    # a period not starting on a multiple of the step is fetched as is
+    assert refine.levels(Grid(year.START + 7, 300.0, grid.count)) == []
+
+
+async def test_a_failed_coarse_request_is_fetched_finer_not_a_gap(prom: Prometheus) -> None:
+    """A proxy (hand-written: a real Prometheus does not fail on request) in front of the real
+    one answers 503 to every coarse request of cert_not_after, and to every request of
+    exporter_up at the report's step. The first is fetched at the next level and comes out
+    exactly as a plain fetch; the second's drill-downs into the outages are failed chunks (a
+    query_failed gap), while its constant buckets still count."""
+    from urllib.parse import unquote_plus
+
+    from helpers.hostile_prometheus import HostilePrometheus, forward
+
+    grid = Grid(year.START, 300.0, int(PERIOD_SECONDS // 300))
+    wanted = ("cert_not_after", "exporter_up")
+    queries = [q for q in query.plan("certscope.*", 300.0, 300.0, 300.0, 900.0) if q.name in wanted]
+
+    def fail(path: str, request: bytes) -> bool:
+        body = unquote_plus(request.partition(b"\r\n\r\n")[2].decode())
+        coarse = "_over_time((" in body
+        return path.endswith("/query_range") and (
+            ("certscope_cert_not_after" in body and coarse)
+            or ("max_over_time(up{" in body and not coarse)
+        )
+
+    with HostilePrometheus(forward(prom.url, fail)) as proxy:
+        async with query.PrometheusClient(proxy.url, backoff=0.01, retries=1) as client:
+            got = await refine.fetch(client, queries, grid, coarse_first=True)
+    async with query.PrometheusClient(prom.url) as plain:
+        want = {q.name: await plain.range(q, grid) for q in queries}
+    assert want["cert_not_after"].series and got["cert_not_after"] == want["cert_not_after"]
+    assert not any(r.name.startswith("cert_not_after@") for r in client.records)
+    assert client.failed and {f.name for f in client.failed} == {"exporter_up"}
+    # where exporter_up changes (outages longer than its 5-minute window), a drill-down failed
+    for _, start, end in (g for g in year.expected_gaps() if g[2] - g[1] > 900):
+        assert any(f.start <= end + 600 and f.end >= start for f in client.failed), iso(start)
+    (up,) = got["exporter_up"].series.values()
+    assert 0 < sum(r.length for r in up) < grid.count  # the constant buckets are kept

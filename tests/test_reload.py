@@ -83,7 +83,7 @@ def test_failed_reload_sets_the_gauge_shows_the_problem_and_keeps_running(
     assert problem in body and "Traceback" not in body
     assert gauge(exporter.url, "certscope_config_last_reload_successful") == 0
     page = get(exporter.url + "/")
-    assert "Last reload failed" in page and problem.replace("'", "&#x27;") in page
+    assert "Last reload failed" in page and problem.replace("'", "&#39;") in page
     assert 'source="first"' in get(exporter.url + "/metrics")  # the old config still runs
     log = exporter.log.read_text()
     assert log.count("reload failed") == 1 and "Traceback" not in log

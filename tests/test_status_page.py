@@ -39,3 +39,23 @@ targets:
         assert text in dom, text
     assert 'class="expired"' in dom and 'class="d30"' in dom  # days left coloured by window
     assert distinct_colours(png) > 3  # not a blank page
+
+
+async def test_status_page_escapes_hostile_names(tmp_path: Path) -> None:
+    """A target name is data: markup in it is shown as text, never run (autoescaping)."""
+    hostile = 'x<script>alert(1)</script>"onload=alert(2) y'
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(
+        "defaults: {enumerate: false}\n"
+        f"targets:\n  - {{address: '127.0.0.1:1', name: '{hostile}'}}\n"
+    )
+    client = await _client(cfg)
+    try:
+        await _wait_ready(client)
+        resp = await client.get("/")
+        page = await resp.text()
+    finally:
+        await client.close()
+    assert resp.status == 200
+    assert "<script>" not in page and '"onload' not in page
+    assert "x&lt;script&gt;alert(1)&lt;/script&gt;&#34;onload=alert(2) y" in page

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 import math
 import time
@@ -20,14 +19,13 @@ from datetime import UTC, datetime
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from . import __version__, inventory
+from . import inventory
 from .collector import Exposition, render_once
 from .config import (
     STARTTLS_PROTOCOLS,
     Config,
     Target,
     TLSOptions,
-    format_duration,
 )
 from .errors import ConfigError, ProbeFailure
 from .net import hostname_problem, join_address, split_address
@@ -37,6 +35,7 @@ from .scheduler import Scheduler
 from .selfmetrics import SelfMetrics
 from .snapshot import State
 from .tls.handshake import Failure, Outcome
+from .web import status
 from .web.allowlist import NotAllowed, checked_address, target_allowed
 from .web.guard import csrf_problem
 
@@ -321,83 +320,6 @@ async def handle_reload(request: web.Request) -> web.Response:
     return _text(200 if ok else 500, message)
 
 
-def _days(not_after: datetime | None, now: datetime) -> str:
-    """A table cell for days left, coloured at the rules pack's windows (7/14/30/60 days)."""
-    if not_after is None:
-        return "<td>—</td>"
-    days = (not_after - now).total_seconds() / 86400
-    cls = "expired" if days <= 0 else "d7" if days <= 7 else "d30" if days <= 30 else ""
-    cls = cls or ("d60" if days <= 60 else "")
-    return f'<td class="{cls}">{days:.1f}</td>' if cls else f"<td>{days:.1f}</td>"
-
-
-def _names(cn: str, sans: tuple[str, ...]) -> str:
-    extra = [s for s in sans[:3] if s != cn]
-    return ", ".join([cn, *extra] if cn else extra) + (" …" if len(sans) > 3 else "")
-
-
 async def handle_index(request: web.Request) -> web.Response:
-    snap = request.app[STATE].snapshot()
-    now = datetime.now(UTC)
-    esc = html.escape
-    rows = []
-
-    def soonest(r: ProbeResult) -> tuple[float, str]:
-        leaf = r.facts[0] if r.facts and r.facts[0].not_after else None
-        return (leaf.not_after.timestamp() if leaf and leaf.not_after else float("inf"), r.name)
-
-    for r in sorted(snap.probes.values(), key=soonest):
-        leaf = r.facts[0] if r.facts else None
-        err = r.outcome.error
-        problems = [err.reason + (f" ({err.alert})" if err.alert else "")] if err else []
-        if r.verdict:
-            problems += list(r.verdict.errors)
-        rows.append(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}<td>{}</td></tr>".format(
-                esc(r.name),
-                esc(r.address),
-                esc(_names(leaf.subject_cn, leaf.sans) if leaf else ""),
-                esc(leaf.issuer_cn if leaf else ""),
-                esc(leaf.not_after.isoformat() if leaf and leaf.not_after else ""),
-                _days(leaf.not_after if leaf else None, now),
-                esc(", ".join(problems) or "ok"),
-            )
-        )
-    stored = []
-    for s in sorted(snap.sources.values(), key=lambda s: s.name):
-        soon = sorted(s.certs, key=lambda c: c.facts.not_after or now)[:20]
-        for c in soon:
-            stored.append(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}</tr>".format(
-                    esc(s.name),
-                    esc(f"{c.location}#{c.position}"),
-                    esc(_names(c.facts.subject_cn or c.facts.subject, c.facts.sans)),
-                    esc(c.facts.not_after.isoformat() if c.facts.not_after else ""),
-                    _days(c.facts.not_after, now),
-                )
-            )
-    reload_note = (
-        ""
-        if snap.reload_ok
-        else "<p class=bad>Last reload failed: " + esc("; ".join(snap.reload_errors)) + "</p>"
-    )
-    intervals = ", ".join(sorted({format_duration(t.interval) for t in snap.config.targets}))
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>certscope</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 8px;text-align:left}}
-tr:nth-child(even){{background:#f4f4f4}}.bad{{color:#b00}}
-td.expired{{background:#b00;color:#fff}}td.d7{{background:#f4b6b6}}td.d30{{background:#fde6b0}}
-td.d60{{background:#fff6d6}}</style></head><body>
-<h1>certscope {esc(__version__)}</h1>
-<p>Configuration: {esc(snap.config.origin)} — {len(snap.config.targets)} targets,
-{len(snap.config.sources)} sources. <a href="/metrics">Metrics</a> ·
-<a href="/inventory?format=csv">Inventory (CSV)</a> ·
-<a href="/-/ready">Readiness</a></p>{reload_note}
-<h2>TLS targets</h2><table><tr><th>Target</th><th>Address</th><th>Names (CN, SANs)</th>
-<th>Issuer CN</th><th>Not after</th><th>Days left</th><th>Problems</th></tr>
-{"".join(rows) or "<tr><td colspan=7>No targets configured.</td></tr>"}</table>
-<h2>Stored certificates (soonest to expire, up to 20 per source)</h2><table><tr><th>Source</th>
-<th>Location</th><th>Subject</th><th>Not after</th><th>Days left</th></tr>
-{"".join(stored) or "<tr><td colspan=5>No sources configured.</td></tr>"}</table>
-<p>Probe intervals: {esc(intervals or "-")}</p>
-</body></html>"""
+    page = status.page(request.app[STATE].snapshot(), datetime.now(UTC))
     return web.Response(text=page, content_type="text/html")

@@ -2,13 +2,14 @@
 
 Data flow, one direction only::
 
-    query.plan / gaps.count_queries ─► query.fetch (Prometheus HTTP API, chunked, parallel)
+    query.plan / gaps.count_queries ─► refine.fetch (chunked; coarse first on request)
         ─► gaps (drill-down to raw scrapes) ─► analyse.analyse (pure) ─► Evidence
         ─► endpoints / configuration ─► charts.render + report.render (+ pdf) ─► files
 
 - :mod:`.model`         the evaluation grid and run-length series (12 months stay small)
 - :mod:`.http`          authentication and TLS to Prometheus (its ``http_config`` shape)
 - :mod:`.query`         the PromQL of the report and the hardened asyncio HTTP client
+- :mod:`.refine`        range queries of a long period: bucket aggregates first, then drill down
 - :mod:`.gaps`          monitoring gaps at the scrape interval, whatever the step
 - :mod:`.verdict`       the control verdicts, shared with the rules pack and the dashboard
 - :mod:`.analyse`       coverage, inventory, renewals, alert episodes, findings, controls

@@ -38,13 +38,13 @@ from .facts import (
     Certificate,
     Coverage,
     Evidence,
-    Finding,
+    FindingSeries,
     Gap,
     Params,
-    PolicyException,
     Renewal,
     ScrapeData,
     Timeline,
+    WaiverRecord,
 )
 from .model import Grid, Matrix, Run, value_at
 from .verdict import FAIL, INSUFFICIENT, NOT_APPLICABLE, PASS, PASS_WITH_GAPS
@@ -208,34 +208,7 @@ def target_coverage(
     (for the coverage chart).
     """
     g = p.grid
-    targets: dict[tuple[str, str, str], bytearray] = {}
-    present: dict[tuple[str, str, str], list[Run]] = {}
-
-    def states_for(key: tuple[str, str, str]) -> bytearray:
-        if key not in targets:
-            targets[key] = bytearray(g.count)  # 0: not monitored
-            present[key] = []
-        return targets[key]
-
-    def target_key(labels: Mapping[str, str]) -> tuple[str, str, str]:
-        return (labels.get("source_kind", ""), labels.get("source", ""), labels.get("location", ""))
-
-    for labels, runs in probe.items():
-        states = states_for(target_key(labels))
-        _fill(states, (r for r in runs if r.value < 1), 2)
-        _fill(states, (r for r in runs if r.value >= 1), COVERED)
-        present[target_key(labels)].extend(runs)
-    for labels, runs in stale.items():  # after probe_success: a stale probe is not covered
-        states = states_for(target_key(labels))
-        _fill(states, runs, 1)
-        present[target_key(labels)].extend(runs)
-    for labels, runs in sources.items():
-        key = (labels.get("source_kind", ""), labels.get("source", ""), "")
-        states = states_for(key)
-        _fill(states, (r for r in runs if r.value < 1), 3)
-        _fill(states, (r for r in runs if r.value >= 1), COVERED)
-        present[key].extend(runs)
-
+    targets, present = _target_states(g, probe, stale, sources)
     ok_diff = array("i", bytes(4 * (g.count + 1)))
     total_diff = array("i", bytes(4 * (g.count + 1)))
     out = []
@@ -271,18 +244,57 @@ def target_coverage(
         )
         total_diff[lo] += 1
         total_diff[hi + 1] -= 1
-        k = lo
-        while k <= hi:  # add the covered stretches
-            start = states.find(bytes([COVERED]), k, hi + 1)
-            if start < 0:
-                break
-            end = start
-            while end + 1 <= hi and states[end + 1] == COVERED:
-                end += 1
-            ok_diff[start] += 1
-            ok_diff[end + 1] -= 1
-            k = end + 1
+        _add_covered(ok_diff, states, lo, hi)
     return tuple(out), _prefix(ok_diff, g.count), _prefix(total_diff, g.count)
+
+
+TargetKey = tuple[str, str, str]  # source_kind, source, location ("" for a store)
+
+
+def _target_states(
+    g: Grid, probe: Matrix, stale: Matrix, sources: Matrix
+) -> tuple[dict[TargetKey, bytearray], dict[TargetKey, list[Run]]]:
+    """Per target and store: the state of each step, and the runs where it was reported."""
+    targets: dict[TargetKey, bytearray] = {}
+    present: dict[TargetKey, list[Run]] = {}
+
+    def states_for(key: TargetKey, runs: list[Run]) -> bytearray:
+        if key not in targets:
+            targets[key] = bytearray(g.count)  # 0: not monitored
+            present[key] = []
+        present[key].extend(runs)
+        return targets[key]
+
+    def target_key(labels: Mapping[str, str]) -> TargetKey:
+        return (labels.get("source_kind", ""), labels.get("source", ""), labels.get("location", ""))
+
+    for labels, runs in probe.items():
+        states = states_for(target_key(labels), runs)
+        _fill(states, (r for r in runs if r.value < 1), 2)
+        _fill(states, (r for r in runs if r.value >= 1), COVERED)
+    for labels, runs in stale.items():  # after probe_success: a stale probe is not covered
+        _fill(states_for(target_key(labels), runs), runs, 1)
+    for labels, runs in sources.items():
+        key = (labels.get("source_kind", ""), labels.get("source", ""), "")
+        states = states_for(key, runs)
+        _fill(states, (r for r in runs if r.value < 1), 3)
+        _fill(states, (r for r in runs if r.value >= 1), COVERED)
+    return targets, present
+
+
+def _add_covered(ok_diff: array[int], states: bytearray, lo: int, hi: int) -> None:
+    """Count the covered stretches of ``lo … hi`` into the per-step difference array."""
+    k = lo
+    while k <= hi:
+        start = states.find(bytes([COVERED]), k, hi + 1)
+        if start < 0:
+            break
+        end = start
+        while end + 1 <= hi and states[end + 1] == COVERED:
+            end += 1
+        ok_diff[start] += 1
+        ok_diff[end + 1] -= 1
+        k = end + 1
 
 
 def _prefix(diff: array[int], n: int) -> array[int]:
@@ -502,7 +514,7 @@ def alert_episodes(
 
 def findings(
     p: Params, violations: Matrix, waived: Matrix, job_gaps: Sequence[Gap] = ()
-) -> tuple[Finding, ...]:
+) -> tuple[FindingSeries, ...]:
     """Each finding series; its runs split only by a gap of the exporter job (any kind: the
     series is absent while the exporter is not scraped) are one episode, not two."""
     g = p.grid
@@ -524,7 +536,7 @@ def findings(
                     inside += 1
                 previous_end = b
             out.append(
-                Finding(
+                FindingSeries(
                     rule=labels.get("rule", ""),
                     severity=labels.get("severity", ""),
                     control=labels.get("control", ""),
@@ -543,7 +555,7 @@ def findings(
     return tuple(out)
 
 
-def exceptions(p: Params, expiry: Matrix) -> tuple[PolicyException, ...]:
+def exceptions(p: Params, expiry: Matrix) -> tuple[WaiverRecord, ...]:
     g = p.grid
     out = []
     for labels, runs in expiry.items():
@@ -559,7 +571,7 @@ def exceptions(p: Params, expiry: Matrix) -> tuple[PolicyException, ...]:
         else:
             status = "removed"
         out.append(
-            PolicyException(
+            WaiverRecord(
                 target=labels.get("target", ""),
                 location=labels.get("location", ""),
                 rule=labels.get("rule", ""),

@@ -33,9 +33,9 @@ import yaml
 from .. import __version__
 from ..config import parse_duration
 from ..errors import UsageError
-from . import analyse, configuration, endpoints, facts, gaps, http, query, report, verdict
+from . import analyse, configuration, endpoints, facts, gaps, http, query, refine, report, verdict
 from .meta import Meta
-from .model import Grid, human_duration, iso
+from .model import Grid, Matrix, human_duration, iso
 
 #: Steps tried, smallest first, when --step is not given.
 STEP_LADDER = (15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
@@ -66,6 +66,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
+    _source_arguments(p)
+    _query_arguments(p)
+    _output_arguments(p)
+
+
+def _source_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the data comes from and which period."""
     p.add_argument(
         "--prometheus.url",
         dest="prometheus_url",
@@ -120,6 +127,10 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         help="the certscope configuration file: a redacted copy and its SHA-256 go into the "
         "package",
     )
+
+
+def _query_arguments(p: argparse.ArgumentParser) -> None:
+    """How Prometheus is queried."""
     p.add_argument(
         "--query.timeout",
         dest="query_timeout",
@@ -151,6 +162,18 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="requests in flight at once (default: 4)",
     )
+    p.add_argument(
+        "--query.coarse-first",
+        dest="coarse_first",
+        action="store_true",
+        help="for 4,096 steps or more: ask per bucket of steps whether each series changed "
+        "(subqueries) and fetch every step only where it did; far less data received, more "
+        "work for Prometheus",
+    )
+
+
+def _output_arguments(p: argparse.ArgumentParser) -> None:
+    """How the controls are judged and what is written."""
     p.add_argument(
         "--min-observed-ratio",
         dest="min_observed",
@@ -405,7 +428,9 @@ async def _scrapes(
 ) -> tuple[facts.ScrapeData, list[query.Query]]:
     """Counts per window, then raw samples where a window is short (:mod:`.gaps`)."""
     plan = query.coverage_plan(args.job, grid.step, interval)
-    data = await query.fetch(client, plan, grid, max_points=args.chunk_points)
+    data = await refine.fetch(
+        client, plan, grid, max_points=args.chunk_points, coarse_first=args.coarse_first
+    )
     drilled = gaps.drill_windows(grid, interval, data["scrape_successes"])
     ranges = gaps.raw_ranges(grid, interval, drilled)
     raw = await query.raw_samples(client, f"up{{job=~{query.quote(args.job)}}}", ranges)
@@ -458,79 +483,131 @@ async def _retention(client: query.PrometheusClient, at: float) -> dict[str, str
     return out
 
 
-async def _run(args: argparse.Namespace, err: TextIO) -> int:
-    cfg = _settings(args)
+@dataclass(frozen=True)
+class Fetched:
+    """Everything read from Prometheus (and Alertmanager) for one report."""
+
+    params: facts.Params
+    build: dict[str, str]
+    interval_source: str
+    queries: list[query.Query]  # the gap detection's, then the plan's
+    data: dict[str, Matrix]
+    scrapes: facts.ScrapeData
+    endpoint_answers: dict[str, list[list[dict[str, Any]]]]
+    retention: dict[str, str]
+    configuration: configuration.Configuration
+
+
+async def _fetch(
+    client: query.PrometheusClient,
+    args: argparse.Namespace,
+    cfg: Settings,
+    grid: Grid,
+    progress: Progress,
+) -> Fetched:
+    build = await client.buildinfo()
+    scrape, evaluation, source = intervals(await client.config_yaml(), args.job)
+    params = facts.Params(
+        grid=grid,
+        window=max(cfg.step, 2 * scrape),
+        alert_window=max(cfg.step, 2 * evaluation),
+        scrape_interval=scrape,
+        stale_after=cfg.stale_after,
+        job_regex=args.job,
+        min_observed=args.min_observed,
+        insufficient_below=args.insufficient_below,
+    )
+    queries = query.plan(args.job, params.window, params.alert_window, cfg.step, cfg.stale_after)
+    levels = refine.levels(grid) if args.coarse_first else []
+    progress.say(
+        f"{iso(grid.start)} to {iso(grid.end)}, step {human_duration(cfg.step)}: "
+        f"{len(queries) + 2} queries, "
+        + (
+            f"coarse first in buckets of {', '.join(str(m) for m in levels)} steps"
+            if levels
+            else f"{len(grid.chunks(args.chunk_points))} chunk(s) each"
+        )
+        + f", from {cfg.url}"
+    )
+    scrapes, coverage_queries = await _scrapes(client, args, grid, scrape)
+    data = await refine.fetch(
+        client, queries, grid, progress, args.chunk_points, coarse_first=args.coarse_first
+    )
+    endpoint_answers = await endpoints.fetch(client, args.job, grid.start, grid.end, params.window)
+    retention = await _retention(client, cfg.end)
+    conf = await _configuration(client, args, cfg)
+    return Fetched(
+        params,
+        build,
+        source,
+        [*coverage_queries, *queries],
+        data,
+        dataclasses.replace(scrapes, failed=tuple((f.name, f.start, f.end) for f in client.failed)),
+        endpoint_answers,
+        retention,
+        conf,
+    )
+
+
+def _client(args: argparse.Namespace, cfg: Settings) -> query.PrometheusClient:
     try:
         timeout = parse_duration(args.query_timeout)
     except ValueError as exc:
         raise UsageError(f"--query.timeout: {exc}") from None
-    grid = Grid(cfg.start, cfg.step, math.floor((cfg.end - cfg.start) / cfg.step + 1e-9))
-    progress = Progress(err)
-    async with query.PrometheusClient(
+    return query.PrometheusClient(
         cfg.url,
         http=cfg.http,
         timeout=timeout,
         max_bytes=args.query_max_bytes,
         concurrency=args.concurrency,
-    ) as client:
-        build = await client.buildinfo()
-        scrape, evaluation, source = intervals(await client.config_yaml(), args.job)
-        params = facts.Params(
-            grid=grid,
-            window=max(cfg.step, 2 * scrape),
-            alert_window=max(cfg.step, 2 * evaluation),
-            scrape_interval=scrape,
-            stale_after=cfg.stale_after,
-            job_regex=args.job,
-            min_observed=args.min_observed,
-            insufficient_below=args.insufficient_below,
-        )
-        queries = query.plan(
-            args.job, params.window, params.alert_window, cfg.step, cfg.stale_after
-        )
-        chunks = len(grid.chunks(args.chunk_points))
-        progress.say(
-            f"{iso(grid.start)} to {iso(grid.end)}, step {human_duration(cfg.step)}: "
-            f"{len(queries) + 2} queries x {chunks} chunk(s) from {cfg.url}"
-        )
-        scrapes, coverage_queries = await _scrapes(client, args, grid, scrape)
-        data = await query.fetch(client, queries, grid, progress, args.chunk_points)
-        endpoint_answers = await endpoints.fetch(
-            client, args.job, grid.start, grid.end, params.window
-        )
-        retention = await _retention(client, cfg.end)
-        conf = await _configuration(client, args, cfg)
-    scrapes = facts.ScrapeData(
-        scrapes.successes,
-        scrapes.counts,
-        scrapes.raw,
-        scrapes.drilled,
-        tuple((f.name, f.start, f.end) for f in client.failed),
     )
+
+
+async def _run(args: argparse.Namespace, err: TextIO) -> int:
+    cfg = _settings(args)
+    grid = Grid(cfg.start, cfg.step, math.floor((cfg.end - cfg.start) / cfg.step + 1e-9))
+    progress = Progress(err)
+    async with _client(args, cfg) as client:
+        got = await _fetch(client, args, cfg, grid, progress)
     evidence = dataclasses.replace(
-        analyse.analyse(params, data, scrapes),
-        endpoints=tuple(endpoints.build(endpoint_answers)),
+        analyse.analyse(got.params, got.data, got.scrapes),
+        endpoints=tuple(endpoints.build(got.endpoint_answers)),
     )
     partial = _starts_before_data(evidence)
     meta = Meta(
         generated_at=time.time(),
         version=__version__,
         prometheus_url=cfg.url,
-        prometheus_version=build.get("version", ""),
+        prometheus_version=got.build.get("version", ""),
         requested_from=cfg.start,
         requested_to=cfg.requested_to,
-        queries=[*coverage_queries, *queries],
+        queries=got.queries,
         records=client.records,
         warnings=client.warnings,
-        scrape_interval_source=source,
+        scrape_interval_source=got.interval_source,
         notes=list(cfg.notes),
-        retention=retention,
+        retention=got.retention,
         partial=partial,
         failed_chunks=[(f.name, f.start, f.end, f.error) for f in client.failed],
         http=cfg.http.description,
         bytes_received=client.bytes_received,
-        configuration=conf,
+        configuration=got.configuration,
     )
+    _write(args, cfg, evidence, meta, progress)
+    if partial:
+        progress.say(f"the period starts before the data: {partial}")
+        return 0 if args.allow_partial else EXIT_PARTIAL
+    return 0
+
+
+def _write(
+    args: argparse.Namespace,
+    cfg: Settings,
+    evidence: facts.Evidence,
+    meta: Meta,
+    progress: Progress,
+) -> None:
+    """Render the package, write it in one move and print the verdicts and manifest hash."""
     from . import (
         charts,  # matplotlib: loaded only when a report is drawn
         pdf,
@@ -545,10 +622,6 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
     digest = report.sha256(files["manifest.json"])
     print(f"manifest.json\tsha256:{digest}")
     progress.say(f"wrote {len(files)} files to {cfg.out}")
-    if partial:
-        progress.say(f"the period starts before the data: {partial}")
-        return 0 if args.allow_partial else EXIT_PARTIAL
-    return 0
 
 
 def _starts_before_data(ev: facts.Evidence) -> str:

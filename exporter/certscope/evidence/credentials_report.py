@@ -1,24 +1,22 @@
 """The credential tables of the evidence directory: CSV files and the sections of report.html.
 
 Each table is defined once (:data:`TABLES`: file name, header, rows) and written both as a CSV
-file (every cell through :mod:`certscope.csvsafe`) and, by :func:`sections`, as HTML.
+file (every cell through :mod:`certscope.csvsafe`) and, by :func:`view`, as a section of
+report.html (``templates/credentials.html``, autoescaped).
 """
 
 from __future__ import annotations
 
-import html
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from .. import csvsafe
 from .credentials import REMOVED, Credentials
-from .facts import Finding
+from .facts import FindingSeries
 from .model import bool_text, iso, iso_or_empty
 
 Row = Sequence[object]
-#: page.py's table renderer: (header, rows of HTML cells, text when empty) → HTML
-TableHtml = Callable[[Sequence[str], Sequence[Sequence[str]], str], str]
 
 #: A revocation status that evidences the certificate's state; others are not evidence.
 EVIDENCED = ("good", "revoked")
@@ -254,15 +252,20 @@ def summary(c: Credentials) -> dict[str, object]:
 # --- report.html -----------------------------------------------------------------------------
 
 
-def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value))
+@dataclass(frozen=True)
+class HtmlTable:
+    """A table as report.html shows it (plain text cells; the template escapes them)."""
+
+    file: str
+    header: list[str]
+    rows: list[list[str]]
+    empty: str
 
 
-def _html(table: Table, c: Credentials, render: TableHtml) -> str:
+def _html(table: Table, c: Credentials) -> HtmlTable:
     shown = [table.header.index(h) for h in table.html_columns or table.header]
-    rows = [[_e(row[i]) for i in shown] for row in table.rows(c)]
-    note = f'<p class="muted">All rows and columns: <code>{_e(table.file)}</code>.</p>'
-    return render([table.header[i] for i in shown], rows, table.empty) + note
+    rows = [["" if row[i] is None else str(row[i]) for i in shown] for row in table.rows(c)]
+    return HtmlTable(table.file, [table.header[i] for i in shown], rows, table.empty)
 
 
 def _counts(pairs: Iterable[tuple[str, str]]) -> str:
@@ -270,85 +273,35 @@ def _counts(pairs: Iterable[tuple[str, str]]) -> str:
     return "; ".join(f"{kind} encrypted={enc}: {n}" for (kind, enc), n in sorted(counts.items()))
 
 
-def _private_html(c: Credentials, findings: Sequence[Finding], render: TableHtml) -> list[str]:
+def view(c: Credentials, findings: Sequence[FindingSeries]) -> dict[str, object]:
+    """What the credential sections of report.html show (``templates/credentials.html``)."""
     active = [
         f
         for f in findings
         if f.rule.startswith("private_key_") and f.status == "violation" and f.active_at_end
     ]
-    out = ['<h2 id="private-keys">Private keys</h2>']
-    which = "; ".join(f"{f.rule} at {f.labels.get('location', '')}" for f in active)
-    totals = _counts((k.source_kind, k.encrypted) for k in c.private_keys) or "none"
-    out.append(
-        f"<p>At the end of the period: {_e(totals)}. Active private-key findings at the end: "
-        f"{len(active)}{': ' + _e(which) if active else ''}.</p>"
-    )
-    out.append(_html(PRIVATE_KEYS, c, render))
-    out.append("<h3>Inventory incomplete</h3>")
-    out.append(
-        '<p class="muted">Sources that could not read some items at the end of the period: '
-        "their inventory, and every table above built from it, is incomplete.</p>"
-    )
-    out.append(_html(ITEM_ERRORS, c, render))
-    return out
-
-
-def _ssh_html(c: Credentials, render: TableHtml) -> list[str]:
-    added = sum(1 for k in c.ssh_keys if k.added_in_period)
-    removed = sum(1 for k in c.ssh_keys if k.state == REMOVED)
-    present = sum(1 for k in c.ssh_keys if k.state == "present")
-    out = ['<h2 id="ssh-keys">SSH keys</h2>']
-    out.append(
-        f"<p>{present} authorized key(s) present at the end of the period; {added} added and "
-        f"{removed} removed during it. A key is identified by its source, file and public key; "
-        "its removal time is the last time it was reported.</p>"
-    )
-    if any(k.state == "unknown" for k in c.ssh_keys):
-        out.append(
-            '<p class="note">An SSH authorized keys source was not up at the end of the period: '
-            "whether its keys were removed is unknown (state <code>unknown</code>).</p>"
-        )
-    out.append(_html(SSH_KEYS, c, render))
-    out.append("<h3>Keys of departed owners</h3>")
-    out.append(_html(DEPARTED, c, render))
-    out.append("<h3>Host key changes</h3>")
-    out.append(_html(HOST_KEYS, c, render))
-    return out
-
-
-def _kms_html(c: Credentials, render: TableHtml) -> list[str]:
-    out = ['<h2 id="key-management">Key management and encryption at rest</h2>']
-    for why in c.aws_insufficient:
-        out.append(f'<p class="note">Insufficient data: {_e(why)}.</p>')
-    out.append(
-        "<p>Rotation status over the period: <code>enabled_throughout</code> only when it was "
-        "reported on at every step the key was seen; <code>unknown</code> when it was not.</p>"
-    )
-    out.append(_html(ROTATIONS, c, render))
-    out.append("<h3>Encryption at rest</h3>")
-    out.append(_html(STORAGE, c, render))
-    return out
-
-
-def _revocation_html(c: Credentials, render: TableHtml) -> list[str]:
-    revoked = sum(1 for r in c.revocation if r.status == "revoked")
-    missing = sum(1 for r in c.revocation if r.status not in EVIDENCED)
-    return [
-        '<h2 id="revocation">Revocation</h2>',
-        f"<p>{revoked} endpoint check(s) revoked at the end of the period; {missing} not "
-        "evidenced (status <code>error</code>, <code>unknown</code>, or no status "
-        "reported).</p>",
-        _html(REVOCATION, c, render),
-    ]
-
-
-def sections(c: Credentials, findings: Sequence[Finding], render: TableHtml) -> str:
-    """The credential sections of report.html."""
-    return "".join(
-        [
-            *_private_html(c, findings, render),
-            *_ssh_html(c, render),
-            *_kms_html(c, render),
-            *_revocation_html(c, render),
-        ]
-    )
+    return {
+        "private_totals": _counts((k.source_kind, k.encrypted) for k in c.private_keys) or "none",
+        "active": len(active),
+        "active_which": "; ".join(f"{f.rule} at {f.labels.get('location', '')}" for f in active),
+        "ssh_present": sum(1 for k in c.ssh_keys if k.state == "present"),
+        "ssh_added": sum(1 for k in c.ssh_keys if k.added_in_period),
+        "ssh_removed": sum(1 for k in c.ssh_keys if k.state == REMOVED),
+        "ssh_unknown": any(k.state == "unknown" for k in c.ssh_keys),
+        "aws_insufficient": c.aws_insufficient,
+        "revoked": sum(1 for r in c.revocation if r.status == "revoked"),
+        "not_evidenced": sum(1 for r in c.revocation if r.status not in EVIDENCED),
+        "tables": {
+            name: _html(table, c)
+            for name, table in (
+                ("private_keys", PRIVATE_KEYS),
+                ("item_errors", ITEM_ERRORS),
+                ("ssh_keys", SSH_KEYS),
+                ("departed", DEPARTED),
+                ("host_keys", HOST_KEYS),
+                ("rotations", ROTATIONS),
+                ("storage", STORAGE),
+                ("revocation", REVOCATION),
+            )
+        },
+    }

@@ -19,7 +19,7 @@ Labels: ``exposure`` (``external`` or ``internal``) is a configured label (docs/
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,6 +166,15 @@ def build(answers: Mapping[str, Sequence[list[dict[str, Any]]]]) -> list[Endpoin
         ep(m).grade_end = m.get("grade", "")
     for m, v in each("verified_end"):
         ep(m).verified_end = v >= 1
+    _worst(each, ep)
+    return [eps[k] for k in sorted(eps) if k[0] == "tls"]
+
+
+def _worst(
+    each: Callable[[str], Iterable[tuple[dict[str, str], float]]],
+    ep: Callable[[Mapping[str, str]], Endpoint],
+) -> None:
+    """The worst state of each endpoint within the period, and its last probe and scan."""
     for m, _ in each("protocols_ever"):
         ep(m).protocols_ever.add(m.get("protocol", ""))
     for m, _ in each("weak_suites_ever"):
@@ -184,7 +193,6 @@ def build(answers: Mapping[str, Sequence[list[dict[str, Any]]]]) -> list[Endpoin
     for m, v in each("last_scan"):
         e = ep(m)
         e.last_scan = v if e.last_scan is None else max(e.last_scan, v)
-    return [eps[k] for k in sorted(eps) if k[0] == "tls"]
 
 
 def protocols_text(protocols: Iterable[str]) -> str:

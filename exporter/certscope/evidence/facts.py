@@ -187,8 +187,9 @@ class AlertEpisode:
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One policy finding series over the period (active or waived)."""
+class FindingSeries:
+    """One policy finding's series over the period (active or waived): how
+    :class:`certscope.policy.Finding` s of one rule and place showed in Prometheus."""
 
     rule: str
     severity: str
@@ -206,8 +207,9 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class PolicyException:
-    """A configured policy exception seen during the period."""
+class WaiverRecord:
+    """A configured waiver (policy exception, ``certscope_policy_exception_expiry_timestamp_seconds``)
+    seen during the period."""
 
     target: str
     location: str
@@ -260,8 +262,8 @@ class Evidence:
     certificates: tuple[Certificate, ...]
     renewals: tuple[Renewal, ...]
     alerts: tuple[AlertEpisode, ...]
-    findings: tuple[Finding, ...]
-    exceptions: tuple[PolicyException, ...]
+    findings: tuple[FindingSeries, ...]
+    exceptions: tuple[WaiverRecord, ...]
     controls: tuple[ControlResult, ...]
     timeline: Timeline
     notes: tuple[str, ...] = field(default=())

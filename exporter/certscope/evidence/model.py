@@ -107,6 +107,23 @@ class Matrix:
         if current is not None:
             runs.append(Run(first, last, current))
 
+    def extend_runs(self, key: SeriesKey, runs: Iterable[Run]) -> None:
+        """Record runs of one series, in increasing step order and not overlapping; a run that
+        continues the last one with the same value joins it, as :meth:`extend` would."""
+        out = self.series.setdefault(key, [])
+        for r in runs:
+            tail = out[-1] if out else None
+            if (
+                tail is not None
+                and r.first == tail.last + 1
+                and (r.value == tail.value or (r.value != r.value and tail.value != tail.value))
+            ):
+                out[-1] = Run(tail.first, r.last, r.value)
+            else:
+                out.append(r)
+        if not out:
+            del self.series[key]
+
     def items(self) -> Iterable[tuple[dict[str, str], list[Run]]]:
         for key, runs in self.series.items():
             yield dict(key), runs

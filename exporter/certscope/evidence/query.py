@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -117,20 +117,29 @@ def plan(
     from the selected exporter job(s) and de-duplicated across replicas (``max without (job,
     instance)``).
     """
+    return [
+        *_monitoring_queries(job_regex, window, stale_after),
+        *_certificate_queries(job_regex, window),
+        *_policy_queries(job_regex, window, alert_window),
+        *(
+            Query(f"verdict:{control}", expr, f"{control} verdict: 1 failing, 0 holding")
+            for control, expr in verdict.expressions(job_regex).items()
+        ),
+        *(Query(*q) for q in credentials.queries(job_regex, window)),
+    ]
+
+
+def _per_series(job_regex: str, window: float, metric: str, fn: str = "last_over_time") -> str:
+    """``metric`` of the selected job(s) per series, de-duplicated across replicas."""
+    job, w = f"job=~{quote(job_regex)}", promql_duration(window)
+    return f"max without (job, instance) ({fn}({metric}{{{job}}}[{w}]))"
+
+
+def _monitoring_queries(job_regex: str, window: float, stale_after: float) -> list[Query]:
+    """Whether the exporter, its probes and its stores were working."""
     job = f"job=~{quote(job_regex)}"
     w = promql_duration(window)
-    a = promql_duration(alert_window)
     stale = f"{stale_after:g}"
-
-    def per_series(metric: str, fn: str = "last_over_time") -> str:
-        return f"max without (job, instance) ({fn}({metric}{{{job}}}[{w}]))"
-
-    def endpoints(metric: str) -> str:
-        return (
-            "count(group by (source_kind, source, location) "
-            f"(last_over_time({metric}{{{job}}}[{w}])))"
-        )
-
     target = "source_kind, source, location"
     return [
         Query(
@@ -154,19 +163,34 @@ def plan(
             f"max by (source_kind, source) (max_over_time(certscope_source_up{{{job}}}[{w}]))",
             "certificate stores: 1 readable, 0 failing, absent not reported",
         ),
+    ]
+
+
+def _certificate_queries(job_regex: str, window: float) -> list[Query]:
+    """Certificates and the endpoints whose chains were checked."""
+    job = f"job=~{quote(job_regex)}"
+    w = promql_duration(window)
+
+    def endpoints(metric: str) -> str:
+        return (
+            "count(group by (source_kind, source, location) "
+            f"(last_over_time({metric}{{{job}}}[{w}])))"
+        )
+
+    return [
         Query(
             "cert_info",
-            per_series("certscope_cert_info"),
+            _per_series(job_regex, window, "certscope_cert_info"),
             "certificates and their facts (serial, fingerprint, SANs, issuer, key)",
         ),
         Query(
             "cert_not_after",
-            per_series("certscope_cert_not_after_timestamp_seconds"),
+            _per_series(job_regex, window, "certscope_cert_not_after_timestamp_seconds"),
             "notAfter per certificate slot (expiry timeline, renewals)",
         ),
         Query(
             "cert_not_before",
-            per_series("certscope_cert_not_before_timestamp_seconds"),
+            _per_series(job_regex, window, "certscope_cert_not_before_timestamp_seconds"),
             "notBefore per certificate slot (inventory)",
         ),
         Query(
@@ -184,19 +208,26 @@ def plan(
             endpoints("certscope_cert_served_matches_stored"),
             "endpoints compared with their stored certificate (CC7.1 data)",
         ),
+    ]
+
+
+def _policy_queries(job_regex: str, window: float, alert_window: float) -> list[Query]:
+    """Findings, waivers and alerts."""
+    a = promql_duration(alert_window)
+    return [
         Query(
             "violations",
-            per_series("certscope_policy_violation", "max_over_time"),
+            _per_series(job_regex, window, "certscope_policy_violation", "max_over_time"),
             "active policy findings",
         ),
         Query(
             "waived",
-            per_series("certscope_policy_waived", "max_over_time"),
+            _per_series(job_regex, window, "certscope_policy_waived", "max_over_time"),
             "findings waived by a live policy exception",
         ),
         Query(
             "exceptions",
-            per_series("certscope_policy_exception_expiry_timestamp_seconds"),
+            _per_series(job_regex, window, "certscope_policy_exception_expiry_timestamp_seconds"),
             "configured policy exceptions and their end",
         ),
         Query(
@@ -206,11 +237,6 @@ def plan(
             f"}}[{a}])",
             "firing certscope alerts of the selected job(s) (or of no job: aggregated rules)",
         ),
-        *(
-            Query(f"verdict:{control}", expr, f"{control} verdict: 1 failing, 0 holding")
-            for control, expr in verdict.expressions(job_regex).items()
-        ),
-        *(Query(*q) for q in credentials.queries(job_regex, window)),
     ]
 
 
@@ -430,46 +456,64 @@ class PrometheusClient:
         grid: Grid,
         on_chunk: Callable[[], None] = lambda: None,
         max_points: int = MAX_POINTS,
+        *,
+        spans: Sequence[tuple[int, int]] | None = None,
+        unanswered: list[tuple[int, int]] | None = None,
     ) -> Matrix:
-        """Evaluate ``query`` at every step of ``grid``, chunk after chunk, into runs.
+        """Evaluate ``query`` at every step of ``grid`` (or of ``spans``), chunk after chunk.
 
-        A chunk whose answer passes ``max_bytes`` is split in halves (down to
-        :data:`MIN_SPLIT_POINTS` steps): many series cost more requests, not more memory.
+        ``spans`` are inclusive step ranges of the grid to fetch (default: all of it). A chunk
+        whose answer passes ``max_bytes`` is split in halves (down to :data:`MIN_SPLIT_POINTS`
+        steps): many series cost more requests, not more memory.
 
         Chunks of one query run in order and each is merged (and dropped) as soon as it
         arrives, so memory holds one answer per query in flight; queries run in parallel
         (:func:`fetch`). A chunk that still fails after the retries is recorded in
-        :attr:`failed` (and becomes a gap in the data) rather than ending the run.
+        :attr:`failed` (and becomes a gap in the data) rather than ending the run, or, when
+        ``unanswered`` is given, appended there for the caller to fetch another way.
         """
         out = Matrix()
-        pending = deque(grid.chunks(max_points))
+        pending = deque(
+            piece
+            for lo, hi in (spans if spans is not None else [(0, grid.count - 1)])
+            for piece in _pieces(lo, hi, max_points)
+        )
         starts = {first for first, _ in pending}
         while pending:
             first, last = pending.popleft()
             try:
                 result = await self._chunk(query, grid, first, last)
-            except AnswerTooLarge as exc:
-                if last - first + 1 >= 2 * MIN_SPLIT_POINTS:
+            except PrometheusError as exc:
+                if isinstance(exc, AnswerTooLarge) and last - first + 1 >= 2 * MIN_SPLIT_POINTS:
                     # many series: the same steps in two halves keep each answer under the cap
                     middle = (first + last) // 2
                     pending.extendleft([(middle + 1, last), (first, middle)])
                     continue
-                result = self._failed(query, grid, first, last, str(exc))
-            except PrometheusError as exc:
-                result = self._failed(query, grid, first, last, str(exc))
+                if unanswered is not None:
+                    unanswered.append((first, last))
+                    result = []
+                else:
+                    result = self._failed(query, grid, first, last, str(exc))
             if not pending or pending[0][0] in starts:
                 on_chunk()
-            for item in result:
-                metric = item.get("metric") if isinstance(item, dict) else None
-                values = item.get("values") if isinstance(item, dict) else None
-                if not isinstance(metric, dict) or not isinstance(values, list):
-                    raise MalformedAnswer(
-                        f"query_range {query.name}: malformed series in the answer"
-                    )
-                key = series_key({str(k): str(v) for k, v in metric.items()})
-                out.extend(key, _points(grid, values, query.name))
+            self._merge(out, query, grid, result)
             del result
         return out
+
+    @staticmethod
+    def _merge(out: Matrix, query: Query, grid: Grid, result: list[Any]) -> None:
+        for item in result:
+            metric = item.get("metric") if isinstance(item, dict) else None
+            values = item.get("values") if isinstance(item, dict) else None
+            if not isinstance(metric, dict) or not isinstance(values, list):
+                raise MalformedAnswer(f"query_range {query.name}: malformed series in the answer")
+            key = series_key({str(k): str(v) for k, v in metric.items()})
+            out.extend(key, _points(grid, values, query.name))
+
+
+def _pieces(lo: int, hi: int, max_points: int) -> list[tuple[int, int]]:
+    """Inclusive step ranges of at most ``max_points`` evaluations covering ``lo … hi``."""
+    return [(a, min(a + max_points, hi + 1) - 1) for a in range(lo, hi + 1, max_points)]
 
 
 async def raw_samples(
@@ -500,37 +544,6 @@ async def raw_samples(
         samples.sort()
         samples[:] = [s for i, s in enumerate(samples) if i == 0 or s[0] != samples[i - 1][0]]
     return out
-
-
-async def fetch(
-    client: PrometheusClient,
-    queries: list[Query],
-    grid: Grid,
-    progress: ProgressCallback | None = None,
-    max_points: int = MAX_POINTS,
-) -> dict[str, Matrix]:
-    """Run every query of the plan over the grid; ``progress`` after each chunk."""
-    chunks = len(grid.chunks(max_points))
-    total = chunks * len(queries)
-    done = 0
-
-    def tick(name: str) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total, name)
-
-    def ticker(name: str) -> Callable[[], None]:
-        return lambda: tick(name)
-
-    failed_before = len(client.failed)
-    matrices = await asyncio.gather(
-        *(client.range(q, grid, ticker(q.name), max_points) for q in queries)
-    )
-    failed = client.failed[failed_before:]
-    if total and len(failed) == total:  # nothing answered: no report, an error
-        raise PrometheusUnreachable(f"every range request failed; the first: {failed[0].error}")
-    return {q.name: m for q, m in zip(queries, matrices, strict=True)}
 
 
 def _points(grid: Grid, values: list[Any], name: str) -> Iterator[tuple[int, float]]:

@@ -25,10 +25,12 @@ from .facts import (
     SLOT_LABELS,
     AlertEpisode,
     Certificate,
+    ControlResult,
     Coverage,
     Evidence,
-    Finding,
+    FindingSeries,
     Gap,
+    Params,
     Renewal,
 )
 from .meta import Meta
@@ -37,7 +39,6 @@ from .page import report_html
 
 SCHEMA = "certscope-evidence/1"
 CHARTS = ("expiry-timeline.png", "coverage.png", "findings.png")
-#: Most rows of a table in report.html; the CSV files always hold everything.
 _IDENTITY = ("source_kind", "source", "location")
 
 
@@ -232,7 +233,7 @@ FINDINGS_HEADER = (
 )
 
 
-def findings_csv(findings: Sequence[Finding]) -> bytes:
+def findings_csv(findings: Sequence[FindingSeries]) -> bytes:
     return to_csv(
         FINDINGS_HEADER,
         (
@@ -433,9 +434,7 @@ def _coverage_json(c: Coverage) -> dict[str, Any]:
 
 
 def summary(ev: Evidence, meta: Meta) -> dict[str, Any]:
-    p = ev.params
-    g = p.grid
-    renewed = [r for r in ev.renewals if r.kind == "renewal"]
+    g = ev.params.grid
     return {
         "schema": SCHEMA,
         "period": {
@@ -448,19 +447,7 @@ def summary(ev: Evidence, meta: Meta) -> dict[str, Any]:
         "generated_at": iso(meta.generated_at),
         "certscope_version": meta.version,
         "prometheus": {"url": meta.prometheus_url, "version": meta.prometheus_version},
-        "parameters": {
-            "job": p.job_regex,
-            "step_seconds": g.step,
-            "steps": g.count,
-            "window_seconds": p.window,
-            "alert_window_seconds": p.alert_window,
-            "scrape_interval_seconds": p.scrape_interval,
-            "scrape_interval_source": meta.scrape_interval_source,
-            "probe_stale_after_seconds": p.stale_after,
-            "smallest_detectable_gap_seconds": 2 * p.scrape_interval,
-            "min_observed_ratio": p.min_observed,
-            "insufficient_below": p.insufficient_below,
-        },
+        "parameters": _parameters_json(ev.params, meta),
         "retention": {
             **dict(meta.retention),
             "first_scrape_in_period": iso_or_empty(ev.exporter[0].first_seen),
@@ -471,45 +458,83 @@ def summary(ev: Evidence, meta: Meta) -> dict[str, Any]:
             {"query": q, "start": iso(a), "end": iso(b), "error": e}
             for q, a, b, e in meta.failed_chunks
         ],
-        "controls": {
-            c.control: {
-                "title": c.title,
-                "result": c.result,
-                "observed_ratio": c.observed_ratio,
-                "detail": c.detail,
-                "checks": [
-                    {
-                        "id": ch.id,
-                        "title": ch.title,
-                        "result": ch.result,
-                        "detail": ch.detail,
-                        "counts": dict(ch.counts),
-                    }
-                    for ch in c.checks
-                ],
-            }
-            for c in ev.controls
-        },
+        "controls": {c.control: _control_json(c) for c in ev.controls},
         "coverage": {
             "exporter": [_coverage_json(c) for c in ev.exporter],
             "targets": [_coverage_json(c) for c in ev.targets],
         },
         "monitoring_gaps": [_gap_json(gap) for gap in ev.gaps],
-        "renewals": [
+        "renewals": [_renewal_json(r) for r in ev.renewals],
+        **_events_json(ev),
+        "counts": {
+            "certificates": len(ev.certificates),
+            "renewals": len([r for r in ev.renewals if r.kind == "renewal"]),
+            "alert_episodes": len(ev.alerts),
+            "findings": len(ev.findings),
+            "monitoring_gaps": len(ev.gaps),
+            "targets": len(ev.targets),
+            "exporter_instances": max(0, len(ev.exporter) - 1),
+        },
+        "configuration": confmod.summary(meta.configuration),
+        "credentials": credentials_report.summary(ev.credentials),
+        "notes": [*ev.notes, *meta.notes],
+        "warnings": list(meta.warnings),
+    }
+
+
+def _parameters_json(p: Params, meta: Meta) -> dict[str, Any]:
+    return {
+        "job": p.job_regex,
+        "step_seconds": p.grid.step,
+        "steps": p.grid.count,
+        "window_seconds": p.window,
+        "alert_window_seconds": p.alert_window,
+        "scrape_interval_seconds": p.scrape_interval,
+        "scrape_interval_source": meta.scrape_interval_source,
+        "probe_stale_after_seconds": p.stale_after,
+        "smallest_detectable_gap_seconds": 2 * p.scrape_interval,
+        "min_observed_ratio": p.min_observed,
+        "insufficient_below": p.insufficient_below,
+    }
+
+
+def _control_json(c: ControlResult) -> dict[str, Any]:
+    return {
+        "title": c.title,
+        "result": c.result,
+        "observed_ratio": c.observed_ratio,
+        "detail": c.detail,
+        "checks": [
             {
-                "kind": r.kind,
-                "at": iso(r.at),
-                **dict(r.slot),
-                "old_serial": r.old.facts.get("serial", ""),
-                "new_serial": r.new.facts.get("serial", ""),
-                "old_not_after": iso_or_empty(r.old.not_after),
-                "new_not_after": iso_or_empty(r.new.not_after),
-                "days_before_expiry": _days(r.days_before_expiry),
-                "key_changed": r.key_changed,
-                "key_basis": r.key_basis,
+                "id": ch.id,
+                "title": ch.title,
+                "result": ch.result,
+                "detail": ch.detail,
+                "counts": dict(ch.counts),
             }
-            for r in ev.renewals
+            for ch in c.checks
         ],
+    }
+
+
+def _renewal_json(r: Renewal) -> dict[str, Any]:
+    return {
+        "kind": r.kind,
+        "at": iso(r.at),
+        **dict(r.slot),
+        "old_serial": r.old.facts.get("serial", ""),
+        "new_serial": r.new.facts.get("serial", ""),
+        "old_not_after": iso_or_empty(r.old.not_after),
+        "new_not_after": iso_or_empty(r.new.not_after),
+        "days_before_expiry": _days(r.days_before_expiry),
+        "key_changed": r.key_changed,
+        "key_basis": r.key_basis,
+    }
+
+
+def _events_json(ev: Evidence) -> dict[str, Any]:
+    """Alerts, findings and waivers of the summary."""
+    return {
         "alerts": {
             "episodes": len(ev.alerts),
             "resolved": len([a for a in ev.alerts if a.end_state == "resolved"]),
@@ -548,19 +573,6 @@ def summary(ev: Evidence, meta: Meta) -> dict[str, Any]:
             for f in ev.findings
             if f.status == "waived" and f.active_at_end
         ],
-        "counts": {
-            "certificates": len(ev.certificates),
-            "renewals": len(renewed),
-            "alert_episodes": len(ev.alerts),
-            "findings": len(ev.findings),
-            "monitoring_gaps": len(ev.gaps),
-            "targets": len(ev.targets),
-            "exporter_instances": max(0, len(ev.exporter) - 1),
-        },
-        "configuration": confmod.summary(meta.configuration),
-        "credentials": credentials_report.summary(ev.credentials),
-        "notes": [*ev.notes, *meta.notes],
-        "warnings": list(meta.warnings),
     }
 
 

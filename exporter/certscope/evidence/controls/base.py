@@ -16,10 +16,10 @@ from ..facts import (
     Certificate,
     Check,
     Coverage,
-    Finding,
+    FindingSeries,
     Params,
-    PolicyException,
     Renewal,
+    WaiverRecord,
 )
 from ..model import Matrix
 from ..verdict import FAIL, INSUFFICIENT, PASS
@@ -38,8 +38,8 @@ class Context:
     certs: Sequence[Certificate]
     renewals: Sequence[Renewal]
     alerts: Sequence[AlertEpisode]
-    findings: Sequence[Finding]
-    exceptions: Sequence[PolicyException]
+    findings: Sequence[FindingSeries]
+    exceptions: Sequence[WaiverRecord]
     _cache: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     def steps_with(self, query: str) -> int:
@@ -59,7 +59,7 @@ class Context:
         tls = [t for t in self.targets if t.subject.get("source_kind") == "tls"]
         return bool(tls) or self.steps_with("verified_endpoints") > 0
 
-    def findings_of(self, control: str) -> list[Finding]:
+    def findings_of(self, control: str) -> list[FindingSeries]:
         return [f for f in self.findings if f.control == control]
 
     def alerts_named(self, *names: str) -> list[AlertEpisode]:
@@ -79,7 +79,7 @@ def rule_check(
     check_id: str,
     rules: Sequence[str],
     title: str,
-    control_findings: Iterable[Finding],
+    control_findings: Iterable[FindingSeries],
     has_data: bool,
     no_data: str,
     extra_counts: Mapping[str, int | float] | None = None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import credentials as tables
-from ..facts import Check, Finding
+from ..facts import Check, FindingSeries
 from ..model import Matrix
 from ..verdict import NOT_APPLICABLE
 from .base import Context, rule_check
@@ -136,7 +136,7 @@ def _kinds_reported(ctx: Context) -> set[str]:
     }
 
 
-def _one(c: CredentialCheck, ctx: Context, findings: list[Finding], kinds: set[str]) -> Check:
+def _one(c: CredentialCheck, ctx: Context, findings: list[FindingSeries], kinds: set[str]) -> Check:
     has_data = any(ctx.steps_with(q) > 0 for q in c.queries)
     in_scope = has_data or bool(kinds & set(c.source_kinds))
     if not in_scope and not any(f.rule in c.rules for f in findings):

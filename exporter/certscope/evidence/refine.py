@@ -1,0 +1,238 @@
+"""Coarse first, fine only where something happened: the range fetch of a long period.
+
+A year at a 5-minute step is 105,120 evaluations per series; fetching every one of them for
+every target makes the answer (and the JSON to parse) grow with targets times steps, although most
+evidence series hold one value for weeks. So a query ``E`` of the plan is fetched in levels:
+
+1. **Buckets.** The steps are grouped in buckets of ``m`` steps (``m`` = 4096, 256, 16 for a
+   year at 5 minutes: about two weeks, a day, an hour). For each bucket, three range queries at
+   the bucket's step ask, per series of ``E``, how many of its steps had a value and the least
+   and largest value: ``count_over_time((E)[R:S])``, ``min_over_time(…)``,
+   ``max_over_time(…)``, where ``S`` is the report's step and ``R`` just under ``m · S``. A
+   subquery at step ``S`` evaluates ``E`` at exactly the report's evaluation times (both are
+   multiples of ``S`` when the period starts on one), so these are facts about the very values
+   a fine query would return.
+2. **Constant buckets.** A series present at all ``m`` steps with least = largest had that
+   value throughout: one run, without fetching its steps.
+3. **Drill down.** Every other bucket where a series appears (partly present, or changing) is
+   fetched at the next level, for every series, and so on down to the report's step, where it
+   is fetched as is. Buckets where some other series changed are refetched for all series, so
+   a bucket's runs come from one level only.
+
+A coarse request spans at most ``max_points`` of the report's steps (two buckets of 4096 at the
+default 11,000): Prometheus evaluates ``E`` at each of them, so its memory per request stays
+that of a plain chunk, while the answer holds three values per series and bucket.
+
+The price is paid by Prometheus: it evaluates ``E`` at every step of a bucket three times (one
+subquery per aggregate), where a plain query evaluates it once and sends every value. The
+levelled fetch is therefore an option (``--query.coarse-first``): it trades Prometheus CPU for
+far less data sent and parsed (docs/benchmarks.md has both).
+
+The result is the same :class:`.model.Matrix` as a plain range query's, run for run (the tests
+compare both against a real Prometheus); the data received follows the changes, not the steps. A coarse
+request that fails after its retries is not a gap: its buckets are fetched at the next level,
+and only a failure at the report's step is recorded as one (:attr:`.query.PrometheusClient.failed`).
+Every request is recorded for the manifest like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+
+from .model import Grid, Matrix, Run, SeriesKey, promql_duration, value_at
+from .query import MAX_POINTS, ProgressCallback, PrometheusClient, PrometheusUnreachable, Query
+
+#: Ratio between the bucket sizes of two levels.
+FACTOR = 16
+
+Span = tuple[int, int]  # inclusive steps of the report's grid
+
+
+def levels(grid: Grid) -> list[int]:
+    """Bucket sizes in steps, coarsest first; empty when the grid is fetched as is.
+
+    Only for long grids (two levels or more) whose period starts on a multiple of the step: a
+    subquery evaluates at multiples of its step, which then are the report's evaluation times.
+    """
+    if grid.count < FACTOR**3 or grid.step < 1 or (grid.start % grid.step) > 1e-6:
+        return []  # short: one or two plain requests are cheaper than levels
+    sizes: list[int] = []
+    m = FACTOR
+    while m * FACTOR <= grid.count:
+        sizes.insert(0, m)
+        m *= FACTOR
+    return sizes
+
+
+def aggregates(query: Query, m: int, step: float) -> tuple[Query, Query, Query]:
+    """Count, least and largest value of ``query`` over buckets of ``m`` steps."""
+    # just under m steps: the window holds exactly the bucket's m evaluation times, whether
+    # the range is closed on the left (Prometheus 2) or open (Prometheus 3)
+    sub = f"[{promql_duration(m * step - step / 2)}:{promql_duration(step)}]"
+    return tuple(  # type: ignore[return-value]
+        Query(f"{query.name}@{fn}:{m}", f"{fn}_over_time(({query.expr}){sub})", query.purpose)
+        for fn in ("count", "min", "max")
+    )
+
+
+class _Level:
+    """What one level found: constant runs per series, and the spans to look at closer."""
+
+    def __init__(self) -> None:
+        self.constant: dict[SeriesKey, list[Run]] = {}
+        self.unsure: list[Span] = []
+
+    def classify(self, m: int, lo: int, counts: Matrix, least: Matrix, most: Matrix) -> None:
+        """Sort the buckets of one span (its bucket ``j`` is steps ``lo + j·m`` …)."""
+        for key, count_runs in counts.series.items():
+            low, high = least.series.get(key, []), most.series.get(key, [])
+            for a, b, value in _segments(count_runs, low, high, m):
+                span = (lo + a * m, lo + (b + 1) * m - 1)
+                if value is None:
+                    self.unsure.append(span)
+                else:
+                    self.constant.setdefault(key, []).append(Run(*span, value))
+
+
+def _segments(
+    counts: list[Run], low: list[Run], high: list[Run], m: int
+) -> Iterable[tuple[int, int, float | None]]:
+    """Buckets ``a … b`` where the three series do not change: (a, b, value or None if unsure)."""
+    cuts = sorted({c for runs in (counts, low, high) for r in runs for c in (r.first, r.last + 1)})
+    for a, b in itertools.pairwise(cuts):
+        count = value_at(counts, a)
+        if count is None:
+            continue  # the series is absent from these buckets
+        least, most = value_at(low, a), value_at(high, a)
+        constant = count == m and least is not None and least == most
+        yield a, b - 1, least if constant else None
+
+
+def union(spans: Iterable[Span]) -> list[Span]:
+    """Sorted, merged spans (touching spans join)."""
+    out: list[Span] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def subtract(run: Run, spans: Sequence[Span]) -> Iterable[Run]:
+    """The parts of ``run`` outside the sorted, disjoint ``spans``."""
+    first = run.first
+    i = max(0, bisect.bisect_right(spans, (first, first)) - 1)
+    for a, b in spans[i:]:
+        if a > run.last:
+            break
+        if b < first:
+            continue
+        if a > first:
+            yield Run(first, a - 1, run.value)
+        first = b + 1
+    if first <= run.last:
+        yield Run(first, run.last, run.value)
+
+
+async def _level(
+    client: PrometheusClient, query: Query, grid: Grid, m: int, todo: list[Span], max_points: int
+) -> tuple[dict[SeriesKey, list[Run]], list[Span]]:
+    """One level over ``todo``: constant runs outside what the next level fetches, and that."""
+    found = _Level()
+    rest: list[Span] = []
+    for lo, hi in todo:
+        buckets = (hi - lo + 1) // m
+        if lo + buckets * m <= hi:  # a last, partial bucket: the next level
+            rest.append((lo + buckets * m, hi))
+        if not buckets:
+            continue
+        coarse = Grid(grid.start + lo * grid.step, m * grid.step, buckets)
+        unanswered: list[Span] = []
+        # Prometheus evaluates a subquery at every step of the request's range: at most
+        # max_points of them per request keeps its memory at a plain chunk's
+        per_request = max(1, max_points // m)
+        counts, least, most = await asyncio.gather(
+            *(
+                client.range(q, coarse, max_points=per_request, unanswered=unanswered)
+                for q in aggregates(query, m, grid.step)
+            )
+        )
+        found.classify(m, lo, counts, least, most)
+        rest += [(lo + a * m, lo + (b + 1) * m - 1) for a, b in unanswered]
+    nxt = union([*rest, *found.unsure])
+    constant = {
+        key: [piece for run in runs for piece in subtract(run, nxt)]
+        for key, runs in found.constant.items()
+    }
+    return constant, nxt
+
+
+async def fetch_query(
+    client: PrometheusClient,
+    query: Query,
+    grid: Grid,
+    max_points: int = MAX_POINTS,
+    on_level: Callable[[], None] = lambda: None,
+) -> Matrix:
+    """``query`` over ``grid`` level by level (module docstring); ``on_level`` after each."""
+    todo: list[Span] = [(0, grid.count - 1)] if grid.count else []
+    found: dict[SeriesKey, list[Run]] = {}
+    for m in levels(grid):
+        if not todo:
+            break
+        constant, todo = await _level(client, query, grid, m, todo, max_points)
+        for key, runs in constant.items():
+            found.setdefault(key, []).extend(runs)
+        on_level()
+    fine = await client.range(query, grid, max_points=max_points, spans=todo) if todo else Matrix()
+    on_level()
+    out = Matrix()
+    for key in sorted(found.keys() | fine.series.keys()):
+        runs = sorted([*found.get(key, []), *fine.series.get(key, [])], key=lambda r: r.first)
+        out.extend_runs(key, runs)  # a series with no run left is not added
+    return out
+
+
+async def fetch(
+    client: PrometheusClient,
+    queries: list[Query],
+    grid: Grid,
+    progress: ProgressCallback | None = None,
+    max_points: int = MAX_POINTS,
+    *,
+    coarse_first: bool = False,
+) -> dict[str, Matrix]:
+    """Run every query of the plan over the grid, in parallel; ``progress`` after each
+    request of a plain fetch, or each level of a levelled one (``coarse_first``, when the
+    grid allows it: :func:`levels`)."""
+    sizes = levels(grid) if coarse_first else []
+    steps = len(sizes) + 1 if sizes else len(grid.chunks(max_points))
+    total = steps * len(queries)
+    done = 0
+
+    def ticker(name: str) -> Callable[[], None]:
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, total, name)
+
+        return tick
+
+    failed_before, records_before = len(client.failed), len(client.records)
+    if sizes:
+        matrices = await asyncio.gather(
+            *(fetch_query(client, q, grid, max_points, ticker(q.name)) for q in queries)
+        )
+    else:
+        matrices = await asyncio.gather(
+            *(client.range(q, grid, ticker(q.name), max_points) for q in queries)
+        )
+    failed = client.failed[failed_before:]
+    if failed and len(client.records) == records_before:  # nothing answered: an error
+        raise PrometheusUnreachable(f"every range request failed; the first: {failed[0].error}")
+    return {q.name: m for q, m in zip(queries, matrices, strict=True)}
