@@ -312,7 +312,13 @@ def test_controls(report: tuple[Path, subprocess.CompletedProcess[str]]) -> None
     assert checks["exporter_scraped"]["result"] == "insufficient_data"
     ratio = controls["CC6.1"]["observed_ratio"]
     assert 0.4 < ratio < 0.9
-    assert {c["observed_ratio"] for c in controls.values()} == {ratio}  # one coverage figure
+    # One coverage definition: every control's figure is its verdict series' share of the
+    # period, capped by the exporter's coverage. A control's verdict series starts at the first
+    # evaluation that has all its inputs, so on a loaded machine one may start a scrape later
+    # (one step of this ~37-step period is 0.027); more than two steps apart is a second
+    # definition, not timing.
+    ratios = [c["observed_ratio"] for c in controls.values()]
+    assert max(ratios) - min(ratios) <= 0.06, ratios
 
 
 def test_thresholds_decide_pass_and_pass_with_gaps(scenario: Scenario) -> None:
