@@ -68,19 +68,21 @@ def test_lines_before_the_identification_are_skipped() -> None:
 
 def test_too_many_preamble_lines_is_not_ssh() -> None:
     events = feed(b"x\n" * (wire.MAX_PREAMBLE_LINES + 1))
-    assert events == [wire.ProtocolError(wire.ErrorReason.NOT_SSH, "no identification in 32 lines")]
+    assert events == [
+        wire.ProtocolError(wire.SSHWireFailure.NOT_SSH, "no identification in 32 lines")
+    ]
 
 
 def test_http_answer_is_not_ssh() -> None:
     (ev,) = feed(b"HTTP/1.1 400 Bad Request" + b"x" * 300)
     assert isinstance(ev, wire.ProtocolError)
-    assert ev.reason is wire.ErrorReason.NOT_SSH
+    assert ev.reason is wire.SSHWireFailure.NOT_SSH
 
 
 def test_identification_longer_than_255_bytes() -> None:
     (ev,) = feed(b"SSH-2.0-" + b"A" * 300 + b"\r\n")
     assert isinstance(ev, wire.ProtocolError)
-    assert ev.reason is wire.ErrorReason.IDENTIFICATION_TOO_LONG
+    assert ev.reason is wire.SSHWireFailure.IDENTIFICATION_TOO_LONG
 
 
 def test_identification_of_exactly_255_bytes_is_accepted() -> None:
@@ -94,7 +96,7 @@ def test_oversized_packet_is_refused_before_it_is_buffered() -> None:
     data = b"SSH-2.0-x\r\n" + struct.pack(">I", wire.MAX_PACKET + 1)
     events = feed(data)
     assert isinstance(events[-1], wire.ProtocolError)
-    assert events[-1].reason is wire.ErrorReason.PACKET_TOO_LARGE
+    assert events[-1].reason is wire.SSHWireFailure.PACKET_TOO_LARGE
 
 
 def test_packet_of_exactly_the_limit_is_waited_for() -> None:
@@ -106,13 +108,13 @@ def test_padding_that_eats_the_payload() -> None:
     data = b"SSH-2.0-x\r\n" + struct.pack(">IB", 8, 7) + b"\x00" * 7
     events = feed(data)
     assert isinstance(events[-1], wire.ProtocolError)
-    assert events[-1].reason is wire.ErrorReason.BAD_PACKET
+    assert events[-1].reason is wire.SSHWireFailure.BAD_PACKET
 
 
 def test_truncated_kexinit() -> None:
     events = feed(b"SSH-2.0-x\r\n" + wire.build_packet(KEXINIT[:40]))
     assert isinstance(events[-1], wire.ProtocolError)
-    assert events[-1].reason is wire.ErrorReason.MALFORMED_KEXINIT
+    assert events[-1].reason is wire.SSHWireFailure.MALFORMED_KEXINIT
 
 
 def test_name_list_with_empty_name_is_malformed() -> None:
@@ -142,7 +144,7 @@ def test_malformed_kex_reply() -> None:
     data = b"SSH-2.0-x\r\n" + wire.build_packet(bytes([31]) + struct.pack(">I", 1000) + b"x")
     events = feed(data)
     assert isinstance(events[-1], wire.ProtocolError)
-    assert events[-1].reason is wire.ErrorReason.MALFORMED_KEX_REPLY
+    assert events[-1].reason is wire.SSHWireFailure.MALFORMED_KEX_REPLY
 
 
 def test_eof_before_anything() -> None:
@@ -239,7 +241,7 @@ def test_invalid_server_values_are_refused() -> None:
 def test_binary_before_the_identification_is_not_ssh_at_once() -> None:
     (ev,) = feed(b"\x16\x03\x01\x02\x00")  # a TLS record: no need to wait for a line
     assert ev == wire.ProtocolError(
-        wire.ErrorReason.NOT_SSH, "the server did not send an SSH identification"
+        wire.SSHWireFailure.NOT_SSH, "the server did not send an SSH identification"
     )
 
 

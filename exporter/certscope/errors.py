@@ -11,6 +11,8 @@ enum               where it appears
 ``VerifyFailure``  ``certscope_cert_verification_failure{reason}``: why a chain is not accepted
 ``ScanFailure``    ``PostureScan.error``: why an enumeration is incomplete
 ``HelloFailure``   ``PostureScan.error``: why the server's hello bytes were rejected
+``SSHWireFailure`` the SSH codec's reason, in the detail of ``ssh_protocol_error`` (``not_ssh``
+                   becomes the probe's own reason)
 ``SourceFailure``  ``certscope_source_errors_total{reason}``: why a whole refresh failed (and,
                    at ``<namespace>/*`` or ``<service>/<region>``, a store-level failure
                    confined to one place)
@@ -117,6 +119,17 @@ class HelloFailure(StrEnum):
     MALFORMED = "malformed"
     BUFFER_LIMIT = "buffer_limit"
     TRUNCATED = "truncated"
+
+
+class SSHWireFailure(StrEnum):
+    """Why the server's bytes were not usable SSH (certscope.ssh.wire)."""
+
+    NOT_SSH = "not_ssh"
+    IDENTIFICATION_TOO_LONG = "identification_too_long"
+    PACKET_TOO_LARGE = "packet_too_large"
+    BAD_PACKET = "bad_packet"
+    MALFORMED_KEXINIT = "malformed_kexinit"
+    MALFORMED_KEX_REPLY = "malformed_kex_reply"
 
 
 class SourceFailure(StrEnum):

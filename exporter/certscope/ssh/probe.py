@@ -111,7 +111,7 @@ class _Conn:
         if isinstance(ev, wire.ProtocolError):
             reason = (
                 ProbeFailure.NOT_SSH
-                if ev.reason is wire.ErrorReason.NOT_SSH
+                if ev.reason is wire.SSHWireFailure.NOT_SSH
                 else ProbeFailure.SSH_PROTOCOL_ERROR
             )
             raise _Abort(Failure(reason, f"{ev.reason}: {ev.detail}"))

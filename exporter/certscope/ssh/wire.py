@@ -31,14 +31,15 @@ import struct
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import IntEnum
+
+from ..errors import SSHWireFailure
 
 __all__ = [
     "MAX_IDENTIFICATION_LINE",
     "MAX_PACKET",
     "ConnectionClosed",
     "Disconnect",
-    "ErrorReason",
     "Event",
     "Identification",
     "KexInit",
@@ -47,6 +48,7 @@ __all__ = [
     "NeedMoreData",
     "OtherMessage",
     "ProtocolError",
+    "SSHWireFailure",
     "ServerParser",
     "build_disconnect",
     "build_kex_init",
@@ -79,17 +81,6 @@ class Message(IntEnum):
     NEWKEYS = 21
     KEX_INIT = 30  # KEXDH_INIT (RFC 4253 8) and KEX_ECDH_INIT (RFC 5656 4) share the number
     KEX_REPLY = 31  # KEXDH_REPLY and KEX_ECDH_REPLY
-
-
-class ErrorReason(StrEnum):
-    """Why the server's bytes were not usable SSH. A public contract (label values)."""
-
-    NOT_SSH = "not_ssh"
-    IDENTIFICATION_TOO_LONG = "identification_too_long"
-    PACKET_TOO_LARGE = "packet_too_large"
-    BAD_PACKET = "bad_packet"
-    MALFORMED_KEXINIT = "malformed_kexinit"
-    MALFORMED_KEX_REPLY = "malformed_kex_reply"
 
 
 # --- events ---------------------------------------------------------------------------------
@@ -151,7 +142,7 @@ class ConnectionClosed:
 
 @dataclass(frozen=True)
 class ProtocolError:
-    reason: ErrorReason
+    reason: SSHWireFailure
     detail: str
 
 
@@ -352,7 +343,7 @@ class ServerParser:
         self._done = True
         self._buf.clear()
 
-    def _error(self, reason: ErrorReason, detail: str) -> None:
+    def _error(self, reason: SSHWireFailure, detail: str) -> None:
         self._finish(ProtocolError(reason, detail))
 
     def _parse(self) -> None:
@@ -368,7 +359,7 @@ class ServerParser:
             # Preamble lines and the identification are text; binary bytes (TLS, garbage) or
             # an HTTP status line mean the port speaks something else: say so at once
             # instead of waiting for a line that never comes.
-            self._error(ErrorReason.NOT_SSH, "the server did not send an SSH identification")
+            self._error(SSHWireFailure.NOT_SSH, "the server did not send an SSH identification")
             return False
         if end == -1:
             if len(self._buf) > MAX_IDENTIFICATION_LINE:
@@ -386,28 +377,28 @@ class ServerParser:
             return True
         self._preamble_lines += 1
         if self._preamble_lines > MAX_PREAMBLE_LINES:
-            self._error(ErrorReason.NOT_SSH, f"no identification in {MAX_PREAMBLE_LINES} lines")
+            self._error(SSHWireFailure.NOT_SSH, f"no identification in {MAX_PREAMBLE_LINES} lines")
             return False
         return True
 
     def _too_long(self) -> None:
         if self._buf.startswith(b"SSH-"):
             self._error(
-                ErrorReason.IDENTIFICATION_TOO_LONG,
+                SSHWireFailure.IDENTIFICATION_TOO_LONG,
                 f"identification line longer than {MAX_IDENTIFICATION_LINE} bytes",
             )
         else:
-            self._error(ErrorReason.NOT_SSH, "the server did not send an SSH identification")
+            self._error(SSHWireFailure.NOT_SSH, "the server did not send an SSH identification")
 
     def _parse_packet(self) -> bool:
         if len(self._buf) < 4:
             return False
         length = struct.unpack(">I", self._buf[:4])[0]
         if length > MAX_PACKET:
-            self._error(ErrorReason.PACKET_TOO_LARGE, f"packet of {length} bytes > {MAX_PACKET}")
+            self._error(SSHWireFailure.PACKET_TOO_LARGE, f"packet of {length} bytes > {MAX_PACKET}")
             return False
         if length < 5:
-            self._error(ErrorReason.BAD_PACKET, f"packet length {length} is too short")
+            self._error(SSHWireFailure.BAD_PACKET, f"packet length {length} is too short")
             return False
         if len(self._buf) < 4 + length:
             return False
@@ -415,7 +406,7 @@ class ServerParser:
         del self._buf[: 4 + length]
         pad = packet[0]
         if pad + 1 >= length:
-            self._error(ErrorReason.BAD_PACKET, f"padding {pad} leaves no payload")
+            self._error(SSHWireFailure.BAD_PACKET, f"padding {pad} leaves no payload")
             return False
         self._message(packet[1 : length - pad])
         return True
@@ -428,14 +419,14 @@ class ServerParser:
             try:
                 self._events.append(parse_kexinit(payload))
             except ValueError as exc:
-                self._error(ErrorReason.MALFORMED_KEXINIT, str(exc))
+                self._error(SSHWireFailure.MALFORMED_KEXINIT, str(exc))
             return
         if number == Message.KEX_REPLY:
             try:
                 r = _Reader(payload[1:])
                 self._events.append(KexReply(r.string(), r.string(), r.string()))
             except _Malformed as exc:
-                self._error(ErrorReason.MALFORMED_KEX_REPLY, str(exc))
+                self._error(SSHWireFailure.MALFORMED_KEX_REPLY, str(exc))
             return
         if number == Message.DISCONNECT:
             try:
