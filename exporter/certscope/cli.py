@@ -180,12 +180,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import make_app, reload_config
 
     web_config = load_web_config(args.web_config_file) if args.web_config_file else WebConfig()
+    guard = Guard(web_config)
     app = make_app(
         config,
         lambda: _loader(args.config_file, shard),
         lifecycle=args.enable_lifecycle,
-        middlewares=(Guard(web_config).middleware,),
+        middlewares=(guard.middleware,),
     )
+    app.on_response_prepare.append(guard.add_headers)
 
     async def _on_startup(app: web.Application) -> None:
         loop = asyncio.get_running_loop()

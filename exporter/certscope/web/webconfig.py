@@ -330,7 +330,7 @@ def _peer_names(request: web.Request) -> set[str]:
 
 
 class Guard:
-    """Middleware: client certificate SANs, basic authentication, response headers."""
+    """Middleware (client certificate SANs, basic authentication) and response headers."""
 
     def __init__(self, config: WebConfig) -> None:
         self.config = config
@@ -367,10 +367,13 @@ class Guard:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        response = await self._check(request) or await handler(request)
+        return await self._check(request) or await handler(request)
+
+    async def add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        """``on_response_prepare``: the configured headers on every response, streamed ones
+        (``/metrics`` sends its headers before the handler returns) included."""
         for name, value in self.config.headers:
             response.headers[name] = value
-        return response
 
     async def _check(self, request: web.Request) -> web.StreamResponse | None:
         tls = self.config.tls
