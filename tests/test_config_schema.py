@@ -99,6 +99,11 @@ policy:
             'sources[0].namespace: unknown key (did you mean "namespaces"?)',
         ),
         ("scheduler: {zzz: 1}", "scheduler.zzz: unknown key"),
+        (
+            "policy: {exceptions: [{tagret: web, rule: cert_expired, owner: o, reason: r,"
+            " expires: 2027-01-01}]}",
+            'policy.exceptions[0].tagret: unknown key (did you mean "target"?)',
+        ),
     ],
 )
 def test_unknown_keys_suggest_the_nearest_known_one(text: str, expected: str) -> None:
@@ -125,6 +130,25 @@ policy: {min_protocol: TLSv9, ssh: {allowed_algorithm_classes: [excellent]}}
         "policy.min_protocol: must be one of " + ", ".join(PROTOCOL_NAMES),
         "policy.ssh.allowed_algorithm_classes: unknown value 'excellent'; allowed: "
         + ", ".join(SSH_ALGORITHM_CLASSES),
+    ]
+
+
+def test_a_mapping_lists_its_unknown_keys_before_its_other_problems() -> None:
+    """Keys are read before values: a misspelt key explains the "is required" after it."""
+    found = problems(
+        "policy:\n  min_rsa_bits: 1\n  ssh: {max_key_age: 0, zzz: 1}\n  exceptions:\n"
+        "    - {tgt: web, rule: '{rule}', owner: o, reason: r, expires: 2027-01-01}\n"
+        "  mn_protocol: TLSv1.2\n"
+    )
+    assert found == [
+        'policy.mn_protocol: unknown key (did you mean "min_protocol"?)',
+        'policy.exceptions[0].tgt: unknown key (did you mean "target"?)',
+        "policy.exceptions[0].target: is required",
+        # Braces in the input are quoted as they are, not read as a message template.
+        "policy.exceptions[0].rule: unknown rule '{rule}'; rules: " + ", ".join(RULE_IDS),
+        "policy.min_rsa_bits: must be a number from 512 to 16384",
+        "policy.ssh.zzz: unknown key",
+        "policy.ssh.max_key_age: must be positive",
     ]
 
 

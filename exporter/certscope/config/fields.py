@@ -1,0 +1,231 @@
+"""The declarative schema's vocabulary: pydantic field types that speak the configuration's
+messages, and the mapping of pydantic's errors to located problems.
+
+Each type validates one YAML value the way the configuration has always been read (a string
+or a list for a list of strings, ``30s`` or a number for a duration, a real boolean for a flag)
+and fails with the project's own wording, so a model written with them reports exactly what
+the hand-written reader did. :func:`report` turns a :class:`pydantic.ValidationError` into
+problems located like ``policy.exceptions[1].rule``: unknown keys (``extra="forbid"``) get the
+nearest known key suggested, listed before the other problems of the same mapping.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import types
+from collections.abc import Sequence
+from typing import Annotated, Union, get_args, get_origin
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainValidator, ValidationError
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from .checker import Checker, type_name
+from .durations import format_duration, parse_duration
+
+# Every problem the types below raise has this error type; its message is the problem's text.
+_PROBLEM = "certscope"
+
+
+def problem(msg: str) -> PydanticCustomError:
+    """The error a validator raises: ``msg`` is reported as it is, at the field's location."""
+    # No context is given, so braces in quoted input are not read as template fields.
+    return PydanticCustomError(_PROBLEM, msg)
+
+
+class Section(BaseModel):
+    """A mapping of the configuration: unknown keys are errors, the parsed model is frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+# --- values ---------------------------------------------------------------------------------
+
+
+def _text(v: object) -> str | None:
+    if v is None:
+        return None  # an explicit null reads as the key left out
+    if not isinstance(v, str) or not v.strip():
+        raise problem(f"must be a non-empty string, got {type_name(v)}")
+    return v
+
+
+def required_text(v: object) -> str:
+    text = _text(v)
+    if text is None:
+        raise problem("is required")
+    return text
+
+
+def _texts(v: object) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+        raise problem("must be a list of non-empty strings")
+    return tuple(v)
+
+
+def _flag(v: object) -> bool:
+    if not isinstance(v, bool):
+        raise problem(f"must be true or false, got {type_name(v)}")
+    return v
+
+
+def one_of(allowed: Sequence[str], msg: str) -> PlainValidator:
+    """A non-empty string from ``allowed``; anything else fails with ``msg``."""
+
+    def check(v: object) -> str | None:
+        text = _text(v)
+        if text is not None and text not in allowed:
+            raise problem(msg)
+        return text
+
+    return PlainValidator(check)
+
+
+def choices(allowed: Sequence[str]) -> PlainValidator:
+    """A list of values from ``allowed`` (a single string is a list of one)."""
+
+    def check(v: object) -> tuple[str, ...]:
+        values = _texts(v)
+        bad = [x for x in values if x not in allowed]
+        if bad:
+            raise problem(f"unknown value {bad[0]!r}; allowed: {', '.join(allowed)}")
+        return values
+
+    return PlainValidator(check)
+
+
+def duration(minimum: float = 0.0) -> PlainValidator:
+    """A duration (``1h30m``, ``500ms``, or seconds) of at least ``minimum``."""
+
+    def check(v: object) -> float:
+        try:
+            seconds = parse_duration(v)
+        except ValueError as exc:
+            raise problem(str(exc)) from None
+        if seconds < minimum:
+            raise problem(f"must be at least {format_duration(minimum)}")
+        return seconds
+
+    return PlainValidator(check)
+
+
+def number(lo: float, hi: float) -> PlainValidator:
+    """A finite number from ``lo`` to ``hi`` (a boolean is not a number)."""
+
+    def check(v: object) -> float:
+        # NaN fails every comparison, but say so explicitly: a NaN that slipped through would
+        # poison every computation it reaches.
+        ok = isinstance(v, int | float) and not isinstance(v, bool)
+        if not ok or (isinstance(v, float) and not math.isfinite(v)) or not lo <= v <= hi:  # type: ignore[operator]
+            raise problem(f"must be a number from {lo:g} to {hi:g}")
+        return float(v)  # type: ignore[arg-type]
+
+    return PlainValidator(check)
+
+
+def listed(msg: str) -> BeforeValidator:
+    """A list (null: empty) whose items the annotated item type validates; else ``msg``."""
+
+    def check(v: object) -> object:
+        if v is None:
+            return []
+        if not isinstance(v, list):
+            raise problem(msg.format(got=type_name(v)))
+        return v
+
+    return BeforeValidator(check)
+
+
+def string_list() -> BeforeValidator:
+    """A list of non-empty strings (one string is a list of one) whose items are then checked."""
+    return BeforeValidator(lambda v: list(_texts(v)))
+
+
+Text = Annotated[str | None, PlainValidator(_text)]
+RequiredText = Annotated[str, PlainValidator(required_text)]
+Texts = Annotated[tuple[str, ...], PlainValidator(_texts)]
+Flag = Annotated[bool | None, PlainValidator(_flag)]
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def report(c: Checker, exc: ValidationError, model: type[BaseModel], loc: str) -> None:
+    """Record every error of ``exc`` (from validating ``model`` at ``loc``) on ``c``."""
+    errors = exc.errors(include_url=False, include_context=False)
+    for err in _in_reading_order(errors):
+        path = tuple(p for p in err["loc"] if p != "[key]")
+        c.add(_where(loc, path), _message(err, model, path))
+
+
+def _message(err: ErrorDetails, model: type[BaseModel], path: tuple[int | str, ...]) -> str:
+    kind = err["type"]
+    if kind == _PROBLEM:
+        return err["msg"]
+    if kind == "extra_forbidden":
+        known = _fields_at(model, path[:-1])
+        hint = difflib.get_close_matches(str(path[-1]), known, n=1)
+        return "unknown key" + (f' (did you mean "{hint[0]}"?)' if hint else "")
+    if kind == "missing":
+        return "is required"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"must be a mapping, got {type_name(err['input'])}"
+    # Every field is declared with the types above, so this is a schema bug; say what failed.
+    return f"is invalid ({kind})"
+
+
+def _in_reading_order(errors: list[ErrorDetails]) -> list[ErrorDetails]:
+    """pydantic lists a mapping's unknown keys after its fields' problems; a reader looks at a
+    mapping's keys first, so they move ahead of the other problems of their mapping."""
+    first: dict[tuple[int | str, ...], int] = {}
+    for i, err in enumerate(errors):
+        for k in range(1, len(err["loc"]) + 1):
+            first.setdefault(tuple(err["loc"][:k]), i)
+
+    def key(err: ErrorDetails) -> tuple[int, ...]:
+        loc = tuple(err["loc"])
+        ranks = [first[loc[:k]] for k in range(1, len(loc) + 1)]
+        if err["type"] == "extra_forbidden":
+            ranks[-1] = -1
+        return tuple(ranks)
+
+    return sorted(errors, key=key)
+
+
+def _where(loc: str, path: tuple[int | str, ...]) -> str:
+    out = loc
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out = f"{out}.{part}" if out else part
+    return out
+
+
+def _fields_at(model: type[BaseModel], path: tuple[int | str, ...]) -> tuple[str, ...]:
+    """The keys the mapping at ``path`` (under ``model``) accepts, for the suggestion."""
+    found = _model_at(model, path)
+    return tuple(found.model_fields) if found else ()
+
+
+def _model_at(ann: object, path: tuple[int | str, ...]) -> type[BaseModel] | None:
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        if not path:
+            return ann
+        field = ann.model_fields.get(str(path[0]))
+        return _model_at(field.annotation, path[1:]) if field else None
+    origin = get_origin(ann)
+    if origin is Annotated:
+        return _model_at(get_args(ann)[0], path)
+    if origin in (Union, types.UnionType):
+        inner = (_model_at(a, path) for a in get_args(ann) if a is not type(None))
+        return next((m for m in inner if m), None)
+    if origin in (list, tuple, dict) and path:
+        # A list's index or a mapping's key steps into the item type (``tuple[X, ...]``: X).
+        args = get_args(ann)
+        return _model_at(args[-1] if origin is dict else args[0], path[1:])
+    return None
