@@ -236,3 +236,27 @@ def test_imports_flow_one_way(module: str, use: str, forbidden: str) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "False"
+
+
+def test_the_declared_sections_accept_exactly_the_listed_keys() -> None:
+    """keys.py is what the chart's values.schema.json is held to; the models are what the
+    configuration is read with. A key added to one and not the other fails here."""
+    from pydantic import BaseModel
+
+    from certscope.config import keys
+    from certscope.config.schema import DefaultsModel, SchedulerModel
+    from certscope.config.schema_policy import PolicyModel, SSHPolicyModel, WaiverModel
+    from certscope.config.schema_targets import ProbeModel
+    from certscope.config.schema_tls import TLSModel
+
+    pairs: list[tuple[type[BaseModel], tuple[str, ...]]] = [
+        (DefaultsModel, keys.DEFAULT_KEYS),
+        (SchedulerModel, ("concurrency", "jitter")),
+        (PolicyModel, keys.POLICY_KEYS),
+        (SSHPolicyModel, keys.SSH_POLICY_KEYS),
+        (WaiverModel, keys.EXCEPTION_KEYS),
+        (ProbeModel, keys.PROBE_KEYS),
+        (TLSModel, keys.TLS_KEYS),
+    ]
+    for model, listed in pairs:
+        assert set(model.model_fields) == set(listed), model.__name__

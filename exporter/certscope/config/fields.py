@@ -15,22 +15,30 @@ import difflib
 import math
 import types
 from collections.abc import Sequence
-from typing import Annotated, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainValidator, ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from .checker import Checker, type_name
+from .labels import LABEL_NAME_RE, RESERVED_LABELS
+
+if TYPE_CHECKING:
+    from .checker import Checker
 from .durations import format_duration, parse_duration
 
 # Every problem the types below raise has this error type; its message is the problem's text.
 _PROBLEM = "certscope"
 
 
-def problem(msg: str) -> PydanticCustomError:
-    """The error a validator raises: ``msg`` is reported as it is, at the field's location."""
+#: A problem about the mapping as a whole, reported at the mapping's own location.
+HERE = "certscope_here"
+
+
+def problem(msg: str, kind: str = _PROBLEM) -> PydanticCustomError:
+    """The error a validator raises: ``msg`` is reported as it is, at the field's location
+    (``kind=HERE``: at the location of the mapping that holds the field)."""
     # No context is given, so braces in quoted input are not read as template fields.
-    return PydanticCustomError(_PROBLEM, msg)
+    return PydanticCustomError(kind, msg)
 
 
 class Section(BaseModel):
@@ -42,7 +50,7 @@ class Section(BaseModel):
 # --- values ---------------------------------------------------------------------------------
 
 
-def _text(v: object) -> str | None:
+def text(v: object) -> str | None:
     if v is None:
         return None  # an explicit null reads as the key left out
     if not isinstance(v, str) or not v.strip():
@@ -51,13 +59,13 @@ def _text(v: object) -> str | None:
 
 
 def required_text(v: object) -> str:
-    text = _text(v)
-    if text is None:
+    given = text(v)
+    if given is None:
         raise problem("is required")
-    return text
+    return given
 
 
-def _texts(v: object) -> tuple[str, ...]:
+def texts(v: object) -> tuple[str, ...]:
     if v is None:
         return ()
     if isinstance(v, str):
@@ -77,10 +85,10 @@ def one_of(allowed: Sequence[str], msg: str) -> PlainValidator:
     """A non-empty string from ``allowed``; anything else fails with ``msg``."""
 
     def check(v: object) -> str | None:
-        text = _text(v)
-        if text is not None and text not in allowed:
+        given = text(v)
+        if given is not None and given not in allowed:
             raise problem(msg)
-        return text
+        return given
 
     return PlainValidator(check)
 
@@ -89,7 +97,7 @@ def choices(allowed: Sequence[str]) -> PlainValidator:
     """A list of values from ``allowed`` (a single string is a list of one)."""
 
     def check(v: object) -> tuple[str, ...]:
-        values = _texts(v)
+        values = texts(v)
         bad = [x for x in values if x not in allowed]
         if bad:
             raise problem(f"unknown value {bad[0]!r}; allowed: {', '.join(allowed)}")
@@ -142,12 +150,67 @@ def listed(msg: str) -> BeforeValidator:
 
 def string_list() -> BeforeValidator:
     """A list of non-empty strings (one string is a list of one) whose items are then checked."""
-    return BeforeValidator(lambda v: list(_texts(v)))
+    return BeforeValidator(lambda v: list(texts(v)))
 
 
-Text = Annotated[str | None, PlainValidator(_text)]
+def file_problem(path: str, pem_certs: bool = False) -> str | None:
+    """Why the file at ``path`` cannot serve (None: it can be read, and for ``pem_certs`` holds
+    a PEM certificate). Read when the configuration is checked, so a typo fails at once."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4 * 1024 * 1024)
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    if pem_certs and b"-----BEGIN CERTIFICATE-----" not in head:
+        return f"{path} contains no PEM certificate"
+    return None
+
+
+def label_name_problem(k: object) -> str | None:
+    """Why ``k`` cannot be a configured label name (None: it can)."""
+    if not isinstance(k, str) or not LABEL_NAME_RE.match(k) or k.startswith("__"):
+        return "is not a valid Prometheus label name"
+    if k in RESERVED_LABELS:
+        return "is a label name certscope sets itself; choose another"
+    return None
+
+
+def label_value_problem(v: object) -> str | None:
+    """Why ``v`` cannot be a label value (None: it can, as text)."""
+    if not isinstance(v, str | int | float) or isinstance(v, bool):
+        return f"label values must be strings, got {type_name(v)}"
+    return None
+
+
+def _label_name(k: object) -> str:
+    why = label_name_problem(k)
+    if why:
+        raise problem(why)
+    return str(k)
+
+
+def _label_value(v: object) -> str:
+    why = label_value_problem(v)
+    if why:
+        raise problem(why)
+    return str(v)
+
+
+def _label_map(v: object) -> object:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise problem(f"must be a mapping of label names to values, got {type_name(v)}")
+    return v
+
+
+Labels = Annotated[
+    dict[Annotated[str, PlainValidator(_label_name)], Annotated[str, PlainValidator(_label_value)]],
+    BeforeValidator(_label_map),
+]
+Text = Annotated[str | None, PlainValidator(text)]
 RequiredText = Annotated[str, PlainValidator(required_text)]
-Texts = Annotated[tuple[str, ...], PlainValidator(_texts)]
+Texts = Annotated[tuple[str, ...], PlainValidator(texts)]
 Flag = Annotated[bool | None, PlainValidator(_flag)]
 
 
@@ -157,9 +220,23 @@ Flag = Annotated[bool | None, PlainValidator(_flag)]
 def report(c: Checker, exc: ValidationError, model: type[BaseModel], loc: str) -> None:
     """Record every error of ``exc`` (from validating ``model`` at ``loc``) on ``c``."""
     errors = exc.errors(include_url=False, include_context=False)
+    # A mapping with an unknown key is not judged as a whole: the key may be the misspelt half.
+    unknown = {tuple(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"}
+    # A mapping's value is not judged when its key is already wrong.
+    bad_keys = {_path(e) for e in errors if "[key]" in e["loc"]}
     for err in _in_reading_order(errors):
-        path = tuple(p for p in err["loc"] if p != "[key]")
+        path = _path(err)
+        if path in bad_keys and "[key]" not in err["loc"]:
+            continue
+        if err["type"] == HERE:
+            if path[:-1] not in unknown:
+                c.add(_where(loc, path[:-1]), err["msg"])
+            continue
         c.add(_where(loc, path), _message(err, model, path))
+
+
+def _path(err: ErrorDetails) -> tuple[int | str, ...]:
+    return tuple(p for p in err["loc"] if p != "[key]")
 
 
 def _message(err: ErrorDetails, model: type[BaseModel], path: tuple[int | str, ...]) -> str:
@@ -229,3 +306,16 @@ def _model_at(ann: object, path: tuple[int | str, ...]) -> type[BaseModel] | Non
         args = get_args(ann)
         return _model_at(args[-1] if origin is dict else args[0], path[1:])
     return None
+
+
+def type_name(v: object) -> str:
+    """How a problem names the YAML type it got."""
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "nothing",
+    }.get(type(v), type(v).__name__)

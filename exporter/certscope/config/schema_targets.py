@@ -1,76 +1,31 @@
-"""The ``targets:`` entries, their TLS options and the ``probe:`` section → model types."""
+"""The ``targets:`` entries and the ``probe:`` section (declared) → model types."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, ValidationError
 
 from ..net import PortError, is_hostname, is_ip, join_address, split_address
-from ..tls.options import MAX_HANDSHAKE_BYTES_RANGE, RevocationOptions, TLSOptions
+from ..tls.options import TLSOptions
 from .checker import Checker, join
-from .keys import PROBE_KEYS, TARGET_KEYS, TLS_KEYS, TLS_ONLY_KEYS
+from .fields import Section, duration, number, problem, report, string_list
+from .keys import TARGET_KEYS, TLS_ONLY_KEYS
 from .model import (
     DEFAULT_PROBE_CONCURRENCY,
     MIN_ENUMERATE_INTERVAL,
     MIN_INTERVAL,
     MIN_TIMEOUT,
-    STARTTLS_PROTOCOLS,
     TARGET_PROTOCOLS,
     ProbeSettings,
     Target,
 )
+from .schema_tls import TLSModel, tls_options
 
-
-def _tls_options(c: Checker, d: Mapping[str, Any], loc: str, base: TLSOptions) -> TLSOptions:
-    sni = c.string(d, "sni", loc)
-    if sni is not None and not is_hostname(sni):
-        c.add(join(loc, "sni"), f"{sni!r} is not a valid host name")
-    starttls = c.string(d, "starttls", loc)
-    if starttls is not None and starttls not in STARTTLS_PROTOCOLS:
-        c.add(join(loc, "starttls"), f"must be one of {', '.join(STARTTLS_PROTOCOLS)}")
-        starttls = None
-    alpn = c.strings(d, "alpn", loc) if "alpn" in d else base.alpn
-    ca_file = c.readable_file(c.string(d, "ca_file", loc), join(loc, "ca_file"), pem_certs=True)
-    cert = c.readable_file(c.string(d, "client_cert", loc), join(loc, "client_cert"))
-    key = c.readable_file(c.string(d, "client_key", loc), join(loc, "client_key"))
-    if (cert is None) != (key is None) and not c.problems_at(loc):
-        c.add(loc, "client_cert and client_key must be given together")
-    return TLSOptions(
-        sni=sni,
-        starttls=starttls,
-        alpn=alpn,
-        ca_file=ca_file if "ca_file" in d else base.ca_file,
-        client_cert=cert,
-        client_key=key,
-        timeout=c.duration(d, "timeout", loc, base.timeout, MIN_TIMEOUT),
-        max_handshake_bytes=max_handshake_bytes(c, d, loc, base.max_handshake_bytes),
-        revocation=revocation_options(c, d, loc, base.revocation),
-    )
-
-
-def revocation_options(
-    c: Checker, d: Mapping[str, Any], loc: str, base: RevocationOptions
-) -> RevocationOptions:
-    """``revocation: false`` (no fetching), or a mapping of the RevocationOptions fields."""
-    if "revocation" not in d:
-        return base
-    raw, rloc = d["revocation"], join(loc, "revocation")
-    if isinstance(raw, bool):
-        return RevocationOptions(ocsp=raw, crl=raw, timeout=base.timeout)
-    rd = c.mapping(raw, rloc, ("ocsp", "crl", "timeout", "max_crl_bytes"))
-    return RevocationOptions(
-        ocsp=c.boolean(rd, "ocsp", rloc, base.ocsp),
-        crl=c.boolean(rd, "crl", rloc, base.crl),
-        timeout=c.duration(rd, "timeout", rloc, base.timeout, MIN_TIMEOUT),
-        max_crl_bytes=int(c.number(rd, "max_crl_bytes", rloc, base.max_crl_bytes, 1024, 2**30)),
-    )
-
-
-def max_handshake_bytes(c: Checker, d: Mapping[str, Any], loc: str, default: int) -> int:
-    low, high = MAX_HANDSHAKE_BYTES_RANGE
-    return int(c.number(d, "max_handshake_bytes", loc, default, low, high))
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -116,7 +71,7 @@ def build_target(c: Checker, raw: object, loc: str, td: TargetDefaults) -> Targe
             host = None
     else:
         c.add(join(loc, "address"), "is required (host:port)")
-    tls = _tls_options(c, d, loc, defaults)
+    tls = tls_options(c, d, loc, defaults)
     own = c.labels(d.get("labels"), join(loc, "labels"))
     name = c.string(d, "name", loc)
     t_interval = c.duration(d, "interval", loc, interval, MIN_INTERVAL)
@@ -132,7 +87,7 @@ def build_target(c: Checker, raw: object, loc: str, td: TargetDefaults) -> Targe
         d, "enumerate_interval", loc, td.enumerate_interval, MIN_ENUMERATE_INTERVAL
     )
     protocol = _target_protocol(c, d, loc)
-    if host is None or not port:
+    if host is None or not port or tls is None:
         return None
     if tls.timeout >= t_interval:
         c.add(join(loc, "timeout"), "must be shorter than the interval")
@@ -150,42 +105,64 @@ def build_target(c: Checker, raw: object, loc: str, td: TargetDefaults) -> Targe
     )
 
 
+def _pattern(pat: str) -> str:
+    if ":" not in pat:
+        raise problem("patterns are host:port, e.g. '*.example.com:443'")
+    return pat
+
+
+def _network(cidr: str) -> IPNetwork:
+    try:
+        return ipaddress.ip_network(cidr.strip())
+    except ValueError as exc:
+        raise problem(f"is not a network such as 10.0.0.0/8: {exc}") from None
+
+
+def _modules(v: object) -> object:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise problem("must be a mapping of module names to settings")
+    # A module left empty (``mail:``) is the defaults; its name is text whatever YAML made it.
+    return {str(k): {} if m is None else m for k, m in v.items()}
+
+
+class ProbeModel(Section):
+    """``probe:``: what ``/probe`` may reach, and its modules (named TLS option sets)."""
+
+    allowed_targets: Annotated[
+        tuple[Annotated[str, AfterValidator(_pattern)], ...], string_list()
+    ] = ()
+    allowed_networks: Annotated[
+        tuple[Annotated[IPNetwork, PlainValidator(_network)], ...], string_list()
+    ] = ()
+    timeout: Annotated[float | None, duration(MIN_TIMEOUT)] = None
+    modules: Annotated[dict[str, TLSModel], BeforeValidator(_modules)] = Field(default_factory=dict)
+    max_concurrent: Annotated[float | None, number(1, 10000)] = None
+
+    def build(self, defaults: TLSOptions) -> ProbeSettings:
+        base = TLSOptions(
+            alpn=defaults.alpn,
+            ca_file=defaults.ca_file,
+            timeout=self.timeout or defaults.timeout,
+            revocation=defaults.revocation,
+        )
+        return ProbeSettings(
+            allowed_targets=self.allowed_targets,
+            allowed_networks=self.allowed_networks,
+            max_concurrent=int(self.max_concurrent or DEFAULT_PROBE_CONCURRENCY),
+            modules={name: m.build(base) for name, m in self.modules.items()},
+            default=base,
+        )
+
+
 def build_probe(c: Checker, raw: object, defaults: TLSOptions) -> ProbeSettings:
-    d = c.mapping(raw, "probe", PROBE_KEYS)
-    patterns = c.strings(d, "allowed_targets", "probe")
-    for i, pat in enumerate(patterns):
-        if ":" not in pat:
-            c.add(f"probe.allowed_targets[{i}]", "patterns are host:port, e.g. '*.example.com:443'")
-    networks = []
-    for i, cidr in enumerate(c.strings(d, "allowed_networks", "probe")):
-        try:
-            networks.append(ipaddress.ip_network(cidr.strip()))
-        except ValueError as exc:
-            c.add(f"probe.allowed_networks[{i}]", f"is not a network such as 10.0.0.0/8: {exc}")
-    base = TLSOptions(
-        alpn=defaults.alpn,
-        ca_file=defaults.ca_file,
-        timeout=c.duration(d, "timeout", "probe", defaults.timeout, MIN_TIMEOUT),
-        revocation=defaults.revocation,
-    )
-    modules: dict[str, TLSOptions] = {}
-    raw_modules = d.get("modules") or {}
-    if not isinstance(raw_modules, dict):
-        c.add("probe.modules", "must be a mapping of module names to settings")
-        raw_modules = {}
-    for mname, mraw in raw_modules.items():
-        mloc = f"probe.modules.{mname}"
-        md = c.mapping(mraw, mloc, TLS_KEYS)
-        modules[str(mname)] = _tls_options(c, md, mloc, base)
-    return ProbeSettings(
-        allowed_targets=patterns,
-        allowed_networks=tuple(networks),
-        max_concurrent=int(
-            c.number(d, "max_concurrent", "probe", DEFAULT_PROBE_CONCURRENCY, 1, 10000)
-        ),
-        modules=modules,
-        default=base,
-    )
+    """Validate the ``probe:`` section; on problems, record them and return the defaults."""
+    try:
+        return ProbeModel.model_validate({} if raw is None else raw).build(defaults)
+    except ValidationError as exc:
+        report(c, exc, ProbeModel, "probe")
+        return ProbeModel().build(defaults)
 
 
 def _target_protocol(c: Checker, d: Mapping[str, Any], loc: str) -> str:
