@@ -260,3 +260,25 @@ def test_the_declared_sections_accept_exactly_the_listed_keys() -> None:
     ]
     for model, listed in pairs:
         assert set(model.model_fields) == set(listed), model.__name__
+
+
+def test_a_bad_option_does_not_hide_the_checks_across_fields_and_entries() -> None:
+    """A field with a problem takes its default; the rest of the entry is still judged, so the
+    duplicate name, the timeout against the interval and the expected source still fire."""
+    found = problems(
+        """
+targets:
+  - {address: a.test:443, name: web, sni: "bad host", timeout: 1m, interval: 30s,
+     expects: {source: nowhere}}
+  - {address: b.test:443, name: web, revocation: {ocps: false}}
+defaults: {timeout: 0s, interval: 40s}
+"""
+    )
+    assert found == [
+        "defaults.timeout: must be positive",
+        "targets[0].sni: 'bad host' is not a valid host name",
+        "targets[0].timeout: must be shorter than the interval",
+        'targets[1].revocation.ocps: unknown key (did you mean "ocsp"?)',
+        "targets[1].name: duplicate target name 'web' (first at targets[0])",
+        "targets[0].expects.source: no source named 'nowhere'",
+    ]

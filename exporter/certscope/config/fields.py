@@ -15,7 +15,7 @@ import difflib
 import math
 import types
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainValidator, ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
@@ -45,6 +45,9 @@ class Section(BaseModel):
     """A mapping of the configuration: unknown keys are errors, the parsed model is frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+_M = TypeVar("_M", bound=Section)
 
 
 # --- values ---------------------------------------------------------------------------------
@@ -215,6 +218,26 @@ Flag = Annotated[bool | None, PlainValidator(_flag)]
 
 
 # --- errors ---------------------------------------------------------------------------------
+
+
+def validate(c: Checker, model: type[_M], raw: object, loc: str, **context: object) -> _M:
+    """``raw`` (null: an empty mapping) as ``model``, its problems recorded on ``c``.
+
+    A field with a problem takes its default and the others keep their values, as a reader
+    that goes on after a problem would: what is checked across fields and entries (a target's
+    timeout against its interval, duplicate names) still sees every value that was valid.
+    """
+    data = {} if raw is None else raw
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        report(c, exc, model, loc)
+        bad = {e["loc"][0] for e in exc.errors() if e["loc"]}
+        if not isinstance(data, dict):
+            return model()
+        kept = {k: v for k, v in data.items() if k not in bad}
+        # A check about the mapping as a whole has been said or has no say once a field is out.
+        return model.model_validate(kept, context={**context, "clean": False})
 
 
 def report(c: Checker, exc: ValidationError, model: type[BaseModel], loc: str) -> None:

@@ -7,9 +7,9 @@ is raised (see :mod:`.checker`); the sections are read by :mod:`.schema_targets`
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from ..errors import ConfigError
 from ..tls.options import (
@@ -19,7 +19,7 @@ from ..tls.options import (
     TLSOptions,
 )
 from .checker import Checker, join, type_name
-from .fields import Flag, Labels, Section, Texts, duration, number, report
+from .fields import Flag, Labels, Section, Texts, duration, number, validate
 from .keys import TOP_KEYS
 from .model import (
     DEFAULT_CONCURRENCY,
@@ -43,8 +43,8 @@ def build_config(raw: object, origin: str) -> Config:
     """Validate an already-parsed YAML document. Raises ConfigError listing every problem."""
     c = Checker()
     top = c.mapping({} if raw is None else raw, "", TOP_KEYS)
-    tdefaults = _section(c, DefaultsModel, top.get("defaults"), "defaults").build()
-    scheduler = _section(c, SchedulerModel, top.get("scheduler"), "scheduler")
+    tdefaults = validate(c, DefaultsModel, top.get("defaults"), "defaults").build()
+    scheduler = validate(c, SchedulerModel, top.get("scheduler"), "scheduler")
     targets = _targets(c, top.get("targets"), tdefaults)
     sources = _sources(c, top.get("sources"), tdefaults)
     probe = build_probe(c, top.get("probe"), tdefaults.tls)
@@ -105,18 +105,6 @@ class SchedulerModel(Section):
 
     concurrency: Annotated[float, number(1, 10000)] = DEFAULT_CONCURRENCY
     jitter: Annotated[float, number(0, 1)] = DEFAULT_JITTER
-
-
-_M = TypeVar("_M", bound=Section)
-
-
-def _section(c: Checker, model: type[_M], raw: object, loc: str) -> _M:
-    """The section ``raw`` validated as ``model``; on problems, recorded, and the defaults."""
-    try:
-        return model.model_validate({} if raw is None else raw)
-    except ValidationError as exc:
-        report(c, exc, model, loc)
-        return model()
 
 
 def _entries(c: Checker, raw: object, loc: str) -> list[object]:

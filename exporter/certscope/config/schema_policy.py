@@ -11,7 +11,7 @@ import datetime as _dt
 import re
 from typing import Annotated, TypeVar
 
-from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator
 
 from ..tls.suites import by_name, iana_name
 from .checker import Checker
@@ -26,9 +26,9 @@ from .fields import (
     number,
     one_of,
     problem,
-    report,
     required_text,
     string_list,
+    validate,
 )
 from .model import (
     CIPHER_CLASSES,
@@ -196,9 +196,5 @@ def _or(value: _T | None, default: _T) -> _T:
 
 
 def build_policy(c: Checker, raw: object) -> Policy:
-    """Validate the ``policy:`` section; on problems, record them and return the defaults."""
-    try:
-        return PolicyModel.model_validate({} if raw is None else raw).build()
-    except ValidationError as exc:
-        report(c, exc, PolicyModel, "policy")
-        return Policy()
+    """The ``policy:`` section; its problems are recorded on ``c``."""
+    return validate(c, PolicyModel, raw, "policy").build()

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator
 
 from ..net import PortError, is_hostname, is_ip, join_address, split_address
 from ..tls.options import TLSOptions
 from .checker import Checker, join
-from .fields import Section, duration, number, problem, report, string_list
+from .fields import Section, duration, number, problem, string_list, validate
 from .keys import TARGET_KEYS, TLS_ONLY_KEYS
 from .model import (
     DEFAULT_PROBE_CONCURRENCY,
@@ -87,7 +87,7 @@ def build_target(c: Checker, raw: object, loc: str, td: TargetDefaults) -> Targe
         d, "enumerate_interval", loc, td.enumerate_interval, MIN_ENUMERATE_INTERVAL
     )
     protocol = _target_protocol(c, d, loc)
-    if host is None or not port or tls is None:
+    if host is None or not port:
         return None
     if tls.timeout >= t_interval:
         c.add(join(loc, "timeout"), "must be shorter than the interval")
@@ -157,12 +157,8 @@ class ProbeModel(Section):
 
 
 def build_probe(c: Checker, raw: object, defaults: TLSOptions) -> ProbeSettings:
-    """Validate the ``probe:`` section; on problems, record them and return the defaults."""
-    try:
-        return ProbeModel.model_validate({} if raw is None else raw).build(defaults)
-    except ValidationError as exc:
-        report(c, exc, ProbeModel, "probe")
-        return ProbeModel().build(defaults)
+    """The ``probe:`` section; its problems are recorded on ``c``."""
+    return validate(c, ProbeModel, raw, "probe").build(defaults)
 
 
 def _target_protocol(c: Checker, d: Mapping[str, Any], loc: str) -> str:

@@ -12,7 +12,6 @@ from pydantic import (
     Field,
     PlainValidator,
     PrivateAttr,
-    ValidationError,
     ValidationInfo,
     field_validator,
 )
@@ -29,9 +28,9 @@ from .fields import (
     number,
     one_of,
     problem,
-    report,
     text,
     texts,
+    validate,
 )
 from .model import MIN_TIMEOUT, STARTTLS_PROTOCOLS
 
@@ -136,14 +135,10 @@ class TLSModel(Section):
         )
 
 
-def tls_options(c: Checker, d: Mapping[str, Any], loc: str, base: TLSOptions) -> TLSOptions | None:
+def tls_options(c: Checker, d: Mapping[str, Any], loc: str, base: TLSOptions) -> TLSOptions:
     """The TLS keys of a target's mapping ``d`` (its other keys are read elsewhere)."""
     own = {k: v for k, v in d.items() if k in TLSModel.model_fields}
-    try:
-        return TLSModel.model_validate(own, context={"clean": not c.problems_at(loc)}).build(base)
-    except ValidationError as exc:
-        report(c, exc, TLSModel, loc)
-        return None
+    return validate(c, TLSModel, own, loc, clean=not c.problems_at(loc)).build(base)
 
 
 class _RevocationKey(Section):
@@ -156,9 +151,5 @@ def revocation_options(
     """``revocation: false`` (no fetching), or a mapping of the RevocationOptions fields."""
     if "revocation" not in d:
         return base
-    try:
-        m = _RevocationKey.model_validate({"revocation": d["revocation"]})
-    except ValidationError as exc:
-        report(c, exc, _RevocationKey, loc)
-        return base
+    m = validate(c, _RevocationKey, {"revocation": d["revocation"]}, loc)
     return m.revocation.build(base) if m.revocation else base
