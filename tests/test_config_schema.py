@@ -246,7 +246,7 @@ def test_the_declared_sections_accept_exactly_the_listed_keys() -> None:
     from certscope.config import keys
     from certscope.config.schema import DefaultsModel, SchedulerModel
     from certscope.config.schema_policy import PolicyModel, SSHPolicyModel, WaiverModel
-    from certscope.config.schema_targets import ProbeModel
+    from certscope.config.schema_targets import ProbeModel, TargetModel
     from certscope.config.schema_tls import TLSModel
 
     pairs: list[tuple[type[BaseModel], tuple[str, ...]]] = [
@@ -257,6 +257,7 @@ def test_the_declared_sections_accept_exactly_the_listed_keys() -> None:
         (WaiverModel, keys.EXCEPTION_KEYS),
         (ProbeModel, keys.PROBE_KEYS),
         (TLSModel, keys.TLS_KEYS),
+        (TargetModel, keys.TARGET_KEYS),
     ]
     for model, listed in pairs:
         assert set(model.model_fields) == set(listed), model.__name__

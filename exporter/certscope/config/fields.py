@@ -220,8 +220,17 @@ Flag = Annotated[bool | None, PlainValidator(_flag)]
 # --- errors ---------------------------------------------------------------------------------
 
 
-def validate(c: Checker, model: type[_M], raw: object, loc: str, **context: object) -> _M:
-    """``raw`` (null: an empty mapping) as ``model``, its problems recorded on ``c``.
+def validate(
+    c: Checker,
+    model: type[_M],
+    raw: object,
+    loc: str,
+    preface: Sequence[tuple[str, str]] = (),
+    **context: object,
+) -> _M:
+    """``raw`` (null: an empty mapping) as ``model``, its problems recorded on ``c``; the
+    ``preface`` problems (location, message), found by a check across the mapping's first keys,
+    are listed after its unknown keys and before its fields' problems.
 
     A field with a problem takes its default and the others keep their values, as a reader
     that goes on after a problem would: what is checked across fields and entries (a target's
@@ -229,26 +238,40 @@ def validate(c: Checker, model: type[_M], raw: object, loc: str, **context: obje
     """
     data = {} if raw is None else raw
     try:
-        return model.model_validate(data, context=context)
+        valid = model.model_validate(data, context=context)
     except ValidationError as exc:
-        report(c, exc, model, loc)
+        report(c, exc, model, loc, preface)
         bad = {e["loc"][0] for e in exc.errors() if e["loc"]}
         if not isinstance(data, dict):
             return model()
         kept = {k: v for k, v in data.items() if k not in bad}
         # A check about the mapping as a whole has been said or has no say once a field is out.
         return model.model_validate(kept, context={**context, "clean": False})
+    for where, msg in preface:
+        c.add(where, msg)
+    return valid
 
 
-def report(c: Checker, exc: ValidationError, model: type[BaseModel], loc: str) -> None:
+def report(
+    c: Checker,
+    exc: ValidationError,
+    model: type[BaseModel],
+    loc: str,
+    preface: Sequence[tuple[str, str]] = (),
+) -> None:
     """Record every error of ``exc`` (from validating ``model`` at ``loc``) on ``c``."""
     errors = exc.errors(include_url=False, include_context=False)
     # A mapping with an unknown key is not judged as a whole: the key may be the misspelt half.
     unknown = {tuple(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"}
     # A mapping's value is not judged when its key is already wrong.
     bad_keys = {_path(e) for e in errors if "[key]" in e["loc"]}
+    pending = list(preface)
     for err in _in_reading_order(errors):
         path = _path(err)
+        if pending and not (err["type"] == "extra_forbidden" and len(path) == 1):
+            for where, msg in pending:
+                c.add(where, msg)
+            pending = []
         if path in bad_keys and "[key]" not in err["loc"]:
             continue
         if err["type"] == HERE:
@@ -256,6 +279,8 @@ def report(c: Checker, exc: ValidationError, model: type[BaseModel], loc: str) -
                 c.add(_where(loc, path[:-1]), err["msg"])
             continue
         c.add(_where(loc, path), _message(err, model, path))
+    for where, msg in pending:
+        c.add(where, msg)
 
 
 def _path(err: ErrorDetails) -> tuple[int | str, ...]:

@@ -8,12 +8,27 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator
+from pydantic_core import PydanticCustomError
 
 from ..net import PortError, is_hostname, is_ip, join_address, split_address
 from ..tls.options import TLSOptions
-from .checker import Checker, join
-from .fields import Section, duration, number, problem, string_list, validate
-from .keys import TARGET_KEYS, TLS_ONLY_KEYS
+from .checker import Checker, join, type_name
+from .fields import (
+    Flag,
+    Labels,
+    RequiredText,
+    Section,
+    Text,
+    duration,
+    number,
+    one_of,
+    problem,
+    required_text,
+    string_list,
+    text,
+    validate,
+)
+from .keys import TLS_ONLY_KEYS
 from .model import (
     DEFAULT_PROBE_CONCURRENCY,
     MIN_ENUMERATE_INTERVAL,
@@ -23,7 +38,7 @@ from .model import (
     ProbeSettings,
     Target,
 )
-from .schema_tls import TLSModel, tls_options
+from .schema_tls import TLSModel
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -37,70 +52,112 @@ class TargetDefaults:
     enumerate_interval: float
 
 
-def build_target(c: Checker, raw: object, loc: str, td: TargetDefaults) -> Target | None:
-    defaults, interval, labels = td.tls, td.interval, td.labels
-    d = c.mapping(raw, loc, TARGET_KEYS)
-    if not isinstance(raw, dict):
-        return None
+def _endpoint(d: Mapping[str, Any], loc: str) -> tuple[str | None, int, list[tuple[str, str]]]:
+    """``address``, or ``host`` and ``port``: the host, the port (0: none) and the problems."""
+    out: list[tuple[str, str]] = []
     host: str | None = None
     port = 0
-    address = c.string(d, "address", loc)
+    try:
+        address = text(d.get("address"))
+    except PydanticCustomError as exc:
+        out.append((join(loc, "address"), exc.message()))
+        address = None
     if address is not None:
         if "host" in d or "port" in d:
-            c.add(loc, "give either address or host and port, not both")
+            out.append((loc, "give either address or host and port, not both"))
         try:
             host, port = split_address(address)
         except PortError as exc:
-            c.add(join(loc, "port"), str(exc))
+            out.append((join(loc, "port"), str(exc)))
         except ValueError as exc:
-            c.add(join(loc, "address"), str(exc))
+            out.append((join(loc, "address"), str(exc)))
     elif "host" in d or "port" in d:
-        host = c.string(d, "host", loc, required=True)
+        try:
+            host = required_text(d.get("host"))
+        except PydanticCustomError as exc:
+            out.append((join(loc, "host"), exc.message()))
         p = d.get("port")
         if isinstance(p, bool) or not isinstance(p, int):
-            c.add(
-                join(loc, "port"),
-                "is required and must be a number" if p is None else "must be a number",
-            )
+            why = "is required and must be a number" if p is None else "must be a number"
+            out.append((join(loc, "port"), why))
         elif not 1 <= p <= 65535:
-            c.add(join(loc, "port"), f"must be 1-65535, got {p}")
+            out.append((join(loc, "port"), f"must be 1-65535, got {p}"))
         else:
             port = p
         if host is not None and not is_ip(host) and not is_hostname(host):
-            c.add(join(loc, "host"), f"{host!r} is not a valid host name")
+            out.append((join(loc, "host"), f"{host!r} is not a valid host name"))
             host = None
     else:
-        c.add(join(loc, "address"), "is required (host:port)")
-    tls = tls_options(c, d, loc, defaults)
-    own = c.labels(d.get("labels"), join(loc, "labels"))
-    name = c.string(d, "name", loc)
-    t_interval = c.duration(d, "interval", loc, interval, MIN_INTERVAL)
-    enumerate_ = c.boolean(d, "enumerate", loc, td.enumerate)
-    expects = None
-    if "expects" in d:
-        eloc = join(loc, "expects")
-        ed = c.mapping(d["expects"], eloc, ("source", "location"))
-        esrc = c.string(ed, "source", eloc, required=True)
-        if esrc:
-            expects = (esrc, c.string(ed, "location", eloc) or "*")
-    e_interval = c.duration(
-        d, "enumerate_interval", loc, td.enumerate_interval, MIN_ENUMERATE_INTERVAL
-    )
-    protocol = _target_protocol(c, d, loc)
+        out.append((join(loc, "address"), "is required (host:port)"))
+    return host, port, out
+
+
+def _expects(v: object) -> object:
+    return {} if v is None else v
+
+
+class _Endpoint(Section):
+    # Read together by _endpoint (either an address or a host and a port); declared here so
+    # that they are known keys, and first, so that their problems are listed first.
+    address: Any = None
+    host: Any = None
+    port: Any = None
+
+
+class ExpectsModel(Section):
+    """A target's ``expects:``: the source whose store should hold the certificate it serves."""
+
+    source: RequiredText
+    location: Text = None
+
+
+class TargetModel(TLSModel, _Endpoint):
+    """One ``targets:`` entry: an endpoint, its TLS options (:class:`TLSModel`) and schedule."""
+
+    labels: Labels = Field(default_factory=dict)
+    name: Text = None
+    interval: Annotated[float | None, duration(MIN_INTERVAL)] = None
+    enumerate: Flag = None
+    expects: Annotated[ExpectsModel | None, BeforeValidator(_expects)] = None
+    enumerate_interval: Annotated[float | None, duration(MIN_ENUMERATE_INTERVAL)] = None
+    protocol: Annotated[
+        str | None, one_of(TARGET_PROTOCOLS, f"must be one of {', '.join(TARGET_PROTOCOLS)}")
+    ] = None
+
+
+def build_target(c: Checker, raw: object, loc: str, td: TargetDefaults) -> Target | None:
+    """One target; None when it names no usable endpoint (its problems are recorded)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        c.add(loc, f"must be a mapping, got {type_name(raw)}")
+        return None
+    host, port, first = _endpoint(raw, loc)
+    unknown = any(k not in TargetModel.model_fields for k in raw)
+    clean = not first and not unknown
+    m = validate(c, TargetModel, raw, loc, first, clean=clean)
+    protocol = m.protocol or "tls"
+    if protocol == "ssh":
+        for key in TLS_ONLY_KEYS:
+            if key in raw:
+                c.add(join(loc, key), "applies to TLS targets only, not to protocol: ssh")
     if host is None or not port:
         return None
-    if tls.timeout >= t_interval:
+    tls = m.build(td.tls)
+    interval = m.interval or td.interval
+    if tls.timeout >= interval:
         c.add(join(loc, "timeout"), "must be shorter than the interval")
+    enumerate_ = td.enumerate if m.enumerate is None else m.enumerate
     return Target(
-        name=name or join_address(host, port),
+        name=m.name or join_address(host, port),
         host=host,
         port=port,
         tls=tls,
-        interval=t_interval,
-        labels=tuple(sorted({**labels, **own}.items())),
+        interval=interval,
+        labels=tuple(sorted({**td.labels, **m.labels}.items())),
         enumerate=enumerate_ and protocol == "tls",  # an SSH probe is its own posture scan
-        enumerate_interval=e_interval,
-        expects=expects,
+        enumerate_interval=m.enumerate_interval or td.enumerate_interval,
+        expects=(m.expects.source, m.expects.location or "*") if m.expects else None,
         protocol=protocol,
     )
 
@@ -159,15 +216,3 @@ class ProbeModel(Section):
 def build_probe(c: Checker, raw: object, defaults: TLSOptions) -> ProbeSettings:
     """The ``probe:`` section; its problems are recorded on ``c``."""
     return validate(c, ProbeModel, raw, "probe").build(defaults)
-
-
-def _target_protocol(c: Checker, d: Mapping[str, Any], loc: str) -> str:
-    protocol = c.string(d, "protocol", loc) or "tls"
-    if protocol not in TARGET_PROTOCOLS:
-        c.add(join(loc, "protocol"), f"must be one of {', '.join(TARGET_PROTOCOLS)}")
-        return "tls"
-    if protocol == "ssh":
-        for key in TLS_ONLY_KEYS:
-            if key in d:
-                c.add(join(loc, key), "applies to TLS targets only, not to protocol: ssh")
-    return protocol

@@ -135,12 +135,6 @@ class TLSModel(Section):
         )
 
 
-def tls_options(c: Checker, d: Mapping[str, Any], loc: str, base: TLSOptions) -> TLSOptions:
-    """The TLS keys of a target's mapping ``d`` (its other keys are read elsewhere)."""
-    own = {k: v for k, v in d.items() if k in TLSModel.model_fields}
-    return validate(c, TLSModel, own, loc, clean=not c.problems_at(loc)).build(base)
-
-
 class _RevocationKey(Section):
     revocation: Revocation = None
 
