@@ -152,6 +152,17 @@ def test_a_mapping_lists_its_unknown_keys_before_its_other_problems() -> None:
     ]
 
 
+def test_a_key_yaml_reads_as_a_number_is_located_as_a_key() -> None:
+    """``1:`` is a mapping's key, not a list's index: ``policy.1``, never ``policy[1]``."""
+    assert problems("policy: {1: 2}") == ["policy.1: unknown key"]
+    assert problems("defaults: {labels: {1: a}}") == [
+        "defaults.labels.1: is not a valid Prometheus label name"
+    ]
+    assert problems("policy: {exceptions: [{target: a, 2: b}]}")[0] == (
+        "policy.exceptions[0].2: unknown key"
+    )
+
+
 def test_enumerations_come_from_the_modules_that_implement_them() -> None:
     assert set(STARTTLS_PROTOCOLS) == set(PREAMBLES)
     assert PROTOCOL_NAMES == PROTOCOLS

@@ -28,6 +28,8 @@ from .durations import format_duration, parse_duration
 
 # Every problem the types below raise has this error type; its message is the problem's text.
 _PROBLEM = "certscope"
+# A key the mapping does not accept (``invalid_key``: one that is not text, e.g. ``1:``).
+_UNKNOWN = ("extra_forbidden", "invalid_key")
 
 
 #: A problem about the mapping as a whole, reported at the mapping's own location.
@@ -240,7 +242,7 @@ def validate(
     try:
         valid = model.model_validate(data, context=context)
     except ValidationError as exc:
-        report(c, exc, model, loc, preface)
+        report(c, exc, model, loc, data, preface)
         bad = {e["loc"][0] for e in exc.errors() if e["loc"]}
         if not isinstance(data, dict):
             return model()
@@ -257,18 +259,20 @@ def report(
     exc: ValidationError,
     model: type[BaseModel],
     loc: str,
+    data: object,
     preface: Sequence[tuple[str, str]] = (),
 ) -> None:
-    """Record every error of ``exc`` (from validating ``model`` at ``loc``) on ``c``."""
+    """Record every error of ``exc`` (from validating ``data`` as ``model`` at ``loc``) on
+    ``c``."""
     errors = exc.errors(include_url=False, include_context=False)
     # A mapping with an unknown key is not judged as a whole: the key may be the misspelt half.
-    unknown = {tuple(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"}
+    unknown = {tuple(e["loc"][:-1]) for e in errors if e["type"] in _UNKNOWN}
     # A mapping's value is not judged when its key is already wrong.
     bad_keys = {_path(e) for e in errors if "[key]" in e["loc"]}
     pending = list(preface)
     for err in _in_reading_order(errors):
         path = _path(err)
-        if pending and not (err["type"] == "extra_forbidden" and len(path) == 1):
+        if pending and not (err["type"] in _UNKNOWN and len(path) == 1):
             for where, msg in pending:
                 c.add(where, msg)
             pending = []
@@ -276,9 +280,9 @@ def report(
             continue
         if err["type"] == HERE:
             if path[:-1] not in unknown:
-                c.add(_where(loc, path[:-1]), err["msg"])
+                c.add(_where(loc, path[:-1], data), err["msg"])
             continue
-        c.add(_where(loc, path), _message(err, model, path))
+        c.add(_where(loc, path, data), _message(err, model, path))
     for where, msg in pending:
         c.add(where, msg)
 
@@ -291,7 +295,7 @@ def _message(err: ErrorDetails, model: type[BaseModel], path: tuple[int | str, .
     kind = err["type"]
     if kind == _PROBLEM:
         return err["msg"]
-    if kind == "extra_forbidden":
+    if kind in _UNKNOWN:
         known = _fields_at(model, path[:-1])
         hint = difflib.get_close_matches(str(path[-1]), known, n=1)
         return "unknown key" + (f' (did you mean "{hint[0]}"?)' if hint else "")
@@ -314,20 +318,28 @@ def _in_reading_order(errors: list[ErrorDetails]) -> list[ErrorDetails]:
     def key(err: ErrorDetails) -> tuple[int, ...]:
         loc = tuple(err["loc"])
         ranks = [first[loc[:k]] for k in range(1, len(loc) + 1)]
-        if err["type"] == "extra_forbidden":
+        if err["type"] in _UNKNOWN:
             ranks[-1] = -1
         return tuple(ranks)
 
     return sorted(errors, key=key)
 
 
-def _where(loc: str, path: tuple[int | str, ...]) -> str:
-    out = loc
+def _where(loc: str, path: tuple[int | str, ...], data: object) -> str:
+    """``policy.exceptions[1].rule``: a list's item by its index, a mapping's by its key (which
+    YAML may have made a number), told apart by the document itself."""
+    out, here = loc, data
     for part in path:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(here, dict):
             out += f"[{part}]"
         else:
-            out = f"{out}.{part}" if out else part
+            out = f"{out}.{part}" if out else str(part)
+        if isinstance(here, dict):
+            here = here.get(part)
+        elif isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here):
+            here = here[part]
+        else:
+            here = None
     return out
 
 
