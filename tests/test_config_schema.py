@@ -99,6 +99,11 @@ policy:
             'sources[0].namespace: unknown key (did you mean "namespaces"?)',
         ),
         ("scheduler: {zzz: 1}", "scheduler.zzz: unknown key"),
+        (
+            "policy: {exceptions: [{tagret: web, rule: cert_expired, owner: o, reason: r,"
+            " expires: 2027-01-01}]}",
+            'policy.exceptions[0].tagret: unknown key (did you mean "target"?)',
+        ),
     ],
 )
 def test_unknown_keys_suggest_the_nearest_known_one(text: str, expected: str) -> None:
@@ -126,6 +131,36 @@ policy: {min_protocol: TLSv9, ssh: {allowed_algorithm_classes: [excellent]}}
         "policy.ssh.allowed_algorithm_classes: unknown value 'excellent'; allowed: "
         + ", ".join(SSH_ALGORITHM_CLASSES),
     ]
+
+
+def test_a_mapping_lists_its_unknown_keys_before_its_other_problems() -> None:
+    """Keys are read before values: a misspelt key explains the "is required" after it."""
+    found = problems(
+        "policy:\n  min_rsa_bits: 1\n  ssh: {max_key_age: 0, zzz: 1}\n  exceptions:\n"
+        "    - {tgt: web, rule: '{rule}', owner: o, reason: r, expires: 2027-01-01}\n"
+        "  mn_protocol: TLSv1.2\n"
+    )
+    assert found == [
+        'policy.mn_protocol: unknown key (did you mean "min_protocol"?)',
+        'policy.exceptions[0].tgt: unknown key (did you mean "target"?)',
+        "policy.exceptions[0].target: is required",
+        # Braces in the input are quoted as they are, not read as a message template.
+        "policy.exceptions[0].rule: unknown rule '{rule}'; rules: " + ", ".join(RULE_IDS),
+        "policy.min_rsa_bits: must be a number from 512 to 16384",
+        "policy.ssh.zzz: unknown key",
+        "policy.ssh.max_key_age: must be positive",
+    ]
+
+
+def test_a_key_yaml_reads_as_a_number_is_located_as_a_key() -> None:
+    """``1:`` is a mapping's key, not a list's index: ``policy.1``, never ``policy[1]``."""
+    assert problems("policy: {1: 2}") == ["policy.1: unknown key"]
+    assert problems("defaults: {labels: {1: a}}") == [
+        "defaults.labels.1: is not a valid Prometheus label name"
+    ]
+    assert problems("policy: {exceptions: [{target: a, 2: b}]}")[0] == (
+        "policy.exceptions[0].2: unknown key"
+    )
 
 
 def test_enumerations_come_from_the_modules_that_implement_them() -> None:
@@ -212,3 +247,50 @@ def test_imports_flow_one_way(module: str, use: str, forbidden: str) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "False"
+
+
+def test_the_declared_sections_accept_exactly_the_listed_keys() -> None:
+    """keys.py is what the chart's values.schema.json is held to; the models are what the
+    configuration is read with. A key added to one and not the other fails here."""
+    from pydantic import BaseModel
+
+    from certscope.config import keys
+    from certscope.config.schema import DefaultsModel, SchedulerModel
+    from certscope.config.schema_policy import PolicyModel, SSHPolicyModel, WaiverModel
+    from certscope.config.schema_targets import ProbeModel, TargetModel
+    from certscope.config.schema_tls import TLSModel
+
+    pairs: list[tuple[type[BaseModel], tuple[str, ...]]] = [
+        (DefaultsModel, keys.DEFAULT_KEYS),
+        (SchedulerModel, ("concurrency", "jitter")),
+        (PolicyModel, keys.POLICY_KEYS),
+        (SSHPolicyModel, keys.SSH_POLICY_KEYS),
+        (WaiverModel, keys.EXCEPTION_KEYS),
+        (ProbeModel, keys.PROBE_KEYS),
+        (TLSModel, keys.TLS_KEYS),
+        (TargetModel, keys.TARGET_KEYS),
+    ]
+    for model, listed in pairs:
+        assert set(model.model_fields) == set(listed), model.__name__
+
+
+def test_a_bad_option_does_not_hide_the_checks_across_fields_and_entries() -> None:
+    """A field with a problem takes its default; the rest of the entry is still judged, so the
+    duplicate name, the timeout against the interval and the expected source still fire."""
+    found = problems(
+        """
+targets:
+  - {address: a.test:443, name: web, sni: "bad host", timeout: 1m, interval: 30s,
+     expects: {source: nowhere}}
+  - {address: b.test:443, name: web, revocation: {ocps: false}}
+defaults: {timeout: 0s, interval: 40s}
+"""
+    )
+    assert found == [
+        "defaults.timeout: must be positive",
+        "targets[0].sni: 'bad host' is not a valid host name",
+        "targets[0].timeout: must be shorter than the interval",
+        'targets[1].revocation.ocps: unknown key (did you mean "ocsp"?)',
+        "targets[1].name: duplicate target name 'web' (first at targets[0])",
+        "targets[0].expects.source: no source named 'nowhere'",
+    ]

@@ -15,7 +15,9 @@ from typing import Any
 
 from ..errors import Problem
 from .durations import format_duration, parse_duration
-from .labels import LABEL_NAME_RE, RESERVED_LABELS
+from .fields import file_problem, label_name_problem, label_value_problem, type_name
+
+__all__ = ["MAX_PROBLEMS", "Checker", "join", "type_name"]
 
 #: At most this many problems are listed, then their count.
 MAX_PROBLEMS = 100
@@ -136,13 +138,9 @@ class Checker:
             return {}
         out: dict[str, str] = {}
         for k, v in value.items():
-            kloc = join(loc, str(k))
-            if not isinstance(k, str) or not LABEL_NAME_RE.match(k) or k.startswith("__"):
-                self.add(kloc, "is not a valid Prometheus label name")
-            elif k in RESERVED_LABELS:
-                self.add(kloc, "is a label name certscope sets itself; choose another")
-            elif not isinstance(v, str | int | float) or isinstance(v, bool):
-                self.add(kloc, f"label values must be strings, got {type_name(v)}")
+            why = label_name_problem(k) or label_value_problem(v)
+            if why:
+                self.add(join(loc, str(k)), why)
             else:
                 out[k] = str(v)
         return out
@@ -150,28 +148,11 @@ class Checker:
     def readable_file(self, path: str | None, loc: str, pem_certs: bool = False) -> str | None:
         if path is None:
             return None
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(4 * 1024 * 1024)
-        except OSError as exc:
-            self.add(loc, f"cannot read {path}: {exc.strerror or exc}")
-            return None
-        if pem_certs and b"-----BEGIN CERTIFICATE-----" not in head:
-            self.add(loc, f"{path} contains no PEM certificate")
+        why = file_problem(path, pem_certs)
+        if why:
+            self.add(loc, why)
         return path
 
 
 def join(loc: str, key: str) -> str:
     return f"{loc}.{key}" if loc else key
-
-
-def type_name(v: object) -> str:
-    return {
-        dict: "a mapping",
-        list: "a list",
-        str: "a string",
-        int: "a number",
-        float: "a number",
-        bool: "a boolean",
-        type(None): "nothing",
-    }.get(type(v), type(v).__name__)

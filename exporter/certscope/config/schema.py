@@ -7,6 +7,10 @@ is raised (see :mod:`.checker`); the sections are read by :mod:`.schema_targets`
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import Field
+
 from ..errors import ConfigError
 from ..tls.options import (
     DEFAULT_MAX_HANDSHAKE_BYTES,
@@ -15,7 +19,8 @@ from ..tls.options import (
     TLSOptions,
 )
 from .checker import Checker, join, type_name
-from .keys import DEFAULT_KEYS, TOP_KEYS
+from .fields import Flag, Labels, Section, Texts, duration, number, validate
+from .keys import TOP_KEYS
 from .model import (
     DEFAULT_CONCURRENCY,
     DEFAULT_ENUMERATE_INTERVAL,
@@ -30,23 +35,16 @@ from .model import (
 )
 from .schema_policy import build_policy
 from .schema_sources import build_source
-from .schema_targets import (
-    TargetDefaults,
-    build_probe,
-    build_target,
-    max_handshake_bytes,
-    revocation_options,
-)
+from .schema_targets import TargetDefaults, build_probe, build_target
+from .schema_tls import HandshakeBytes, Revocation, readable
 
 
 def build_config(raw: object, origin: str) -> Config:
     """Validate an already-parsed YAML document. Raises ConfigError listing every problem."""
     c = Checker()
     top = c.mapping({} if raw is None else raw, "", TOP_KEYS)
-    tdefaults = _target_defaults(c, top.get("defaults"))
-    sd = c.mapping(top.get("scheduler"), "scheduler", ("concurrency", "jitter"))
-    concurrency = int(c.number(sd, "concurrency", "scheduler", DEFAULT_CONCURRENCY, 1, 10000))
-    jitter = c.number(sd, "jitter", "scheduler", DEFAULT_JITTER, 0, 1)
+    tdefaults = validate(c, DefaultsModel, top.get("defaults"), "defaults").build()
+    scheduler = validate(c, SchedulerModel, top.get("scheduler"), "scheduler")
     targets = _targets(c, top.get("targets"), tdefaults)
     sources = _sources(c, top.get("sources"), tdefaults)
     probe = build_probe(c, top.get("probe"), tdefaults.tls)
@@ -62,36 +60,51 @@ def build_config(raw: object, origin: str) -> Config:
         sources=tuple(sources),
         probe=probe,
         policy=policy,
-        concurrency=concurrency,
-        jitter=jitter,
+        concurrency=int(scheduler.concurrency),
+        jitter=scheduler.jitter,
         origin=origin,
     )
 
 
-def _target_defaults(c: Checker, raw: object) -> TargetDefaults:
-    """The ``defaults:`` section: what every target (and source interval) starts from."""
-    dd = c.mapping(raw, "defaults", DEFAULT_KEYS)
-    # Problems are listed in the order the keys are read here.
-    interval = c.duration(dd, "interval", "defaults", DEFAULT_INTERVAL, MIN_INTERVAL)
-    timeout = c.duration(dd, "timeout", "defaults", DEFAULT_TIMEOUT, MIN_TIMEOUT)
-    ca_file = c.readable_file(c.string(dd, "ca_file", "defaults"), "defaults.ca_file", True)
-    labels = c.labels(dd.get("labels"), "defaults.labels")
-    tls = TLSOptions(
-        ca_file=ca_file,
-        timeout=timeout,
-        alpn=c.strings(dd, "alpn", "defaults"),
-        max_handshake_bytes=max_handshake_bytes(c, dd, "defaults", DEFAULT_MAX_HANDSHAKE_BYTES),
-        revocation=revocation_options(c, dd, "defaults", RevocationOptions()),
+class DefaultsModel(Section):
+    """``defaults:``: what every target (and a source's interval and labels) starts from."""
+
+    interval: Annotated[float, duration(MIN_INTERVAL)] = DEFAULT_INTERVAL
+    timeout: Annotated[float, duration(MIN_TIMEOUT)] = DEFAULT_TIMEOUT
+    ca_file: Annotated[str | None, readable(pem_certs=True)] = None
+    labels: Labels = Field(default_factory=dict)
+    alpn: Texts = ()
+    max_handshake_bytes: HandshakeBytes = None
+    revocation: Revocation = None
+    enumerate: Flag = None
+    enumerate_interval: Annotated[float, duration(MIN_ENUMERATE_INTERVAL)] = (
+        DEFAULT_ENUMERATE_INTERVAL
     )
-    return TargetDefaults(
-        tls=tls,
-        interval=interval,
-        labels=labels,
-        enumerate=c.boolean(dd, "enumerate", "defaults", True),
-        enumerate_interval=c.duration(
-            dd, "enumerate_interval", "defaults", DEFAULT_ENUMERATE_INTERVAL, MIN_ENUMERATE_INTERVAL
-        ),
-    )
+
+    def build(self) -> TargetDefaults:
+        tls = TLSOptions(
+            ca_file=self.ca_file,
+            timeout=self.timeout,
+            alpn=self.alpn,
+            max_handshake_bytes=int(self.max_handshake_bytes or DEFAULT_MAX_HANDSHAKE_BYTES),
+            revocation=self.revocation.build(RevocationOptions())
+            if self.revocation
+            else RevocationOptions(),
+        )
+        return TargetDefaults(
+            tls=tls,
+            interval=self.interval,
+            labels=dict(self.labels),
+            enumerate=self.enumerate is not False,
+            enumerate_interval=self.enumerate_interval,
+        )
+
+
+class SchedulerModel(Section):
+    """``scheduler:``: how many checks run at once, and how they are spread."""
+
+    concurrency: Annotated[float, number(1, 10000)] = DEFAULT_CONCURRENCY
+    jitter: Annotated[float, number(0, 1)] = DEFAULT_JITTER
 
 
 def _entries(c: Checker, raw: object, loc: str) -> list[object]:

@@ -27,7 +27,7 @@ from .model import (
     VaultPKI,
     VaultSource,
 )
-from .schema_targets import revocation_options
+from .schema_tls import revocation_options
 
 _AWS_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _AWS_ROLE_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
