@@ -130,8 +130,6 @@ FILTERS: dict[tuple[str, str], str] = {
 TO_NARROW: dict[tuple[str, str], int] = {
     ("verify.py", "_trust_errors"): 2,
     ("verify.py", "_issuer_unknown_reason"): 1,
-    ("tls/handshake.py", "_prefer_classical_groups"): 1,
-    ("tls/handshake.py", "_negotiated"): 1,
 }
 
 

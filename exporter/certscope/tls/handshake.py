@@ -132,14 +132,20 @@ _PROBE_GROUPS = b"X25519:P-256:P-384:P-521:X448:ffdhe2048:ffdhe3072:ffdhe4096"
 
 
 def _prefer_classical_groups(ctx: SSL.Context) -> None:
+    # pyOpenSSL has no public setter for the groups list; cryptography's bindings do. Bindings
+    # that move the module, drop the function (its names for a missing OpenSSL symbol are
+    # deleted, not stubbed) or a pyOpenSSL without ``_context`` keep OpenSSL's defaults: the
+    # probe is only slower.
     try:
-        # pyOpenSSL has no public setter for the groups list; cryptography's bindings do.
         from cryptography.hazmat.bindings.openssl.binding import Binding
 
-        if Binding.lib.SSL_CTX_set1_curves_list(ctx._context, _PROBE_GROUPS) != 1:
-            raise ValueError("groups list refused")
-    except Exception:  # bindings without it: keep OpenSSL's defaults, only slower
+        set_groups = Binding.lib.SSL_CTX_set1_curves_list
+        native = ctx._context
+    except (ImportError, AttributeError):
         log.debug("cannot set the probe's key-exchange groups; using OpenSSL's defaults")
+        return
+    if set_groups(native, _PROBE_GROUPS) != 1:
+        log.debug("OpenSSL refused the probe's key-exchange groups; using its defaults")
 
 
 def _info_callback(conn: SSL.Connection, where: int, ret: int) -> None:
@@ -250,9 +256,12 @@ def _negotiated(conn: SSL.Connection) -> Negotiated | None:
     cipher = conn.get_cipher_name()
     if not cipher or version in ("", "unknown"):
         return None
+    # None when no group was negotiated (static RSA). pyOpenSSL before 26.0 has no
+    # ``get_group_name``, nor cryptography's bindings over an OpenSSL before 3.2 its
+    # ``SSL_get0_group_name``: AttributeError. The name is decoded as UTF-8.
     try:
         group = conn.get_group_name() or ""
-    except Exception:  # not negotiated (static RSA) or unsupported by the bindings
+    except (AttributeError, UnicodeDecodeError):
         group = ""
     alpn = conn.get_alpn_proto_negotiated() or b""
     return Negotiated(
