@@ -16,10 +16,11 @@ import pytest
 import trustme
 from aiohttp.test_utils import TestClient, TestServer
 
-from certscope.app import EXPOSITION, STATE, make_app, target_allowed
+from certscope.app import EXPOSITION, STATE, make_app
 from certscope.config import Config, Target, TLSOptions
 from certscope.probe import probe
 from certscope.snapshot import State
+from certscope.web.allowlist import target_allowed
 from helpers.app import find
 from helpers.app import start_client as _client
 from helpers.app import wait_ready as _wait_ready

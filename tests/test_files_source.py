@@ -123,6 +123,7 @@ async def test_system_trust_store_inventory() -> None:
     from certscope.config import default_config
 
     (src,) = default_config({}).sources
+    assert isinstance(src, FilesSource)
     result = await FilesReader(src).refresh(None)
     assert result.up
     assert len(result.certs) > 50  # Debian ships well over a hundred roots
