@@ -82,9 +82,7 @@ class Writer:
         return "\n".join(out) + "\n# EOF\n"
 
 
-def _series() -> str:
-    w = Writer()
-    lo, hi = T0 - 600, T0 + PERIOD + 600
+def _sources(w: Writer, lo: float, hi: float) -> None:
     for day in (EMPTY, T0):  # both periods: the exporter, the sources and a TLS target report
         a, b = day - 600, day + PERIOD + 600
         w.gauge("up", "", 1, a, b)
@@ -98,8 +96,10 @@ def _series() -> str:
     w.gauge("certscope_source_up", AWS, 0, AWS_DOWN[0], AWS_DOWN[1])
     w.gauge("certscope_source_up", AWS, 1, AWS_DOWN[1], hi)
 
-    # SSH authorized keys: alice's key moves from line 1 to 2 when a new key is put above it;
-    # bob (departed) loses his key at T0+2h; the key "dd" is added at T0+1h.
+
+def _ssh_authorized_keys(w: Writer, lo: float, hi: float) -> None:
+    # Alice's key moves from line 1 to 2 when a new key is put above it; bob (departed) loses
+    # his key at T0+2h; the key "dd" is added at T0+1h.
     old = ts("2024-01-01T00:00:00")
     for loc, sha, a, b, created in (
         (f"{ALICE}:1", "aa" * 32, lo, T0 + HOURS, old),
@@ -132,7 +132,9 @@ def _series() -> str:
         T0 + 2 * HOURS,
     )
 
-    # SSH host keys: the ed25519 key of bastion changes at T0+4h, its RSA key does not.
+
+def _ssh_host_keys(w: Writer, lo: float, hi: float) -> None:
+    # The ed25519 key of bastion changes at T0+4h, its RSA key does not.
     bastion = 'source_kind="ssh",source="ssh",location="bastion:22"'
     w.gauge("certscope_probe_success", bastion, 1, lo, hi)
     for alg, fp, a, b in (
@@ -148,6 +150,8 @@ def _series() -> str:
             b,
         )
 
+
+def _kms_and_secrets(w: Writer, lo: float, hi: float) -> None:
     # KMS keys: k1 rotates at T0+4.5h (seen at T0+5h); k2's rotation is off from T0+2h; k3's
     # status is never reported. A secret that does not rotate in the period.
     for k in ("k1", "k2", "k3"):
@@ -162,7 +166,9 @@ def _series() -> str:
     w.gauge("certscope_secret_rotation_enabled", secret, 1, lo, hi)
     w.gauge("certscope_secret_last_rotated_timestamp_seconds", secret, ts("2025-02-01"), lo, hi)
 
-    # Storage: b1 encrypted throughout, b2 not from T0+3h, db-1 unreported for 30 minutes.
+
+def _storage(w: Writer, lo: float, hi: float) -> None:
+    # b1 encrypted throughout, b2 not from T0+3h, db-1 unreported for 30 minutes.
     def store(kind: str, res: str) -> str:
         return f'{AWS},resource_kind="{kind}",resource="{res}",kms_key_id=""'
 
@@ -173,7 +179,9 @@ def _series() -> str:
     w.gauge(enc, store("rds_instance", "db-1"), 1, lo, T0 + HOURS)
     w.gauge(enc, store("rds_instance", "db-1"), 1, T0 + 1.5 * HOURS, hi)
 
-    # Private keys: a.key unencrypted (and flagged), b.key gone before the end; items unread.
+
+def _private_keys(w: Writer, lo: float, hi: float) -> None:
+    # a.key unencrypted (and flagged), b.key gone before the end; items unread.
     files = 'source_kind="files",source="etc"'
     for loc, encrypted, b in (("/etc/ssl/a.key", "false", hi), ("/etc/ssl/b.key", "true", T0)):
         w.gauge(
@@ -194,7 +202,9 @@ def _series() -> str:
     )
     w.gauge("certscope_source_item_errors", f'{files},reason="permission_denied"', 2, lo, hi)
 
-    # Revocation: web revoked (and flagged), api's responder fails, old (above) unchecked.
+
+def _revocation(w: Writer, lo: float, hi: float) -> None:
+    # Web revoked (and flagged), api's responder fails, old (above) unchecked.
     for loc, status in (("web:443", "revoked"), ("api:443", "error")):
         ep = f'source_kind="tls",source="web",location="{loc}"'
         w.gauge("certscope_probe_success", ep, 1, lo, hi)
@@ -209,6 +219,21 @@ def _series() -> str:
         lo,
         hi,
     )
+
+
+def _series() -> str:
+    w = Writer()
+    lo, hi = T0 - 600, T0 + PERIOD + 600
+    for part in (
+        _sources,
+        _ssh_authorized_keys,
+        _ssh_host_keys,
+        _kms_and_secrets,
+        _storage,
+        _private_keys,
+        _revocation,
+    ):
+        part(w, lo, hi)
     return w.text()
 
 

@@ -76,6 +76,27 @@ def world(tmp_path_factory: pytest.TempPathFactory, pki: TestPKI) -> Iterator[Wo
 
 
 def _populate(bao: OpenBao, pki: TestPKI) -> World:
+    kv, key_pem = _populate_kv(bao, pki)
+    pki_expected, revoked, int_issuer, int_root = _populate_pki(bao)
+    policy_token, default_token, role_id, secret_id = _populate_auth(bao)
+    return World(
+        bao=bao,
+        policy_token=policy_token,
+        default_token=default_token,
+        role_id=role_id,
+        secret_id=secret_id,
+        key_pem=key_pem,
+        kv_expected=kv,
+        pki_expected=pki_expected,
+        revoked=revoked,
+        int_issuer=int_issuer,
+        int_root_issuer=int_root,
+    )
+
+
+def _populate_kv(bao: OpenBao, pki: TestPKI) -> tuple[dict[tuple[str, int], str], str]:
+    """KV secrets under ``secret/``: the expected (location, position) → CN, and the key stored
+    beside a certificate."""
     kv: dict[tuple[str, int], str] = {}
 
     def put(path: str, data: dict[str, str]) -> None:
@@ -102,8 +123,12 @@ def _populate(bao: OpenBao, pki: TestPKI) -> World:
     put("tls/gone", {"certificate": pki.leaf("gone.test").pem.decode()})
     bao.ok("DELETE", "secret/data/tls/gone")  # latest version deleted: skipped, no error
     put("other/outside", {"certificate": pki.leaf("outside.test").pem.decode()})
+    return kv, withkey.key_pem.decode()
 
-    # PKI: a root, three leaves (one revoked), and an intermediate in its own mount.
+
+def _populate_pki(bao: OpenBao) -> tuple[dict[tuple[str, int], str], tuple[str, int], str, str]:
+    """A root, three leaves (one revoked), and an intermediate in its own mount: the expected
+    (location, position) → CN, the revoked leaf, the intermediate's issuer and its root's."""
     ten_years = {"config": {"max_lease_ttl": "87600h"}}
     bao.ok("POST", "sys/mounts/pki", {"type": "pki", **ten_years})
     root = bao.ok(
@@ -144,8 +169,12 @@ def _populate(bao: OpenBao, pki: TestPKI) -> World:
     )["data"]["mapping"]
     int_issuer = next(i for i, key in imported.items() if key)
     int_root = next(i for i, key in imported.items() if not key)
+    return pki_expected, revoked, int_issuer, int_root
 
-    # Policies, tokens, AppRole.
+
+def _populate_auth(bao: OpenBao) -> tuple[str, str, str, str]:
+    """The policy, two tokens and an AppRole: the policy token, the default-policy token, the
+    role id and a secret id."""
     bao.ok("POST", "sys/policies/acl/certscope", {"policy": POLICY})
     policy_token = bao.ok("POST", "auth/token/create", {"policies": ["certscope"], "ttl": "1h"})
     default_token = bao.ok("POST", "auth/token/create", {"policies": ["default"], "ttl": "1h"})
@@ -157,18 +186,11 @@ def _populate(bao: OpenBao, pki: TestPKI) -> World:
     )
     role_id = bao.ok("GET", "auth/approle/role/certscope/role-id")["data"]["role_id"]
     secret_id = bao.ok("POST", "auth/approle/role/certscope/secret-id")["data"]["secret_id"]
-    return World(
-        bao=bao,
-        policy_token=policy_token["auth"]["client_token"],
-        default_token=default_token["auth"]["client_token"],
-        role_id=role_id,
-        secret_id=secret_id,
-        key_pem=withkey.key_pem.decode(),
-        kv_expected=kv,
-        pki_expected=pki_expected,
-        revoked=revoked,
-        int_issuer=int_issuer,
-        int_root_issuer=int_root,
+    return (
+        policy_token["auth"]["client_token"],
+        default_token["auth"]["client_token"],
+        role_id,
+        secret_id,
     )
 
 
