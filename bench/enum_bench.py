@@ -170,104 +170,113 @@ def _sslyze(ctx: _Run) -> dict[int, dict[str, Any]]:
     sslyze_rows: dict[int, dict[str, Any]] = {}
     if "sslyze" in ctx.args.skip:
         print("[sslyze] skipped")
-    else:
-        version, err = ensure_sslyze(ctx.args.sslyze_spec)
-        if version is None:
-            ctx.report["errors"].append(f"sslyze: {err}")
-            print(f"[sslyze] NOT AVAILABLE: {err}", flush=True)
-        else:
-            info: dict[str, Any] = {
-                "version": version,
-                "nassl_openssl": nassl_openssl(),
-                "venv": str(SSLYZE_VENV.relative_to(ROOT)),
-                "flags": list(SSLYZE_FLAGS),
-            }
-            startups = [
-                ctx.procs.run([str(sslyze_python()), "-m", "sslyze", "--help"], 120)
-                for _ in range(3)
-            ]
-            startup_cpu = statistics.median(r.cpu_s for r in startups)
-            startup_wall = statistics.median(r.wall_s for r in startups)
-            info["startup"] = {"cpu_s": startup_cpu, "wall_s": startup_wall}
-            print(
-                f"[sslyze] {version}: start-up {startup_cpu:.2f} s CPU; one process per "
-                "fleet configuration ...",
-                flush=True,
-            )
-            batches: list[dict[str, Any]] = []
-            before = ctx.fleet.counts()
-            for profile, ix in ctx.by_profile.items():
-                json_out = ctx.workdir / f"sslyze-{profile}.json"
-                run = ctx.procs.run(sslyze_argv([ctx.fleet.ports[i] for i in ix], json_out), 3600)
-                batch = {
-                    "profile": profile,
-                    "endpoints": len(ix),
-                    "cpu_s": run.cpu_s,
-                    "wall_s": run.wall_s,
-                    "returncode": run.returncode,
-                }
-                batches.append(batch)
-                print(
-                    f"  {profile:16} {len(ix):3} endpoints  CPU {run.cpu_s:7.2f} s  "
-                    f"wall {run.wall_s:7.2f} s",
-                    flush=True,
-                )
-                if run.returncode != 0 or not json_out.exists():
-                    ctx.report["errors"].append(
-                        f"sslyze {profile}: exit {run.returncode}: {run.stderr[-2000:]!r}"
-                    )
-                    continue
-                doc = json.loads(json_out.read_text())
-                for server in doc["server_scan_results"]:
-                    sslyze_rows[int(server["server_location"]["port"])] = server
-            after = ctx.fleet.counts()
-            info["batches"] = batches
-            info["fleet_counts_per_endpoint"] = per_port_delta(before, after, list(range(ctx.n)))
-            cpu = sum(b["cpu_s"] for b in batches)
-            wall = sum(b["wall_s"] for b in batches)
-            info["cpu_s"], info["wall_s"] = cpu, wall
-            ctx.summary.append(
-                {
-                    "tool": "sslyze",
-                    "mode": "1 process per configuration, 10 servers at a time, start-up excluded",
-                    "cpu_per_endpoint": (cpu - startup_cpu * len(batches)) / ctx.n,
-                    "wall_per_endpoint": (wall - startup_wall * len(batches)) / ctx.n,
-                    "connections": info["fleet_counts_per_endpoint"]["accepted"],
-                    "failures": ctx.n - sum(1 for p in ctx.fleet.ports if p in sslyze_rows),
-                }
-            )
-            ctx.summary.append(
-                {
-                    "tool": "sslyze",
-                    "mode": "the same, start-up included",
-                    "cpu_per_endpoint": cpu / ctx.n,
-                    "wall_per_endpoint": wall / ctx.n,
-                    "connections": None,
-                    "failures": None,
-                }
-            )
-            singles: list[dict[str, Any]] = []
-            for profile, ix in ctx.by_profile.items():
-                port = ctx.fleet.ports[ix[0]]
-                run = ctx.procs.run(sslyze_argv([port], ctx.workdir / f"sslyze-1-{port}.json"), 600)
-                singles.append(
-                    {"profile": profile, "port": port, "cpu_s": run.cpu_s, "wall_s": run.wall_s}
-                )
-            info["one_process_per_endpoint"] = singles
-            ctx.summary.append(
-                {
-                    "tool": "sslyze",
-                    "mode": f"1 process per endpoint ({len(singles)} endpoints, 1 per "
-                    "configuration), start-up included",
-                    "cpu_per_endpoint": statistics.fmean(s["cpu_s"] for s in singles),
-                    "wall_per_endpoint": statistics.fmean(s["wall_s"] for s in singles),
-                    "connections": None,
-                    "failures": None,
-                }
-            )
-            ctx.report["tools"]["sslyze"] = info
-
+        return sslyze_rows
+    version, err = ensure_sslyze(ctx.args.sslyze_spec)
+    if version is None:
+        ctx.report["errors"].append(f"sslyze: {err}")
+        print(f"[sslyze] NOT AVAILABLE: {err}", flush=True)
+        return sslyze_rows
+    info: dict[str, Any] = {
+        "version": version,
+        "nassl_openssl": nassl_openssl(),
+        "venv": str(SSLYZE_VENV.relative_to(ROOT)),
+        "flags": list(SSLYZE_FLAGS),
+    }
+    startups = [
+        ctx.procs.run([str(sslyze_python()), "-m", "sslyze", "--help"], 120) for _ in range(3)
+    ]
+    startup_cpu = statistics.median(r.cpu_s for r in startups)
+    startup_wall = statistics.median(r.wall_s for r in startups)
+    info["startup"] = {"cpu_s": startup_cpu, "wall_s": startup_wall}
+    print(
+        f"[sslyze] {version}: start-up {startup_cpu:.2f} s CPU; one process per "
+        "fleet configuration ...",
+        flush=True,
+    )
+    before = ctx.fleet.counts()
+    batches = _sslyze_batches(ctx, sslyze_rows)
+    after = ctx.fleet.counts()
+    info["batches"] = batches
+    info["fleet_counts_per_endpoint"] = per_port_delta(before, after, list(range(ctx.n)))
+    cpu = sum(b["cpu_s"] for b in batches)
+    wall = sum(b["wall_s"] for b in batches)
+    info["cpu_s"], info["wall_s"] = cpu, wall
+    ctx.summary.append(
+        {
+            "tool": "sslyze",
+            "mode": "1 process per configuration, 10 servers at a time, start-up excluded",
+            "cpu_per_endpoint": (cpu - startup_cpu * len(batches)) / ctx.n,
+            "wall_per_endpoint": (wall - startup_wall * len(batches)) / ctx.n,
+            "connections": info["fleet_counts_per_endpoint"]["accepted"],
+            "failures": ctx.n - sum(1 for p in ctx.fleet.ports if p in sslyze_rows),
+        }
+    )
+    ctx.summary.append(
+        {
+            "tool": "sslyze",
+            "mode": "the same, start-up included",
+            "cpu_per_endpoint": cpu / ctx.n,
+            "wall_per_endpoint": wall / ctx.n,
+            "connections": None,
+            "failures": None,
+        }
+    )
+    info["one_process_per_endpoint"] = _sslyze_singles(ctx)
+    ctx.report["tools"]["sslyze"] = info
     return sslyze_rows
+
+
+def _sslyze_batches(ctx: _Run, sslyze_rows: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One sslyze process per fleet configuration; each server's scan result goes into
+    ``sslyze_rows`` by port, and each process's cost into the list returned."""
+    batches: list[dict[str, Any]] = []
+    for profile, ix in ctx.by_profile.items():
+        json_out = ctx.workdir / f"sslyze-{profile}.json"
+        run = ctx.procs.run(sslyze_argv([ctx.fleet.ports[i] for i in ix], json_out), 3600)
+        batch = {
+            "profile": profile,
+            "endpoints": len(ix),
+            "cpu_s": run.cpu_s,
+            "wall_s": run.wall_s,
+            "returncode": run.returncode,
+        }
+        batches.append(batch)
+        print(
+            f"  {profile:16} {len(ix):3} endpoints  CPU {run.cpu_s:7.2f} s  "
+            f"wall {run.wall_s:7.2f} s",
+            flush=True,
+        )
+        if run.returncode != 0 or not json_out.exists():
+            ctx.report["errors"].append(
+                f"sslyze {profile}: exit {run.returncode}: {run.stderr[-2000:]!r}"
+            )
+            continue
+        doc = json.loads(json_out.read_text())
+        for server in doc["server_scan_results"]:
+            sslyze_rows[int(server["server_location"]["port"])] = server
+    return batches
+
+
+def _sslyze_singles(ctx: _Run) -> list[dict[str, Any]]:
+    """One sslyze process per endpoint, for one endpoint of each configuration (start-up
+    included), summarised as a row of its own."""
+    singles: list[dict[str, Any]] = []
+    for profile, ix in ctx.by_profile.items():
+        port = ctx.fleet.ports[ix[0]]
+        run = ctx.procs.run(sslyze_argv([port], ctx.workdir / f"sslyze-1-{port}.json"), 600)
+        singles.append({"profile": profile, "port": port, "cpu_s": run.cpu_s, "wall_s": run.wall_s})
+    ctx.summary.append(
+        {
+            "tool": "sslyze",
+            "mode": f"1 process per endpoint ({len(singles)} endpoints, 1 per "
+            "configuration), start-up included",
+            "cpu_per_endpoint": statistics.fmean(s["cpu_s"] for s in singles),
+            "wall_per_endpoint": statistics.fmean(s["wall_s"] for s in singles),
+            "connections": None,
+            "failures": None,
+        }
+    )
+    return singles
 
 
 def _sslscan(ctx: _Run, candidates: set[str]) -> dict[int, tuple[View, Run]]:

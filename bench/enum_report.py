@@ -277,7 +277,15 @@ def print_report(
     ratios: dict[str, Any],
     by_profile: dict[str, list[int]],
 ) -> None:
-    n = report["endpoints"]
+    _print_summary(report["endpoints"], summary)
+    _print_per_profile(report["tools"], by_profile)
+    _print_ratios(ratios)
+    _print_mismatches(mismatches)
+    for err in report["errors"]:
+        print(f"ERROR: {err}")
+
+
+def _print_summary(n: int, summary: list[dict[str, Any]]) -> None:
     print(f"\n=== Enumeration of {n} loopback endpoints ===")
     print(f"{'tool':10} {'mode':72} {'CPU s/ep':>9} {'wall s/ep':>9} {'conns/ep':>9} {'fail':>5}")
     for r in summary:
@@ -287,8 +295,9 @@ def print_report(
             f"{r['tool']:10} {r['mode']:72} {_fmt(r['cpu_per_endpoint']):>9} "
             f"{_fmt(r['wall_per_endpoint']):>9} {conns:>9} {fails:>5}"
         )
-    # Per fleet configuration.
-    tools = report["tools"]
+
+
+def _print_per_profile(tools: dict[str, Any], by_profile: dict[str, list[int]]) -> None:
     print("\nPer fleet configuration (CPU s / wall s per endpoint):")
     print(
         f"{'configuration':16} {'n':>3} {'certscope seq':>15} {'sslyze batch':>15} {'sslscan':>15}"
@@ -316,6 +325,8 @@ def print_report(
         seq = cell([seq_rows[i] for i in ix if i < len(seq_rows)])
         print(f"{profile:16} {len(ix):>3} {seq:>15} {yz:>15} {sc:>15}")
 
+
+def _print_ratios(ratios: dict[str, Any]) -> None:
     print("\nRatios:")
     if "sslyze_cpu_over_certscope_cpu_parallel" in ratios:
         met = "met" if ratios["cpu_target_met"] else "MISSED"
@@ -336,6 +347,9 @@ def print_report(
             "  sslscan CPU / certscope CPU (sequential): "
             f"{ratios['sslscan_cpu_over_certscope_cpu_sequential']:.1f}x"
         )
+
+
+def _print_mismatches(mismatches: list[dict[str, Any]]) -> None:
     untested = [m for m in mismatches if m["kind"].startswith("not_tested_by_")]
     real = [m for m in mismatches if m not in untested]
     if untested:
@@ -353,5 +367,3 @@ def print_report(
     for m in real:
         detail = {k: v for k, v in m.items() if k not in ("tool", "port", "profile", "kind")}
         print(f"  {m['tool']:18} port {m['port']} ({m['profile']}) {m['kind']}: {detail}")
-    for err in report["errors"]:
-        print(f"ERROR: {err}")
