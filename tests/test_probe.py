@@ -29,6 +29,7 @@ from certscope.config import Target, TLSOptions
 from certscope.errors import ProbeFailure, VerifyFailure
 from certscope.probe import probe
 from certscope.results import ProbeResult
+from certscope.revocation import Revocation, _leaf_and_issuer
 from certscope.tls.handshake import MAX_CHAIN
 from helpers.pki import Leaf, TestPKI
 from helpers.servers import (
@@ -138,6 +139,20 @@ async def test_trusted_valid_chain(pki: TestPKI, leaves: Leaves, web_server: Ser
     assert 0 < r.duration < 5
     assert r.last_success == r.timestamp
     assert (r.address, r.server_name) == (web_server.address, "web.test")
+
+
+async def test_nothing_to_check_for_revocation_skips_the_issuer_search(pki: TestPKI) -> None:
+    """A leaf with no OCSP or CRL location and no staple: its revocation is known without
+    parsing the chain again or finding its issuer (a signature check) on first sight."""
+    leaf = pki.leaf("quiet.test", aia=False, must_staple=True)
+    before = _leaf_and_issuer.cache_info()
+    with tls_server(leaf.chain, leaf.key) as srv:
+        r = await probe(target(srv, sni="quiet.test", ca_file=pki.ca_file))
+    assert r.success
+    assert r.facts[0].ocsp_urls == () and r.facts[0].crl_urls == ()
+    assert r.revocation == Revocation(checks=(), stapled=False, must_staple=True)
+    assert _leaf_and_issuer.cache_info() == before
+    assert r.verdict is not None and r.verdict.verified
 
 
 @dataclass(frozen=True)
