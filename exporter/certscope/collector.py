@@ -947,16 +947,17 @@ def _encode(fragments: Fragments) -> tuple[bytes, array[int]]:
     objects: at fleet scale that per-object overhead was about a sixth of the memory the
     exposition holds. ``spans`` is (family index, end offset) pairs, in buffer order.
     """
-    chunks: list[bytes] = []
+    texts = ["".join(lines) for lines in fragments.values()]
+    whole = "".join(texts)
+    buf = whole.encode()
+    # Nearly always ASCII, where byte offsets are character offsets; else measure each family.
+    sizes = map(len, texts) if len(buf) == len(whole) else (len(t.encode()) for t in texts)
     spans: list[int] = []
     end = 0
-    for name, lines in fragments.items():
-        chunk = "".join(lines).encode()
-        chunks.append(chunk)
-        end += len(chunk)
+    for name, size in zip(fragments, sizes, strict=True):
+        end += size
         spans += (_INDEX[name], end)
-    # Two bytes per number while they fit (almost every result), four beyond 64 KiB.
-    return b"".join(chunks), array("H" if end <= 0xFFFF else "I", spans)
+    return buf, array("H" if end <= 0xFFFF else "I", spans)
 
 
 def _fragments_of(result: Result) -> Fragments:
@@ -1014,20 +1015,19 @@ class Exposition:
         if key is not None and self._last is not None and self._last[0] is key:
             return self._last[1]
         current = list(results)
-        # Each family's lines are copied straight into its own buffer: the views are freed
-        # as they go, so a scrape holds little beyond the body it returns.
+        # Each family's lines are copied straight into its own buffer (each slice is freed at
+        # once), so a scrape holds little beyond the body it returns.
         by_family: list[bytearray | None] = [None] * len(_HEADERS)
         for r in current:
             _, buf, spans = self._encoded(r)
-            view = memoryview(buf)
             start = 0
             pairs = iter(spans)
             for index, end in zip(pairs, pairs, strict=True):
                 lines = by_family[index]
                 if lines is None:
-                    by_family[index] = bytearray(view[start:end])
+                    by_family[index] = bytearray(buf[start:end])
                 else:
-                    lines += view[start:end]
+                    lines += buf[start:end]
                 start = end
         if len(self._cache) > len(current):
             live = {id(r) for r in current}
