@@ -42,7 +42,7 @@ MAX_CERT_BYTES = 2**24 - 1
 _SMALL_CERT_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CertFacts:
     """What certscope knows about one certificate, independent of where it was found."""
 

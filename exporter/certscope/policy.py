@@ -26,7 +26,7 @@ from .verify import Verdict
 _PROTOCOL_RANK = {p: i for i, p in enumerate(PROTOCOLS)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     rule: Rule
     severity: str  # critical, warning, info
@@ -396,7 +396,7 @@ def _cipher_score(bits: int) -> int:
     return 100
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Grade:
     grade: str  # A…F, or T (trust) / M (name mismatch) which SSL Labs shows in place of a letter
     score: int
@@ -624,7 +624,7 @@ def today(now: datetime) -> date:
 # --- putting it together -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Assessment:
     """Everything policy says about one TLS target or one stored-certificate location."""
 

@@ -46,7 +46,7 @@ _CODE_REASONS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """The result of verifying one presented chain for one host name."""
 
