@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from .certs import CertFacts
+from .certs import CertFacts, shared
 from .config import Policy, Waiver
 from .errors import VerifyFailure
 from .posture import DHEGroup, PostureScan
@@ -698,7 +698,12 @@ def assess_endpoint(
         if scan is not None
         else ()
     )
-    return Assessment(findings=tuple(findings), grade=g, mozilla=moz)
+    # Targets with the same posture get equal verdicts: they share one copy of each part.
+    return Assessment(
+        findings=shared(tuple(findings)),
+        grade=None if g is None else shared(g),
+        mozilla=shared(moz),
+    )
 
 
 def assess_stored(
