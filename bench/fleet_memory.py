@@ -168,8 +168,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             if now_done > done:
                 done = now_done
                 rss = rss_bytes()
-                cache = app[EXPOSITION]._cache
-                rendered = sum(len(b) for _, enc in cache.values() for b in enc.values())
+                rendered = app[EXPOSITION].held_bytes()
                 rows.append(
                     {
                         "cycle": done,

@@ -17,6 +17,8 @@ import trustme
 from aiohttp.test_utils import TestClient, TestServer
 
 from certscope.app import EXPOSITION, STATE, make_app
+from certscope.certs import CertFacts
+from certscope.collector import FAMILIES, Exposition, probe_fragments
 from certscope.config import Config, Target, TLSOptions
 from certscope.probe import probe
 from certscope.snapshot import State
@@ -157,7 +159,7 @@ async def test_results_are_rendered_when_stored_and_forgotten_when_replaced(
         text = await (await client.get("/metrics")).text()
         assert find(text, "certscope_probe_timestamp_seconds", source="web") == [newest.timestamp]
         state.forget_probe("web")
-        assert all(r is config.policy for r, _ in exposition._cache.values())
+        assert all(r is config.policy for r, *_ in exposition._cache.values())
         text = await (await client.get("/metrics")).text()
         assert find(text, "certscope_probe_success", source="web") == []
     finally:
@@ -310,3 +312,34 @@ async def test_sighup_reloads_a_running_exporter(
     text = await _until(port, "/metrics", lambda t: 'source="second"' in t)
     assert 'source="first"' not in text
     assert proc.poll() is None
+
+
+def test_exposition_groups_each_result_family_under_one_header() -> None:
+    """Each result is held as one buffer with byte offsets per family: lines with multi-byte
+    text, results past 64 KiB (wider offsets) and results sharing families must come out
+    exactly as rendering every family straight from the results would write them."""
+    big = tuple(
+        CertFacts(der_sha256=f"{i:064x}", subject=f"CN=ünïcødé-{i}-" + "x" * 400, serial=str(i))
+        for i in range(200)
+    )
+    results = [
+        probe_result("a", labels=(("team", "ünï"),)),
+        probe_result("b-big", labels=(("team", 'q"\\n'),), facts=big),
+        probe_result("c", facts=big[:2]),
+    ]
+    exposition = Exposition()
+    exposition.prepare(results, ())
+    got = exposition.render_bytes(results).decode()
+    want = []
+    for family in FAMILIES:
+        lines = [line for r in results for line in probe_fragments(r).get(family.name, [])]
+        if lines:
+            want += [f"# HELP {family.name} {family.help}\n# TYPE {family.name} {family.type}\n"]
+            want += lines
+    assert len(probe_fragments(results[1])["certscope_cert_info"]) == 200
+    assert got == "".join(want)
+    assert exposition.held_bytes() == sum(
+        len("".join(line for lines in probe_fragments(r).values() for line in lines).encode())
+        for r in results
+    )
+    assert exposition.held_bytes() > 65536

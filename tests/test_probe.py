@@ -25,10 +25,13 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certscope.config import Target, TLSOptions
+from certscope import certs
+from certscope.config import Policy, Target, TLSOptions
 from certscope.errors import ProbeFailure, VerifyFailure
+from certscope.policy import assess_endpoint
 from certscope.probe import probe
 from certscope.results import ProbeResult
+from certscope.revocation import Revocation, _leaf_and_issuer
 from certscope.tls.handshake import MAX_CHAIN
 from helpers.pki import Leaf, TestPKI
 from helpers.servers import (
@@ -138,6 +141,20 @@ async def test_trusted_valid_chain(pki: TestPKI, leaves: Leaves, web_server: Ser
     assert 0 < r.duration < 5
     assert r.last_success == r.timestamp
     assert (r.address, r.server_name) == (web_server.address, "web.test")
+
+
+async def test_nothing_to_check_for_revocation_skips_the_issuer_search(pki: TestPKI) -> None:
+    """A leaf with no OCSP or CRL location and no staple: its revocation is known without
+    parsing the chain again or finding its issuer (a signature check) on first sight."""
+    leaf = pki.leaf("quiet.test", aia=False, must_staple=True)
+    before = _leaf_and_issuer.cache_info()
+    with tls_server(leaf.chain, leaf.key) as srv:
+        r = await probe(target(srv, sni="quiet.test", ca_file=pki.ca_file))
+    assert r.success
+    assert r.facts[0].ocsp_urls == () and r.facts[0].crl_urls == ()
+    assert r.revocation == Revocation(checks=(), stapled=False, must_staple=True)
+    assert _leaf_and_issuer.cache_info() == before
+    assert r.verdict is not None and r.verdict.verified
 
 
 @dataclass(frozen=True)
@@ -845,3 +862,27 @@ def test_cli_usage_errors(leaves: Leaves) -> None:
     assert proc.returncode == 2
     assert "--client-cert and --client-key go together" in proc.stderr
     assert proc.stdout == ""
+
+
+async def test_equal_chains_and_verdicts_are_held_once(pki: TestPKI, web_server: Server) -> None:
+    """Targets behind one endpoint share its chain's bytes and their equal policy verdicts
+    (memory at fleet scale); unequal ones never share, and the table is bounded."""
+    # Two targets on one endpoint, both asking for a name its certificate does not hold.
+    one = await probe(target(web_server, sni="other.test", ca_file=pki.ca_file))
+    two = await probe(target(web_server, host="localhost", sni="other.test", ca_file=pki.ca_file))
+    assert one.name != two.name
+    assert one.outcome.chain[0] is two.outcome.chain[0]
+    now = datetime.now(UTC)
+    assessed = [
+        assess_endpoint((r.name, r.address), r.facts, r.verdict, None, Policy(), now)
+        for r in (one, two)
+    ]
+    assert assessed[0].findings  # the name mismatch
+    assert assessed[0].findings is assessed[1].findings
+    # A different verdict (the name matches) is its own value.
+    good = await probe(target(web_server, sni="web.test", ca_file=pki.ca_file))
+    matched = assess_endpoint(("x", "y"), good.facts, good.verdict, None, Policy(), now)
+    assert matched.findings != assessed[0].findings
+    for i in range(certs._SHARED_MAX + 10):
+        assert certs.shared(("bound", i)) == ("bound", i)
+    assert len(certs._SHARED) <= certs._SHARED_MAX

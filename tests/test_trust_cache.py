@@ -25,11 +25,11 @@ NOW = datetime.now(UTC).replace(hour=12, minute=0)  # a day with hours either si
 
 @pytest.fixture(autouse=True)
 def fresh_caches() -> Iterator[None]:
-    verify._store.cache_clear()
-    verify._trust_errors.cache_clear()
+    for cache in (verify._store, verify._trust_errors, verify._to_openssl):
+        cache.cache_clear()
     yield
-    verify._store.cache_clear()
-    verify._trust_errors.cache_clear()
+    for cache in (verify._store, verify._trust_errors, verify._to_openssl):
+        cache.cache_clear()
 
 
 def chain_of(pki: TestPKI, name: str) -> tuple[bytes, ...]:
@@ -81,3 +81,17 @@ def test_a_new_day_is_judged_afresh_and_the_same_day_is_not(pki: TestPKI) -> Non
 def test_the_cache_is_bounded() -> None:
     assert verify._trust_errors.cache_info().maxsize == 4096
     assert verify._store.cache_info().maxsize == 64
+    assert verify._to_openssl.cache_info().maxsize == 256
+
+
+def test_new_chains_behind_one_intermediate_parse_it_once(pki: TestPKI, other_pki: TestPKI) -> None:
+    """Each new chain is judged afresh, but a certificate already parsed for an earlier chain
+    is not parsed again; a different intermediate is its own entry, never confused."""
+    first, second = chain_of(pki, "one.test"), chain_of(pki, "two.test")
+    assert judge(first, pki.ca_file).chain_trusted
+    assert verify._to_openssl.cache_info().misses == 2
+    assert judge(second, pki.ca_file).chain_trusted
+    assert verify._to_openssl.cache_info()[:2] == (1, 3)  # (hits, misses): the leaf only
+    assert verify._trust_errors.cache_info().misses == 2
+    assert not judge(chain_of(other_pki, "one.test"), pki.ca_file).chain_trusted
+    assert verify._to_openssl.cache_info().misses == 5

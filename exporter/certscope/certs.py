@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -32,6 +32,7 @@ from .net import a_label as a_label
 from .net import is_ip as is_ip
 
 T = TypeVar("T")
+H = TypeVar("H", bound=Hashable)
 
 #: Certificates larger than this are not parsed: 16 MiB is the most one TLS Certificate
 #: message can carry (a 24-bit length), so every certificate a handshake delivers within the
@@ -42,7 +43,7 @@ MAX_CERT_BYTES = 2**24 - 1
 _SMALL_CERT_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CertFacts:
     """What certscope knows about one certificate, independent of where it was found."""
 
@@ -331,22 +332,28 @@ def _facts_cached(der: bytes) -> CertFacts:
     return _parse(hashlib.sha256(der).hexdigest(), der)
 
 
-#: One bytes object per distinct certificate seen by probes, so that the stored results of
-#: every target behind one endpoint (and every probe of it) share their chain's DER instead of
-#: each holding a copy; dropped whole when full, which bounds it.
-_SHARED_DER: dict[bytes, bytes] = {}
-_SHARED_DER_MAX = 8192
+#: One object per distinct immutable value held by many results: a certificate's DER seen by
+#: probes (every target behind one endpoint, and every probe of it, shares its chain's bytes)
+#: and the policy verdicts that read the same for many targets. Dropped whole when full, which
+#: bounds it.
+_SHARED: dict[Hashable, Any] = {}
+_SHARED_MAX = 8192
+
+
+def shared(value: H) -> H:
+    """``value`` itself, or an equal immutable value already held."""
+    held: H | None = _SHARED.get(value)
+    if held is not None:
+        return held
+    if len(_SHARED) >= _SHARED_MAX:
+        _SHARED.clear()
+    _SHARED[value] = value
+    return value
 
 
 def shared_der(der: bytes) -> bytes:
     """``der`` itself, or an equal bytes object already held."""
-    held = _SHARED_DER.get(der)
-    if held is not None:
-        return held
-    if len(_SHARED_DER) >= _SHARED_DER_MAX:
-        _SHARED_DER.clear()
-    _SHARED_DER[der] = der
-    return der
+    return shared(der)
 
 
 _large_by_digest: dict[str, CertFacts] = {}

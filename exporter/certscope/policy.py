@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from .certs import CertFacts
+from .certs import CertFacts, shared
 from .config import Policy, Waiver
 from .errors import VerifyFailure
 from .posture import DHEGroup, PostureScan
@@ -26,7 +26,7 @@ from .verify import Verdict
 _PROTOCOL_RANK = {p: i for i, p in enumerate(PROTOCOLS)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     rule: Rule
     severity: str  # critical, warning, info
@@ -396,7 +396,7 @@ def _cipher_score(bits: int) -> int:
     return 100
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Grade:
     grade: str  # A…F, or T (trust) / M (name mismatch) which SSL Labs shows in place of a letter
     score: int
@@ -624,7 +624,7 @@ def today(now: datetime) -> date:
 # --- putting it together -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Assessment:
     """Everything policy says about one TLS target or one stored-certificate location."""
 
@@ -698,7 +698,12 @@ def assess_endpoint(
         if scan is not None
         else ()
     )
-    return Assessment(findings=tuple(findings), grade=g, mozilla=moz)
+    # Targets with the same posture get equal verdicts: they share one copy of each part.
+    return Assessment(
+        findings=shared(tuple(findings)),
+        grade=None if g is None else shared(g),
+        mozilla=shared(moz),
+    )
 
 
 def assess_stored(

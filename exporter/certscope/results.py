@@ -40,7 +40,7 @@ class JobKey(NamedTuple):
         return f"{self.kind}:{self.name}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProbeResult:
     """One probe of one TLS endpoint."""
 
@@ -69,7 +69,7 @@ class ProbeResult:
         return datetime.fromtimestamp(self.timestamp, UTC)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SSHProbeResult:
     """One probe of one SSH server (a target with ``protocol: ssh``)."""
 
@@ -90,7 +90,7 @@ class SSHProbeResult:
         return "ssh"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredCert:
     """One certificate found in a store, at ``location`` and ``position`` within it."""
 
@@ -112,7 +112,7 @@ class StoredCert:
     revocation: Revocation | None = None  # None: not checked (the source does not ask)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredKey:
     """One key-like credential found in a store: a private key on disk, an SSH key, a cloud
     KMS key, a managed secret. Never the key material: only public facts about it.
@@ -139,7 +139,7 @@ class StoredKey:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StorageResource:
     """Whether one storage resource encrypts data at rest (an S3 bucket's default encryption,
     an RDS instance or cluster, an EBS volume or snapshot, a region's EBS default).
@@ -158,7 +158,7 @@ class StorageResource:
     source_kind: str = ""  # aws_s3, aws_rds, aws_ebs
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemError:
     """A file, Secret or path that could not be read, with the reason and no content."""
 
@@ -167,7 +167,7 @@ class ItemError:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceResult:
     """One refresh of one certificate store."""
 
@@ -188,7 +188,7 @@ class SourceResult:
     storage: tuple[StorageResource, ...] = ()  # encryption at rest of cloud storage
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AssessedLocation:
     """Policy's verdict on one TLS target or one stored location, with its identity labels."""
 

@@ -465,6 +465,10 @@ def _plan(
     chain: Sequence[bytes], leaf_facts: CertFacts, staple: bytes | None, opts: RevocationOptions
 ) -> _Plan:
     must = leaf_facts.must_staple
+    if not (staple or (opts.ocsp and leaf_facts.ocsp_urls) or (opts.crl and leaf_facts.crl_urls)):
+        # Nothing to check: the first sight of such a chain skips parsing it again and the
+        # signature check that finds the issuer (the same answer as below with no slots).
+        return _Plan(Revocation(must_staple=must))
     parsed = _leaf_and_issuer(tuple(chain)) if chain else None
     if parsed is None:
         return _Plan(Revocation(stapled=bool(staple), must_staple=must))

@@ -46,7 +46,7 @@ _CODE_REASONS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """The result of verifying one presented chain for one host name."""
 
@@ -94,7 +94,10 @@ def trust_store(ca_file: str | None) -> crypto.X509Store:
     return _store(ca_file, _stamp(ca_file, date.today().toordinal()))
 
 
+@lru_cache(maxsize=256)
 def _to_openssl(der: bytes) -> crypto.X509:
+    # Per DER: the intermediate behind many endpoints is parsed once, not once per new chain
+    # (a new chain's trust is judged once, :func:`_trust_errors`; the LRU keeps what recurs).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # negative serials and similar: judged, not warned about
         return crypto.load_certificate(crypto.FILETYPE_ASN1, der)
