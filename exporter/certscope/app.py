@@ -181,7 +181,7 @@ def _probe_target(request: web.Request, config: Config) -> Target | web.Response
         host, port = split_address(address)
     except ValueError as exc:
         return _text(400, f"bad target: {exc}")
-    configured = {t.address for t in config.targets}
+    configured = config.target_addresses
     # Configured targets are exempt: the operator already chose to probe them.
     if join_address(host, port) not in configured and not target_allowed(
         address, settings.allowed_targets
@@ -225,7 +225,7 @@ def _probe_target(request: web.Request, config: Config) -> Target | web.Response
 async def _pin_address(target: Target, config: Config) -> Target | ProbeResult | web.Response:
     """With ``allowed_networks``: resolve once, check, and connect to that address only."""
     networks = config.probe.allowed_networks
-    if not networks or target.address in {t.address for t in config.targets}:
+    if not networks or target.address in config.target_addresses:
         return target
     started = time.perf_counter()
     try:

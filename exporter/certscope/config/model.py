@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 
 from ..net import is_ip, join_address
 from ..rulebook import WAIVABLE
@@ -322,3 +323,9 @@ class Config:
     jitter: float = DEFAULT_JITTER
     origin: str = "<embedded default>"
     shard: tuple[int, int] | None = None
+
+    @cached_property
+    def target_addresses(self) -> frozenset[str]:
+        """Every configured target's ``host:port``, computed once per configuration (/probe
+        exempts them from its allow-lists on every request)."""
+        return frozenset(t.address for t in self.targets)
