@@ -257,6 +257,7 @@ def test_the_declared_sections_accept_exactly_the_listed_keys() -> None:
     from certscope.config import keys
     from certscope.config.schema import DefaultsModel, SchedulerModel
     from certscope.config.schema_policy import PolicyModel, SSHPolicyModel, WaiverModel
+    from certscope.config.schema_sources import SOURCE_MODELS, VaultAuthModel
     from certscope.config.schema_targets import ProbeModel, TargetModel
     from certscope.config.schema_tls import TLSModel
 
@@ -269,7 +270,14 @@ def test_the_declared_sections_accept_exactly_the_listed_keys() -> None:
         (ProbeModel, keys.PROBE_KEYS),
         (TLSModel, keys.TLS_KEYS),
         (TargetModel, keys.TARGET_KEYS),
+        (SOURCE_MODELS["files"], keys.FILES_KEYS),
+        (SOURCE_MODELS["vault"], keys.VAULT_KEYS),
+        (VaultAuthModel, keys.VAULT_AUTH_KEYS),
+        (SOURCE_MODELS["kubernetes"], keys.K8S_KEYS),
+        (SOURCE_MODELS["ssh_authorized_keys"], keys.SSH_KEYS_KEYS),
+        (SOURCE_MODELS["aws"], keys.AWS_KEYS),
     ]
+    assert tuple(SOURCE_MODELS) == SOURCE_KINDS
     for model, listed in pairs:
         assert set(model.model_fields) == set(listed), model.__name__
 
@@ -293,4 +301,55 @@ defaults: {timeout: 0s, interval: 40s}
         'targets[1].revocation.ocps: unknown key (did you mean "ocsp"?)',
         "targets[1].name: duplicate target name 'web' (first at targets[0])",
         "targets[0].expects.source: no source named 'nowhere'",
+    ]
+
+
+def test_a_source_entry_of_the_wrong_shape_is_a_located_problem() -> None:
+    """A ``kv`` that is not a list, an entry that is not a mapping, a ``pki`` entry without
+    its mount: each is said where it is, and the other keys of the entry are still judged."""
+    found = problems(
+        """
+sources:
+  - name: v
+    kind: vault
+    address: https://vault.test
+    auth: {method: token, token_env: VAULT_TOKEN}
+    kv: 5
+    pki: [7, {include_revoked: yes-please}]
+  - {name: v2, kind: vault, address: https://vault.test, kv: [{mount: secret}], auth: 3}
+  - {name: disk, kind: files, paths: ["/srv/a**[/x.pem"]}
+  - {name: cloud, kind: aws, regions: [eu-west-1, eu-west-1], services: [], external_id: e}
+"""
+    )
+    assert found == [
+        "sources[0].kv: must be a list, got a number",
+        "sources[0].pki[0]: must be a mapping, got a number",
+        "sources[0].pki[1].mount: is required",
+        "sources[0].pki[1].include_revoked: must be true or false, got a string",
+        "sources[1].auth: must be a mapping, got a number",
+        "sources[2].paths[0]: '**' must be a whole path segment, not part of 'a**['; "
+        "unclosed '[' in 'a**['",
+        "sources[3].services: must name at least one service",
+        "sources[3].external_id: only applies with assume_role_arn",
+        "sources[3].regions: lists a region twice",
+    ]
+
+
+def test_a_vault_source_says_what_its_auth_method_needs() -> None:
+    found = problems(
+        """
+sources:
+  - {name: a, kind: vault, address: vault.test, kv: [{mount: s}], auth: {method: token}}
+  - {name: b, kind: vault, address: https://v.test, pki: [{mount: p}], auth: {method: approle}}
+  - {name: c, kind: vault, address: https://v.test, kv: [], auth: {method: kubernetes}}
+  - {name: d, kind: vault, address: https://v.test, kv: [{mount: s}]}
+"""
+    )
+    assert found == [
+        "sources[0].address: must start with http:// or https://",
+        "sources[0].auth: token auth needs token_file or token_env",
+        "sources[1].auth: approle auth needs role_id_file or role_id_env (and secret_id_*)",
+        "sources[2].auth: kubernetes auth needs a role",
+        "sources[2]: a vault source needs at least one kv or pki entry",
+        "sources[3].auth.method: is required",
     ]
