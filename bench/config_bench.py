@@ -1,17 +1,20 @@
 """Configuration loading: the embedded default and a 10,000-target file, before and after.
 
-    .venv/bin/python bench/config_bench.py [--targets N] [--rounds R] [--baseline DIR]
+    .venv/bin/python bench/config_bench.py [--targets N] [--sources S] [--rounds R]
+        [--baseline DIR]
 
 What it does:
 
 1. writes a config with N targets (address, name, two labels; every tenth with its own
-   interval and timeout, every hundredth with STARTTLS and ALPN), a files source, a policy
-   with two waivers and a ``probe`` section;
+   interval and timeout, every hundredth with STARTTLS and ALPN), S sources (the five kinds in
+   turn: files, vault, kubernetes, ssh_authorized_keys, aws, each with the keys a typical
+   entry sets), a policy with two waivers and a ``probe`` section;
 2. in a fresh interpreter: imports ``certscope.config`` (CPU and wall), then calls
    ``default_config()`` (the embedded default: the trust store plus ``CERTSCOPE_TARGETS``)
    twice, the first call separately as it is what start-up pays, and ``parse_config`` of the
    N-target file twice, and its two halves apart: the YAML (``load_yaml``) and the validation
-   of the parsed document (``build_config``); wall and CPU time (``time.process_time``);
+   of the parsed document (``build_config``), and the validation of the ``sources:`` section
+   alone; wall and CPU time (``time.process_time``);
 3. ``certscope check-config FILE`` as a command, R times: wall time and the child's CPU
    (``resource.getrusage(RUSAGE_CHILDREN)``), medians: what a person or CI pays;
 4. with ``--baseline DIR`` (another checkout with its own ``.venv``, e.g. the main branch), the
@@ -52,7 +55,8 @@ raw = load_yaml(text)
 for name, call in (("default", lambda: default_config({})),
                    ("parse", lambda: parse_config(text, path)),
                    ("yaml", lambda: load_yaml(text)),
-                   ("validate", lambda: build_config(raw, path))):
+                   ("validate", lambda: build_config(raw, path)),
+                   ("sources", lambda: build_config({"sources": raw["sources"]}, path))):
     walls, cpus = [], []
     for _ in range(rounds):
         w0, c0 = time.perf_counter(), time.process_time()
@@ -61,18 +65,49 @@ for name, call in (("default", lambda: default_config({})),
         cpus.append(time.process_time() - c0)
     out[name + "_first_wall"], out[name + "_first_cpu"] = walls[0], cpus[0]
     out[name + "_wall"], out[name + "_cpu"] = walls[-1], cpus[-1]
-out["parse_targets"] = len(parse_config(text, path).targets)
+parsed = parse_config(text, path)
+out["parse_targets"], out["parse_sources"] = len(parsed.targets), len(parsed.sources)
 print(json.dumps(out))
 """
 
 
-def write_config(path: Path, targets: int) -> None:
+def source_entry(i: int) -> str:
+    """The ``i``-th source: the five kinds in turn, each with the keys a typical entry sets."""
+    kind = i % 5
+    if kind == 0:
+        return (
+            f"  - {{name: disk{i}, kind: files, paths: ['/srv/tls{i}/**/*.pem'],"
+            " exclude: ['**/old/**'], max_files: 5000, labels: {tier: disk}}"
+        )
+    if kind == 1:
+        return (
+            f"  - {{name: vault{i}, kind: vault, address: 'https://vault{i}.example.test:8200',"
+            " auth: {method: token, token_env: VAULT_TOKEN}, kv: [{mount: secret, path: tls}],"
+            " pki: [{mount: pki, include_revoked: true}], timeout: 5s}"
+        )
+    if kind == 2:
+        return (
+            f"  - {{name: k8s{i}, kind: kubernetes, namespaces: [app{i % 9}, web],"
+            " configmaps: true, labels_from_annotations: {owner: example.test/owner}, qps: 20}"
+        )
+    if kind == 3:
+        return (
+            f"  - {{name: ssh{i}, kind: ssh_authorized_keys,"
+            f" paths: ['/home/*/.ssh/authorized_keys'], exclude: ['/home/svc{i}/**']}}"
+        )
+    return (
+        f"  - {{name: aws{i}, kind: aws, regions: [us-east-1, eu-west-1], services: [kms, acm],"
+        " intervals: {kms: 2h}, concurrency: 4, stale_after: 1h}"
+    )
+
+
+def write_config(path: Path, targets: int, sources: int = 1) -> None:
     lines = [
         "defaults: {interval: 5m, timeout: 5s, labels: {environment: prod}}",
         "scheduler: {concurrency: 64}",
         "probe: {allowed_targets: ['*.example.test:443'], max_concurrent: 16}",
         "sources:",
-        "  - {name: disk, kind: files, paths: ['/srv/tls/**/*.pem'], exclude: ['**/old/**']}",
+        *(source_entry(i) for i in range(sources)),
         "policy:",
         "  min_protocol: TLSv1.2",
         "  exceptions:",
@@ -165,6 +200,7 @@ ROWS = (
     ("parse_config, {n:,} targets (second call)", "parse"),
     ("  of which: YAML (load_yaml)", "yaml"),
     ("  of which: validation (build_config)", "validate"),
+    ("validation of the sources section alone ({s:,} sources)", "sources"),
     ("certscope check-config, {n:,} targets (command)", "check_config"),
 )
 
@@ -173,7 +209,7 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f} ms"
 
 
-def report(results: dict[str, dict[str, Any]], targets: int) -> str:
+def report(results: dict[str, dict[str, Any]], targets: int, sources: int) -> str:
     after = results["after"]
     before = results.get("before")
     head = "| step | after wall | after CPU |"
@@ -183,7 +219,7 @@ def report(results: dict[str, dict[str, Any]], targets: int) -> str:
         rule += " --- | --- | --- |"
     out = [head, rule]
     for label, key in ROWS:
-        row = f"| {label.format(n=targets)} | {_ms(after[key + '_wall'])} |"
+        row = f"| {label.format(n=targets, s=sources)} | {_ms(after[key + '_wall'])} |"
         row += f" {_ms(after[key + '_cpu'])} |"
         if before:
             ratio = after[key + "_cpu"] / before[key + "_cpu"] if before[key + "_cpu"] else 0.0
@@ -196,22 +232,26 @@ def report(results: dict[str, dict[str, Any]], targets: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--targets", type=int, default=10_000)
+    ap.add_argument("--sources", type=int, default=1_000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--baseline", type=Path, help="another checkout with its own .venv")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "targets.yml"
-        write_config(config, args.targets)
+        write_config(config, args.targets, args.sources)
         size = config.stat().st_size
         trees = {"after": ROOT}
         if args.baseline:
             trees["before"] = args.baseline.resolve()
         results = measure(trees, config, args.rounds)
     for tree in results.values():
-        if tree["parse_targets"] != args.targets:
-            sys.exit(f"{tree['tree']}: parsed {tree['parse_targets']} targets, not {args.targets}")
-    table = report(results, args.targets)
-    print(f"config: {args.targets:,} targets, {size / 2**20:.2f} MiB; medians of {args.rounds}")
+        if (tree["parse_targets"], tree["parse_sources"]) != (args.targets, args.sources):
+            sys.exit(f"{tree['tree']}: parsed a different number of targets or sources")
+    table = report(results, args.targets, args.sources)
+    print(
+        f"config: {args.targets:,} targets, {args.sources:,} sources, {size / 2**20:.2f} MiB;"
+        f" medians of {args.rounds}"
+    )
     print(table)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = ROOT / "bench" / "results"
@@ -219,6 +259,7 @@ def main() -> None:
     out = out_dir / f"config-bench-{stamp}.json"
     meta = {
         "targets": args.targets,
+        "sources": args.sources,
         "rounds": args.rounds,
         "config_bytes": size,
         "python": platform.python_version(),

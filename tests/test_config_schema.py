@@ -4,6 +4,7 @@ package's import direction."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import date
@@ -249,29 +250,37 @@ def test_imports_flow_one_way(module: str, use: str, forbidden: str) -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_the_declared_sections_accept_exactly_the_listed_keys() -> None:
-    """keys.py is what the chart's values.schema.json is held to; the models are what the
-    configuration is read with. A key added to one and not the other fails here."""
-    from pydantic import BaseModel
-
+def test_the_listed_keys_are_the_declared_ones() -> None:
+    """keys.py, which the chart's values.schema.json is held to, is read from the models the
+    configuration is validated with; a key a model declares is accepted in a document."""
     from certscope.config import keys
-    from certscope.config.schema import DefaultsModel, SchedulerModel
-    from certscope.config.schema_policy import PolicyModel, SSHPolicyModel, WaiverModel
-    from certscope.config.schema_targets import ProbeModel, TargetModel
-    from certscope.config.schema_tls import TLSModel
 
-    pairs: list[tuple[type[BaseModel], tuple[str, ...]]] = [
-        (DefaultsModel, keys.DEFAULT_KEYS),
-        (SchedulerModel, ("concurrency", "jitter")),
-        (PolicyModel, keys.POLICY_KEYS),
-        (SSHPolicyModel, keys.SSH_POLICY_KEYS),
-        (WaiverModel, keys.EXCEPTION_KEYS),
-        (ProbeModel, keys.PROBE_KEYS),
-        (TLSModel, keys.TLS_KEYS),
-        (TargetModel, keys.TARGET_KEYS),
-    ]
-    for model, listed in pairs:
-        assert set(model.model_fields) == set(listed), model.__name__
+    assert set(keys.FILES_KEYS) == {
+        *keys.SOURCE_COMMON,
+        "paths",
+        "exclude",
+        "follow_symlinks",
+        "max_files",
+        "timeout",
+        "password_env",
+        "password_file",
+        "revocation",
+    }
+    assert "kind" in keys.AWS_KEYS and "method" in keys.VAULT_AUTH_KEYS
+    assert set(keys.TLS_KEYS) < set(keys.TARGET_KEYS)
+    assert set(keys.TLS_ONLY_KEYS) < set(keys.TARGET_KEYS)
+    for kind, listed in (
+        ("files", keys.FILES_KEYS),
+        ("vault", keys.VAULT_KEYS),
+        ("kubernetes", keys.K8S_KEYS),
+        ("ssh_authorized_keys", keys.SSH_KEYS_KEYS),
+        ("aws", keys.AWS_KEYS),
+    ):
+        # Every listed key is known: a document setting all of them has no unknown key.
+        entry = {k: None for k in listed} | {"kind": kind, "name": "s"}
+        with pytest.raises(ConfigError) as info:
+            parse_config(f"sources: [{json.dumps(entry)}]", "t")
+        assert not [p for p in info.value.problems if "unknown key" in p.message], kind
 
 
 def test_a_bad_option_does_not_hide_the_checks_across_fields_and_entries() -> None:
@@ -293,4 +302,55 @@ defaults: {timeout: 0s, interval: 40s}
         'targets[1].revocation.ocps: unknown key (did you mean "ocsp"?)',
         "targets[1].name: duplicate target name 'web' (first at targets[0])",
         "targets[0].expects.source: no source named 'nowhere'",
+    ]
+
+
+def test_a_source_entry_of_the_wrong_shape_is_a_located_problem() -> None:
+    """A ``kv`` that is not a list, an entry that is not a mapping, a ``pki`` entry without
+    its mount: each is said where it is, and the other keys of the entry are still judged."""
+    found = problems(
+        """
+sources:
+  - name: v
+    kind: vault
+    address: https://vault.test
+    auth: {method: token, token_env: VAULT_TOKEN}
+    kv: 5
+    pki: [7, {include_revoked: yes-please}]
+  - {name: v2, kind: vault, address: https://vault.test, kv: [{mount: secret}], auth: 3}
+  - {name: disk, kind: files, paths: ["/srv/a**[/x.pem"]}
+  - {name: cloud, kind: aws, regions: [eu-west-1, eu-west-1], services: [], external_id: e}
+"""
+    )
+    assert found == [
+        "sources[0].kv: must be a list, got a number",
+        "sources[0].pki[0]: must be a mapping, got a number",
+        "sources[0].pki[1].mount: is required",
+        "sources[0].pki[1].include_revoked: must be true or false, got a string",
+        "sources[1].auth: must be a mapping, got a number",
+        "sources[2].paths[0]: '**' must be a whole path segment, not part of 'a**['; "
+        "unclosed '[' in 'a**['",
+        "sources[3].services: must name at least one service",
+        "sources[3].external_id: only applies with assume_role_arn",
+        "sources[3].regions: lists a region twice",
+    ]
+
+
+def test_a_vault_source_says_what_its_auth_method_needs() -> None:
+    found = problems(
+        """
+sources:
+  - {name: a, kind: vault, address: vault.test, kv: [{mount: s}], auth: {method: token}}
+  - {name: b, kind: vault, address: https://v.test, pki: [{mount: p}], auth: {method: approle}}
+  - {name: c, kind: vault, address: https://v.test, kv: [], auth: {method: kubernetes}}
+  - {name: d, kind: vault, address: https://v.test, kv: [{mount: s}]}
+"""
+    )
+    assert found == [
+        "sources[0].address: must start with http:// or https://",
+        "sources[0].auth: token auth needs token_file or token_env",
+        "sources[1].auth: approle auth needs role_id_file or role_id_env (and secret_id_*)",
+        "sources[2].auth: kubernetes auth needs a role",
+        "sources[2]: a vault source needs at least one kv or pki entry",
+        "sources[3].auth.method: is required",
     ]

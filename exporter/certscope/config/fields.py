@@ -187,7 +187,7 @@ def label_value_problem(v: object) -> str | None:
     return None
 
 
-def _label_name(k: object) -> str:
+def label_name(k: object) -> str:
     why = label_name_problem(k)
     if why:
         raise problem(why)
@@ -210,7 +210,7 @@ def _label_map(v: object) -> object:
 
 
 Labels = Annotated[
-    dict[Annotated[str, PlainValidator(_label_name)], Annotated[str, PlainValidator(_label_value)]],
+    dict[Annotated[str, PlainValidator(label_name)], Annotated[str, PlainValidator(_label_value)]],
     BeforeValidator(_label_map),
 ]
 Text = Annotated[str | None, PlainValidator(text)]

@@ -1,4 +1,5 @@
-"""The keys each section of the configuration accepts: the document's shape in one place.
+"""The keys each section of the configuration accepts: the document's shape, read from the
+models that validate it, so the two cannot drift apart.
 
 Anything else is an unknown key (with the nearest known one suggested). The Helm chart's
 ``values.schema.json`` mirrors these lists, and a test holds the two together.
@@ -6,153 +7,49 @@ Anything else is an unknown key (with the nearest known one suggested). The Helm
 
 from __future__ import annotations
 
-TOP_KEYS = ("defaults", "targets", "sources", "probe", "scheduler", "policy")
+from pydantic import BaseModel
 
-DEFAULT_KEYS = (
-    "interval",
-    "timeout",
-    "max_handshake_bytes",
-    "revocation",
-    "ca_file",
-    "labels",
-    "alpn",
-    "enumerate",
-    "enumerate_interval",
-)
+from .schema import TOP_KEYS, DefaultsModel
+from .schema_policy import PolicyModel, SSHPolicyModel, WaiverModel
+from .schema_sources import SOURCE_MODELS, SourceModel, VaultAuthModel
+from .schema_targets import TLS_ONLY_KEYS, ProbeModel, TargetModel
+from .schema_tls import TLSModel
 
-TLS_KEYS = (
-    "sni",
-    "starttls",
-    "alpn",
-    "ca_file",
-    "client_cert",
-    "client_key",
-    "timeout",
-    "max_handshake_bytes",
-    "revocation",
-)
+__all__ = [
+    "AWS_KEYS",
+    "DEFAULT_KEYS",
+    "EXCEPTION_KEYS",
+    "FILES_KEYS",
+    "K8S_KEYS",
+    "POLICY_KEYS",
+    "PROBE_KEYS",
+    "SOURCE_COMMON",
+    "SSH_KEYS_KEYS",
+    "SSH_POLICY_KEYS",
+    "TARGET_KEYS",
+    "TLS_KEYS",
+    "TLS_ONLY_KEYS",
+    "TOP_KEYS",
+    "VAULT_AUTH_KEYS",
+    "VAULT_KEYS",
+]
 
-TARGET_KEYS = (
-    "address",
-    "host",
-    "port",
-    "name",
-    "interval",
-    "labels",
-    "enumerate",
-    "enumerate_interval",
-    "expects",
-    "protocol",
-    *TLS_KEYS,
-)
 
-TLS_ONLY_KEYS = ("sni", "starttls", "alpn", "ca_file", "client_cert", "client_key", "expects")
+def _keys(model: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(model.model_fields)
 
-PROBE_KEYS = ("allowed_targets", "allowed_networks", "max_concurrent", "modules", "timeout")
 
-POLICY_KEYS = (
-    "min_protocol",
-    "allowed_cipher_classes",
-    "allowed_ciphers",
-    "min_rsa_bits",
-    "min_ec_bits",
-    "forbidden_signature_hashes",
-    "max_cert_lifetime",
-    "require_hostname_match",
-    "require_trusted_chain",
-    "exceptions",
-    "allow_unencrypted_private_keys",
-    "ssh",
-)
-
-EXCEPTION_KEYS = ("target", "location", "rule", "owner", "reason", "expires")
-
-SSH_POLICY_KEYS = (
-    "allowed_algorithm_classes",
-    "min_rsa_bits",
-    "min_versions",
-    "certificate_warning",
-    "max_key_age",
-)
-
-SOURCE_COMMON = ("name", "kind", "interval", "labels", "stale_after")
-
-FILES_KEYS = (
-    *SOURCE_COMMON,
-    "paths",
-    "exclude",
-    "password_env",
-    "password_file",
-    "follow_symlinks",
-    "max_files",
-    "timeout",
-    "revocation",
-)
-
-VAULT_KEYS = (
-    *SOURCE_COMMON,
-    "address",
-    "auth",
-    "kv",
-    "pki",
-    "namespace",
-    "ca_file",
-    "timeout",
-    "revocation",
-)
-
-VAULT_AUTH_KEYS = (
-    "method",
-    "token_file",
-    "token_env",
-    "role_id_file",
-    "role_id_env",
-    "secret_id_file",
-    "secret_id_env",
-    "role",
-    "jwt_file",
-    "mount",
-)
-
-K8S_KEYS = (
-    *SOURCE_COMMON,
-    "kubeconfig",
-    "context",
-    "namespaces",
-    "exclude_namespaces",
-    "label_selector",
-    "secret_types",
-    "opaque_keys",
-    "configmaps",
-    "configmap_keys",
-    "configmap_label_selector",
-    "labels_from_annotations",
-    "labels_from_labels",
-    "qps",
-    "burst",
-)
-
-AWS_KEYS = (
-    *SOURCE_COMMON,
-    "regions",
-    "services",
-    "endpoint_url",
-    "assume_role_arn",
-    "external_id",
-    "profile",
-    "intervals",
-    "secret_certificates",
-    "concurrency",
-    "timeout",
-    "max_attempts",
-)
-
-SSH_KEYS_KEYS = (
-    *SOURCE_COMMON,
-    "paths",
-    "certificate_paths",
-    "ca_key_paths",
-    "exclude",
-    "people",
-    "state_file",
-)
+DEFAULT_KEYS = _keys(DefaultsModel)
+TLS_KEYS = _keys(TLSModel)
+TARGET_KEYS = _keys(TargetModel)
+PROBE_KEYS = _keys(ProbeModel)
+POLICY_KEYS = _keys(PolicyModel)
+EXCEPTION_KEYS = _keys(WaiverModel)
+SSH_POLICY_KEYS = _keys(SSHPolicyModel)
+SOURCE_COMMON = ("kind", *_keys(SourceModel))
+FILES_KEYS = _keys(SOURCE_MODELS["files"])
+VAULT_KEYS = _keys(SOURCE_MODELS["vault"])
+VAULT_AUTH_KEYS = _keys(VaultAuthModel)
+K8S_KEYS = _keys(SOURCE_MODELS["kubernetes"])
+SSH_KEYS_KEYS = _keys(SOURCE_MODELS["ssh_authorized_keys"])
+AWS_KEYS = _keys(SOURCE_MODELS["aws"])

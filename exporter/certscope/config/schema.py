@@ -20,7 +20,6 @@ from ..tls.options import (
 )
 from .checker import Checker, join, type_name
 from .fields import Flag, Labels, Section, Texts, duration, number, validate
-from .keys import TOP_KEYS
 from .model import (
     DEFAULT_CONCURRENCY,
     DEFAULT_ENUMERATE_INTERVAL,
@@ -37,6 +36,9 @@ from .schema_policy import build_policy
 from .schema_sources import build_source
 from .schema_targets import TargetDefaults, build_probe, build_target
 from .schema_tls import HandshakeBytes, Revocation, readable
+
+#: The sections of the document.
+TOP_KEYS = ("defaults", "targets", "sources", "probe", "scheduler", "policy")
 
 
 def build_config(raw: object, origin: str) -> Config:

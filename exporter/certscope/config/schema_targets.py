@@ -28,7 +28,6 @@ from .fields import (
     text,
     validate,
 )
-from .keys import TLS_ONLY_KEYS
 from .model import (
     DEFAULT_PROBE_CONCURRENCY,
     MIN_ENUMERATE_INTERVAL,
@@ -41,6 +40,9 @@ from .model import (
 from .schema_tls import TLSModel
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: The keys an SSH target must not set: they speak of TLS.
+TLS_ONLY_KEYS = ("sni", "starttls", "alpn", "ca_file", "client_cert", "client_key", "expects")
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import (
     BeforeValidator,
@@ -18,7 +17,6 @@ from pydantic import (
 
 from ..net import is_hostname
 from ..tls.options import MAX_HANDSHAKE_BYTES_RANGE, RevocationOptions, TLSOptions
-from .checker import Checker
 from .fields import (
     HERE,
     Flag,
@@ -30,7 +28,6 @@ from .fields import (
     problem,
     text,
     texts,
-    validate,
 )
 from .model import MIN_TIMEOUT, STARTTLS_PROTOCOLS
 
@@ -133,17 +130,3 @@ class TLSModel(Section):
             if self.revocation
             else base.revocation,
         )
-
-
-class _RevocationKey(Section):
-    revocation: Revocation = None
-
-
-def revocation_options(
-    c: Checker, d: Mapping[str, Any], loc: str, base: RevocationOptions
-) -> RevocationOptions:
-    """``revocation: false`` (no fetching), or a mapping of the RevocationOptions fields."""
-    if "revocation" not in d:
-        return base
-    m = validate(c, _RevocationKey, {"revocation": d["revocation"]}, loc)
-    return m.revocation.build(base) if m.revocation else base
