@@ -125,13 +125,6 @@ FILTERS: dict[tuple[str, str], str] = {
     ("tls/enumerate/connection.py", "Endpoint._connect"): "an OSError while addresses remain",
 }
 
-#: Broad handlers in modules under restructuring, to be narrowed there: they are not
-#: boundaries, and none may be added.
-TO_NARROW: dict[tuple[str, str], int] = {
-    ("verify.py", "_trust_errors"): 2,
-    ("verify.py", "_issuer_unknown_reason"): 1,
-}
-
 
 def _caught(node: ast.expr | None) -> set[str]:
     if node is None:
@@ -181,7 +174,7 @@ def test_broad_except_only_at_documented_boundaries() -> None:
     counted = Counter(
         (m, f) for m, f, _, cleanup in _broad_handlers() if not cleanup and (m, f) not in FILTERS
     )
-    allowed = Counter({k: n for k, (_, n) in BOUNDARIES.items()}) + Counter(TO_NARROW)
+    allowed = Counter({k: n for k, (_, n) in BOUNDARIES.items()})
     assert dict(counted) == dict(allowed)
 
 

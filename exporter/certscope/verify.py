@@ -114,7 +114,7 @@ def _trust_errors(
     del day  # part of the cache key only
     try:
         certs = [_to_openssl(der) for der in chain]
-    except Exception:
+    except crypto.Error:  # DER OpenSSL will not load (cryptography may have parsed it)
         return (VerifyFailure.UNSUPPORTED_CERTIFICATE,)
     ctx = crypto.X509StoreContext(_store(ca_file, stamp), certs[0], certs[1:])
     try:
@@ -125,7 +125,7 @@ def _trust_errors(
             depth = int(exc.errors[1]) if len(exc.errors) > 1 else 0
             return (_issuer_unknown_reason(exc, depth),)
         return (_CODE_REASONS.get(code, VerifyFailure.VERIFY_ERROR),)
-    except Exception:
+    except crypto.Error:  # OpenSSL failed inside the chain builder, not on the chain's merits
         return (VerifyFailure.VERIFY_ERROR,)
     return ()
 
@@ -143,7 +143,7 @@ def _issuer_unknown_reason(exc: crypto.X509StoreContextError, depth: int) -> Ver
     stuck = exc.certificate
     try:
         der = crypto.dump_certificate(crypto.FILETYPE_ASN1, stuck)
-    except Exception:
+    except crypto.Error:
         return VerifyFailure.UNKNOWN_ISSUER
     facts = facts_from_der(der)
     if facts.self_signed:
