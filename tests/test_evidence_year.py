@@ -259,6 +259,7 @@ def test_endpoints_positive_evidence(report: dict[str, Any]) -> None:
     assert ">TLS endpoints</h2>" in html and "TLS_RSA_WITH_3DES_EDE_CBC_SHA (insecure)" in html
 
 
+@pytest.mark.timeout(600)  # the year at 15 s is fetched twice, plainly and in levels
 async def test_levelled_fetch_equals_the_plain_fetch(prom: Prometheus) -> None:
     """Bucket aggregates and drill-downs give the plain range query's runs, exactly, for every
     query of the report, and fetch a fraction of the bytes."""
@@ -281,6 +282,9 @@ async def test_levelled_fetch_equals_the_plain_fetch(prom: Prometheus) -> None:
     assert levelled.failed == [] and plain.failed == []
     assert ticks[-1] == (4 * len(queries), 4 * len(queries))
     assert any("@count:4096" in r.name for r in levelled.records)
+    # least and largest values of the exporter series come from the raw samples, not subqueries
+    raw = [r.expr for r in levelled.records if r.name.startswith(("cert_info@min", "alerts@max"))]
+    assert raw and not any(":300s]" in e for e in raw)
     assert levelled.bytes_received * 5 < plain.bytes_received
     # a period not starting on a multiple of the step is fetched as is
     assert refine.levels(Grid(year.START + 7, 300.0, grid.count)) == []
@@ -302,7 +306,7 @@ async def test_a_failed_coarse_request_is_fetched_finer_not_a_gap(prom: Promethe
 
     def fail(path: str, request: bytes) -> bool:
         body = unquote_plus(request.partition(b"\r\n\r\n")[2].decode())
-        coarse = "_over_time((" in body
+        coarse = not body.endswith("step=300")  # a bucket's step: a coarse request
         return path.endswith("/query_range") and (
             ("certscope_cert_not_after" in body and coarse)
             or ("max_over_time(up{" in body and not coarse)
@@ -321,3 +325,19 @@ async def test_a_failed_coarse_request_is_fetched_finer_not_a_gap(prom: Promethe
         assert any(f.start <= end + 600 and f.end >= start for f in client.failed), iso(start)
     (up,) = got["exporter_up"].series.values()
     assert 0 < sum(r.length for r in up) < grid.count  # the constant buckets are kept
+
+
+def test_raw_bounds_cover_exactly_the_windows_of_a_bucket() -> None:
+    """A bucket of m steps ending at t is evaluated at t - (m-1)·S … t, each looking back the
+    query's window W: its raw bounds read (t - (m-1)·S - W, t]. A shorter range would miss a
+    sample some step selects (and could call a changing bucket constant)."""
+    plan = {q.name: q for q in query.plan("certscope.*", 600.0, 120.0, 300.0, 900.0)}
+    _, least, most = refine.aggregates(plan["cert_not_after"], 16, 300.0)
+    selector = 'certscope_cert_not_after_timestamp_seconds{job=~"certscope.*"}'
+    assert least.expr == f"min without (job, instance) (min_over_time({selector}[5100s]))"
+    assert most.expr == f"max without (job, instance) (max_over_time({selector}[5100s]))"
+    _, least, _ = refine.aggregates(plan["alerts"], 16, 300.0)
+    assert least.expr.startswith("min_over_time(ALERTS{") and least.expr.endswith("}[4620s])")
+    # a query whose values are not raw samples is bounded through a subquery of itself
+    _, least, _ = refine.aggregates(plan["probe_stale"], 16, 300.0)
+    assert least.expr == f"min_over_time(({plan['probe_stale'].expr})[4650s:300s])"

@@ -80,12 +80,35 @@ class FailedChunk:
 
 
 @dataclass(frozen=True)
+class Raw:
+    """The raw series behind a query of the form ``AGG GROUPING (FN(SELECTOR[WINDOW]))``.
+
+    ``AGG`` is ``max`` or ``min`` (or none: ``grouping`` empty) and ``FN`` one of
+    ``last_over_time``, ``max_over_time``, ``min_over_time``: each value of such a query is one
+    of the raw samples in its window. So when every raw sample of a group over the union of the
+    windows of some steps holds one value, the query holds that value at each of those steps
+    where it has one (:mod:`.refine` asks this with range selectors, which read each sample
+    once, instead of evaluating the query at every step).
+    """
+
+    selector: str
+    window: float
+    grouping: str = ""  # "without (job, instance)", "by (…)" or "" (no aggregation)
+
+    def bound(self, fn: str, span: float) -> str:
+        """``fn`` (``min`` or ``max``) of the raw samples in the last ``span`` + window."""
+        inner = f"{fn}_over_time({self.selector}[{promql_duration(span + self.window)}])"
+        return f"{fn} {self.grouping} ({inner})" if self.grouping else inner
+
+
+@dataclass(frozen=True)
 class Query:
     """One PromQL expression of the evidence plan and why it is asked."""
 
     name: str
     expr: str
     purpose: str
+    raw: Raw | None = None  # set when the expression has the form :class:`Raw` describes
 
 
 @dataclass(frozen=True)
@@ -129,10 +152,25 @@ def plan(
     ]
 
 
-def _per_series(job_regex: str, window: float, metric: str, fn: str = "last_over_time") -> str:
+def _per_series(
+    name: str, purpose: str, job_regex: str, window: float, metric: str, fn: str = "last_over_time"
+) -> Query:
     """``metric`` of the selected job(s) per series, de-duplicated across replicas."""
-    job, w = f"job=~{quote(job_regex)}", promql_duration(window)
-    return f"max without (job, instance) ({fn}({metric}{{{job}}}[{w}]))"
+    return _selecting(name, purpose, f"{metric}{{job=~{quote(job_regex)}}}", window, fn)
+
+
+def _selecting(
+    name: str,
+    purpose: str,
+    selector: str,
+    window: float,
+    fn: str,
+    grouping: str = "without (job, instance)",
+) -> Query:
+    """``max GROUPING (FN(SELECTOR[WINDOW]))`` (no aggregation when ``grouping`` is empty)."""
+    inner = f"{fn}({selector}[{promql_duration(window)}])"
+    expr = f"max {grouping} ({inner})" if grouping else inner
+    return Query(name, expr, purpose, Raw(selector, window, grouping))
 
 
 def _monitoring_queries(job_regex: str, window: float, stale_after: float) -> list[Query]:
@@ -142,15 +180,21 @@ def _monitoring_queries(job_regex: str, window: float, stale_after: float) -> li
     stale = f"{stale_after:g}"
     target = "source_kind, source, location"
     return [
-        Query(
+        _selecting(
             "exporter_up",
-            f"max by (job, instance) (max_over_time(up{{{job}}}[{w}]))",
             "exporter scrapes: 1 a scrape succeeded in the window, 0 only failed, absent none",
+            f"up{{{job}}}",
+            window,
+            "max_over_time",
+            "by (job, instance)",
         ),
-        Query(
+        _selecting(
             "probe_success",
-            f"max by ({target}) (max_over_time(certscope_probe_success{{{job}}}[{w}]))",
             "TLS targets: 1 a probe succeeded in the window, 0 probes failed, absent not reported",
+            f"certscope_probe_success{{{job}}}",
+            window,
+            "max_over_time",
+            f"by ({target})",
         ),
         Query(
             "probe_stale",
@@ -158,10 +202,13 @@ def _monitoring_queries(job_regex: str, window: float, stale_after: float) -> li
             f"certscope_probe_timestamp_seconds{{{job}}}[{w}])) > {stale}",
             "TLS targets whose last probe is older than --probe-stale-after (probes not running)",
         ),
-        Query(
+        _selecting(
             "source_up",
-            f"max by (source_kind, source) (max_over_time(certscope_source_up{{{job}}}[{w}]))",
             "certificate stores: 1 readable, 0 failing, absent not reported",
+            f"certscope_source_up{{{job}}}",
+            window,
+            "max_over_time",
+            "by (source_kind, source)",
         ),
     ]
 
@@ -178,20 +225,26 @@ def _certificate_queries(job_regex: str, window: float) -> list[Query]:
         )
 
     return [
-        Query(
+        _per_series(
             "cert_info",
-            _per_series(job_regex, window, "certscope_cert_info"),
             "certificates and their facts (serial, fingerprint, SANs, issuer, key)",
+            job_regex,
+            window,
+            "certscope_cert_info",
         ),
-        Query(
+        _per_series(
             "cert_not_after",
-            _per_series(job_regex, window, "certscope_cert_not_after_timestamp_seconds"),
             "notAfter per certificate slot (expiry timeline, renewals)",
+            job_regex,
+            window,
+            "certscope_cert_not_after_timestamp_seconds",
         ),
-        Query(
+        _per_series(
             "cert_not_before",
-            _per_series(job_regex, window, "certscope_cert_not_before_timestamp_seconds"),
             "notBefore per certificate slot (inventory)",
+            job_regex,
+            window,
+            "certscope_cert_not_before_timestamp_seconds",
         ),
         Query(
             "verified_endpoints",
@@ -213,29 +266,39 @@ def _certificate_queries(job_regex: str, window: float) -> list[Query]:
 
 def _policy_queries(job_regex: str, window: float, alert_window: float) -> list[Query]:
     """Findings, waivers and alerts."""
-    a = promql_duration(alert_window)
     return [
-        Query(
+        _per_series(
             "violations",
-            _per_series(job_regex, window, "certscope_policy_violation", "max_over_time"),
             "active policy findings",
+            job_regex,
+            window,
+            "certscope_policy_violation",
+            "max_over_time",
         ),
-        Query(
+        _per_series(
             "waived",
-            _per_series(job_regex, window, "certscope_policy_waived", "max_over_time"),
             "findings waived by a live policy exception",
+            job_regex,
+            window,
+            "certscope_policy_waived",
+            "max_over_time",
         ),
-        Query(
+        _per_series(
             "exceptions",
-            _per_series(job_regex, window, "certscope_policy_exception_expiry_timestamp_seconds"),
             "configured policy exceptions and their end",
+            job_regex,
+            window,
+            "certscope_policy_exception_expiry_timestamp_seconds",
         ),
-        Query(
+        _selecting(
             "alerts",
-            "max_over_time(ALERTS{"
-            f'alertstate="firing", alertname=~{quote(ALERT_NAMES)}, job=~{quote(job_regex + "|")}'
-            f"}}[{a}])",
             "firing certscope alerts of the selected job(s) (or of no job: aggregated rules)",
+            "ALERTS{"
+            f'alertstate="firing", alertname=~{quote(ALERT_NAMES)}, job=~{quote(job_regex + "|")}'
+            "}",
+            alert_window,
+            "max_over_time",
+            "",
         ),
     ]
 

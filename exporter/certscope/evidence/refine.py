@@ -11,7 +11,9 @@ evidence series hold one value for weeks. So a query ``E`` of the plan is fetche
    ``max_over_time(…)``, where ``S`` is the report's step and ``R`` just under ``m · S``. A
    subquery at step ``S`` evaluates ``E`` at exactly the report's evaluation times (both are
    multiples of ``S`` when the period starts on one), so these are facts about the very values
-   a fine query would return.
+   a fine query would return. When the query's values are raw samples (:class:`.query.Raw`),
+   the least and largest come from range selectors over the raw samples instead
+   (:func:`aggregates`), which Prometheus reads once rather than evaluating ``E`` per step.
 2. **Constant buckets.** A series present at all ``m`` steps with least = largest had that
    value throughout: one run, without fetching its steps.
 3. **Drill down.** Every other bucket where a series appears (partly present, or changing) is
@@ -23,8 +25,9 @@ A coarse request spans at most ``max_points`` of the report's steps (two buckets
 default 11,000): Prometheus evaluates ``E`` at each of them, so its memory per request stays
 that of a plain chunk, while the answer holds three values per series and bucket.
 
-The price is paid by Prometheus: it evaluates ``E`` at every step of a bucket three times (one
-subquery per aggregate), where a plain query evaluates it once and sends every value. The
+The price is paid by Prometheus: it evaluates ``E`` at every step of a bucket once for the
+count (three times, one subquery per aggregate, without raw bounds), where a plain query
+evaluates it once and sends every value. The
 levelled fetch is therefore an option (``--query.coarse-first``): it trades Prometheus CPU for
 far less data sent and parsed (docs/benchmarks.md has both).
 
@@ -68,13 +71,29 @@ def levels(grid: Grid) -> list[int]:
 
 
 def aggregates(query: Query, m: int, step: float) -> tuple[Query, Query, Query]:
-    """Count, least and largest value of ``query`` over buckets of ``m`` steps."""
+    """Count, least and largest value of ``query`` over buckets of ``m`` steps.
+
+    The count is a subquery (whether ``query`` has a value at each step depends on every
+    window). The least and largest value are read from the raw samples when the query says
+    which they are (:class:`.query.Raw`): a range selector over the union of the bucket's
+    windows reads each sample once, where a subquery evaluates the query at every step. Its
+    bounds may be wider than the query's values (a sample that no step selects), which only
+    sends a bucket to the next level.
+    """
     # just under m steps: the window holds exactly the bucket's m evaluation times, whether
     # the range is closed on the left (Prometheus 2) or open (Prometheus 3)
     sub = f"[{promql_duration(m * step - step / 2)}:{promql_duration(step)}]"
-    return tuple(  # type: ignore[return-value]
-        Query(f"{query.name}@{fn}:{m}", f"{fn}_over_time(({query.expr}){sub})", query.purpose)
-        for fn in ("count", "min", "max")
+
+    def bound(fn: str) -> str:
+        if query.raw is not None:  # the bucket's steps t_1 … t_m look back to t_1 - window
+            return query.raw.bound(fn, (m - 1) * step)
+        return f"{fn}_over_time(({query.expr}){sub})"
+
+    count = f"count_over_time(({query.expr}){sub})"
+    return (
+        Query(f"{query.name}@count:{m}", count, query.purpose),
+        Query(f"{query.name}@min:{m}", bound("min"), query.purpose),
+        Query(f"{query.name}@max:{m}", bound("max"), query.purpose),
     )
 
 
