@@ -47,6 +47,7 @@ import yaml
 
 from certscope.evidence import analyse, cli, facts, gaps, query, refine
 from certscope.evidence.model import Grid, Matrix, Run, iso, series_key
+from helpers.browser import FLAGS
 from helpers.exporter import Exporter
 from helpers.pki import Leaf, TestPKI
 from helpers.promserver import Prometheus, binary, free_port, running
@@ -572,18 +573,7 @@ def test_report_renders_in_chromium(
     assert "http://" not in html.replace(scenario.prom.url, "")  # no external resources
     assert "<link" not in html and "<script" not in html
     profile = scenario.tmp / "chromium"
-    base = [
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-    ]
+    base = [chromium, *FLAGS, f"--user-data-dir={profile}"]
     env = {**os.environ, "HOME": str(scenario.tmp)}
     shot = scenario.tmp / "report.png"
     subprocess.run(
