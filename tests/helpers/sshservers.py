@@ -16,7 +16,6 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from types import TracebackType
 from typing import Self
 
 from .promserver import binary, free_port
+from .servers import _Process, stop_process
 
 #: A configuration close to the current OpenSSH defaults, restricted to modern algorithms.
 STRONG: Mapping[str, str] = {
@@ -124,22 +124,10 @@ class HostKeys:
         return out
 
 
-class _Daemon:
+class _Daemon(_Process):
+    """An SSH server process: started on a free port, ready once it sends its banner."""
+
     name = "server"
-
-    def __init__(self) -> None:
-        self.host = "127.0.0.1"
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def output(self) -> str:
-        self._log.seek(0)
-        return self._log.read().decode("utf-8", "replace")
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -180,13 +168,8 @@ class _Daemon:
         raise RuntimeError(f"{self.name} did not come back after SIGHUP:\n{self.output()}")
 
     def _terminate(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
 
     def __enter__(self) -> Self:
         for _ in range(3):  # the free port may be taken between probing and binding
