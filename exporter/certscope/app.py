@@ -29,6 +29,7 @@ from .config import (
 )
 from .errors import ConfigError, ProbeFailure
 from .net import hostname_problem, join_address, split_address
+from .pinning import NotAllowed, checked_address
 from .probe import probe
 from .results import ProbeResult
 from .scheduler import Scheduler
@@ -36,7 +37,7 @@ from .selfmetrics import SelfMetrics
 from .snapshot import State
 from .tls.handshake import Failure, Outcome
 from .web import status
-from .web.allowlist import NotAllowed, checked_address, target_allowed
+from .web.allowlist import target_allowed
 from .web.guard import csrf_problem
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from .net import join_address
-from .web.allowlist import Network, NotAllowed, checked_address
+from .pinning import Network, NotAllowed, checked_address
 
 __all__ = ["NOT_ALLOWED", "FetchError", "fetch"]
 

@@ -9,23 +9,19 @@ kinds, decided by its spelling, and only matches targets of the same kind:
 * a name pattern (``*.example.com:443``) matches host names only;
 * ``*`` alone matches both.
 
-Names are resolved before connecting when ``allowed_networks`` is set: the probe connects to
-the one address that was checked, never resolving again, so DNS rebinding cannot move it.
+Names are resolved before connecting when ``allowed_networks`` is set (:mod:`certscope.pinning`):
+the probe connects to the one address that was checked, never resolving again, so DNS
+rebinding cannot move it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import re
-import socket
 from collections.abc import Sequence
 from enum import Enum
 from functools import lru_cache
 
-from ..net import IPAddress, is_ip, join_address, parse_ip, split_address
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from ..net import is_ip, join_address, split_address
 
 _ADDRESS_PATTERN_CHARS = frozenset("0123456789.*?")
 
@@ -72,31 +68,3 @@ def target_allowed(address: str, patterns: Sequence[str]) -> bool:
         if pkind in (kind, Kind.ANY) and any(regex.fullmatch(c) for c in candidates):
             return True
     return False
-
-
-def in_networks(ip: IPAddress, networks: Sequence[Network]) -> bool:
-    return any(ip.version == n.version and ip in n for n in networks)
-
-
-class NotAllowed(Exception):
-    """The target resolves to no address inside ``allowed_networks``."""
-
-
-async def checked_address(host: str, port: int, networks: Sequence[Network]) -> str:
-    """The one address to connect to for ``host``: inside ``networks``.
-
-    Raises :class:`NotAllowed` when no address is, and ``socket.gaierror`` when the name does
-    not resolve. The caller connects to the returned address and nothing else.
-    """
-    literal = parse_ip(host)
-    if literal is not None:
-        candidates = [literal]
-    else:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        candidates = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    for ip in candidates:
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1 on the wire
-        if in_networks(ip, networks):
-            return str(ip)
-    raise NotAllowed(host)
