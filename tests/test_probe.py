@@ -32,6 +32,7 @@ from certscope.policy import assess_endpoint
 from certscope.probe import probe
 from certscope.results import ProbeResult
 from certscope.revocation import Revocation, _leaf_and_issuer
+from certscope.tls import handshake as handshake_module
 from certscope.tls.handshake import MAX_CHAIN
 from helpers.pki import Leaf, TestPKI
 from helpers.servers import (
@@ -261,9 +262,22 @@ async def test_expired_intermediate(tmp_path: Path) -> None:
 _VERSION_NAMES = {ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3"}
 
 
+@pytest.fixture(params=["certificate callback", "info callback"])
+def request_detector(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Both ways the handshake notices a CertificateRequest: OpenSSL's certificate callback,
+    and the info callback it falls back to where the bindings lack ``SSL_CTX_set_cert_cb``."""
+    if request.param == "info callback":
+        monkeypatch.setattr(handshake_module, "_cert_cb_setter", lambda: None)
+    handshake_module._context.cache_clear()  # contexts are built with the detector in force
+    yield str(request.param)
+    handshake_module._context.cache_clear()
+
+
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
 async def test_mtls_without_client_certificate(
-    pki: TestPKI, leaves: Leaves, version: ssl.TLSVersion
+    pki: TestPKI, leaves: Leaves, version: ssl.TLSVersion, request_detector: str
 ) -> None:
     with tls_server(
         leaves.web.chain,
@@ -288,7 +302,7 @@ async def test_mtls_without_client_certificate(
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
 async def test_mtls_with_client_certificate(
-    pki: TestPKI, leaves: Leaves, version: ssl.TLSVersion
+    pki: TestPKI, leaves: Leaves, version: ssl.TLSVersion, request_detector: str
 ) -> None:
     with tls_server(
         leaves.web.chain,

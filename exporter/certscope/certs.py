@@ -25,11 +25,10 @@ from cryptography.x509.oid import (
     SignatureAlgorithmOID,
 )
 
-from .net import IPAddress, parse_ip
-
 # Re-exported: certificates compare host names in their A-label form.
 from .net import a_label as a_label
 from .net import is_ip as is_ip
+from .net import parse_ip
 
 T = TypeVar("T")
 H = TypeVar("H", bound=Hashable)
@@ -465,15 +464,6 @@ def iter_pem_blocks(data: bytes) -> Iterator[tuple[int, bytes | None, str]]:
         start = data.find(_PEM_BEGIN, end)
 
 
-@lru_cache(maxsize=4096)
-def _ip(text: str) -> IPAddress | None:
-    """:func:`net.parse_ip`, cached: asked for the host and every SAN on every probe. Most are
-    DNS names, which an IPv4 address (digits and dots) or an IPv6 one (a colon) cannot be."""
-    if ":" not in text and not text.strip("[]").replace(".", "").isdigit():
-        return None
-    return parse_ip(text)
-
-
 def hostname_matches(
     host: str, sans: Iterable[str], subject_cn: str = "", *, ip_sans: Iterable[str] | None = None
 ) -> bool:
@@ -488,17 +478,17 @@ def hostname_matches(
     """
     host = host.strip("[]").rstrip(".")
     try:
-        host = a_label(host) if _ip(host) is None else host.lower()
+        host = a_label(host) if parse_ip(host) is None else host.lower()
     except ValueError:
         return False
     sans = tuple(sans)
-    want = _ip(host)
+    want = parse_ip(host)
     if want is not None:
-        return any(_ip(s) == want for s in sans)
+        return any(parse_ip(s) == want for s in sans)
     dns = [
         s.rstrip(".").lower()
         for s in sans
-        if not s.startswith(("URI:", "email:")) and _ip(s) is None
+        if not s.startswith(("URI:", "email:")) and parse_ip(s) is None
     ]
     if not dns and subject_cn:
         dns = [subject_cn.rstrip(".").lower()]

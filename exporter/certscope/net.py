@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from functools import lru_cache
 
 import idna
 
@@ -30,9 +31,16 @@ class PortError(ValueError):
         super().__init__(f"must be 1-65535, got {port}")
 
 
+@lru_cache(maxsize=4096)
 def parse_ip(text: str) -> IPAddress | None:
-    """The address ``text`` spells in its standard form (``[v6]`` brackets allowed), else None."""
+    """The address ``text`` spells in its standard form (``[v6]`` brackets allowed), else None.
+
+    Cached: a probe asks for its host and every SAN of the certificate, every time. Most are
+    DNS names, which an IPv4 address (digits and dots) or an IPv6 one (a colon) cannot be.
+    """
     if len(text) > 64:  # the longest IPv6 address with a zone index is shorter
+        return None
+    if ":" not in text and not text.strip("[]").replace(".", "").isdigit():
         return None
     try:
         return ipaddress.ip_address(text.strip("[]"))

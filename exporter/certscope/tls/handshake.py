@@ -10,23 +10,23 @@ Failures never escape as exceptions: :func:`handshake` returns an :class:`Outcom
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import ipaddress
 import logging
 import os
 import re
-import socket
 import time
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from OpenSSL import SSL, crypto
 
 from ..certs import a_label, shared_der
 from ..errors import ProbeFailure
 from . import starttls
+from .channel import Channel, StreamChannel, connect, streams
+from .failure import Abort
+from .failure import Failure as Failure  # part of Outcome, which callers import from here
 from .options import TLSOptions
 from .suites import iana_name
 
@@ -37,13 +37,6 @@ log = logging.getLogger(__name__)
 MAX_CHAIN = 16
 
 _READ_SIZE = 16384
-
-
-@dataclass(frozen=True)
-class Failure:
-    reason: ProbeFailure
-    message: str
-    alert: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,12 +66,6 @@ class Outcome:
     def presented(self) -> int:
         """How many certificates the server presented (``chain`` keeps at most MAX_CHAIN)."""
         return max(self.chain_length, len(self.chain))
-
-
-class _Abort(Exception):
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(failure.message)
-        self.failure = failure
 
 
 _GROUP_NAMES = {
@@ -120,7 +107,7 @@ def _context(
         ctx.use_certificate_chain_file(cert)
         ctx.use_privatekey_file(key)
         ctx.check_privatekey()
-    ctx.set_info_callback(_info_callback)
+    _note_certificate_requests(ctx)
     ctx.set_ocsp_client_callback(_ocsp_callback)
     return ctx
 
@@ -146,6 +133,55 @@ def _prefer_classical_groups(ctx: SSL.Context) -> None:
         return
     if set_groups(native, _PROBE_GROUPS) != 1:
         log.debug("OpenSSL refused the probe's key-exchange groups; using its defaults")
+
+
+def _note_certificate_requests(ctx: SSL.Context) -> None:
+    """Note on the connection's state when the server asks for a client certificate.
+
+    OpenSSL calls a client's certificate callback (``SSL_CTX_set_cert_cb``) only when a
+    CertificateRequest arrives: once per handshake that has one, where an info callback runs
+    in Python on every state change (14 times per TLS 1.3 handshake, about 5 % of a probe's
+    CPU). Bindings without the function keep the info callback.
+    """
+    setter = _cert_cb_setter()
+    native = getattr(ctx, "_context", None)
+    if setter is None or native is None:
+        ctx.set_info_callback(_info_callback)
+        return
+    ffi, set_cert_cb = setter
+    global _CERT_CB
+    if _CERT_CB is None:
+        _CERT_CB = _certificate_requested(ffi, SSL.Connection._reverse_mapping)
+    set_cert_cb(native, _CERT_CB, ffi.NULL)
+
+
+def _cert_cb_setter() -> tuple[Any, Any] | None:
+    """cffi and ``SSL_CTX_set_cert_cb`` from cryptography's bindings, or None where the
+    bindings or pyOpenSSL (its map from ``SSL *`` to connection) lack them."""
+    try:
+        from cryptography.hazmat.bindings.openssl.binding import Binding
+
+        set_cert_cb = Binding.lib.SSL_CTX_set_cert_cb
+        SSL.Connection._reverse_mapping  # noqa: B018  (read to check it exists)
+    except (ImportError, AttributeError):
+        return None
+    return Binding.ffi, set_cert_cb
+
+
+#: The one C callback every context shares: a cffi callback must outlive every use of it.
+_CERT_CB: Any = None
+
+
+def _certificate_requested(ffi: Any, connections: Any) -> Any:
+    @ffi.callback("int(SSL *, void *)")  # type: ignore[untyped-decorator]
+    def requested(ssl: Any, _: Any) -> int:
+        conn = connections.get(ssl)
+        state = conn.get_app_data() if conn is not None else None
+        if isinstance(state, _State):
+            state.cert_requested = True
+        return 1  # go on: with no certificate configured, the client sends none
+
+    return requested
 
 
 def _info_callback(conn: SSL.Connection, where: int, ret: int) -> None:
@@ -283,75 +319,19 @@ class _Clock:
         self.t = now
 
 
-@lru_cache(maxsize=1024)
-def _ip_family(host: str) -> socket.AddressFamily | None:
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-
-
-async def _connect(
-    host: str, port: int, clock: _Clock
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
-    loop = asyncio.get_running_loop()
-    literal = _ip_family(host)
-    try:
-        if literal is not None:
-            # An address needs no resolver: getaddrinfo runs in a thread pool, which costs
-            # more than the rest of the connect for loopback and LAN targets.
-            addrs = [(literal, host)]
-        else:
-            # IDNA 2008 A-label: the resolver must not apply Python's IDNA 2003 codec.
-            infos = await loop.getaddrinfo(a_label(host), port, type=socket.SOCK_STREAM)
-            addrs = [(family, str(sockaddr[0])) for family, _, _, _, sockaddr in infos]
-    except socket.gaierror as exc:
-        raise _Abort(Failure(ProbeFailure.DNS, f"cannot resolve {host}: {exc.strerror}")) from None
-    except ValueError as exc:
-        raise _Abort(Failure(ProbeFailure.DNS, f"cannot resolve {exc}")) from None
-    clock.mark("resolve")
-    if not addrs:
-        raise _Abort(Failure(ProbeFailure.DNS, f"{host} has no addresses"))
-    last: Failure | None = None
-    for family, ip in addrs:
-        try:
-            reader, writer = await asyncio.open_connection(
-                ip, port, family=family, limit=starttls._MAX_LINE
-            )
-        except ConnectionRefusedError:
-            last = Failure(ProbeFailure.CONNECT_REFUSED, f"connection to {ip} port {port} refused")
-            continue
-        except OSError as exc:
-            last = Failure(
-                ProbeFailure.CONNECT_ERROR,
-                f"cannot connect to {ip} port {port}: {exc.strerror or exc}",
-            )
-            continue
-        clock.mark("connect")
-        return reader, writer, ip
-    assert last is not None
-    raise _Abort(last)
-
-
-async def _drive(
-    conn: SSL.Connection,
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    limit: int,
-) -> None:
+async def _drive(conn: SSL.Connection, channel: Channel, limit: int) -> None:
     received = 0
     first = True
     while True:
         try:
             conn.do_handshake()
-            await _flush(conn, writer)
+            await _flush(conn, channel)
             return
         except SSL.WantReadError:
-            await _flush(conn, writer)
-        data = await reader.read(_READ_SIZE)
+            await _flush(conn, channel)
+        data = await channel.recv(_READ_SIZE)
         if not data:
-            raise _Abort(
+            raise Abort(
                 Failure(
                     ProbeFailure.CONNECTION_CLOSED,
                     "server closed the connection during the handshake",
@@ -360,7 +340,7 @@ async def _drive(
         if first:
             first = False
             if not _looks_like_tls(data):
-                raise _Abort(
+                raise Abort(
                     Failure(
                         ProbeFailure.NOT_TLS,
                         f"server does not speak TLS; it sent {_printable(data)!r}",
@@ -368,7 +348,7 @@ async def _drive(
                 )
         received += len(data)
         if received > limit:
-            raise _Abort(
+            raise Abort(
                 Failure(
                     ProbeFailure.RESPONSE_TOO_LARGE,
                     f"server sent more than {limit // 1024} KiB during the handshake",
@@ -377,20 +357,41 @@ async def _drive(
         conn.bio_write(data)
 
 
-async def _flush(conn: SSL.Connection, writer: asyncio.StreamWriter) -> None:
-    out = bytearray()
-    while True:
+async def _flush(conn: SSL.Connection, channel: Channel) -> None:
+    try:
+        out = conn.bio_read(_READ_SIZE)
+    except SSL.WantReadError:
+        return  # nothing to send: the common case after a read
+    while len(out) == _READ_SIZE:  # a flight over one read (a large client chain)
         try:
-            chunk = conn.bio_read(_READ_SIZE)
+            out += conn.bio_read(_READ_SIZE)
         except SSL.WantReadError:
             break
-        if not chunk:
-            break
-        out += chunk
     if out:
-        writer.write(bytes(out))
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
+        await channel.send(out)
+
+
+async def _preamble(channel: StreamChannel, host: str, protocol: str) -> None:
+    """Run the STARTTLS preamble; the handshake then goes on over the same streams."""
+    try:
+        await starttls.PREAMBLES[protocol](channel.reader, channel.writer, host)
+    except starttls.StartTLSRefused as exc:
+        raise Abort(Failure(ProbeFailure.STARTTLS_REFUSED, str(exc))) from None
+    except starttls.StartTLSError as exc:
+        raise Abort(Failure(ProbeFailure.STARTTLS_ERROR, str(exc))) from None
+
+
+def _connection(ctx: SSL.Context, server_name: str | None) -> SSL.Connection:
+    conn = SSL.Connection(ctx, None)
+    conn.set_app_data(_State())
+    conn.set_connect_state()
+    if server_name:
+        try:
+            conn.set_tlsext_host_name(a_label(server_name).encode("ascii"))
+        except ValueError as exc:
+            raise Abort(Failure(ProbeFailure.CLIENT_CONFIG, f"server name: {exc}")) from None
+    conn.request_ocsp()
+    return conn
 
 
 async def handshake(host: str, port: int, server_name: str | None, opts: TLSOptions) -> Outcome:
@@ -399,7 +400,7 @@ async def handshake(host: str, port: int, server_name: str | None, opts: TLSOpti
     The caller bounds the time (``asyncio.timeout``); this function bounds memory.
     """
     clock = _Clock()
-    writer: asyncio.StreamWriter | None = None
+    channel: Channel | None = None
     conn: SSL.Connection | None = None
     peer = ""
     try:
@@ -410,42 +411,19 @@ async def handshake(host: str, port: int, server_name: str | None, opts: TLSOpti
             return Outcome(
                 error=Failure(ProbeFailure.CLIENT_CONFIG, f"client certificate: {_short(exc)}")
             )
-        reader, writer, peer = await _connect(host, port, clock)
+        channel, peer = await connect(host, port, clock.mark)
         if opts.starttls:
-            try:
-                await starttls.PREAMBLES[opts.starttls](reader, writer, host)
-            except starttls.StartTLSRefused as exc:
-                raise _Abort(Failure(ProbeFailure.STARTTLS_REFUSED, str(exc))) from None
-            except starttls.StartTLSError as exc:
-                raise _Abort(Failure(ProbeFailure.STARTTLS_ERROR, str(exc))) from None
+            channel = await streams(channel)
+            await _preamble(channel, host, opts.starttls)
             clock.mark("starttls")
-        conn = SSL.Connection(ctx, None)
-        state = _State()
-        conn.set_app_data(state)
-        conn.set_connect_state()
-        if server_name:
-            try:
-                conn.set_tlsext_host_name(a_label(server_name).encode("ascii"))
-            except ValueError as exc:
-                raise _Abort(Failure(ProbeFailure.CLIENT_CONFIG, f"server name: {exc}")) from None
-        conn.request_ocsp()
+        conn = _connection(ctx, server_name)
         try:
-            await _drive(conn, reader, writer, opts.max_handshake_bytes)
+            await _drive(conn, channel, opts.max_handshake_bytes)
         except SSL.Error as exc:
-            raise _Abort(_classify_ssl_error(exc)) from None
+            raise Abort(_classify_ssl_error(exc)) from None
         clock.mark("handshake")
-        chain, length = _chain_der(conn)
-        return Outcome(
-            chain=chain,
-            chain_truncated=length > len(chain),
-            chain_length=length,
-            negotiated=_negotiated(conn),
-            client_cert_required=state.cert_requested and not opts.client_cert,
-            peer_address=peer,
-            phases=tuple(clock.phases),
-            ocsp_response=state.ocsp,
-        )
-    except _Abort as abort:
+        return _complete(conn, opts, peer, clock)
+    except Abort as abort:
         return _partial(conn, abort.failure, opts, peer, clock)
     except TimeoutError:
         raise
@@ -453,11 +431,24 @@ async def handshake(host: str, port: int, server_name: str | None, opts: TLSOpti
         failure = Failure(ProbeFailure.CONNECTION_CLOSED, f"connection lost: {_short(exc)}")
         return _partial(conn, failure, opts, peer, clock)
     finally:
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(0.5):  # not wait_for: that costs a task per probe
-                    await writer.wait_closed()
+        if channel is not None:
+            await channel.close()
+
+
+def _complete(conn: SSL.Connection, opts: TLSOptions, peer: str, clock: _Clock) -> Outcome:
+    state = conn.get_app_data()
+    assert isinstance(state, _State)
+    chain, length = _chain_der(conn)
+    return Outcome(
+        chain=chain,
+        chain_truncated=length > len(chain),
+        chain_length=length,
+        negotiated=_negotiated(conn),
+        client_cert_required=state.cert_requested and not opts.client_cert,
+        peer_address=peer,
+        phases=tuple(clock.phases),
+        ocsp_response=state.ocsp,
+    )
 
 
 def _partial(
