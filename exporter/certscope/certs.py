@@ -165,13 +165,32 @@ def _signature(cert: x509.Certificate) -> tuple[str, str]:
     return algo, digest
 
 
-def _sans(cert: x509.Certificate) -> tuple[str, ...]:
-    try:
-        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
+class _Extensions:
+    """A certificate's extension values by OID, indexed on first use.
+
+    cryptography's ``get_extension_for_class`` scans the list on every call, and a
+    certificate's facts ask for nine extensions. A malformed list raises here exactly as
+    ``cert.extensions`` does, on every lookup, so each field still records its own error.
+    """
+
+    __slots__ = ("_by_oid", "_cert")
+
+    def __init__(self, cert: x509.Certificate) -> None:
+        self._cert = cert
+        self._by_oid: dict[x509.ObjectIdentifier, Any] | None = None
+
+    def value(self, oid: x509.ObjectIdentifier) -> Any:
+        if self._by_oid is None:
+            self._by_oid = {ext.oid: ext.value for ext in self._cert.extensions}
+        return self._by_oid.get(oid)
+
+
+def _sans(exts: _Extensions) -> tuple[str, ...]:
+    value = exts.value(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    if value is None:
         return ()
     out: list[str] = []
-    for gn in ext.value:
+    for gn in value:
         if isinstance(gn, x509.DNSName):
             out.append(gn.value)
         elif isinstance(gn, x509.IPAddress):
@@ -183,29 +202,25 @@ def _sans(cert: x509.Certificate) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _ip_sans(cert: x509.Certificate) -> tuple[str, ...]:
-    try:
-        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
+def _ip_sans(exts: _Extensions) -> tuple[str, ...]:
+    value = exts.value(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    if value is None:
         return ()
-    return tuple(str(ip) for ip in ext.value.get_values_for_type(x509.IPAddress))
+    return tuple(str(ip) for ip in value.get_values_for_type(x509.IPAddress))
 
 
-def _basic_ca(cert: x509.Certificate) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
+def _basic_ca(exts: _Extensions) -> bool:
+    value = exts.value(ExtensionOID.BASIC_CONSTRAINTS)
+    return value is not None and bool(value.ca)
 
 
-def _aia(cert: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    try:
-        ext = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
-    except x509.ExtensionNotFound:
+def _aia(exts: _Extensions) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    value = exts.value(ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
+    if value is None:
         return (), ()
     ocsp: list[str] = []
     issuers: list[str] = []
-    for d in ext.value:
+    for d in value:
         if not isinstance(d.access_location, x509.UniformResourceIdentifier):
             continue
         if d.access_method == AuthorityInformationAccessOID.OCSP:
@@ -215,13 +230,11 @@ def _aia(cert: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(ocsp), tuple(issuers)
 
 
-def _crl(cert: x509.Certificate) -> tuple[str, ...]:
-    try:
-        ext = cert.extensions.get_extension_for_oid(ExtensionOID.CRL_DISTRIBUTION_POINTS)
-    except x509.ExtensionNotFound:
+def _crl(exts: _Extensions) -> tuple[str, ...]:
+    value = exts.value(ExtensionOID.CRL_DISTRIBUTION_POINTS)
+    if value is None:
         return ()
     urls: list[str] = []
-    value = ext.value
     assert isinstance(value, x509.CRLDistributionPoints)
     for dp in value:
         for gn in dp.full_name or ():
@@ -230,43 +243,32 @@ def _crl(cert: x509.Certificate) -> tuple[str, ...]:
     return tuple(urls)
 
 
-def _must_staple(cert: x509.Certificate) -> bool:
-    try:
-        ext = cert.extensions.get_extension_for_class(x509.TLSFeature)
-    except x509.ExtensionNotFound:
-        return False
-    return x509.TLSFeatureType.status_request in ext.value
+def _must_staple(exts: _Extensions) -> bool:
+    value = exts.value(ExtensionOID.TLS_FEATURE)
+    return value is not None and x509.TLSFeatureType.status_request in value
 
 
-def _sct_log_ids(cert: x509.Certificate) -> tuple[str, ...]:
+def _sct_log_ids(exts: _Extensions) -> tuple[str, ...]:
     import base64
 
-    try:
-        ext = cert.extensions.get_extension_for_class(
-            x509.PrecertificateSignedCertificateTimestamps
-        )
-    except x509.ExtensionNotFound:
+    value = exts.value(ExtensionOID.PRECERT_SIGNED_CERTIFICATE_TIMESTAMPS)
+    if value is None:
         return ()
-    return tuple(base64.b64encode(sct.log_id).decode("ascii") for sct in ext.value)
+    return tuple(base64.b64encode(sct.log_id).decode("ascii") for sct in value)
 
 
-def _ski(cert: x509.Certificate) -> str:
-    try:
-        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex()
-    except x509.ExtensionNotFound:
-        return ""
+def _ski(exts: _Extensions) -> str:
+    value = exts.value(ExtensionOID.SUBJECT_KEY_IDENTIFIER)
+    return "" if value is None else str(value.digest.hex())
 
 
-def _aki(cert: x509.Certificate) -> str:
-    try:
-        v = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
-    except x509.ExtensionNotFound:
-        return ""
-    return v.key_identifier.hex() if v.key_identifier else ""
+def _aki(exts: _Extensions) -> str:
+    value = exts.value(ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
+    return value.key_identifier.hex() if value is not None and value.key_identifier else ""
 
 
-def _self_signed(cert: x509.Certificate) -> bool:
-    if cert.issuer != cert.subject:
+def _self_signed(cert: x509.Certificate, subject: x509.Name, issuer: x509.Name) -> bool:
+    if issuer != subject:
         return False
     try:
         cert.verify_directly_issued_by(cert)
@@ -398,18 +400,30 @@ def _facts(cert: x509.Certificate, digest: str, size: int, errors: list[str]) ->
     )
     sig_algo, sig_hash = _try(errors, "signature algorithm", lambda: _signature(cert), ("", ""))
     no_urls: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
-    ocsp, ca_issuers = _try(errors, "authority information access", lambda: _aia(cert), no_urls)
-    subject = _try(errors, "subject", lambda: cert.subject.rfc4514_string(), "")
-    issuer = _try(errors, "issuer", lambda: cert.issuer.rfc4514_string(), "")
+    exts = _Extensions(cert)
+    ocsp, ca_issuers = _try(errors, "authority information access", lambda: _aia(exts), no_urls)
+    # cryptography builds a new Name on every ``subject``/``issuer`` access: read each once.
+    # A name that does not parse is read again by each field, which records its own error.
+    held_subject: x509.Name | None = _try([], "subject", lambda: cert.subject, None)
+    held_issuer: x509.Name | None = _try([], "issuer", lambda: cert.issuer, None)
+
+    def subject_name() -> x509.Name:
+        return held_subject if held_subject is not None else cert.subject
+
+    def issuer_name() -> x509.Name:
+        return held_issuer if held_issuer is not None else cert.issuer
+
+    subject = _try(errors, "subject", lambda: subject_name().rfc4514_string(), "")
+    issuer = _try(errors, "issuer", lambda: issuer_name().rfc4514_string(), "")
     return CertFacts(
         der_sha256=digest,
         subject=subject,
-        subject_cn=_try(errors, "subject CN", lambda: _cn(cert.subject), ""),
+        subject_cn=_try(errors, "subject CN", lambda: _cn(subject_name()), ""),
         issuer=issuer,
-        issuer_cn=_try(errors, "issuer CN", lambda: _cn(cert.issuer), ""),
+        issuer_cn=_try(errors, "issuer CN", lambda: _cn(issuer_name()), ""),
         serial=_try(errors, "serial", lambda: _serial_hex(cert), ""),
-        sans=_try(errors, "subject alternative name", lambda: _sans(cert), ()),
-        ip_sans=_try(errors, "subject alternative name", lambda: _ip_sans(cert), ()),
+        sans=_try(errors, "subject alternative name", lambda: _sans(exts), ()),
+        ip_sans=_try(errors, "subject alternative name", lambda: _ip_sans(exts), ()),
         not_before=_try(errors, "not before", lambda: cert.not_valid_before_utc, None),
         not_after=_try(errors, "not after", lambda: cert.not_valid_after_utc, None),
         key_algorithm=key_algorithm,
@@ -418,16 +432,21 @@ def _facts(cert: x509.Certificate, digest: str, size: int, errors: list[str]) ->
         public_key_sha256=spki,
         signature_algorithm=sig_algo,
         signature_hash=sig_hash,
-        is_ca=_try(errors, "basic constraints", lambda: _basic_ca(cert), False),
-        self_signed=_try(errors, "self-signature", lambda: _self_signed(cert), False),
+        is_ca=_try(errors, "basic constraints", lambda: _basic_ca(exts), False),
+        self_signed=_try(
+            errors,
+            "self-signature",
+            lambda: _self_signed(cert, subject_name(), issuer_name()),
+            False,
+        ),
         self_issued=bool(subject) and subject == issuer,
         ocsp_urls=ocsp,
         ca_issuer_urls=ca_issuers,
-        crl_urls=_try(errors, "CRL distribution points", lambda: _crl(cert), ()),
-        must_staple=_try(errors, "TLS feature", lambda: _must_staple(cert), False),
-        sct_log_ids=_try(errors, "embedded SCTs", lambda: _sct_log_ids(cert), ()),
-        subject_key_id=_try(errors, "subject key identifier", lambda: _ski(cert), ""),
-        authority_key_id=_try(errors, "authority key identifier", lambda: _aki(cert), ""),
+        crl_urls=_try(errors, "CRL distribution points", lambda: _crl(exts), ()),
+        must_staple=_try(errors, "TLS feature", lambda: _must_staple(exts), False),
+        sct_log_ids=_try(errors, "embedded SCTs", lambda: _sct_log_ids(exts), ()),
+        subject_key_id=_try(errors, "subject key identifier", lambda: _ski(exts), ""),
+        authority_key_id=_try(errors, "authority key identifier", lambda: _aki(exts), ""),
         size_bytes=size,
         parse_errors=tuple(errors),
     )
