@@ -24,6 +24,7 @@ from ..flight import Flight
 from .answer import MAX_ANSWER_BYTES, MAX_FLIGHT_BYTES, MAX_WARNINGS, Reader, Reading, reader_for
 from .base import Answer, Stop
 from .exchange import READ_SIZE, Exchange
+from .poller import Poller, new_poller
 
 __all__ = ["BACKOFF_MAX", "MAX_ANSWER_BYTES", "MAX_FLIGHT_BYTES", "MAX_WARNINGS", "Endpoint"]
 
@@ -89,6 +90,19 @@ class Endpoint:
         self.abort: Stop | None = None
         self._pause_until = 0.0
         self._backoff = _BACKOFF_START
+        self._poller: Poller | None = None
+
+    def poller(self, loop: asyncio.AbstractEventLoop) -> Poller:
+        """Where this scan's bare sockets wait for readiness (one per scan, see
+        :mod:`.poller`); :meth:`close` releases it."""
+        if self._poller is None:
+            self._poller = new_poller(loop)
+        return self._poller
+
+    def close(self) -> None:
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
 
     def stop_all(self, reason: str, detail: str) -> Stop:
         if self.abort is None:

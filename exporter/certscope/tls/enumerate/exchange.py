@@ -67,6 +67,7 @@ class Exchange:
         "_future",
         "_index",
         "_loop",
+        "_poller",
         "_reader",
         "_sock",
         "_timer",
@@ -86,6 +87,7 @@ class Exchange:
     ) -> None:
         self._ep = ep
         self._loop = loop
+        self._poller = ep.poller(loop)
         self._data = data
         self._reader = reader
         self._future: asyncio.Future[Answer | Flight] = loop.create_future()
@@ -243,21 +245,15 @@ class Exchange:
         self._done(self._reader.hello)
 
     def _watch(self, what: int) -> None:
-        if what == self._watching:
-            return
-        self._unwatch()
-        if what == _READING:
-            self._loop.add_reader(self._fd, self._readable)
-        else:
-            self._loop.add_writer(self._fd, self._writable)
-        self._watching = what
+        if what != self._watching:
+            writing = what == _WRITING
+            self._poller.watch(self._fd, writing, self._writable if writing else self._readable)
+            self._watching = what
 
     def _unwatch(self) -> None:
-        if self._watching == _READING:
-            self._loop.remove_reader(self._fd)
-        elif self._watching == _WRITING:
-            self._loop.remove_writer(self._fd)
-        self._watching = _IDLE
+        if self._watching != _IDLE:
+            self._poller.unwatch(self._fd)
+            self._watching = _IDLE
 
     def _close_socket(self) -> None:
         self._unwatch()
