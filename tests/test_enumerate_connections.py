@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Literal
 
 import pytest
 
@@ -18,6 +19,7 @@ from certscope.tls import hello as h
 from certscope.tls.enumerate import ScanFailure, enumerate_posture
 from certscope.tls.enumerate import connection as conn
 from certscope.tls.enumerate.answer import AnswerReader
+from certscope.tls.enumerate.base import Stop
 from certscope.tls.enumerate.poller import EpollPoller, LoopPoller
 from helpers import tls_encoders as enc
 from helpers.tlsresponder import Responder, ServerModel
@@ -61,7 +63,7 @@ async def test_both_pollers_give_the_same_scan(
 
 
 @pytest.mark.parametrize("starttls", [None, "smtp"])
-async def test_a_refused_address_moves_on_to_the_next(starttls: str | None) -> None:
+async def test_a_refused_address_moves_on_to_the_next(starttls: Literal["smtp"] | None) -> None:
     # Nothing listens on 127.0.0.2 at the responder's port (it is bound to 127.0.0.1).
     async with Responder(lambda hello: GOOD(hello), preamble=starttls) as srv:
         ep = _endpoint(srv.port, starttls=starttls)
@@ -84,7 +86,7 @@ async def test_once_an_address_worked_a_refusal_is_not_moved_past() -> None:
         try:
             await ep.exchange(_hello())
             ep.addresses = [(socket.AF_INET, "127.0.0.2"), (socket.AF_INET, "127.0.0.1")]
-            with pytest.raises(conn.Stop) as stopped:
+            with pytest.raises(Stop) as stopped:
                 await ep.exchange(_hello())
         finally:
             ep.close()
@@ -150,7 +152,7 @@ async def test_a_connect_that_never_completes_times_out(
     ep.connected = True  # an earlier hello worked: a timeout now ends this hello only
     started = time.perf_counter()
     try:
-        with pytest.raises(conn.Stop) as stopped:
+        with pytest.raises(Stop) as stopped:
             await ep.exchange(_hello())
     finally:
         ep.close()
