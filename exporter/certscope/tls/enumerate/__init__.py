@@ -13,6 +13,9 @@ One module per check, on a small shared base (sslyze's plugins on ``plugin_base`
 ==================  =====================================================================
 :mod:`.base`        the scan's state and reasons, shared answer checks
 :mod:`.connection`  :class:`~.connection.Endpoint`: every connection of one scan
+:mod:`.exchange`    one hello and its answer on a bare socket, on loop callbacks
+:mod:`.poller`      the scan's sockets in one epoll instance the loop watches
+:mod:`.answer`      the answer readers: bytes in, the final answer (or flight) out
 :mod:`.protocols`   which protocols, each running its own checks concurrently
 :mod:`.suites`      cipher suites by pick and remove
 :mod:`.order`       whether the server enforces its order, and the order
@@ -53,6 +56,12 @@ problem's :class:`ScanFailure` or :class:`~certscope.tls.hello.HelloFailure` val
 found before it is kept. A problem that would repeat on every connection (DNS, a closed
 port, a server that never answers, STARTTLS refused) stops the whole scan at once.
 
+Cost: a scan is dozens of connections, so each is kept cheap. Without STARTTLS a
+connection is a bare non-blocking socket driven by loop callbacks (:mod:`.exchange`): the
+hello goes out as soon as ``connect_ex`` returns, one registration in the scan's own epoll
+instance (:mod:`.poller`) reads the answer, one timer bounds it, one future hands it to the
+waiting check.
+
 Robustness: connections to the endpoint share a semaphore (``max_connections``, or the
 caller's ``limiter`` to share it across scans of one host); each connection has ``timeout``
 seconds from connect to answer and one retry; a refused connect or a reset after earlier
@@ -71,8 +80,9 @@ in TLS 1.2, the probed curve stays undecided (not reported).
 from __future__ import annotations
 
 from ...errors import ScanFailure
+from .answer import MAX_ANSWER_BYTES, MAX_WARNINGS
 from .base import CANDIDATE_GROUPS, group_name
-from .connection import BACKOFF_MAX, MAX_ANSWER_BYTES, MAX_WARNINGS
+from .connection import BACKOFF_MAX
 from .scan import DEFAULT_DEADLINE, enumerate_posture
 from .suites import candidate_bundles
 

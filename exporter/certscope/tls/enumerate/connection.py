@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import ipaddress
 import socket
 import time
@@ -21,22 +20,13 @@ from ...certs import a_label
 from ...errors import ScanFailure
 from .. import hello as h
 from .. import starttls as preambles
-from ..flight import Flight, read_flight
+from ..flight import Flight
+from .answer import MAX_ANSWER_BYTES, MAX_FLIGHT_BYTES, MAX_WARNINGS, Reader, Reading, reader_for
 from .base import Answer, Stop
+from .exchange import READ_SIZE, Exchange
+from .poller import Poller, new_poller
 
 __all__ = ["BACKOFF_MAX", "MAX_ANSWER_BYTES", "MAX_FLIGHT_BYTES", "MAX_WARNINGS", "Endpoint"]
-
-#: Bytes read on one connection without a final answer before giving up on it. A first
-#: flight is well under 1 KiB; the parser already caps what it holds at once, this caps a
-#: stream of warnings or padding that never reaches a ServerHello.
-MAX_ANSWER_BYTES: Final = 2 * h.MAX_BUFFER
-
-#: Bytes of a first flight (chain included) read to find its ServerKeyExchange.
-MAX_FLIGHT_BYTES: Final = 1024 * 1024
-
-#: Warning alerts tolerated before the ServerHello (servers send one, unrecognized_name, if
-#: any); a stream of them is cut off here, well before the byte limit.
-MAX_WARNINGS: Final = 16
 
 #: Longest pause between connections when the server seems to rate-limit us.
 BACKOFF_MAX: Final = 4.0
@@ -48,14 +38,8 @@ _RATE_LIMIT_ATTEMPTS: Final = 5
 #: for a filter and the scan stops.
 _RESETS_BEFORE_GIVING_UP: Final = 3
 
-_READ_SIZE: Final = 16384
-
-
 #: Reads at most n bytes; b"" at end of stream.
 Recv = Callable[[int], Awaitable[bytes]]
-#: What to read: the answer alone (False), the whole first flight (True), or the flight
-#: only when the ServerHello passes the test.
-_Reading = bool | Callable[[h.ServerHello], bool]
 
 _STARTTLS_FAILURES: Final = (preambles.StartTLSRefused, preambles.StartTLSError)
 
@@ -106,6 +90,19 @@ class Endpoint:
         self.abort: Stop | None = None
         self._pause_until = 0.0
         self._backoff = _BACKOFF_START
+        self._poller: Poller | None = None
+
+    def poller(self, loop: asyncio.AbstractEventLoop) -> Poller:
+        """Where this scan's bare sockets wait for readiness (one per scan, see
+        :mod:`.poller`); :meth:`close` releases it."""
+        if self._poller is None:
+            self._poller = new_poller(loop)
+        return self._poller
+
+    def close(self) -> None:
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
 
     def stop_all(self, reason: str, detail: str) -> Stop:
         if self.abort is None:
@@ -157,7 +154,7 @@ class Endpoint:
         comes back alone when the flight cannot be had)."""
         return await self._exchange(client_hello, wanted)
 
-    async def _exchange(self, client_hello: h.ClientHello, flight: _Reading) -> Answer | Flight:
+    async def _exchange(self, client_hello: h.ClientHello, flight: Reading) -> Answer | Flight:
         failures = _Failures()
         while True:
             if self.abort is not None:
@@ -266,10 +263,57 @@ class Endpoint:
         if delay > 0:
             await asyncio.sleep(delay)
 
+    def pin(self, family: int, address: str) -> None:
+        """A connect to ``address`` worked: stay on the first that does (one scan, one
+        server)."""
+        if not self.connected:
+            self.connected = True
+            self.addresses = [(family, address)]
+
+    def next_address(self, tried: int, addresses: list[tuple[int, str]]) -> bool:
+        """After the connect to ``addresses[tried]`` failed: whether to try the next one
+        (only while no address has worked yet)."""
+        return not self.connected and tried < len(addresses) - 1
+
+    async def _once(self, client_hello: h.ClientHello, reading: Reading) -> Answer | Flight:
+        """One connection: connect, preamble, hello, answer, all within ``timeout``.
+
+        Without STARTTLS the connection is a bare non-blocking socket driven by loop
+        callbacks (:class:`~.exchange.Exchange`): a hello out and one answer in need no
+        transport, protocol or stream objects, nor a future per socket call. STARTTLS
+        preambles speak a line protocol and get asyncio streams.
+        """
+        reader = reader_for(reading)
+        try:
+            if self.starttls_name is None:
+                loop = asyncio.get_running_loop()
+                return await Exchange(self, loop, client_hello.data, reader, self.timeout).answer()
+            return await self._once_starttls(client_hello, reader)
+        except (ConnectionResetError, BrokenPipeError):
+            raise _Reset from None
+
+    async def _once_starttls(self, client_hello: h.ClientHello, reader: Reader) -> Answer | Flight:
+        assert self.starttls_name is not None
+        sock: socket.socket | None = None
+        writer: asyncio.StreamWriter | None = None
+        try:
+            async with asyncio.timeout(self.timeout) as limit:
+                sock = await self._connect()
+                stream, writer = await asyncio.open_connection(sock=sock, limit=preambles._MAX_LINE)
+                await preambles.PREAMBLES[self.starttls_name](stream, writer, self.preamble_host)
+                writer.write(client_hello.data)
+                await writer.drain()
+                return await self._read_stream(stream.read, reader, limit.when() or 0.0)
+        finally:
+            if writer is not None:
+                await _close_stream(writer)
+            elif sock is not None:
+                sock.close()
+
     async def _connect(self) -> socket.socket:
         loop = asyncio.get_running_loop()
-        last: OSError | None = None
-        for i, (family, address) in enumerate(self.addresses):
+        addresses = self.addresses
+        for i, (family, address) in enumerate(addresses):
             self.connections += 1
             sock = socket.socket(family, socket.SOCK_STREAM)
             try:
@@ -277,123 +321,48 @@ class Endpoint:
                 await loop.sock_connect(sock, (address, self.port))
             except BaseException as exc:
                 sock.close()
-                if not isinstance(exc, OSError) or self.connected or i == len(self.addresses) - 1:
+                if not isinstance(exc, OSError) or not self.next_address(i, addresses):
                     raise
-                last = exc
                 continue
-            if not self.connected:
-                # Stay on the first address that works: one scan, one server.
-                self.connected = True
-                self.addresses = [(family, address)]
+            self.pin(family, address)
             return sock
-        assert last is not None
-        raise last
+        raise AssertionError("no address to connect to")  # resolve() leaves one at least
 
-    async def _once(self, client_hello: h.ClientHello, flight: _Reading) -> Answer | Flight:
-        """One connection: connect, preamble, hello, answer, all within ``timeout``.
-
-        Without STARTTLS the connection is a bare non-blocking socket driven by the loop's
-        ``sock_*`` calls: a hello out and one answer in need no transport, protocol or
-        stream objects, which would cost more CPU than the rest of the exchange. STARTTLS
-        preambles speak a line protocol and get asyncio streams over the same socket.
-        """
-        loop = asyncio.get_running_loop()
-        sock: socket.socket | None = None
-        writer: asyncio.StreamWriter | None = None
-        try:
-            async with asyncio.timeout(self.timeout) as limit:
-                sock = await self._connect()
-                recv: Recv
-                if self.starttls_name is None:
-                    await loop.sock_sendall(sock, client_hello.data)
-                    recv = functools.partial(loop.sock_recv, sock)
-                else:
-                    reader, writer = await asyncio.open_connection(
-                        sock=sock, limit=preambles._MAX_LINE
-                    )
-                    await preambles.PREAMBLES[self.starttls_name](
-                        reader, writer, self.preamble_host
-                    )
-                    writer.write(client_hello.data)
-                    await writer.drain()
-                    recv = reader.read
-                if flight is True:
-                    return await self._read_flight(recv)
-                return await self._read_answer(recv, flight or None, limit.when() or 0.0)
-        except (ConnectionResetError, BrokenPipeError):
-            raise _Reset from None
-        finally:
-            if writer is not None:
-                await _close_stream(writer)
-            elif sock is not None:
-                sock.close()
-
-    async def _read_flight(self, recv: Recv) -> Answer | Flight:
-        event, received = await read_flight(recv, max_bytes=MAX_FLIGHT_BYTES)
-        self.spoke = self.spoke or received > 0
-        return event
-
-    async def _rest_of_flight(
-        self, recv: Recv, head: bytes, hello: h.ServerHello, when: float
-    ) -> Answer | Flight:
-        # The flight parser starts again from the first byte: it needs the ServerHello too,
-        # and re-reading a few hundred bytes costs less than a connection of its own. The
-        # ServerHello answered the question asked; a flight that does not follow within
-        # half the time left must not turn it into a timeout.
+    async def _read_stream(self, recv: Recv, reader: Reader, when: float) -> Answer | Flight:
+        """The answer through a stream; the rest of a flight, when the reader reads on
+        after the ServerHello, within half the time left to ``when`` (the connection's
+        deadline on the loop's clock)."""
+        answer = await self._pump(recv, reader)
+        if answer is not None:
+            return answer
+        assert reader.hello is not None
         left = when - asyncio.get_running_loop().time()
         try:
             async with asyncio.timeout(max(0.0, left / 2)):
-                event, _ = await read_flight(recv, max_bytes=MAX_FLIGHT_BYTES, head=head)
+                answer = await self._pump(recv, reader)
         except TimeoutError:
-            return hello
-        return event if isinstance(event, Flight) else hello
+            return reader.hello
+        assert answer is not None
+        return answer
 
-    async def _read_answer(
-        self,
-        recv: Recv,
-        then_flight: Callable[[h.ServerHello], bool] | None = None,
-        when: float = 0.0,
-    ) -> Answer | Flight:
-        """The final answer; with ``then_flight``, possibly the flight after it, read until
-        half the time to ``when`` (the connection's deadline on the loop's clock) is up."""
-        parser = h.ServerHelloParser()
-        received = warnings = 0
-        chunks: list[bytes] = []  # kept only when the flight may be wanted
+    async def _pump(self, recv: Recv, reader: Reader) -> Answer | Flight | None:
+        """Feed ``reader`` until it answers, or (None) starts reading the rest of a flight."""
+        resting = reader.hello is not None
         while True:
             try:
-                data = await recv(_READ_SIZE)
+                data = await recv(READ_SIZE)
             except ConnectionResetError:
-                if not received:
-                    raise
-                data = b""  # a reset after some bytes ends the stream like EOF would
-            received += len(data)
-            if data:
-                self.spoke = True
-                if then_flight is not None:
-                    chunks.append(data)
-            for event in parser.feed(data):
-                if isinstance(event, h.Alert) and not event.fatal:
-                    # Warnings (unrecognized_name) may precede the ServerHello; a stream of
-                    # them is a server that will never answer.
-                    warnings += 1
-                    if warnings > MAX_WARNINGS:
-                        return h.ProtocolError(
-                            h.HelloFailure.BUFFER_LIMIT,
-                            f"more than {MAX_WARNINGS} warning alerts without a ServerHello",
-                        )
-                    continue
-                if isinstance(event, h.NeedMoreData):
-                    continue
-                if then_flight and isinstance(event, h.ServerHello) and then_flight(event):
-                    return await self._rest_of_flight(recv, b"".join(chunks), event, when)
-                return event
-            if not data:
-                return h.ConnectionClosed()
-            if received > MAX_ANSWER_BYTES:
-                return h.ProtocolError(
-                    h.HelloFailure.BUFFER_LIMIT,
-                    f"{received} bytes without a ServerHello or a fatal alert",
-                )
+                answer = reader.reset()
+            else:
+                if data and reader.spoke_on_data:
+                    self.spoke = True
+                answer = reader.feed(data)
+            if answer is not None:
+                if reader.received:
+                    self.spoke = True
+                return answer
+            if not resting and reader.hello is not None:
+                return None
 
 
 def _ip_literal(host: str) -> tuple[int, str] | None:

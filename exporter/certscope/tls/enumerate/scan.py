@@ -97,6 +97,8 @@ async def enumerate_posture(
             scan.fail_unless_aborted(stop)
         except Exception as exc:  # the boundary: a bug must not take the scheduler down
             scan.fail(ScanFailure.INTERNAL, f"{type(exc).__name__}: {exc}")
+        finally:
+            endpoint.close()
     return _result(
         scan, timestamp=timestamp, duration=time.perf_counter() - started, cut_short=cut_short
     )

@@ -8,13 +8,11 @@ an enumeration sending hundreds of hellos pays mostly for its random bytes.
 
 from __future__ import annotations
 
-import array
 import enum
 import functools
 import ipaddress
 import os
 import struct
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -173,20 +171,23 @@ def build_client_hello(
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {tuple(VERSIONS)}")
     offered = tuple(cipher_suites)
     _check_suites(protocol, offered)
-    suite_codes = _suite_array(protocol, offered)
+    wire = _wire_suites(protocol, offered, flags) if protocol != "SSLv2" else b""
     group_list = _checked_groups(tuple(groups))
     if protocol == "SSLv2":
         return _build_sslv2_client_hello(offered, rng)
 
     version = VERSIONS[protocol]
-    client_random = _take(rng, 32)
-    session_id = _take(rng, 32)
+    if rng is os.urandom:
+        randoms = os.urandom(64)  # one call where two would do: random and session id
+        client_random, session_id = randoms[:32], randoms[32:]
+    else:
+        client_random = _take(rng, 32)
+        session_id = _take(rng, 32)
     sni = _sni_host(server_name) if protocol != "SSLv3" else None
     block, key_share_group = _extensions(protocol, group_list, sni, flags, rng)
     # RFC 8446 keeps legacy_version at TLS 1.2 and the record version at TLS 1.0 so that
     # old middleboxes pass the hello; older hellos use the record version a client of that
     # era would, capped at TLS 1.0 for the same reason.
-    wire = _wire_suites(protocol, suite_codes, flags)
     head = (
         _HEAD.pack(
             min(version, VERSIONS["TLSv1.2"]), client_random, len(session_id), session_id, len(wire)
@@ -213,15 +214,28 @@ def build_client_hello(
     )
 
 
-def _wire_suites(protocol: str, codes: array.array[int], flags: HelloFlags) -> bytes:
-    """The cipher_suites vector's content: the offer plus the signalling values asked for."""
-    if protocol != "TLSv1.3" and HelloFlags.NO_RENEGOTIATION_SCSV not in flags:
-        codes.append(SCSV_RENEGOTIATION)
-    if HelloFlags.FALLBACK_SCSV in flags:
-        codes.append(SCSV_FALLBACK)
-    if sys.byteorder == "little":
-        codes.byteswap()  # to network order
-    return codes.tobytes()
+def _wire_suites(protocol: str, offered: tuple[int, ...], flags: HelloFlags) -> bytes:
+    """The cipher_suites vector's content: the offer plus the signalling values asked for,
+    packed in one call (which also range-checks every code in C)."""
+    if flags is HelloFlags.NONE:  # the usual case, without Flag arithmetic
+        codes = offered if protocol == "TLSv1.3" else (*offered, SCSV_RENEGOTIATION)
+    else:
+        extra = []
+        if protocol != "TLSv1.3" and HelloFlags.NO_RENEGOTIATION_SCSV not in flags:
+            extra.append(SCSV_RENEGOTIATION)
+        if HelloFlags.FALLBACK_SCSV in flags:
+            extra.append(SCSV_FALLBACK)
+        codes = (*offered, *extra)
+    try:
+        return _u16_array(len(codes)).pack(*codes)
+    except struct.error:
+        _out_of_range(protocol, offered, 0xFFFF)
+        raise TypeError(f"cipher suite codes must be integers: {offered!r}") from None
+
+
+@functools.cache
+def _u16_array(n: int) -> struct.Struct:
+    return struct.Struct(f">{n}H")
 
 
 def _extensions(
@@ -282,20 +296,10 @@ def _check_suites(protocol: str, offered: tuple[int, ...]) -> None:
         raise ValueError("duplicate cipher suite codes")
 
 
-def _suite_array(protocol: str, offered: tuple[int, ...]) -> array.array[int]:
-    """Two-byte codes as an array: building it checks the range in C (SSLv2's three-byte
-    kinds get an empty one; :func:`_check_suites` checked them)."""
-    if protocol == "SSLv2":
-        return array.array("H")
-    try:
-        return array.array("H", offered)
-    except OverflowError:
-        _out_of_range(protocol, offered, 0xFFFF)
-        raise  # not reached
-
-
 def _out_of_range(protocol: str, offered: tuple[int, ...], limit: int) -> None:
-    code = next(c for c in offered if not 0 <= c <= limit)
+    code = next((c for c in offered if not 0 <= c <= limit), None)
+    if code is None:
+        return  # every code in range: not the problem
     raise ValueError(f"cipher suite code {code:#x} out of range for {protocol}")
 
 

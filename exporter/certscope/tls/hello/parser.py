@@ -81,6 +81,8 @@ class ServerHelloParser:
         if not data:
             self._finish_eof()
             return
+        if not self._buf and not self._hs and self._whole_server_hello(data):
+            return
         self._buf += data
         try:
             self._process()
@@ -88,6 +90,27 @@ class ServerHelloParser:
             self._fail(HelloFailure.MALFORMED, str(exc))
         if not self._done and self.buffered > self._max_buffer:
             self._fail(HelloFailure.BUFFER_LIMIT, f"no answer within {self._max_buffer} bytes")
+
+    def _whole_server_hello(self, data: bytes) -> bool:
+        """The usual answer, parsed without buffering: ``data`` opens with a handshake
+        record whose first message is a whole ServerHello. Exactly what :meth:`_process`
+        would make of it (the checks are the same); False, having done nothing, otherwise."""
+        if len(data) < 9 or data[0] != CT_HANDSHAKE or data[1] != 3 or data[2] > 4:
+            return False
+        length = (data[3] << 8) | data[4]
+        size = (data[6] << 16) | (data[7] << 8) | data[8]
+        if (
+            data[5] != HT_SERVER_HELLO
+            or not 0 < length <= MAX_RECORD
+            or len(data) < 5 + length
+            or size + 4 > min(length, self._max_buffer)
+        ):
+            return False
+        try:
+            self._emit(parse_server_hello(data[9 : 9 + size]))
+        except Malformed as exc:
+            self._fail(HelloFailure.MALFORMED, str(exc))
+        return True
 
     def next_event(self) -> Event:
         return self._events.popleft() if self._events else NEED_MORE_DATA
