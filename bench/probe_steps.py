@@ -103,12 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--endpoints", type=int, default=200)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = p.parse_args(argv)
-    if args.loop == "uvloop":
-        import uvloop
-
-        uvloop.install()
     with tempfile.TemporaryDirectory() as tmp:
         fleet = subprocess.Popen(
             [
@@ -137,7 +132,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine(),
         "endpoints": args.endpoints,
         "concurrency": args.concurrency,
-        "loop": args.loop,
         "wall_s": round(wall, 1),
         "cpu_ms_per_probe": steps,
         "note": "first round's first pass: never-seen chains; later: the same chains again",
