@@ -11,8 +11,9 @@ from typing import Any
 
 from probe_render import CHURN, pct
 
-#: CPU per probe, certscope / blackbox_exporter (``insecure_skip_verify``): at most this.
-RATIO_TARGET = 1.5
+#: CPU per probe, certscope / blackbox_exporter (``insecure_skip_verify``): at most this, that
+#: is, no more CPU per probe than blackbox_exporter.
+RATIO_TARGET = 1.0
 #: Rendering /metrics for ``--render-targets`` results: at most this, cold or warm.
 RENDER_TARGET_S = 0.250
 
