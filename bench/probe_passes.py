@@ -184,7 +184,6 @@ async def probe_session(
         passes, sweep = await _measured_passes(session, exporter, base, proc.pid, args, setup)
         rss = rss_mib(proc.pid)
     finally:
-        # SIGINT lets cpu_profile.py write its profile before exiting.
         proc.stop(signal.SIGINT if profile else signal.SIGTERM, wait=30)
     total = combine(passes)
     later = combine(passes[1:]) if len(passes) > 1 else None
