@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import re
 import socket
 import ssl
@@ -24,6 +25,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
+from OpenSSL import SSL
 
 from certscope import certs
 from certscope.config import Policy, Target, TLSOptions
@@ -32,6 +34,8 @@ from certscope.policy import assess_endpoint
 from certscope.probe import probe
 from certscope.results import ProbeResult
 from certscope.revocation import Revocation, _leaf_and_issuer
+from certscope.tls import channel as channel_module
+from certscope.tls import driver as driver_module
 from certscope.tls import handshake as handshake_module
 from certscope.tls.handshake import MAX_CHAIN
 from helpers.pki import Leaf, TestPKI
@@ -255,6 +259,71 @@ async def test_expired_intermediate(tmp_path: Path) -> None:
     assert r.verdict.chain_trusted  # trust is judged without the clock
     assert not r.verdict.valid_now
     assert len(r.facts) == 2
+
+
+async def test_client_flight_larger_than_the_send_buffer(
+    pki: TestPKI, leaves: Leaves, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client chain of ~60 KB (under OpenSSL's 100 KiB limit): more than one read of
+    OpenSSL's output, through a 4 KB send buffer, and every byte of the flight delivered."""
+    bulky = tmp_path / "bulky-chain.pem"
+    intermediate = leaves.client.chain.read_bytes().split(b"-----END CERTIFICATE-----\n", 1)[1]
+    bulky.write_bytes(leaves.client.pem + intermediate * 80)
+    assert bulky.stat().st_size > 40_000
+    connect_one = channel_module._connect_one
+
+    async def small_buffer(*args: Any) -> channel_module.Channel:
+        ch = await connect_one(*args)
+        ch.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        return ch
+
+    monkeypatch.setattr(channel_module, "_connect_one", small_buffer)
+    with tls_server(
+        leaves.web.chain, leaves.web.key, client_ca=pki.ca_file, max_version=ssl.TLSVersion.TLSv1_2
+    ) as srv:
+        r = await probe(
+            target(
+                srv,
+                sni="web.test",
+                ca_file=pki.ca_file,
+                client_cert=bulky,
+                client_key=leaves.client.key,
+                timeout=10.0,
+            )
+        )
+        conns = srv.settled()
+    assert r.outcome.error is None, r.outcome.error
+    assert conns[0].tls_done
+    assert conns[0].client_cert == leaves.client.der
+
+
+async def test_socket_driver_waits_for_a_full_send_buffer() -> None:
+    """The bare-socket driver's writer path, on a real socket pair whose peer reads only
+    later: a send that would block must resume when the socket drains, not be lost.
+    (Loopback TCP drains too fast to make a handshake's flight block reliably.)"""
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    theirs.setblocking(False)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    payload = os.urandom(1 << 20)
+    try:
+        driver = driver_module._SocketDriver(SSL.Connection(SSL.Context(SSL.TLS_METHOD)), ours, 0)
+        driver.done = True  # as after the client's last flight
+        driver.pending = payload
+        driver.flush()
+        assert driver.writing, "a 1 MiB send through a 4 KiB buffer must block"
+        assert not driver.fut.done()
+        loop = asyncio.get_running_loop()
+        received = bytearray()
+        async with asyncio.timeout(10):
+            while len(received) < len(payload):
+                received += await loop.sock_recv(theirs, 65536)
+            await driver.fut
+        assert bytes(received) == payload
+        assert not driver.writing
+    finally:
+        ours.close()
+        theirs.close()
 
 
 # --- client certificates -------------------------------------------------------------------

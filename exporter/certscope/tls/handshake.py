@@ -25,6 +25,7 @@ from ..certs import a_label, shared_der
 from ..errors import ProbeFailure
 from . import starttls
 from .channel import Channel, StreamChannel, connect, streams
+from .driver import drive_channel, drive_socket
 from .failure import Abort
 from .failure import Failure as Failure  # part of Outcome, which callers import from here
 from .options import TLSOptions
@@ -35,8 +36,6 @@ log = logging.getLogger(__name__)
 #: Only this many certificates of a presented chain are parsed and exported as slots (a chain
 #: of 100 is an attack); :attr:`Outcome.chain_length` still counts every one presented.
 MAX_CHAIN = 16
-
-_READ_SIZE = 16384
 
 
 @dataclass(frozen=True)
@@ -259,22 +258,6 @@ def _classify_ssl_error(exc: SSL.Error) -> Failure:
     return Failure(ProbeFailure.TLS_ERROR, text)
 
 
-def _printable(data: bytes, limit: int = 40) -> str:
-    return "".join(chr(b) if 32 <= b < 127 else "." for b in data[:limit])
-
-
-def _looks_like_tls(first: bytes) -> bool:
-    # A TLS record starts with a content type 20..24 and major version 3; an SSLv2 server
-    # hello starts with the two-byte header's high bit set.
-    if not first:
-        return True
-    if first[0] & 0x80:
-        return True
-    if 20 <= first[0] <= 24:
-        return len(first) < 2 or first[1] == 3
-    return False
-
-
 def _chain_der(conn: SSL.Connection) -> tuple[tuple[bytes, ...], int]:
     certs = conn.get_peer_cert_chain()
     if not certs:
@@ -317,58 +300,6 @@ class _Clock:
         now = time.perf_counter()
         self.phases.append((phase, now - self.t))
         self.t = now
-
-
-async def _drive(conn: SSL.Connection, channel: Channel, limit: int) -> None:
-    received = 0
-    first = True
-    while True:
-        try:
-            conn.do_handshake()
-            await _flush(conn, channel)
-            return
-        except SSL.WantReadError:
-            await _flush(conn, channel)
-        data = await channel.recv(_READ_SIZE)
-        if not data:
-            raise Abort(
-                Failure(
-                    ProbeFailure.CONNECTION_CLOSED,
-                    "server closed the connection during the handshake",
-                )
-            )
-        if first:
-            first = False
-            if not _looks_like_tls(data):
-                raise Abort(
-                    Failure(
-                        ProbeFailure.NOT_TLS,
-                        f"server does not speak TLS; it sent {_printable(data)!r}",
-                    )
-                )
-        received += len(data)
-        if received > limit:
-            raise Abort(
-                Failure(
-                    ProbeFailure.RESPONSE_TOO_LARGE,
-                    f"server sent more than {limit // 1024} KiB during the handshake",
-                )
-            )
-        conn.bio_write(data)
-
-
-async def _flush(conn: SSL.Connection, channel: Channel) -> None:
-    try:
-        out = conn.bio_read(_READ_SIZE)
-    except SSL.WantReadError:
-        return  # nothing to send: the common case after a read
-    while len(out) == _READ_SIZE:  # a flight over one read (a large client chain)
-        try:
-            out += conn.bio_read(_READ_SIZE)
-        except SSL.WantReadError:
-            break
-    if out:
-        await channel.send(out)
 
 
 async def _preamble(channel: StreamChannel, host: str, protocol: str) -> None:
@@ -418,7 +349,10 @@ async def handshake(host: str, port: int, server_name: str | None, opts: TLSOpti
             clock.mark("starttls")
         conn = _connection(ctx, server_name)
         try:
-            await _drive(conn, channel, opts.max_handshake_bytes)
+            if isinstance(channel, StreamChannel):
+                await drive_channel(conn, channel, opts.max_handshake_bytes)
+            else:
+                await drive_socket(conn, channel.sock, opts.max_handshake_bytes)
         except SSL.Error as exc:
             raise Abort(_classify_ssl_error(exc)) from None
         clock.mark("handshake")

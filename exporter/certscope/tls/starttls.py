@@ -36,7 +36,7 @@ class _Lines:
         except asyncio.IncompleteReadError as exc:
             raise StartTLSError(
                 "connection closed during STARTTLS"
-                + (f" after {_printable(exc.partial)!r}" if exc.partial else "")
+                + (f" after {printable(exc.partial)!r}" if exc.partial else "")
             ) from None
         except asyncio.LimitOverrunError:
             raise StartTLSError("line too long in STARTTLS preamble") from None
@@ -52,12 +52,12 @@ class _Lines:
             line = await self.line()
             lines.append(line)
             if len(line) < 3 or not line[:3].isdigit():
-                raise StartTLSError(f"unexpected reply {_printable(line.encode())!r}")
+                raise StartTLSError(f"unexpected reply {printable(line.encode())!r}")
             if len(line) == 3 or line[3] != "-":
                 return line[:3], lines
 
 
-def _printable(data: bytes, limit: int = 60) -> str:
+def printable(data: bytes, limit: int = 60) -> str:
     text = "".join(chr(b) if 32 <= b < 127 else "." for b in data[:limit])
     return text + ("…" if len(data) > limit else "")
 
@@ -81,7 +81,7 @@ async def smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host:
     await _send(writer, b"STARTTLS\r\n")
     code, msg = await lines.reply()
     if code != "220":
-        raise StartTLSRefused(f"STARTTLS answered {code} {_printable(msg[-1].encode())}")
+        raise StartTLSRefused(f"STARTTLS answered {code} {printable(msg[-1].encode())}")
 
 
 async def ftp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
@@ -99,25 +99,25 @@ async def imap(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host:
     lines = _Lines(reader)
     greeting = await lines.line()
     if not greeting.upper().startswith("* OK"):
-        raise StartTLSRefused(f"IMAP greeting {_printable(greeting.encode())!r}")
+        raise StartTLSRefused(f"IMAP greeting {printable(greeting.encode())!r}")
     await _send(writer, b"a1 STARTTLS\r\n")
     while True:
         line = await lines.line()
         if line.startswith("a1 "):
             if line[3:].upper().startswith("OK"):
                 return
-            raise StartTLSRefused(f"STARTTLS answered {_printable(line.encode())!r}")
+            raise StartTLSRefused(f"STARTTLS answered {printable(line.encode())!r}")
 
 
 async def pop3(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
     lines = _Lines(reader)
     greeting = await lines.line()
     if not greeting.startswith("+OK"):
-        raise StartTLSRefused(f"POP3 greeting {_printable(greeting.encode())!r}")
+        raise StartTLSRefused(f"POP3 greeting {printable(greeting.encode())!r}")
     await _send(writer, b"STLS\r\n")
     answer = await lines.line()
     if not answer.startswith("+OK"):
-        raise StartTLSRefused(f"STLS answered {_printable(answer.encode())!r}")
+        raise StartTLSRefused(f"STLS answered {printable(answer.encode())!r}")
 
 
 async def postgres(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
