@@ -1,15 +1,15 @@
 """Snapshot → Prometheus text exposition. All metric names live here, documented in docs/metrics.md.
 
-Each result's sample lines are rendered once, when the result is first seen, and cached for
-as long as that result is current (see :mod:`.exposition`); a scrape only gathers those
-under each family's HELP/TYPE header. That
+Each result's sample lines are rendered once, when the result is first seen, and held as
+templates shared between targets for as long as that result is current (see
+:mod:`.exposition`); a scrape only joins those under each family's HELP/TYPE header. That
 keeps ``/metrics`` for 10,000 targets well under the scrape budget, and a scrape never does
 I/O or waits for probes.
 
 - :mod:`.families`: every family, its type and help text;
 - :mod:`.lines`: escaping, value formatting and the certificate lines all results share;
 - :mod:`.targets` and :mod:`.sources`: the lines of each kind of result;
-- :mod:`.exposition`: the cache of rendered results and the scrape.
+- :mod:`.exposition`: templates, the shared tables and the scrape.
 """
 
 from .exposition import Exposition, Result, render_once
