@@ -90,7 +90,7 @@ async def enumerate_target(target: Target) -> PostureScan:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Job:
     key: JobKey
     interval: float
@@ -136,7 +136,9 @@ class Scheduler:
         self.rng = rng or random.Random()
         self.clock: Clock = clock or SystemClock()
         self._jobs: dict[JobKey, _Job] = {}
-        self._heap: list[tuple[float, int, JobKey, int]] = []  # (due, seq, key, id(job))
+        # (due, seq, job): seq breaks ties, so jobs are never compared. A job removed or
+        # replaced by a reload stays here until it is due, and is then skipped.
+        self._heap: list[tuple[float, int, _Job]] = []
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._concurrency = state.config.concurrency
@@ -219,7 +221,7 @@ class Scheduler:
 
     def _push(self, due: float, job: _Job) -> None:
         job.queued = True
-        heapq.heappush(self._heap, (due, next(self._seq), job.key, id(job)))
+        heapq.heappush(self._heap, (due, next(self._seq), job))
 
     def _next_due(self, job: _Job, started: float) -> float:
         spread = job.interval * self.state.config.jitter
@@ -233,13 +235,12 @@ class Scheduler:
                 self._wake.clear()
                 now = self.clock.monotonic()
                 while self._heap and self._heap[0][0] <= now:
-                    _, _, key, job_id = heapq.heappop(self._heap)
-                    job = self._jobs.get(key)
-                    if job is None or id(job) != job_id:
+                    _, _, job = heapq.heappop(self._heap)
+                    if self._jobs.get(job.key) is not job:
                         continue  # removed or replaced by a reload
                     job.queued = False
                     job.running = True
-                    task = asyncio.create_task(self._run_job(job), name=str(key))
+                    task = asyncio.create_task(self._run_job(job), name=str(job.key))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
                 await self._wait(max(0.0, self._heap[0][0] - now) if self._heap else None)
