@@ -1,7 +1,8 @@
 """Background refresh of every target and source on its own interval.
 
-One loop keeps a heap of due times; each due job runs as its own task behind one global
-semaphore (the concurrency limit). Jitter spreads jobs so that a thousand targets with the same
+One loop keeps a heap of due times; a due job becomes a task once it holds a slot of one
+global semaphore (the concurrency limit), so however many jobs are due at once, at most that
+many tasks exist (ten thousand waiting tasks were megabytes held for nothing). Jitter spreads jobs so that a thousand targets with the same
 interval do not all fire in the same second. Scrapes never wait on this: they read the last
 snapshot. Every outcome, including an unexpected exception, becomes a result.
 
@@ -236,19 +237,30 @@ class Scheduler:
                 now = self.clock.monotonic()
                 while self._heap and self._heap[0][0] <= now:
                     _, _, job = heapq.heappop(self._heap)
-                    if self._jobs.get(job.key) is not job:
-                        continue  # removed or replaced by a reload
-                    job.queued = False
-                    job.running = True
-                    task = asyncio.create_task(self._run_job(job), name=str(job.key))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    await self._start(job)
                 await self._wait(max(0.0, self._heap[0][0] - now) if self._heap else None)
         finally:
             for task in list(self._tasks):
                 task.cancel()
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _start(self, job: _Job) -> None:
+        """Run ``job`` as a task once it holds a slot (a watch holds none: it mostly waits)."""
+        if self._jobs.get(job.key) is not job:
+            return  # removed or replaced by a reload
+        sem = None
+        if not job.watching:
+            sem = self._sem  # a reload may replace it: the job releases the one it took
+            await sem.acquire()  # at once while a slot is free
+            if self._jobs.get(job.key) is not job:  # removed while waiting for a slot
+                sem.release()
+                return
+        job.queued = False
+        job.running = True
+        task = asyncio.create_task(self._run_job(job, sem), name=str(job.key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _wait(self, seconds: float | None) -> None:
         """Until a job is pushed or changed (``_wake``) or ``seconds`` pass on the clock."""
@@ -266,24 +278,25 @@ class Scheduler:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
 
-    async def _run_job(self, job: _Job) -> None:
+    async def _run_job(self, job: _Job, sem: asyncio.Semaphore | None) -> None:
         started = self.clock.monotonic()
         try:
-            if job.watching:
+            if sem is None:
                 await self._run_watch(job)
                 started = self.clock.monotonic()  # a watch that ended restarts an interval later
             else:
-                async with self._sem:
-                    self.metrics.in_flight.inc()
-                    try:
-                        await self._work(job)
-                    finally:
-                        self.metrics.in_flight.dec()
+                self.metrics.in_flight.inc()
+                try:
+                    await self._work(job)
+                finally:
+                    self.metrics.in_flight.dec()
         except asyncio.CancelledError:
             raise
         except Exception:  # the scheduler boundary: one broken job must not stop the others
             log.exception("job %s failed", job.key)
         finally:
+            if sem is not None:
+                sem.release()
             job.running = False
             job.done_once = True
             if self._jobs.get(job.key) is job and not job.queued:
