@@ -49,7 +49,8 @@ def test_targets_behind_the_same_certificates_share_their_templates() -> None:
     entries = [exposition._cache[id(r)] for r in results]
     # One tuple of certificate and probe templates for all 200, each its own times.
     assert all(e[3] is entries[0][3] and e[2] is entries[0][2] for e in entries)
-    assert len({id(e[4]) for e in entries}) == len(results)
+    assert all(e[4] is entries[0][4] for e in entries)
+    assert len({id(e[5]) for e in entries}) == len(results)
     assert exposition.memory_bytes() * 4 < exposition.held_bytes()
 
 

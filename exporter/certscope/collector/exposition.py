@@ -18,7 +18,7 @@ fragments say even when an identity also appears inside another label's value.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 
 from ..certs import shared as _shared
@@ -58,10 +58,12 @@ _OWN = frozenset(
     )
 )
 
-#: id(result) -> (result, identity, family indexes, shared templates, own templates). The
-#: result is held so that its id cannot be reused while the entry lives; the indexes name the
-#: shared templates' families, then the own ones'.
-Entry = tuple[object, bytes, bytes, tuple[Template, ...], tuple[Template, ...]]
+#: id(result) -> (result, identity, shared families, shared templates, own families, own
+#: pieces). The result is held so that its id cannot be reused while the entry lives. Shared
+#: families name each shared template's family (one byte each); a result's own templates are
+#: one flat tuple of pieces, and own families are (family, number of pieces) byte pairs: one
+#: tuple per result instead of one per family.
+Entry = tuple[object, bytes, bytes, tuple[Template, ...], bytes, tuple[bytes, ...]]
 
 
 def _identity(result: Result) -> str:
@@ -99,38 +101,45 @@ def _encode(result: Result) -> Entry:
     """One result's lines as its identity and one template per family (see the module)."""
     identity = _identity(result).encode()
     shared: list[Template] = []
-    own: list[Template] = []
+    own: list[bytes] = []
     shared_at = bytearray()
     own_at = bytearray()
     for name, lines in _fragments_of(result).items():
         index = _INDEX[name]
         text = "".join(lines).encode()
-        if not identity:  # nothing to split on, nothing to share
-            own.append((text,))
-            own_at.append(index)
-            continue
-        pieces = text.split(identity)
+        pieces = text.split(identity) if identity else [text]  # nothing to share without one
         if pieces[0] == _OPENINGS[index]:
             pieces[0] = _OPENINGS[index]
-        if index in _OWN:
-            own.append(tuple(pieces))
-            own_at.append(index)
+        if (index in _OWN or not identity) and len(pieces) < 256:
+            own += pieces
+            own_at.extend((index, len(pieces)))
         else:
             shared.append(_shared(tuple(pieces)))
             shared_at.append(index)
     return (
         result,
         identity,
-        _shared(bytes(shared_at + own_at)),
+        _shared(bytes(shared_at)),
         _shared(tuple(shared)),
+        _shared(bytes(own_at)),
         tuple(own),
     )
 
 
+def _templates(entry: Entry) -> Iterator[tuple[int, Template]]:
+    """Each family of an entry with its template (the scrape does the same, inline)."""
+    _, _, shared_at, shared, own_at, own = entry
+    yield from zip(shared_at, shared, strict=True)
+    start = 0
+    for index, count in zip(own_at[::2], own_at[1::2], strict=True):
+        yield index, own[start : start + count]
+        start += count
+
+
 def _size(entry: Entry) -> int:
     """The length of the text an entry renders to."""
-    _, identity, _, shared, own = entry
-    return sum(sum(map(len, t)) + len(identity) * (len(t) - 1) for t in chain(shared, own))
+    width = len(entry[1])
+    return sum(sum(map(len, t)) + width * (len(t) - 1) for _, t in _templates(entry))
 
 
 class Exposition:
@@ -164,16 +173,12 @@ class Exposition:
         seen: set[int] = set()
         total = sys.getsizeof(self._cache)
         for entry in self._cache.values():
-            _, identity, indexes, shared, own = entry
-            for obj in chain((entry, identity, indexes, shared, own), shared, own):
+            shared = entry[3]
+            for obj in chain(entry[1:], shared, chain.from_iterable(shared), entry[5]):
                 if id(obj) not in seen:
                     seen.add(id(obj))
                     total += sys.getsizeof(obj)
-            for piece in chain.from_iterable(chain(shared, own)):
-                if id(piece) not in seen:
-                    seen.add(id(piece))
-                    total += sys.getsizeof(piece)
-        return total
+        return total + sum(map(sys.getsizeof, self._cache.values()))
 
     def _encoded(self, result: Result) -> Entry:
         hit = self._cache.get(id(result))
@@ -193,12 +198,18 @@ class Exposition:
         current = list(results)
         by_family = [bytearray() for _ in _HEADERS]
         for r in current:
-            _, identity, indexes, shared, own = self._encoded(r)
+            _, identity, shared_at, shared, own_at, own = self._encoded(r)
             join = identity.join
             # Each joined piece is appended and freed at once: a scrape holds little beyond
             # the body it returns.
-            for index, template in zip(indexes, chain(shared, own), strict=True):
+            for index, template in zip(shared_at, shared, strict=True):
                 by_family[index] += join(template)
+            start = 0
+            pairs = iter(own_at)
+            for index, count in zip(pairs, pairs, strict=True):
+                end = start + count
+                by_family[index] += join(own[start:end])
+                start = end
         if len(self._cache) > len(current):
             live = {id(r) for r in current}
             self._cache = {k: v for k, v in self._cache.items() if k in live}
