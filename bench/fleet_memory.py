@@ -14,7 +14,9 @@ assessment, the state and the rendered exposition.
 
 RSS (``/proc/self/statm``, after a garbage collection) is read before the targets are
 configured (the baseline: imports, the app, the replayed results) and after each full cycle
-(every target probed and enumerated once more). Prints one JSON document.
+(every target probed and enumerated once more). With ``--scrape``, each cycle ends with the
+exposition gathered as ``GET /metrics`` gathers it (then dropped, as after a response), so
+that RSS includes what scrapes leave behind. Prints one JSON document.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from certscope.app import EXPOSITION, SCHEDULER, STATE, make_app
+from aiohttp import web
+
+from certscope.app import EXPOSITION, SCHEDULER, STATE, make_app, metrics_parts
 from certscope.config import Config, Target, TLSOptions
 from certscope.posture import PostureScan
 from certscope.probe import probe
@@ -66,6 +70,15 @@ def start_fleet(endpoints: int, workdir: Path) -> tuple[subprocess.Popen[str], l
     assert fleet.stdout is not None
     ready = json.loads(fleet.stdout.readline())
     return fleet, list(ready["ports"]), str(ready["ca_file"])
+
+
+def scrape(app: web.Application) -> float:
+    """Gather the exposition as ``GET /metrics`` does and drop it; milliseconds taken."""
+    t0 = time.perf_counter()
+    parts = metrics_parts(app)
+    took = time.perf_counter() - t0
+    del parts
+    return round(took * 1000, 1)
 
 
 def top_allocations(limit: int, targets: int) -> list[dict[str, Any]]:
@@ -167,19 +180,26 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             now_done = replay.cycles(names)
             if now_done > done:
                 done = now_done
+                scrape_ms = scrape(app) if args.scrape else None
                 rss = rss_bytes()
-                rendered = app[EXPOSITION].held_bytes()
+                exposition = app[EXPOSITION]
                 rows.append(
                     {
                         "cycle": done,
                         "seconds": round(time.perf_counter() - started, 1),
                         "rss_mib": round(rss / 2**20, 1),
                         "bytes_per_target": round((rss - baseline) / args.targets),
-                        "rendered_bytes_per_target": round(rendered / args.targets),
+                        "rendered_bytes_per_target": round(exposition.held_bytes() / args.targets),
+                        "exposition_memory_per_target": round(
+                            exposition.memory_bytes() / args.targets
+                        ),
+                        "scrape_ms": scrape_ms,
                     }
                 )
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
                 if args.trace and len(rows) == 1:
+                    traced = tracemalloc.get_traced_memory()[0]
+                    rows[-1]["traced_bytes_per_target"] = round(traced / args.targets)
                     rows[-1]["top_allocations"] = top_allocations(args.trace, args.targets)
     finally:
         runner.cancel()
@@ -187,6 +207,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     summary = {
         "targets": args.targets,
         "endpoints": args.endpoints,
+        "scrape": args.scrape,
         "interval_s": args.interval,
         "baseline_rss_mib": round(baseline / 2**20, 1),
         "cycles": rows,
@@ -206,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cycles", type=int, default=24)
     p.add_argument("--interval", type=float, default=2.0, help="probe and enumeration interval")
     p.add_argument("--concurrency", type=int, default=256)
+    p.add_argument(
+        "--scrape", action="store_true", help="gather /metrics after each cycle, before RSS"
+    )
     p.add_argument(
         "--trace", type=int, default=0, help="list the N largest allocation sites (tracemalloc)"
     )

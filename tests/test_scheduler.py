@@ -265,3 +265,19 @@ async def test_stopping_cancels_the_probes_in_flight(refused: ProbeResult) -> No
     assert prober.running == 0
     assert clock.sleepers == 0
     assert not state.snapshot().probes
+
+
+async def test_due_jobs_beyond_the_limit_wait_without_a_task() -> None:
+    """Twelve jobs due at once under a limit of three: three tasks exist, not twelve (at fleet
+    scale, thousands of tasks waiting on the semaphore were megabytes held for nothing)."""
+    clock = FakeClock()
+    state = State(parse_config(_config(12, interval="1h", concurrency=3), "t"))
+    prober = SlowProber(clock, 0.1)
+    sched = Scheduler(state, prober=prober, rng=random.Random(1), clock=clock)
+    async with running(sched):
+        assert prober.running == 3
+        assert len(sched._tasks) == 3
+        await clock.advance(0.1)
+        await settle_until(_has_probes(state, 3))
+        await settle_until(lambda: prober.running == 3)
+        assert len(sched._tasks) <= 4  # three probing, one at most still finishing

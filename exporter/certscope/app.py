@@ -138,21 +138,26 @@ def reload_config(app: web.Application) -> tuple[bool, str]:
     return False, message
 
 
-async def handle_metrics(request: web.Request) -> web.StreamResponse:
-    app = request.app
-    t0 = time.perf_counter()
+def metrics_parts(app: web.Application) -> list[bytes | bytearray]:
+    """The exposition of the current snapshot, a family per part (certscope's own metrics
+    are not in it)."""
     snap = app[STATE].snapshot()
     assessed = [a for items in snap.assessments.values() for a in items]
-    parts = app[EXPOSITION].render_parts(
+    return app[EXPOSITION].render_parts(
         [
             *snap.probes.values(),
             *snap.ssh.values(),
             *snap.sources.values(),
             *assessed,
             snap.config.policy,
-        ],
-        key=snap,  # an unchanged snapshot is the same object: its parts are reused
+        ]
     )
+
+
+async def handle_metrics(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    t0 = time.perf_counter()
+    parts = metrics_parts(app)
     app[METRICS].scrape.observe(time.perf_counter() - t0)
     own = app[METRICS].render().encode()
     # Streamed part by part (a family each): a 50 MB body is never joined into one buffer.

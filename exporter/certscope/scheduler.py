@@ -1,7 +1,8 @@
 """Background refresh of every target and source on its own interval.
 
-One loop keeps a heap of due times; each due job runs as its own task behind one global
-semaphore (the concurrency limit). Jitter spreads jobs so that a thousand targets with the same
+One loop keeps a heap of due times; a due job becomes a task once it holds a slot of one
+global semaphore (the concurrency limit), so however many jobs are due at once, at most that
+many tasks exist (ten thousand waiting tasks were megabytes held for nothing). Jitter spreads jobs so that a thousand targets with the same
 interval do not all fire in the same second. Scrapes never wait on this: they read the last
 snapshot. Every outcome, including an unexpected exception, becomes a result.
 
@@ -90,7 +91,7 @@ async def enumerate_target(target: Target) -> PostureScan:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Job:
     key: JobKey
     interval: float
@@ -136,7 +137,9 @@ class Scheduler:
         self.rng = rng or random.Random()
         self.clock: Clock = clock or SystemClock()
         self._jobs: dict[JobKey, _Job] = {}
-        self._heap: list[tuple[float, int, JobKey, int]] = []  # (due, seq, key, id(job))
+        # (due, seq, job): seq breaks ties, so jobs are never compared. A job removed or
+        # replaced by a reload stays here until it is due, and is then skipped.
+        self._heap: list[tuple[float, int, _Job]] = []
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._concurrency = state.config.concurrency
@@ -219,7 +222,7 @@ class Scheduler:
 
     def _push(self, due: float, job: _Job) -> None:
         job.queued = True
-        heapq.heappush(self._heap, (due, next(self._seq), job.key, id(job)))
+        heapq.heappush(self._heap, (due, next(self._seq), job))
 
     def _next_due(self, job: _Job, started: float) -> float:
         spread = job.interval * self.state.config.jitter
@@ -233,21 +236,31 @@ class Scheduler:
                 self._wake.clear()
                 now = self.clock.monotonic()
                 while self._heap and self._heap[0][0] <= now:
-                    _, _, key, job_id = heapq.heappop(self._heap)
-                    job = self._jobs.get(key)
-                    if job is None or id(job) != job_id:
-                        continue  # removed or replaced by a reload
-                    job.queued = False
-                    job.running = True
-                    task = asyncio.create_task(self._run_job(job), name=str(key))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    _, _, job = heapq.heappop(self._heap)
+                    await self._start(job)
                 await self._wait(max(0.0, self._heap[0][0] - now) if self._heap else None)
         finally:
             for task in list(self._tasks):
                 task.cancel()
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _start(self, job: _Job) -> None:
+        """Run ``job`` as a task once it holds a slot (a watch holds none: it mostly waits)."""
+        if self._jobs.get(job.key) is not job:
+            return  # removed or replaced by a reload
+        sem = None
+        if not job.watching:
+            sem = self._sem  # a reload may replace it: the job releases the one it took
+            await sem.acquire()  # at once while a slot is free
+            if self._jobs.get(job.key) is not job:  # removed while waiting for a slot
+                sem.release()
+                return
+        job.queued = False
+        job.running = True
+        task = asyncio.create_task(self._run_job(job, sem), name=str(job.key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _wait(self, seconds: float | None) -> None:
         """Until a job is pushed or changed (``_wake``) or ``seconds`` pass on the clock."""
@@ -265,24 +278,25 @@ class Scheduler:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
 
-    async def _run_job(self, job: _Job) -> None:
+    async def _run_job(self, job: _Job, sem: asyncio.Semaphore | None) -> None:
         started = self.clock.monotonic()
         try:
-            if job.watching:
+            if sem is None:
                 await self._run_watch(job)
                 started = self.clock.monotonic()  # a watch that ended restarts an interval later
             else:
-                async with self._sem:
-                    self.metrics.in_flight.inc()
-                    try:
-                        await self._work(job)
-                    finally:
-                        self.metrics.in_flight.dec()
+                self.metrics.in_flight.inc()
+                try:
+                    await self._work(job)
+                finally:
+                    self.metrics.in_flight.dec()
         except asyncio.CancelledError:
             raise
         except Exception:  # the scheduler boundary: one broken job must not stop the others
             log.exception("job %s failed", job.key)
         finally:
+            if sem is not None:
+                sem.release()
             job.running = False
             job.done_once = True
             if self._jobs.get(job.key) is job and not job.queued:

@@ -1,0 +1,66 @@
+"""Rendered results are held as identity-free templates that targets share."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from certscope.certs import CertFacts
+from certscope.collector import FAMILIES, Exposition, probe_fragments
+from certscope.results import ProbeResult
+from helpers.results import probe_result
+
+
+def _fleet(n: int, facts: tuple[CertFacts, ...]) -> list[ProbeResult]:
+    """``n`` targets behind the same certificates, each with its own name, labels and times."""
+    return [
+        dataclasses.replace(
+            probe_result(f"svc-{i}", labels=(("team", f't"{i % 3}'),), facts=facts),
+            timestamp=1_000.0 + i,
+            duration=0.01 * (i + 1),
+        )
+        for i in range(n)
+    ]
+
+
+def _expected(results: list[ProbeResult]) -> str:
+    out = []
+    for family in FAMILIES:
+        lines = [line for r in results for line in probe_fragments(r).get(family.name, [])]
+        if lines:
+            out += [f"# HELP {family.name} {family.help}\n# TYPE {family.name} {family.type}\n"]
+            out += lines
+    return "".join(out)
+
+
+def test_targets_behind_the_same_certificates_share_their_templates() -> None:
+    facts = tuple(
+        CertFacts(
+            der_sha256=f"{i:064x}",
+            subject=f"CN=shared-{i}",
+            serial=str(i),
+            sans=tuple(f"host-{j}.example.com" for j in range(20)),
+        )
+        for i in range(2)
+    )
+    results = _fleet(200, facts)
+    exposition = Exposition()
+    exposition.prepare(results, ())
+    assert exposition.render_bytes(results).decode() == _expected(results)
+    entries = [exposition._cache[id(r)] for r in results]
+    # One tuple of certificate and probe templates for all 200, each its own times.
+    assert all(e[3] is entries[0][3] and e[2] is entries[0][2] for e in entries)
+    assert all(e[4] is entries[0][4] for e in entries)
+    assert len({id(e[5]) for e in entries}) == len(results)
+    assert exposition.memory_bytes() * 4 < exposition.held_bytes()
+
+
+def test_a_certificate_of_its_own_is_not_shared() -> None:
+    shared = CertFacts(der_sha256="a" * 64, subject="CN=shared", serial="1")
+    own = CertFacts(der_sha256="b" * 64, subject="CN=own", serial="2")
+    results = [*_fleet(3, (shared,)), *_fleet(1, (own,))]
+    results[-1] = dataclasses.replace(results[-1], name="svc-own", address="svc-own:443")
+    exposition = Exposition()
+    assert exposition.render(results) == _expected(results)
+    entries = [exposition._cache[id(r)] for r in results]
+    assert entries[0][3] is entries[1][3] is entries[2][3]
+    assert entries[3][3] is not entries[0][3] and entries[3][3] != entries[0][3]
