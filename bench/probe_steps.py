@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from _harness import cpu_self, machine, write_report
-from certscope.collector import render_once
+from certscope.collector import render_direct
 from certscope.config import Target
 from certscope.probe import probe
 from certscope.tls.handshake import handshake
@@ -71,7 +71,7 @@ async def _probe(t: Target) -> None:
 async def _probe_render(t: Target) -> None:
     result = await probe(t)
     assert result.success, result.outcome.error
-    render_once([result])
+    render_direct([result])
 
 
 STEPS: dict[str, Callable[[Target], Awaitable[None]]] = {

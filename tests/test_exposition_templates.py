@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from certscope.certs import CertFacts
-from certscope.collector import FAMILIES, Exposition, probe_fragments
+from certscope.collector import FAMILIES, Exposition, probe_fragments, render_direct
 from certscope.results import ProbeResult
 from helpers.results import probe_result
 
@@ -64,3 +64,18 @@ def test_a_certificate_of_its_own_is_not_shared() -> None:
     entries = [exposition._cache[id(r)] for r in results]
     assert entries[0][3] is entries[1][3] is entries[2][3]
     assert entries[3][3] is not entries[0][3] and entries[3][3] != entries[0][3]
+
+
+def test_a_direct_render_is_the_same_text_and_shares_nothing() -> None:
+    """``/probe`` renders straight from the lines: the same bytes as the held exposition, and
+    nothing enters the table that targets share."""
+    from certscope.certs import _SHARED
+
+    own = CertFacts(der_sha256="c" * 64, subject="CN=direct", serial="3", sans=("a.example",))
+    results = _fleet(5, (own,))
+    held = len(_SHARED)
+    direct = render_direct(results)
+    assert len(_SHARED) == held
+    assert direct == Exposition().render_bytes(results)
+    assert direct.decode() == _expected(results)
+    assert render_direct(results[:1]).decode() == _expected(results[:1])

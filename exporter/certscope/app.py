@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from . import inventory
-from .collector import Exposition, render_once
+from .collector import Exposition, render_direct
 from .config import (
     STARTTLS_PROTOCOLS,
     Config,
@@ -284,7 +284,7 @@ async def handle_probe(request: web.Request) -> web.Response:
         result = pinned if isinstance(pinned, ProbeResult) else await probe(pinned)
     finally:
         gate.busy -= 1
-    return web.Response(body=render_once([result]).encode("utf-8"), headers={"Content-Type": _TEXT})
+    return web.Response(body=render_direct([result]), headers={"Content-Type": _TEXT})
 
 
 async def handle_inventory(request: web.Request) -> web.Response:

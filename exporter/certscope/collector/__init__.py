@@ -12,7 +12,7 @@ I/O or waits for probes.
 - :mod:`.exposition`: templates, the shared tables and the scrape.
 """
 
-from .exposition import Exposition, Result, render_once
+from .exposition import Exposition, Result, render_direct, render_once
 from .families import CLOUD_FAMILIES, FAMILIES, FAMILY_NAMES, Family
 from .lines import Fragments, _cert_text, escape
 from .sources import MAX_ITEM_ERROR_SERIES, cloud_fragments, source_fragments
@@ -33,6 +33,7 @@ __all__ = [
     "escape",
     "policy_fragments",
     "probe_fragments",
+    "render_direct",
     "render_once",
     "source_fragments",
     "ssh_fragments",

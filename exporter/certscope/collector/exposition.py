@@ -227,6 +227,17 @@ class Exposition:
         return self.render_bytes(results).decode("utf-8")
 
 
+def render_direct(results: Iterable[Result]) -> bytes:
+    """The exposition of ``results`` straight from their lines, with nothing held or shared:
+    for ``/probe`` and one-off uses, whose templates would only push what targets share out
+    of the shared table. The same text as :meth:`Exposition.render_bytes`."""
+    by_family: dict[int, list[str]] = {}
+    for result in results:
+        for name, lines in _fragments_of(result).items():
+            by_family.setdefault(_INDEX[name], []).extend(lines)
+    return b"".join(_HEADERS[i] + "".join(by_family[i]).encode() for i in sorted(by_family))
+
+
 def render_once(results: Iterable[Result]) -> str:
-    """Render without a cache (``/probe`` and one-off uses)."""
-    return Exposition().render(results)
+    """:func:`render_direct` as text."""
+    return render_direct(results).decode("utf-8")
