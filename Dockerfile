@@ -73,11 +73,15 @@ LABEL org.opencontainers.image.title="certscope" \
 COPY --from=builder /opt/certscope /opt/certscope
 
 # HOME=/tmp: anything that looks for a home directory finds a writable one; the UID has no
-# passwd entry and needs none.
+# passwd entry and needs none. MALLOC_MMAP_THRESHOLD_: a /metrics body at fleet scale is
+# tens of MB in per-family buffers; with glibc's threshold fixed at 1 MiB they are mapped
+# and returned on free instead of fragmenting the heap (docs/benchmarks.md, fleet memory
+# with a scrape every cycle: 5.6-6.0 KB per target instead of up to 12.5 KB).
 ENV PATH=/opt/certscope/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    HOME=/tmp
+    HOME=/tmp \
+    MALLOC_MMAP_THRESHOLD_=1048576
 
 WORKDIR /tmp
 USER 65532:65532

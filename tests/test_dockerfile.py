@@ -245,6 +245,8 @@ def test_runtime_environment_suits_a_read_only_root(
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     assert env["HOME"] == "/tmp"
     assert env["PATH"].startswith("/opt/certscope/bin:")
+    # Large scrape buffers go back to the OS (docs/benchmarks.md, fleet memory).
+    assert env["MALLOC_MMAP_THRESHOLD_"] == "1048576"
     (workdir,) = stages[-1].all("WORKDIR")
     assert workdir.args == "/tmp"
     # Byte code is compiled at build time, since the running container cannot write it.
