@@ -14,7 +14,7 @@ $(BIN)/certscope: pyproject.toml
 
 ## run: start the exporter (embedded default config unless ARGS="--config.file FILE")
 run: $(BIN)/certscope
-	$(BIN)/certscope serve $(ARGS)
+	MALLOC_MMAP_THRESHOLD_=1048576 $(BIN)/certscope serve $(ARGS)
 
 system-deps:
 	scripts/install-system-deps.sh
