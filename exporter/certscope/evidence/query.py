@@ -94,6 +94,7 @@ class Raw:
     selector: str
     window: float
     grouping: str = ""  # "without (job, instance)", "by (…)" or "" (no aggregation)
+    fn: str = "last_over_time"
 
     def bound(self, fn: str, span: float) -> str:
         """``fn`` (``min`` or ``max``) of the raw samples in the last ``span`` + window."""
@@ -170,7 +171,7 @@ def _selecting(
     """``max GROUPING (FN(SELECTOR[WINDOW]))`` (no aggregation when ``grouping`` is empty)."""
     inner = f"{fn}({selector}[{promql_duration(window)}])"
     expr = f"max {grouping} ({inner})" if grouping else inner
-    return Query(name, expr, purpose, Raw(selector, window, grouping))
+    return Query(name, expr, purpose, Raw(selector, window, grouping, fn))
 
 
 def _monitoring_queries(job_regex: str, window: float, stale_after: float) -> list[Query]:
