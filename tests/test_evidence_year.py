@@ -396,3 +396,33 @@ def test_presence_tiles_fit_in_every_window_of_a_bucket() -> None:
     count, _, _ = refine.aggregates(plan["alerts"], 16, 300.0)
     assert count.expr == f"count_over_time(({plan['alerts'].expr})[4650s:300s])"
     assert refine.tile(plan["probe_stale"], 300.0) == 300.0  # no raw bounds
+
+
+async def test_a_chunk_over_prometheus_sample_limit_is_split_not_a_gap(
+    prom: Prometheus, tmp_path: Path
+) -> None:
+    """A second Prometheus on the same blocks refuses any query holding more than 5,000 samples
+    (``--query.max-samples``, 50 million by default: a year's chunk of thousands of targets
+    passes it). Its refusals (HTTP 422, "too many samples") split the chunk in halves until the
+    pieces pass: the runs are the unlimited server's, and nothing is a gap."""
+    blocks = year.build()
+    shutil.copytree(blocks, tmp_path / "tsdb", ignore=shutil.ignore_patterns("done"))
+    limited = Prometheus(
+        tmp_path,
+        [f"127.0.0.1:{free_port()}"],
+        interval="15s",
+        extra_args=["--storage.tsdb.retention.time=30y", "--query.max-samples=5000"],
+    )
+    grid = Grid(year.START, 300.0, int(PERIOD_SECONDS // 300))
+    (q,) = [
+        q for q in query.plan("certscope.*", 300.0, 300.0, 300.0, 900.0) if q.name == "cert_info"
+    ]
+    with limited:
+        async with query.PrometheusClient(limited.url) as client:
+            got = await client.range(q, grid)
+    async with query.PrometheusClient(prom.url) as plain:
+        want = await plain.range(q, grid)
+    assert want.series and got == want
+    assert client.failed == []
+    sizes = {round((r.end - r.start) / 300) + 1 for r in client.records if r.start and r.end}
+    assert max(sizes) < 11_000 and len(client.records) > len(grid.chunks(11_000))
