@@ -217,6 +217,9 @@ def run(targets: int, chunk_points: int, concurrency: int, coarse_first: bool) -
         "prometheus_cpu_seconds": round(prom_cpu, 1),
         "peak_rss_mib": round(rss_kib / 1024),
         "bytes_received": manifest["bytes_received"],
+        # chunks that failed after their retries: gaps in the report, not a faster run
+        "failed_requests": manifest["failed_requests"],
+        "failed_queries": sorted({f["query"] for f in summary["failed_requests"]}),
         "chunk_points": chunk_points,
         "concurrency": concurrency,
         "coarse_first": coarse_first,
