@@ -3,7 +3,8 @@
 A year at a 5-minute step is 105,120 evaluations per series; fetching every one of them for
 every target makes the answer (and the JSON to parse) grow with targets times steps, although most
 evidence series hold one value for weeks. So a query ``E`` of the plan whose values are raw
-samples (:class:`.query.Raw`: ``AGG GROUPING (FN(X[W]))``, every per-target query) is fetched
+samples (:class:`.query.Raw`: ``AGG GROUPING (FN(X[W]))``, the per-target queries of
+:func:`.query.plan`) is fetched
 in levels (other queries too, at a higher price: see below):
 
 1. **Buckets.** The steps are grouped in buckets of ``m`` steps (``m`` = 4096, 256, 16 for a
@@ -289,9 +290,10 @@ async def fetch(
     grid allows it: :func:`levels`).
 
     With ``raw_only`` (the command's default), only the queries with raw bounds
-    (:class:`.query.Raw`) are fetched in levels: the others (counts of endpoints, verdicts,
+    (:class:`.query.Raw`) are fetched in levels: most others (counts of endpoints, verdicts,
     scrape counts) aggregate every target into a handful of series, so their every step is a
-    small answer, and Prometheus evaluates them once per step instead of three times per level.
+    small answer, and Prometheus evaluates them once per step instead of three times per level
+    (the credential queries are per key, but not described by their raw bounds yet).
     They count as many progress units as a levelled query, spread over their requests.
     """
     sizes = levels(grid) if coarse_first else []
