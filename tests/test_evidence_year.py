@@ -341,3 +341,88 @@ def test_raw_bounds_cover_exactly_the_windows_of_a_bucket() -> None:
     # a query whose values are not raw samples is bounded through a subquery of itself
     _, least, _ = refine.aggregates(plan["probe_stale"], 16, 300.0)
     assert least.expr == f"min_over_time(({plan['probe_stale'].expr})[4650s:300s])"
+
+
+@pytest.mark.timeout(600)
+async def test_tiles_longer_than_the_step_give_the_plain_fetch(prom: Prometheus) -> None:
+    """The command's fetch (levels for the queries with raw bounds, every step for the others)
+    with windows of four steps (20 minutes over a 15 s scrape interval): presence is counted per
+    10-minute tile, half the evaluations of a per-step count, and every query's runs are still
+    exactly the plain range query's, across the outages of the year."""
+    grid = Grid(year.START, 300.0, int(PERIOD_SECONDS // 300))
+    queries = [
+        *query.plan("certscope.*", 1200.0, 1200.0, 300.0, 900.0),
+        *query.coverage_plan("certscope.*", 300.0, year.SCRAPE),
+    ]
+    raw = {q.name for q in queries if q.raw}
+    assert {refine.tile(q, 300.0) for q in queries if q.raw} == {600.0}
+    async with query.PrometheusClient(prom.url) as levelled:
+        ticks: list[tuple[int, int]] = []
+        got = await refine.fetch(
+            levelled,
+            queries,
+            grid,
+            lambda d, t, _: ticks.append((d, t)),
+            coarse_first=True,
+            raw_only=True,
+        )
+    async with query.PrometheusClient(prom.url) as plain:
+        want = {q.name: await plain.range(q, grid) for q in queries}
+    for q in queries:
+        assert got[q.name] == want[q.name], q.name
+    assert want["cert_info"].series and want["exporter_up"].series  # not an empty comparison
+    counts = [r.expr for r in levelled.records if "@count:" in r.name]
+    assert counts and all(":600s])" in e and ":300s]" not in e for e in counts)
+    assert {r.name.partition("@")[0] for r in levelled.records if "@" in r.name} == raw
+    assert levelled.failed == [] and plain.failed == []
+    assert ticks[-1] == (4 * len(queries), 4 * len(queries))  # every query counts alike
+
+
+def test_presence_tiles_fit_in_every_window_of_a_bucket() -> None:
+    """A 5-minute step with 2-hour windows (a 1-hour scrape interval) counts 1-hour tiles: every
+    step's window [t - 2h, t] holds the tile ending at the last hour at or before t. The tiles
+    counted end in (t_1 - W + d/2, t_m], all those the bucket's steps need; a window shorter
+    than a step has no tile inside it and is counted per step through a subquery."""
+    plan = {q.name: q for q in query.plan("certscope.*", 7200.0, 120.0, 300.0, 900.0)}
+    assert refine.tile(plan["cert_info"], 300.0) == 3600.0
+    count, _, _ = refine.aggregates(plan["cert_info"], 16, 300.0)
+    tiles = "[9900s:3600s]"  # 15 steps + 2 h - half an hour
+    inner = 'last_over_time(certscope_cert_info{job=~"certscope.*"}[3600s])'
+    assert count.expr == (
+        f"count_over_time((group without (job, instance) ({inner})){tiles})"
+        f" - scalar(count_over_time(vector(1){tiles})) + 16"
+    )
+    assert refine.tile(plan["alerts"], 300.0) == 300.0  # alert window 120 s < step
+    count, _, _ = refine.aggregates(plan["alerts"], 16, 300.0)
+    assert count.expr == f"count_over_time(({plan['alerts'].expr})[4650s:300s])"
+    assert refine.tile(plan["probe_stale"], 300.0) == 300.0  # no raw bounds
+
+
+async def test_a_chunk_over_prometheus_sample_limit_is_split_not_a_gap(
+    prom: Prometheus, tmp_path: Path
+) -> None:
+    """A second Prometheus on the same blocks refuses any query holding more than 5,000 samples
+    (``--query.max-samples``, 50 million by default: a year's chunk of thousands of targets
+    passes it). Its refusals (HTTP 422, "too many samples") split the chunk in halves until the
+    pieces pass: the runs are the unlimited server's, and nothing is a gap."""
+    blocks = year.build()
+    shutil.copytree(blocks, tmp_path / "tsdb", ignore=shutil.ignore_patterns("done"))
+    limited = Prometheus(
+        tmp_path,
+        [f"127.0.0.1:{free_port()}"],
+        interval="15s",
+        extra_args=["--storage.tsdb.retention.time=30y", "--query.max-samples=5000"],
+    )
+    grid = Grid(year.START, 300.0, int(PERIOD_SECONDS // 300))
+    (q,) = [
+        q for q in query.plan("certscope.*", 300.0, 300.0, 300.0, 900.0) if q.name == "cert_info"
+    ]
+    with limited:
+        async with query.PrometheusClient(limited.url) as client:
+            got = await client.range(q, grid)
+    async with query.PrometheusClient(prom.url) as plain:
+        want = await plain.range(q, grid)
+    assert want.series and got == want
+    assert client.failed == []
+    sizes = {round((r.end - r.start) / 300) + 1 for r in client.records if r.start and r.end}
+    assert max(sizes) < 11_000 and len(client.records) > len(grid.chunks(11_000))

@@ -165,10 +165,11 @@ def _query_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--query.coarse-first",
         dest="coarse_first",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="for 4,096 steps or more: ask per bucket of steps whether each series changed "
-        "(subqueries) and fetch every step only where it did; far less data received, more "
-        "work for Prometheus",
+        "and fetch every step only where it did (default); --no-query.coarse-first fetches "
+        "every step of every series",
     )
 
 
@@ -429,7 +430,12 @@ async def _scrapes(
     """Counts per window, then raw samples where a window is short (:mod:`.gaps`)."""
     plan = query.coverage_plan(args.job, grid.step, interval)
     data = await refine.fetch(
-        client, plan, grid, max_points=args.chunk_points, coarse_first=args.coarse_first
+        client,
+        plan,
+        grid,
+        max_points=args.chunk_points,
+        coarse_first=args.coarse_first,
+        raw_only=True,
     )
     drilled = gaps.drill_windows(grid, interval, data["scrape_successes"])
     ranges = gaps.raw_ranges(grid, interval, drilled)
@@ -531,7 +537,13 @@ async def _fetch(
     )
     scrapes, coverage_queries = await _scrapes(client, args, grid, scrape)
     data = await refine.fetch(
-        client, queries, grid, progress, args.chunk_points, coarse_first=args.coarse_first
+        client,
+        queries,
+        grid,
+        progress,
+        args.chunk_points,
+        coarse_first=args.coarse_first,
+        raw_only=True,
     )
     endpoint_answers = await endpoints.fetch(client, args.job, grid.start, grid.end, params.window)
     retention = await _retention(client, cfg.end)

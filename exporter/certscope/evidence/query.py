@@ -94,6 +94,7 @@ class Raw:
     selector: str
     window: float
     grouping: str = ""  # "without (job, instance)", "by (…)" or "" (no aggregation)
+    fn: str = "last_over_time"
 
     def bound(self, fn: str, span: float) -> str:
         """``fn`` (``min`` or ``max``) of the raw samples in the last ``span`` + window."""
@@ -170,7 +171,7 @@ def _selecting(
     """``max GROUPING (FN(SELECTOR[WINDOW]))`` (no aggregation when ``grouping`` is empty)."""
     inner = f"{fn}({selector}[{promql_duration(window)}])"
     expr = f"max {grouping} ({inner})" if grouping else inner
-    return Query(name, expr, purpose, Raw(selector, window, grouping))
+    return Query(name, expr, purpose, Raw(selector, window, grouping, fn))
 
 
 def _monitoring_queries(job_regex: str, window: float, stale_after: float) -> list[Query]:
@@ -526,8 +527,9 @@ class PrometheusClient:
         """Evaluate ``query`` at every step of ``grid`` (or of ``spans``), chunk after chunk.
 
         ``spans`` are inclusive step ranges of the grid to fetch (default: all of it). A chunk
-        whose answer passes ``max_bytes`` is split in halves (down to :data:`MIN_SPLIT_POINTS`
-        steps): many series cost more requests, not more memory.
+        whose answer passes ``max_bytes``, or that Prometheus refuses for holding too many
+        samples, is split in halves (down to :data:`MIN_SPLIT_POINTS` steps): many series cost
+        more requests, not more memory, nor a gap.
 
         Chunks of one query run in order and each is merged (and dropped) as soon as it
         arrives, so memory holds one answer per query in flight; queries run in parallel
@@ -547,8 +549,9 @@ class PrometheusClient:
             try:
                 result = await self._chunk(query, grid, first, last)
             except PrometheusError as exc:
-                if isinstance(exc, AnswerTooLarge) and last - first + 1 >= 2 * MIN_SPLIT_POINTS:
+                if _too_large(exc) and last - first + 1 >= 2 * MIN_SPLIT_POINTS:
                     # many series: the same steps in two halves keep each answer under the cap
+                    # (ours, or Prometheus's --query.max-samples)
                     middle = (first + last) // 2
                     pending.extendleft([(middle + 1, last), (first, middle)])
                     continue
@@ -572,6 +575,18 @@ class PrometheusClient:
                 raise MalformedAnswer(f"query_range {query.name}: malformed series in the answer")
             key = series_key({str(k): str(v) for k, v in metric.items()})
             out.extend(key, _points(grid, values, query.name))
+
+
+def _too_large(exc: PrometheusError) -> bool:
+    """The answer, or Prometheus's evaluation of it, is too large for one request.
+
+    Prometheus refuses a query that would hold more than ``--query.max-samples`` samples at
+    once (50 million by default: 4,000 series over 11,000 steps with a few samples in each
+    window): fewer steps per request hold fewer.
+    """
+    return isinstance(exc, AnswerTooLarge) or (
+        type(exc) is QueryFailed and "too many samples" in str(exc)
+    )
 
 
 def _pieces(lo: int, hi: int, max_points: int) -> list[tuple[int, int]]:

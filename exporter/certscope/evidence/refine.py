@@ -2,18 +2,20 @@
 
 A year at a 5-minute step is 105,120 evaluations per series; fetching every one of them for
 every target makes the answer (and the JSON to parse) grow with targets times steps, although most
-evidence series hold one value for weeks. So a query ``E`` of the plan is fetched in levels:
+evidence series hold one value for weeks. So a query ``E`` of the plan whose values are raw
+samples (:class:`.query.Raw`: ``AGG GROUPING (FN(X[W]))``, the per-target queries of
+:func:`.query.plan`) is fetched
+in levels (other queries too, at a higher price: see below):
 
 1. **Buckets.** The steps are grouped in buckets of ``m`` steps (``m`` = 4096, 256, 16 for a
    year at 5 minutes: about two weeks, a day, an hour). For each bucket, three range queries at
-   the bucket's step ask, per series of ``E``, how many of its steps had a value and the least
-   and largest value: ``count_over_time((E)[R:S])``, ``min_over_time(…)``,
-   ``max_over_time(…)``, where ``S`` is the report's step and ``R`` just under ``m · S``. A
-   subquery at step ``S`` evaluates ``E`` at exactly the report's evaluation times (both are
-   multiples of ``S`` when the period starts on one), so these are facts about the very values
-   a fine query would return. When the query's values are raw samples (:class:`.query.Raw`),
-   the least and largest come from range selectors over the raw samples instead
-   (:func:`aggregates`), which Prometheus reads once rather than evaluating ``E`` per step.
+   the bucket's step ask, per series of ``E``, whether it had a value at every step, and its
+   least and largest value. Presence is counted per tile of ``d`` ≥ ``S`` seconds
+   (:func:`tile`, ``S`` the report's step): a tile inside every step's window, so a bucket whose
+   every tile holds a raw sample has a value at every step. The least and largest value come
+   from range selectors over the raw samples of the union of the bucket's windows
+   (:func:`aggregates`). Prometheus reads each sample once, and aggregates per tile rather than
+   per step, where a count through a subquery evaluates ``E`` and its aggregation at every step.
 2. **Constant buckets.** A series present at all ``m`` steps with least = largest had that
    value throughout: one run, without fetching its steps.
 3. **Drill down.** Every other bucket where a series appears (partly present, or changing) is
@@ -21,15 +23,15 @@ evidence series hold one value for weeks. So a query ``E`` of the plan is fetche
    is fetched as is. Buckets where some other series changed are refetched for all series, so
    a bucket's runs come from one level only.
 
-A coarse request spans at most ``max_points`` of the report's steps (two buckets of 4096 at the
-default 11,000): Prometheus evaluates ``E`` at each of them, so its memory per request stays
-that of a plain chunk, while the answer holds three values per series and bucket.
+A coarse request spans at most ``max_points`` of the evaluations Prometheus makes for it (tiles
+or steps), so its memory per request stays that of a plain chunk, while the answer holds three
+values per series and bucket.
 
-The price is paid by Prometheus: it evaluates ``E`` at every step of a bucket once for the
-count (three times, one subquery per aggregate, without raw bounds), where a plain query
-evaluates it once and sends every value. The
-levelled fetch is therefore an option (``--query.coarse-first``): it trades Prometheus CPU for
-far less data sent and parsed (docs/benchmarks.md has both).
+The other queries (counts of endpoints, verdicts, scrape counts) are bucketed through three
+subqueries (the count, least and largest value of ``E`` at every step of a bucket), which cost
+Prometheus three evaluations of ``E`` per level where a plain fetch evaluates it once. They
+aggregate all targets into a few series, so their answers are small at every step: the command
+fetches them plainly (:func:`fetch`'s ``raw_only``), and levels only the per-target queries.
 
 The result is the same :class:`.model.Matrix` as a plain range query's, run for run (the tests
 compare both against a real Prometheus); the data received follows the changes, not the steps. A coarse
@@ -46,7 +48,14 @@ import itertools
 from collections.abc import Callable, Iterable, Sequence
 
 from .model import Grid, Matrix, Run, SeriesKey, promql_duration, value_at
-from .query import MAX_POINTS, ProgressCallback, PrometheusClient, PrometheusUnreachable, Query
+from .query import (
+    MAX_POINTS,
+    ProgressCallback,
+    PrometheusClient,
+    PrometheusUnreachable,
+    Query,
+    Raw,
+)
 
 #: Ratio between the bucket sizes of two levels.
 FACTOR = 16
@@ -70,15 +79,39 @@ def levels(grid: Grid) -> list[int]:
     return sizes
 
 
-def aggregates(query: Query, m: int, step: float) -> tuple[Query, Query, Query]:
-    """Count, least and largest value of ``query`` over buckets of ``m`` steps.
+def tile(query: Query, step: float) -> float:
+    """The length of the pieces whose samples :func:`aggregates` counts: a multiple of the step.
 
-    The count is a subquery (whether ``query`` has a value at each step depends on every
-    window). The least and largest value are read from the raw samples when the query says
-    which they are (:class:`.query.Raw`): a range selector over the union of the bucket's
-    windows reads each sample once, where a subquery evaluates the query at every step. Its
-    bounds may be wider than the query's values (a sample that no step selects), which only
-    sends a bucket to the next level.
+    For a query with raw bounds (:class:`.query.Raw`) every window ``[t - W, t]`` of a step
+    ``t`` holds a whole tile ``[u - d, u]`` (``u`` a multiple of ``d``) when ``d`` ≤
+    ``(W + S) / 2``: ``t`` is a multiple of ``S``, so the last tile end at or before ``t`` is at
+    most ``d - S`` earlier, and that tile starts no earlier than ``t - W``. A year at a 1-hour
+    scrape interval has 2-hour windows and 1-hour tiles: twelve times fewer than 5-minute steps.
+    """
+    if query.raw is None or query.raw.window < step:  # a window shorter than a step: no tile fits
+        return step
+    return ((query.raw.window + step) / 2 // step) * step
+
+
+def aggregates(query: Query, m: int, step: float) -> tuple[Query, Query, Query]:
+    """Presence, least and largest value of ``query`` over buckets of ``m`` steps.
+
+    The presence value is ``m`` exactly when the bucket is known to have a value at each of
+    its steps. For a query with raw bounds (:class:`.query.Raw`) it is ``m`` less the number of
+    tiles (:func:`tile`) without a raw sample of the series, counted over every tile some step
+    of the bucket looks at: a range selector per tile, where Prometheus evaluates the query and
+    its aggregation at every step for a count. A bucket with every tile present has a value at
+    every step; one with a tile missing may still have one (a window holds two tiles), which
+    only sends it to the next level. The reference count, ``vector(1)`` over the same tiles, is
+    evaluated by the same Prometheus, so the edges of the range (closed or open on the left,
+    Prometheus 2 or 3) count the same on both sides. Other queries are counted through a
+    subquery: how many of the bucket's steps have a value.
+
+    The least and largest value are read from the raw samples when the query says which they
+    are (:class:`.query.Raw`): a range selector over the union of the bucket's windows reads
+    each sample once, where a subquery evaluates the query at every step. Its bounds may be
+    wider than the query's values (a sample that no step selects), which only sends a bucket
+    to the next level.
     """
     # just under m steps: the window holds exactly the bucket's m evaluation times, whether
     # the range is closed on the left (Prometheus 2) or open (Prometheus 3)
@@ -90,11 +123,24 @@ def aggregates(query: Query, m: int, step: float) -> tuple[Query, Query, Query]:
         return f"{fn}_over_time(({query.expr}){sub})"
 
     count = f"count_over_time(({query.expr}){sub})"
+    if query.raw is not None and query.raw.window >= step:
+        count = _present(query.raw, m, step, tile(query, step))
     return (
         Query(f"{query.name}@count:{m}", count, query.purpose),
         Query(f"{query.name}@min:{m}", bound("min"), query.purpose),
         Query(f"{query.name}@max:{m}", bound("max"), query.purpose),
     )
+
+
+def _present(raw: Raw, m: int, step: float, d: float) -> str:
+    """``m`` less the tiles of length ``d`` without a raw sample (:func:`aggregates`)."""
+    # tiles ending in (t_1 - W + d/2, t_m]: every tile a step of the bucket needs (ends at or
+    # after t_1 - W + d), and at most one more, whose absence only means a closer look
+    tiles = f"[{promql_duration((m - 1) * step + raw.window - d / 2)}:{promql_duration(d)}]"
+    inner = f"{raw.fn}({raw.selector}[{promql_duration(d)}])"
+    # the same labels as the query's: an aggregation of the same grouping, or the function
+    each = f"group {raw.grouping} ({inner})" if raw.grouping else inner
+    return f"count_over_time(({each}){tiles}) - scalar(count_over_time(vector(1){tiles})) + {m}"
 
 
 class _Level:
@@ -171,9 +217,9 @@ async def _level(
             continue
         coarse = Grid(grid.start + lo * grid.step, m * grid.step, buckets)
         unanswered: list[Span] = []
-        # Prometheus evaluates a subquery at every step of the request's range: at most
-        # max_points of them per request keeps its memory at a plain chunk's
-        per_request = max(1, max_points // m)
+        # Prometheus evaluates a subquery at every step (or tile) of the request's range: at
+        # most max_points of them per request keeps its memory at a plain chunk's
+        per_request = max(1, int(max_points * tile(query, grid.step) / grid.step) // m)
         counts, least, most = await asyncio.gather(
             *(
                 client.range(q, coarse, max_points=per_request, unanswered=unanswered)
@@ -216,6 +262,19 @@ async def fetch_query(
     return out
 
 
+def spread(tick: Callable[[], None], requests: int, units: int) -> Callable[[], None]:
+    """A callback for each of ``requests`` requests that calls ``tick`` ``units`` times in all."""
+    done = 0
+
+    def on_request() -> None:
+        nonlocal done
+        done += 1
+        for _ in range(done * units // requests - (done - 1) * units // requests):
+            tick()
+
+    return on_request
+
+
 async def fetch(
     client: PrometheusClient,
     queries: list[Query],
@@ -224,10 +283,19 @@ async def fetch(
     max_points: int = MAX_POINTS,
     *,
     coarse_first: bool = False,
+    raw_only: bool = False,
 ) -> dict[str, Matrix]:
     """Run every query of the plan over the grid, in parallel; ``progress`` after each
     request of a plain fetch, or each level of a levelled one (``coarse_first``, when the
-    grid allows it: :func:`levels`)."""
+    grid allows it: :func:`levels`).
+
+    With ``raw_only`` (the command's default), only the queries with raw bounds
+    (:class:`.query.Raw`) are fetched in levels: most others (counts of endpoints, verdicts,
+    scrape counts) aggregate every target into a handful of series, so their every step is a
+    small answer, and Prometheus evaluates them once per step instead of three times per level
+    (the credential queries are per key, but not described by their raw bounds yet).
+    They count as many progress units as a levelled query, spread over their requests.
+    """
     sizes = levels(grid) if coarse_first else []
     steps = len(sizes) + 1 if sizes else len(grid.chunks(max_points))
     total = steps * len(queries)
@@ -244,8 +312,14 @@ async def fetch(
 
     failed_before, records_before = len(client.failed), len(client.records)
     if sizes:
+        chunks = len(grid.chunks(max_points))
         matrices = await asyncio.gather(
-            *(fetch_query(client, q, grid, max_points, ticker(q.name)) for q in queries)
+            *(
+                fetch_query(client, q, grid, max_points, ticker(q.name))
+                if q.raw is not None or not raw_only
+                else client.range(q, grid, spread(ticker(q.name), chunks, steps), max_points)
+                for q in queries
+            )
         )
     else:
         matrices = await asyncio.gather(
