@@ -426,3 +426,23 @@ async def test_a_chunk_over_prometheus_sample_limit_is_split_not_a_gap(
     assert client.failed == []
     sizes = {round((r.end - r.start) / 300) + 1 for r in client.records if r.start and r.end}
     assert max(sizes) < 11_000 and len(client.records) > len(grid.chunks(11_000))
+
+
+def test_the_automatic_chunk_size_follows_the_fleet() -> None:
+    # Small fleets get every evaluation Prometheus allows per request; 2,000 targets get the
+    # 2,000 that answered in time in the benchmark; no fleet goes below the floor.
+    assert query.auto_chunk_points(0) == query.MAX_POINTS  # unknown: as before
+    assert query.auto_chunk_points(200) == query.MAX_POINTS
+    assert query.auto_chunk_points(363) == query.MAX_POINTS
+    assert query.auto_chunk_points(364) == 10_989
+    assert query.auto_chunk_points(2_000) == 2_000
+    assert query.auto_chunk_points(8_000) == query.MIN_AUTO_POINTS == 500
+    assert query.auto_chunk_points(8_001) == query.MIN_AUTO_POINTS
+    assert query.auto_chunk_points(1_000_000) == query.MIN_AUTO_POINTS
+
+
+def test_the_report_asks_for_the_fleet_size(report: dict[str, Any]) -> None:
+    manifest = json.loads((report["_out"] / "manifest.json").read_text())
+    (asked,) = [q for q in manifest["queries"] if q["name"] == "tls_targets"]
+    assert asked["kind"] == "instant"
+    assert asked["expr"].startswith("count(certscope_probe_success{job=~")

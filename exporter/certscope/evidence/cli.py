@@ -150,9 +150,10 @@ def _query_arguments(p: argparse.ArgumentParser) -> None:
         "--query.chunk-points",
         dest="chunk_points",
         type=int,
-        default=query.MAX_POINTS,
+        default=None,
         metavar="N",
-        help=f"evaluations per range request (default and maximum: {query.MAX_POINTS:,})",
+        help=f"evaluations per range request (at most {query.MAX_POINTS:,}; default: from "
+        "the number of TLS targets at the end of the period)",
     )
     p.add_argument(
         "--query.concurrency",
@@ -396,7 +397,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         re.compile(args.job)
     except re.error as exc:
         raise UsageError(f"--job {args.job!r}: {exc}") from None
-    if not 1 <= args.chunk_points <= query.MAX_POINTS:
+    if args.chunk_points is not None and not 1 <= args.chunk_points <= query.MAX_POINTS:
         raise UsageError(f"--query.chunk-points: between 1 and {query.MAX_POINTS:,}")
     if args.concurrency < 1 or args.query_max_bytes < 1024:
         raise UsageError("--query.concurrency must be at least 1, --query.max-bytes 1024")
@@ -467,6 +468,23 @@ async def _configuration(
         )
 
 
+async def _auto_chunk_points(client: query.PrometheusClient, job: str, at: float) -> int:
+    """The chunk size for the fleet Prometheus holds at the end of the period: the per-target
+    queries return a series or more per target, and a year of 2,000 targets in chunks of
+    11,000 evaluations is more than Prometheus answers in time."""
+    try:
+        answer = await client.instant(
+            "tls_targets", f"count(certscope_probe_success{{job=~{query.quote(job)}}})", at
+        )
+    except query.QueryFailed:
+        answer = []
+    targets = 0
+    # no answer or a malformed one: the fleet's size is unknown, and the maximum stands
+    with contextlib.suppress(KeyError, IndexError, TypeError, ValueError):
+        targets = int(float(answer[0]["value"][1]))
+    return query.auto_chunk_points(targets)
+
+
 async def _retention(client: query.PrometheusClient, at: float) -> dict[str, str]:
     flags = await client.flags()
     out = {
@@ -512,6 +530,8 @@ async def _fetch(
     progress: Progress,
 ) -> Fetched:
     build = await client.buildinfo()
+    if args.chunk_points is None:
+        args.chunk_points = await _auto_chunk_points(client, args.job, grid.end)
     scrape, evaluation, source = intervals(await client.config_yaml(), args.job)
     params = facts.Params(
         grid=grid,

@@ -589,6 +589,22 @@ def _too_large(exc: PrometheusError) -> bool:
     )
 
 
+#: Evaluations times series one range request may ask for when the chunk size is automatic:
+#: a year of 2,000 targets answered at 2,000 points per request and timed out at 11,000
+#: (docs/benchmarks.md, "Evidence report: 12 months over synthetic blocks").
+AUTO_POINT_SERIES = 4_000_000
+#: The fewest evaluations per request the automatic size goes down to.
+MIN_AUTO_POINTS = 500
+
+
+def auto_chunk_points(targets: int) -> int:
+    """Evaluations per range request for a fleet of ``targets``: as many as Prometheus allows
+    for small fleets, fewer as the series per request grow (0: unknown, the maximum)."""
+    if targets <= 0:
+        return MAX_POINTS
+    return max(MIN_AUTO_POINTS, min(MAX_POINTS, AUTO_POINT_SERIES // targets))
+
+
 def _pieces(lo: int, hi: int, max_points: int) -> list[tuple[int, int]]:
     """Inclusive step ranges of at most ``max_points`` evaluations covering ``lo … hi``."""
     return [(a, min(a + max_points, hi + 1) - 1) for a in range(lo, hi + 1, max_points)]
