@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from certscope.certs import CertFacts
 from certscope.collector import FAMILIES, Exposition, probe_fragments, render_direct
 from certscope.results import ProbeResult
@@ -79,3 +81,29 @@ def test_a_direct_render_is_the_same_text_and_shares_nothing() -> None:
     assert direct == Exposition().render_bytes(results)
     assert direct.decode() == _expected(results)
     assert render_direct(results[:1]).decode() == _expected(results[:1])
+
+
+def test_targets_with_certificates_of_their_own_do_not_evict_shared_der(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Templates have a table of their own: a fleet where every target has its own certificate
+    must not clear the table that shares DER (an intermediate behind every target) and
+    verdicts, or each result would hold its own copy of them."""
+    from certscope import certs
+
+    monkeypatch.setattr(certs.shared, "table", {})
+    monkeypatch.setattr(certs.shared, "limit", 16)
+    intermediate = certs.shared_der(b"intermediate DER " * 64)
+    results = [
+        dataclasses.replace(
+            _fleet(1, (CertFacts(der_sha256=f"{i:064x}", subject=f"CN=own-{i}", serial=str(i)),))[
+                0
+            ],
+            name=f"own-{i}",
+        )
+        for i in range(40)
+    ]
+    exposition = Exposition()
+    exposition.prepare(results, ())
+    assert exposition.render(results) == _expected(results)
+    assert certs.shared_der(bytes(bytearray(intermediate))) is intermediate  # an equal copy

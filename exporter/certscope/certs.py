@@ -333,23 +333,33 @@ def _facts_cached(der: bytes) -> CertFacts:
     return _parse(hashlib.sha256(der).hexdigest(), der)
 
 
-#: One object per distinct immutable value held by many results: a certificate's DER seen by
-#: probes (every target behind one endpoint, and every probe of it, shares its chain's bytes)
-#: and the policy verdicts that read the same for many targets. Dropped whole when full, which
-#: bounds it.
-_SHARED: dict[Hashable, Any] = {}
-_SHARED_MAX = 8192
+class Interner:
+    """One object per distinct immutable value held by many results, in a table dropped whole
+    when it holds ``limit`` values, which bounds it. Each kind of value that may be distinct
+    per target gets a table of its own, so that it cannot push out what others share."""
+
+    __slots__ = ("limit", "table")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.table: dict[Hashable, Any] = {}
+
+    def __call__(self, value: H) -> H:
+        """``value`` itself, or an equal immutable value already held."""
+        held: H | None = self.table.get(value)
+        if held is not None:
+            return held
+        if len(self.table) >= self.limit:
+            self.table.clear()
+        self.table[value] = value
+        return value
 
 
-def shared(value: H) -> H:
-    """``value`` itself, or an equal immutable value already held."""
-    held: H | None = _SHARED.get(value)
-    if held is not None:
-        return held
-    if len(_SHARED) >= _SHARED_MAX:
-        _SHARED.clear()
-    _SHARED[value] = value
-    return value
+#: A certificate's DER seen by probes (every target behind one endpoint, and every probe of
+#: it, shares its chain's bytes) and the policy verdicts that read the same for many targets.
+shared = Interner(8192)
+_SHARED = shared.table
+_SHARED_MAX = shared.limit
 
 
 def shared_der(der: bytes) -> bytes:

@@ -5,9 +5,10 @@ A target's lines differ from another target's mostly by its identity labels (``s
 present the same certificates, protocols, suites and policy verdict. So each result's lines
 are held as its escaped identity and, per family, a *template*: the family's text split on
 that identity, a tuple of byte pieces such that ``identity.join(pieces)`` is the text. Equal
-templates are one object, shared through the bounded table of equal immutable values
-(:func:`certscope.certs.shared`, which also shares DER and policy verdicts); a result's own
-bytes are its identity and the families whose values are its own (times and durations).
+templates are one object, shared through a bounded table of their own
+(:class:`certscope.certs.Interner`, apart from the one for DER and policy verdicts); a
+result's own bytes are its identity and the families whose values are its own (times and
+durations).
 A scrape does one C-level ``bytes.join`` per result and family.
 
 Splitting and joining on the same separator gives back the same text whatever the text
@@ -21,7 +22,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 
-from ..certs import shared as _shared
+from ..certs import Interner
 from ..config import Policy
 from ..results import AssessedLocation, ProbeResult, SourceResult, SSHProbeResult
 from .families import FAMILIES
@@ -30,6 +31,12 @@ from .sources import source_fragments
 from .targets import assessment_fragments, policy_fragments, probe_fragments, ssh_fragments
 
 Result = ProbeResult | SSHProbeResult | SourceResult | AssessedLocation | Policy
+
+#: Equal templates as one object. A table of their own, apart from :data:`certs.shared`:
+#: where each target has its own certificate there are as many distinct templates as
+#: targets, and in one table they would clear the shared DER and verdicts out again and
+#: again (a fleet's intermediate would then be held once per target).
+_shared = Interner(65536)
 
 #: One family's lines of one result, less its identity: ``identity.join(template)``.
 Template = tuple[bytes, ...]
