@@ -45,7 +45,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from ..certs import facts_from_der
+from ..certs import CertFacts, facts_from_der, iter_pem_blocks
 from ..errors import ItemFailure, ItemReason
 from ..results import ItemError, StoredCert, StoredKey
 from . import keys as keyrec
@@ -197,6 +197,30 @@ def _cert(location: str, position: int, der: bytes) -> StoredCert | ItemError:
         return ItemError(f"{location}#{position}", ItemFailure.UNPARSEABLE, facts.parse_errors[0])
     # The DER rides along for revocation checks; a reader that does not check drops it.
     return StoredCert(location, position, facts, der=der)
+
+
+def pem_certificates(
+    location: str, data: bytes, noun: str
+) -> tuple[list[tuple[int, CertFacts, bytes]], list[ItemError]]:
+    """The CERTIFICATE blocks of one stored value: (position, facts, DER) of each that parses,
+    and an error at ``location`` for each that does not ("<noun> <position>: why").
+
+    For readers of one value at a time (a Kubernetes Secret key, a Vault value), which report
+    at the value's location; files go through :func:`parse`, which numbers per file.
+    """
+    found: list[tuple[int, CertFacts, bytes]] = []
+    errors: list[ItemError] = []
+    for pos, der, problem in iter_pem_blocks(data):
+        if der is None:
+            errors.append(ItemError(location, ItemFailure.CORRUPT_PEM, f"{noun} {pos}: {problem}"))
+            continue
+        facts = facts_from_der(der)
+        if facts.parse_errors and not facts.subject and not facts.not_after:
+            msg = f"{noun} {pos}: {facts.parse_errors[0]}"
+            errors.append(ItemError(location, ItemFailure.UNPARSEABLE, msg))
+            continue
+        found.append((pos, facts, der))
+    return found, errors
 
 
 class _Collector:

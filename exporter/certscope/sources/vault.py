@@ -60,12 +60,11 @@ from urllib.parse import quote
 import aiohttp
 import yarl
 
-from ..certs import facts_from_der, iter_pem_blocks
 from ..config import SecretRef, VaultKV, VaultPKI, VaultSource
 from ..errors import ItemFailure, SourceFailure
 from ..results import ItemError, SourceResult, StoredCert, StoredKey
 from .base import failed, succeeded
-from .formats import keys_in
+from .formats import keys_in, pem_certificates
 from .keys import link
 from .revocation_check import check_stored
 
@@ -233,22 +232,11 @@ def parse_pem_value(
         return [], [
             ItemError(location, ItemFailure.NO_CERTIFICATE, "no PEM certificate in the value")
         ]
-    certs: list[StoredCert] = []
-    errors: list[ItemError] = []
-    for pos, der, problem in iter_pem_blocks(data):
-        if der is None:
-            errors.append(
-                ItemError(location, ItemFailure.CORRUPT_PEM, f"PEM block {pos}: {problem}")
-            )
-            continue
-        facts = facts_from_der(der)
-        if facts.parse_errors and not facts.subject and not facts.not_after:
-            msg = f"PEM block {pos}: {facts.parse_errors[0]}"
-            errors.append(ItemError(location, ItemFailure.UNPARSEABLE, msg))
-            continue
-        certs.append(
-            StoredCert(location, pos, facts, revoked=revoked, der=der if keep_der else b"")
-        )
+    found, errors = pem_certificates(location, data, "PEM block")
+    certs = [
+        StoredCert(location, pos, facts, revoked=revoked, der=der if keep_der else b"")
+        for pos, facts, der in found
+    ]
     return certs, errors
 
 

@@ -10,13 +10,13 @@ from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ...certs import facts_from_der, iter_pem_blocks
+from ...certs import facts_from_der
 from ...config import KubernetesSource
 from ...errors import ItemFailure
 from ...results import ItemError, Labels, StoredCert, StoredKey
 from ...sharding import owns
 from .. import keys as keyrec
-from ..formats import keys_in
+from ..formats import keys_in, pem_certificates
 
 TLS_TYPE = "kubernetes.io/tls"
 OPAQUE_TYPE = "Opaque"
@@ -308,26 +308,10 @@ def _parse_value(
 ) -> None:
     """Certificates in one key's bytes; problems become item errors (never with content)."""
     if b"-----BEGIN" in raw:
-        found = False
-        for pos, der, problem in iter_pem_blocks(raw):
-            found = True
-            if der is None:
-                errors.append(
-                    ItemError(location, ItemFailure.CORRUPT_PEM, f"certificate {pos}: {problem}")
-                )
-                continue
-            facts = facts_from_der(der)
-            if facts.parse_errors and not facts.subject and not facts.not_after:
-                errors.append(
-                    ItemError(
-                        location,
-                        ItemFailure.UNPARSEABLE,
-                        f"certificate {pos}: {facts.parse_errors[0]}",
-                    )
-                )
-                continue
-            certs.append(StoredCert(location, pos, facts, labels))
-        if not found and named:
+        found, problems = pem_certificates(location, raw, "certificate")
+        certs.extend(StoredCert(location, pos, facts, labels) for pos, facts, _ in found)
+        errors.extend(problems)
+        if not found and not problems and named:
             errors.append(
                 ItemError(location, ItemFailure.NO_CERTIFICATE, "no PEM certificate in value")
             )
