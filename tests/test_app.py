@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from certscope.app import EXPOSITION, STATE, make_app
 from certscope.certs import CertFacts
-from certscope.collector import FAMILIES, Exposition, probe_fragments
+from certscope.collector import Exposition, probe_fragments
 from certscope.config import Config, Target, TLSOptions
 from certscope.probe import probe
 from certscope.snapshot import State
@@ -27,7 +27,7 @@ from helpers.app import find
 from helpers.app import start_client as _client
 from helpers.app import wait_ready as _wait_ready
 from helpers.exporter import Exporter
-from helpers.results import probe_result
+from helpers.results import expected_exposition, probe_result
 
 
 @pytest.fixture(scope="module")
@@ -330,14 +330,8 @@ def test_exposition_groups_each_result_family_under_one_header() -> None:
     exposition = Exposition()
     exposition.prepare(results, ())
     got = exposition.render_bytes(results).decode()
-    want = []
-    for family in FAMILIES:
-        lines = [line for r in results for line in probe_fragments(r).get(family.name, [])]
-        if lines:
-            want += [f"# HELP {family.name} {family.help}\n# TYPE {family.name} {family.type}\n"]
-            want += lines
     assert len(probe_fragments(results[1])["certscope_cert_info"]) == 200
-    assert got == "".join(want)
+    assert got == expected_exposition(results)
     assert exposition.held_bytes() == sum(
         len("".join(line for lines in probe_fragments(r).values() for line in lines).encode())
         for r in results

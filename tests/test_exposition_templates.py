@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 
 from certscope.certs import CertFacts
-from certscope.collector import FAMILIES, Exposition, probe_fragments, render_direct
+from certscope.collector import Exposition, render_direct
 from certscope.results import ProbeResult
-from helpers.results import probe_result
+from helpers.results import expected_exposition, probe_result
 
 
 def _fleet(n: int, facts: tuple[CertFacts, ...]) -> list[ProbeResult]:
@@ -22,16 +22,6 @@ def _fleet(n: int, facts: tuple[CertFacts, ...]) -> list[ProbeResult]:
         )
         for i in range(n)
     ]
-
-
-def _expected(results: list[ProbeResult]) -> str:
-    out = []
-    for family in FAMILIES:
-        lines = [line for r in results for line in probe_fragments(r).get(family.name, [])]
-        if lines:
-            out += [f"# HELP {family.name} {family.help}\n# TYPE {family.name} {family.type}\n"]
-            out += lines
-    return "".join(out)
 
 
 def test_targets_behind_the_same_certificates_share_their_templates() -> None:
@@ -47,7 +37,7 @@ def test_targets_behind_the_same_certificates_share_their_templates() -> None:
     results = _fleet(200, facts)
     exposition = Exposition()
     exposition.prepare(results, ())
-    assert exposition.render_bytes(results).decode() == _expected(results)
+    assert exposition.render_bytes(results).decode() == expected_exposition(results)
     entries = [exposition._cache[id(r)] for r in results]
     # One tuple of certificate and probe templates for all 200, each its own times.
     assert all(e[3] is entries[0][3] and e[2] is entries[0][2] for e in entries)
@@ -62,7 +52,7 @@ def test_a_certificate_of_its_own_is_not_shared() -> None:
     results = [*_fleet(3, (shared,)), *_fleet(1, (own,))]
     results[-1] = dataclasses.replace(results[-1], name="svc-own", address="svc-own:443")
     exposition = Exposition()
-    assert exposition.render(results) == _expected(results)
+    assert exposition.render(results) == expected_exposition(results)
     entries = [exposition._cache[id(r)] for r in results]
     assert entries[0][3] is entries[1][3] is entries[2][3]
     assert entries[3][3] is not entries[0][3] and entries[3][3] != entries[0][3]
@@ -79,8 +69,8 @@ def test_a_direct_render_is_the_same_text_and_shares_nothing() -> None:
     direct = render_direct(results)
     assert len(_SHARED) == held
     assert direct == Exposition().render_bytes(results)
-    assert direct.decode() == _expected(results)
-    assert render_direct(results[:1]).decode() == _expected(results[:1])
+    assert direct.decode() == expected_exposition(results)
+    assert render_direct(results[:1]).decode() == expected_exposition(results[:1])
 
 
 def test_targets_with_certificates_of_their_own_do_not_evict_shared_der(
@@ -105,5 +95,5 @@ def test_targets_with_certificates_of_their_own_do_not_evict_shared_der(
     ]
     exposition = Exposition()
     exposition.prepare(results, ())
-    assert exposition.render(results) == _expected(results)
+    assert exposition.render(results) == expected_exposition(results)
     assert certs.shared_der(bytes(bytearray(intermediate))) is intermediate  # an equal copy

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from certscope.certs import CertFacts
+from certscope.collector import FAMILIES, probe_fragments
 from certscope.results import Labels, ProbeResult
 from certscope.tls.handshake import Outcome
 
@@ -23,3 +26,15 @@ def probe_result(
         verdict=None,
         last_success=None,
     )
+
+
+def expected_exposition(results: Sequence[ProbeResult]) -> str:
+    """The exposition of ``results`` built the plain way, family by family from their lines:
+    what every rendering path must produce."""
+    out = []
+    for family in FAMILIES:
+        lines = [line for r in results for line in probe_fragments(r).get(family.name, [])]
+        if lines:
+            out += [f"# HELP {family.name} {family.help}\n# TYPE {family.name} {family.type}\n"]
+            out += lines
+    return "".join(out)
