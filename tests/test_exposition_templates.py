@@ -61,13 +61,13 @@ def test_a_certificate_of_its_own_is_not_shared() -> None:
 def test_a_direct_render_is_the_same_text_and_shares_nothing() -> None:
     """``/probe`` renders straight from the lines: the same bytes as the held exposition, and
     nothing enters the table that targets share."""
-    from certscope.certs import _SHARED
+    from certscope.certs import shared
 
     own = CertFacts(der_sha256="c" * 64, subject="CN=direct", serial="3", sans=("a.example",))
     results = _fleet(5, (own,))
-    held = len(_SHARED)
+    held = len(shared.table)
     direct = render_direct(results)
-    assert len(_SHARED) == held
+    assert len(shared.table) == held
     assert direct == Exposition().render_bytes(results)
     assert direct.decode() == expected_exposition(results)
     assert render_direct(results[:1]).decode() == expected_exposition(results[:1])

@@ -966,6 +966,6 @@ async def test_equal_chains_and_verdicts_are_held_once(pki: TestPKI, web_server:
     good = await probe(target(web_server, sni="web.test", ca_file=pki.ca_file))
     matched = assess_endpoint(("x", "y"), good.facts, good.verdict, None, Policy(), now)
     assert matched.findings != assessed[0].findings
-    for i in range(certs._SHARED_MAX + 10):
+    for i in range(certs.shared.limit + 10):
         assert certs.shared(("bound", i)) == ("bound", i)
-    assert len(certs._SHARED) <= certs._SHARED_MAX
+    assert len(certs.shared.table) <= certs.shared.limit

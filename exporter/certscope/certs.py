@@ -358,8 +358,6 @@ class Interner:
 #: A certificate's DER seen by probes (every target behind one endpoint, and every probe of
 #: it, shares its chain's bytes) and the policy verdicts that read the same for many targets.
 shared = Interner(8192)
-_SHARED = shared.table
-_SHARED_MAX = shared.limit
 
 
 def shared_der(der: bytes) -> bytes:

@@ -2,9 +2,9 @@
 a STARTTLS preamble needs line reads first.
 
 A plain TLS probe sends a ClientHello, reads the server's flight and sends its Finished: two
-writes and a few reads. Driving the socket with the event loop's ``sock_*`` calls avoids the
-transport, protocol and stream objects (and their bounded close) that ``open_connection``
-builds per connection, which measured about a tenth of a probe's CPU
+writes and a few reads. Driving the bare socket from the event loop's callbacks
+(:mod:`.driver`) avoids the transport, protocol and stream objects (and their bounded close)
+that ``open_connection`` builds per connection, which measured about a tenth of a probe's CPU
 (``bench/probe_steps.py``). STARTTLS keeps asyncio streams: its preambles read lines.
 """
 
@@ -27,22 +27,13 @@ _CLOSE_WAIT = 0.5
 
 
 class Channel:
-    """A connected bare socket: ``recv`` and ``send`` through the event loop."""
+    """A connected bare socket; the handshake drives it from the loop's callbacks
+    (:func:`~.driver.drive_socket`)."""
 
-    __slots__ = ("_loop", "sock")
+    __slots__ = ("sock",)
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self._loop = asyncio.get_running_loop()
-
-    async def recv(self, size: int) -> bytes:
-        return await self._loop.sock_recv(self.sock, size)
-
-    async def send(self, data: bytes) -> None:
-        # A server that has already hung up may have sent an alert first: the next recv
-        # reads it (or the end of the stream), which says more than this send's error.
-        with contextlib.suppress(ConnectionError):
-            await self._loop.sock_sendall(self.sock, data)
 
     async def close(self) -> None:
         self.sock.close()
@@ -64,6 +55,8 @@ class StreamChannel(Channel):
         return await self.reader.read(size)
 
     async def send(self, data: bytes) -> None:
+        # A server that has already hung up may have sent an alert first: the next recv
+        # reads it (or the end of the stream), which says more than this send's error.
         self.writer.write(data)
         with contextlib.suppress(ConnectionError):
             await self.writer.drain()

@@ -5,7 +5,7 @@ Two drivers share :class:`Inbound`'s checks (the first bytes look like TLS, the 
 under the limit). :func:`drive_socket` runs a plain probe's handshake from the event loop's
 reader callback on a bare socket: one future for the whole handshake instead of an awaited
 ``sock_recv``/``sock_sendall`` per flight (``bench/probe_steps.py`` measures the difference).
-:func:`drive_channel` awaits a :class:`~.channel.Channel`, for STARTTLS streams.
+:func:`drive_channel` awaits a :class:`~.channel.StreamChannel`, for STARTTLS streams.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import socket
 from OpenSSL import SSL
 
 from ..errors import ProbeFailure
-from .channel import Channel
+from .channel import StreamChannel
 from .failure import Abort, Failure
 from .starttls import printable
 
@@ -98,7 +98,7 @@ def _step(conn: SSL.Connection) -> bool:
     return True
 
 
-async def drive_channel(conn: SSL.Connection, channel: Channel, limit: int) -> None:
+async def drive_channel(conn: SSL.Connection, channel: StreamChannel, limit: int) -> None:
     """The handshake over an awaited channel (STARTTLS streams)."""
     inbound = Inbound(limit)
     while True:
