@@ -1,7 +1,7 @@
 """Run ``certscope`` under cProfile timed by the main thread's CPU clock, not the wall clock.
 
     python bench/cpu_profile.py OUT.prof serve --config.file F --web.listen-address ADDR
-    python bench/cpu_profile.py --first-sight [N]
+    python bench/cpu_profile.py --first-sight [N] [--fleet]
 
 ``python -m cProfile`` charges wall time, so an idle event loop waiting in ``epoll`` dominates
 its output. With ``time.thread_time`` as the timer only CPU spent on the event-loop thread is
@@ -10,9 +10,11 @@ Profiling overhead inflates every figure; compare shares, not absolute times. Th
 written when certscope exits (SIGTERM or SIGINT: aiohttp shuts down cleanly).
 
 ``--first-sight N`` times, in process and without a profiler, what a probe does with a chain
-it has never seen (N new leaves behind one intermediate, ``bench/bench_pki.py``): the
-certificate facts, the revocation plan, the trust verdict and the certificate label text.
-Prints one JSON document: CPU ms per new chain for each step, best of three rounds.
+it has never seen (N new leaves behind one intermediate: ``bench/bench_pki.py``'s ECDSA
+leaves with no revocation locations, or with ``--fleet`` the probe benchmark's RSA leaves,
+which name an OCSP responder): the certificate facts, the trust judgement, the revocation
+plan, the rest of the verdict and the certificate label text. Prints one JSON document: CPU
+ms per new chain for each step, best of three rounds.
 """
 
 from __future__ import annotations
@@ -23,48 +25,73 @@ import sys
 import time
 
 
-def first_sight(n: int) -> dict[str, float]:
-    """CPU ms per never-seen chain for each step a probe takes after its handshake."""
-    import datetime as dt
+def _fleet_chains(directory: str, count: int) -> tuple[str, list[tuple[bytes, ...]]]:
+    """The probe benchmark's PKI (``bench/fleet.py``: RSA, leaves naming an OCSP responder):
+    the CA file and ``count`` chains (leaf, intermediate)."""
     import ssl
-    import tempfile
+    from pathlib import Path
+
+    from fleet import write_pki
+
+    ca_file, paths, _ = write_pki(Path(directory), count, "rsa")
+    chains = []
+    for path in paths:
+        blocks = path.read_text().split("-----END CERTIFICATE-----")[:-1]
+        pems = [b.strip() + "\n-----END CERTIFICATE-----\n" for b in blocks]
+        chains.append(tuple(ssl.PEM_cert_to_DER_cert(pem) for pem in pems))
+    return str(ca_file), chains
+
+
+def _pki_chains(directory: str, count: int) -> tuple[str, list[tuple[bytes, ...]]]:
+    """``bench/bench_pki.py``'s cheap chains (ECDSA, no revocation locations)."""
+    import ssl
+    from pathlib import Path
 
     from bench_pki import Issuer
+
+    issuer = Issuer()
+    ca_file = Path(directory) / "ca.pem"
+    ca_file.write_bytes(issuer.root_pem)
+    intermediate = ssl.PEM_cert_to_DER_cert(issuer.int_pem.decode())
+    leaves = (issuer.leaf(f"ep{i}.bench.test", 90).decode() for i in range(count))
+    return str(ca_file), [(ssl.PEM_cert_to_DER_cert(pem), intermediate) for pem in leaves]
+
+
+def first_sight(n: int, fleet: bool) -> dict[str, float]:
+    """CPU ms per never-seen chain for each step a probe takes after its handshake, in the
+    probe's order (the trust judgement, then revocation with what it found, then the rest of
+    the verdict)."""
+    import datetime as dt
+    import tempfile
+
     from certscope.certs import facts_from_der
     from certscope.collector import _cert_text
     from certscope.config import RevocationOptions
     from certscope.revocation import cached_revocation
-    from certscope.verify import verify_chain
+    from certscope.verify import judge_trust, verify_chain
 
-    issuer = Issuer()
-    intermediate = ssl.PEM_cert_to_DER_cert(issuer.int_pem.decode())
     opts = RevocationOptions()
     now = dt.datetime.now(dt.UTC)
     best: dict[str, float] = {}
-    with tempfile.NamedTemporaryFile(suffix=".pem") as ca_file:
-        ca_file.write(issuer.root_pem)
-        ca_file.flush()
+    steps = ("facts", "trust", "revocation", "verdict", "label_text")
+    with tempfile.TemporaryDirectory() as tmp:
+        ca_file, every = (_fleet_chains if fleet else _pki_chains)(tmp, 3 * n)
         for round_ in range(3):
-            chains = [
-                (
-                    ssl.PEM_cert_to_DER_cert(issuer.leaf(f"r{round_}-{i}.example", 90).decode()),
-                    intermediate,
-                )
-                for i in range(n)
-            ]
-            spent = dict.fromkeys(("facts", "revocation", "verdict", "label_text"), 0.0)
-            for i, chain in enumerate(chains):
+            spent = dict.fromkeys(steps, 0.0)
+            for i, chain in enumerate(every[round_ * n : (round_ + 1) * n]):
                 t0 = time.process_time()
                 facts = tuple(facts_from_der(der) for der in chain)
                 t1 = time.process_time()
-                cached_revocation(chain, facts[0], None, opts)
+                trust = judge_trust(chain, ca_file, now)
                 t2 = time.process_time()
-                verify_chain(chain, facts, f"r{round_}-{i}.example", ca_file.name, now)
+                cached_revocation(chain, facts[0], None, opts, trust.signer)
                 t3 = time.process_time()
+                verify_chain(chain, facts, f"ep{i}.bench.test", ca_file, now, trust=trust)
+                t4 = time.process_time()
                 for f in facts:
                     _cert_text(f)
-                t4 = time.process_time()
-                for step, took in zip(spent, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                t5 = time.process_time()
+                for step, took in zip(spent, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
                     spent[step] += took
             spent["total"] = sum(spent.values())
             for step, took in spent.items():
@@ -75,8 +102,11 @@ def first_sight(n: int) -> dict[str, float]:
 
 def main() -> int:
     if sys.argv[1] == "--first-sight":
-        n = int(sys.argv[2]) if len(sys.argv) > 2 else 500
-        print(json.dumps({"new_chains": n, "cpu_ms_per_new_chain": first_sight(n)}, indent=1))
+        fleet = "--fleet" in sys.argv
+        args = [a for a in sys.argv[2:] if a != "--fleet"]
+        n = int(args[0]) if args else 500
+        best = first_sight(n, fleet)
+        print(json.dumps({"new_chains": n, "fleet_pki": fleet, "cpu_ms_per_new_chain": best}))
         return 0
     out, argv = sys.argv[1], sys.argv[2:]
     from certscope.cli import main as certscope_main
