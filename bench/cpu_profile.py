@@ -91,7 +91,9 @@ def first_sight(n: int, fleet: bool) -> dict[str, float]:
                 for f in facts:
                     _cert_text(f)
                 t5 = time.process_time()
-                for step, took in zip(spent, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+                for step, took in zip(
+                    spent, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True
+                ):
                     spent[step] += took
             spent["total"] = sum(spent.values())
             for step, took in spent.items():

@@ -80,8 +80,13 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     try:
         fleet = procs.start(
             "fleet",
-            [sys.executable, str(BENCH / "fleet.py"), f"--endpoints={args.endpoints}"]
-            + ["--dir", str(workdir / "pki")],
+            [
+                sys.executable,
+                str(BENCH / "fleet.py"),
+                f"--endpoints={args.endpoints}",
+                "--dir",
+                str(workdir / "pki"),
+            ],
             stdout=subprocess.PIPE,
         )
         info = await read_json_line(fleet, 300)
