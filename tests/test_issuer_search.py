@@ -16,12 +16,14 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 
 from certscope import revocation, verify
 from certscope.certs import facts_from_der
+from certscope.config import RevocationOptions
 from helpers.pki import TestPKI
 
 NOW = datetime.now(UTC)
@@ -93,7 +95,7 @@ def test_a_signer_is_checked_when_the_names_differ_in_encoding(pki: TestPKI) -> 
         .serial_number(x509.random_serial_number())
         .not_valid_before(NOW - timedelta(days=1))
         .not_valid_after(NOW + timedelta(days=30))
-        .sign(pki.intermediate.key, pki.leaf("x.test").certificate.signature_hash_algorithm)
+        .sign(pki.intermediate.key, hashes.SHA256())
     )
     chain = (leaf.public_bytes(Encoding.DER), _int_der(pki))
     assert verify.judge_trust(chain, str(pki.ca_file), NOW).signer == 1  # OpenSSL: trusted
@@ -116,7 +118,7 @@ def test_the_plan_is_the_same_with_and_without_the_signer(pki: TestPKI) -> None:
     chain = (leaf.der, _int_der(pki))
     facts = facts_from_der(chain[0])
     assert facts.ocsp_urls  # something to check, so the issuer is searched for
-    opts = revocation.RevocationOptions()
+    opts = RevocationOptions()
     signer = verify.judge_trust(chain, str(pki.ca_file), NOW).signer
     assert signer == 1
     hinted = revocation._plan(chain, facts, None, opts, signer)
