@@ -132,14 +132,18 @@ async def probe(target: Target, last_success: float | None = None) -> ProbeResul
         )
     facts = tuple(facts_from_der(der) for der in outcome.chain)
     revocation = trust = None
+    judging = 0.0
     if facts:
         # Trust first: the revocation check need not verify again the leaf signature that
         # OpenSSL verified while building a trusted chain (the trust is cached per day).
+        # The probe's duration stays what it was (it never counted the verdict).
+        judging = time.perf_counter()
         trust = judge_trust(outcome.chain, target.tls.ca_file, datetime.now(UTC))
+        judging = time.perf_counter() - judging
         revocation = cached_revocation(
             outcome.chain, facts[0], outcome.ocsp_response, target.tls.revocation, trust.signer
         ) or await _revocation_within(target, outcome, facts, deadline, trust.signer)
-    duration = time.perf_counter() - started
+    duration = time.perf_counter() - started - judging
     now = time.time()
     verdict = None
     if outcome.chain:
