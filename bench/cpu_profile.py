@@ -14,7 +14,8 @@ it has never seen (N new leaves behind one intermediate: ``bench/bench_pki.py``'
 leaves with no revocation locations, or with ``--fleet`` the probe benchmark's RSA leaves,
 which name an OCSP responder): the certificate facts, the trust judgement, the revocation
 plan, the rest of the verdict and the certificate label text. Prints one JSON document: CPU
-ms per new chain for each step, best of three rounds.
+ms per new chain for each step, best of three rounds. Run against the code before the trust
+judgement moved ahead of the revocation plan, ``trust`` is 0 and counted in ``verdict``.
 """
 
 from __future__ import annotations
@@ -64,11 +65,16 @@ def first_sight(n: int, fleet: bool) -> dict[str, float]:
     import datetime as dt
     import tempfile
 
+    from certscope import verify
     from certscope.certs import facts_from_der
     from certscope.collector import _cert_text
     from certscope.config import RevocationOptions
     from certscope.revocation import cached_revocation
-    from certscope.verify import judge_trust, verify_chain
+    from certscope.verify import verify_chain
+
+    # Against the code before (PYTHONPATH=<checkout>/exporter), which has no separate trust
+    # judgement: its own order, the trust judged inside the verdict.
+    judge_trust = getattr(verify, "judge_trust", None)
 
     opts = RevocationOptions()
     now = dt.datetime.now(dt.UTC)
@@ -82,11 +88,17 @@ def first_sight(n: int, fleet: bool) -> dict[str, float]:
                 t0 = time.process_time()
                 facts = tuple(facts_from_der(der) for der in chain)
                 t1 = time.process_time()
-                trust = judge_trust(chain, ca_file, now)
-                t2 = time.process_time()
-                cached_revocation(chain, facts[0], None, opts, trust.signer)
-                t3 = time.process_time()
-                verify_chain(chain, facts, f"ep{i}.bench.test", ca_file, now, trust=trust)
+                if judge_trust is None:
+                    t2 = t1  # judged in the verdict
+                    cached_revocation(chain, facts[0], None, opts)
+                    t3 = time.process_time()
+                    verify_chain(chain, facts, f"ep{i}.bench.test", ca_file, now)
+                else:
+                    trust = judge_trust(chain, ca_file, now)
+                    t2 = time.process_time()
+                    cached_revocation(chain, facts[0], None, opts, trust.signer)
+                    t3 = time.process_time()
+                    verify_chain(chain, facts, f"ep{i}.bench.test", ca_file, now, trust=trust)
                 t4 = time.process_time()
                 for f in facts:
                     _cert_text(f)
