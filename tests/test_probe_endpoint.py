@@ -330,3 +330,18 @@ async def test_a_repeated_query_reuses_its_target_until_the_configuration_change
         assert again is not first and again == first
     finally:
         await client.close()
+
+
+async def test_a_probe_builds_no_snapshot(tmp_path: Path, tls_port: int) -> None:
+    """/probe reads the configuration, not a snapshot: with the scheduler storing results, a
+    snapshot (a copy of every result) would otherwise be rebuilt for nearly every request."""
+    client = await _client(tmp_path, f"probe: {{allowed_targets: ['127.0.0.1:{tls_port}']}}\n")
+    try:
+        state = client.app[STATE]
+        state.set_config(state.config)  # a change: the next snapshot is built afresh
+        assert state._cached is None
+        resp = await client.get("/probe", params={"target": f"127.0.0.1:{tls_port}"})
+        assert resp.status == 200
+        assert state._cached is None
+    finally:
+        await client.close()

@@ -290,7 +290,9 @@ async def _pin_address(target: Target, config: Config) -> Target | ProbeResult |
 
 async def handle_probe(request: web.Request) -> web.Response:
     """The blackbox multi-target pattern: ``/probe?target=host:port[&sni=&starttls=&module=]``."""
-    config = request.app[STATE].snapshot().config
+    # The configuration, not a snapshot: with the scheduler storing results, a snapshot would
+    # be rebuilt (every result copied) for nearly every /probe.
+    config = request.app[STATE].config
     gate = request.app[PROBE_GATE]
     if gate.busy >= config.probe.max_concurrent:
         return web.Response(
