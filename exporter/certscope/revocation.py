@@ -486,8 +486,14 @@ def _leaf_and_issuer(
         if not same_bytes and cert.subject != leaf.issuer:
             continue
         if same_bytes and index == signer and leaf.signature_algorithm_oid in _SAME_VERDICT:
-            # cryptography's check would compare these names byte for byte and then verify
-            # the signature OpenSSL has already verified, with the same library underneath.
+            # cryptography's check would compare these names byte for byte, load the issuer's
+            # key (it refuses some OpenSSL accepts, such as EC keys with explicit curve
+            # parameters: loaded here too), then verify the signature OpenSSL has already
+            # verified, with the same library underneath.
+            try:
+                cert.public_key()
+            except (ValueError, TypeError):
+                continue
             return leaf, cert
         try:
             leaf.verify_directly_issued_by(cert)
