@@ -2,6 +2,7 @@
 
     python bench/cpu_profile.py OUT.prof serve --config.file F --web.listen-address ADDR
     python bench/cpu_profile.py --first-sight [N] [--fleet]
+    python bench/cpu_profile.py --later-pass
 
 ``python -m cProfile`` charges wall time, so an idle event loop waiting in ``epoll`` dominates
 its output. With ``time.thread_time`` as the timer only CPU spent on the event-loop thread is
@@ -16,6 +17,10 @@ which name an OCSP responder): the certificate facts, the trust judgement, the r
 plan, the rest of the verdict and the certificate label text. Prints one JSON document: CPU
 ms per new chain for each step, best of three rounds. Run against the code before the trust
 judgement moved ahead of the revocation plan, ``trust`` is 0 and counted in ``verdict``.
+
+``--later-pass`` times, the same way and for a chain seen before, what a probe does after its
+handshake and what building a ``/probe`` request's target costs: µs per probe, minimum of
+nine timings.
 """
 
 from __future__ import annotations
@@ -114,6 +119,62 @@ def first_sight(n: int, fleet: bool) -> dict[str, float]:
     return best
 
 
+def later_pass(repeat: int = 9, number: int = 5000) -> dict[str, float]:
+    """CPU µs per probe of a chain seen before (the probe benchmark's PKI) for what follows the
+    handshake (facts, trust, revocation plan, verdict: the probe's own calls) and for building
+    a ``/probe`` request's target; minimum of ``repeat`` timings of ``number`` calls, so that
+    preemption by other load drops out. Runs against the code before too (its calls)."""
+    import datetime as dt
+    import tempfile
+    import timeit
+    from pathlib import Path
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from certscope import app, revocation, verify
+    from certscope.certs import facts_from_der
+    from certscope.config import RevocationOptions, load_config
+    from probe_exporters import write_certscope_probe_config
+
+    judge_trust = getattr(verify, "judge_trust", None)
+    opts = RevocationOptions()
+    with tempfile.TemporaryDirectory() as tmp:
+        ca_file, (chain, *_) = _fleet_chains(tmp, 1)
+        leaf = facts_from_der(chain[0])
+        # As in the benchmark: the fleet's OCSP responder does not resolve, which is cached.
+        failed = revocation.Check(revocation.Method.OCSP, revocation.Status.ERROR, "unreachable")
+        revocation._unreachable.put(leaf.ocsp_urls[0], failed, 3600)
+
+        def after_handshake() -> object:
+            facts = tuple(facts_from_der(der) for der in chain)
+            if judge_trust is None:
+                rev = revocation.cached_revocation(chain, facts[0], None, opts)
+                assert rev is not None
+                now = dt.datetime.now(dt.UTC)
+                return verify.verify_chain(chain, facts, "127.0.0.1", ca_file, now, rev.revoked)
+            trust = judge_trust(chain, ca_file, dt.datetime.now(dt.UTC))
+            rev = revocation.cached_revocation(chain, facts[0], None, opts, trust.signer)
+            assert rev is not None
+            now = dt.datetime.now(dt.UTC)
+            return verify.verify_chain(chain, facts, "127.0.0.1", ca_file, now, rev.revoked, trust)
+
+        config_file = Path(tmp) / "certscope.yml"
+        write_certscope_probe_config(config_file, ca_file)
+        config = load_config(str(config_file))
+        request = make_mocked_request("GET", "/probe?target=127.0.0.1:4443")
+        gate = app._ProbeGate()
+        held = getattr(gate, "target", None)
+
+        def probe_target() -> object:
+            return held(request, config) if held else app._probe_target(request, config)
+
+        steps = {"after_handshake": after_handshake, "probe_target": probe_target}
+        return {
+            name: round(min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6, 2)
+            for name, fn in steps.items()
+        }
+
+
 def main() -> int:
     if sys.argv[1] == "--first-sight":
         fleet = "--fleet" in sys.argv
@@ -121,6 +182,9 @@ def main() -> int:
         n = int(args[0]) if args else 500
         best = first_sight(n, fleet)
         print(json.dumps({"new_chains": n, "fleet_pki": fleet, "cpu_ms_per_new_chain": best}))
+        return 0
+    if sys.argv[1] == "--later-pass":
+        print(json.dumps({"cpu_us_per_probe": later_pass()}))
         return 0
     out, argv = sys.argv[1], sys.argv[2:]
     from certscope.cli import main as certscope_main
