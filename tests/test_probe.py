@@ -148,6 +148,19 @@ async def test_trusted_valid_chain(pki: TestPKI, leaves: Leaves, web_server: Ser
     assert (r.address, r.server_name) == (web_server.address, "web.test")
 
 
+async def test_probes_that_negotiated_the_same_share_one_record(
+    pki: TestPKI, web_server: Server
+) -> None:
+    """What was negotiated is named once per combination: every result that negotiated the
+    same version, suite, group and ALPN holds one object."""
+    first = await probe(target(web_server, sni="web.test", ca_file=pki.ca_file))
+    second = await probe(target(web_server, sni="web.test", ca_file=pki.ca_file))
+    assert first.outcome.negotiated is not None
+    assert first.outcome.negotiated.version.startswith("TLSv1.")
+    assert first.outcome.negotiated.cipher.startswith("TLS_")  # the IANA name
+    assert second.outcome.negotiated is first.outcome.negotiated
+
+
 async def test_nothing_to_check_for_revocation_skips_the_issuer_search(pki: TestPKI) -> None:
     """A leaf with no OCSP or CRL location and no staple: its revocation is known without
     parsing the chain again or finding its issuer (a signature check) on first sight."""

@@ -19,7 +19,7 @@ import trustme
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from certscope.app import make_app
+from certscope.app import PROBE_GATE, STATE, make_app
 from certscope.config import Target, TLSOptions, load_config
 from certscope.probe import probe
 from certscope.web.allowlist import target_allowed
@@ -291,5 +291,57 @@ async def test_scrape_timeout_header_bounds_the_probe(
         assert labels["reason"] == "timeout"
         (_, duration), *_ = values(text, "certscope_probe_duration_seconds")
         assert expected <= duration < expected + 0.4
+    finally:
+        await client.close()
+
+
+# --- targets built once per query --------------------------------------------------------------
+
+
+async def test_a_repeated_query_reuses_its_target_until_the_configuration_changes(
+    tmp_path: Path, tls_port: int, tarpit_port: int
+) -> None:
+    """The same query string and scrape-timeout header give the same ``Target`` object (it is
+    a pure function of them and the configuration); another header or a reload builds anew,
+    and a refusal is never kept."""
+    allowed = f"probe: {{allowed_targets: ['127.0.0.1:{tls_port}', '127.0.0.1:{tarpit_port}']}}\n"
+    client = await _client(tmp_path, allowed)
+    try:
+        gate = client.app[PROBE_GATE]
+        params = {"target": f"127.0.0.1:{tls_port}"}
+        assert (await client.get("/probe", params=params)).status == 200
+        (first,) = gate.targets.values()
+        assert (await client.get("/probe", params=params)).status == 200
+        assert tuple(gate.targets.values()) == (first,)
+        assert first is next(iter(gate.targets.values()))
+        # Another scrape timeout is another target (its timeout differs).
+        headers = {"X-Prometheus-Scrape-Timeout-Seconds": "2.5"}
+        assert (await client.get("/probe", params=params, headers=headers)).status == 200
+        assert sorted(t.tls.timeout for t in gate.targets.values()) == [2.0, 10.0]
+        # Refusals are built anew every time, never held.
+        refused = await client.get("/probe", params={"target": f"127.0.0.1:{tls_port + 1}"})
+        assert refused.status == 403
+        assert len(gate.targets) == 2
+        # A new configuration drops every target built for the old one.
+        state = client.app[STATE]
+        state.set_config(load_config(str(tmp_path / "c.yml")))
+        assert (await client.get("/probe", params=params)).status == 200
+        (again,) = gate.targets.values()
+        assert again is not first and again == first
+    finally:
+        await client.close()
+
+
+async def test_a_probe_builds_no_snapshot(tmp_path: Path, tls_port: int) -> None:
+    """/probe reads the configuration, not a snapshot: with the scheduler storing results, a
+    snapshot (a copy of every result) would otherwise be rebuilt for nearly every request."""
+    client = await _client(tmp_path, f"probe: {{allowed_targets: ['127.0.0.1:{tls_port}']}}\n")
+    try:
+        state = client.app[STATE]
+        state.set_config(state.config)  # a change: the next snapshot is built afresh
+        assert state._cached is None
+        resp = await client.get("/probe", params={"target": f"127.0.0.1:{tls_port}"})
+        assert resp.status == 200
+        assert state._cached is None
     finally:
         await client.close()

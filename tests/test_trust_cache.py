@@ -6,6 +6,7 @@ would keep reporting a chain as trusted after its CA was removed from the trust 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Iterator
@@ -95,3 +96,21 @@ def test_new_chains_behind_one_intermediate_parse_it_once(pki: TestPKI, other_pk
     assert verify._trust_errors.cache_info().misses == 2
     assert not judge(chain_of(other_pki, "one.test"), pki.ca_file).chain_trusted
     assert verify._to_openssl.cache_info().misses == 5
+
+
+def test_host_name_matches_are_cached_per_host_and_leaf_names(pki: TestPKI) -> None:
+    """A target asks for the same name of the same leaf on every probe: judged once. The key
+    is the leaf's names themselves, so facts with other names are judged on their own."""
+    chain = chain_of(pki, "match.test")
+    facts = [facts_from_der(der) for der in chain]
+    verify._MATCHES.clear()
+    assert verify.verify_chain(chain, facts, "match.test", str(pki.ca_file), NOW).hostname_match
+    leaf = facts[0]
+    assert list(verify._MATCHES.items()) == [
+        (("match.test", leaf.sans, leaf.subject_cn, leaf.ip_sans), True)
+    ]
+    renamed = [dataclasses.replace(leaf, sans=("elsewhere.test",)), facts[1]]
+    verdict = verify.verify_chain(chain, renamed, "match.test", str(pki.ca_file), NOW)
+    assert not verdict.hostname_match
+    assert VerifyFailure.HOSTNAME_MISMATCH in verdict.errors
+    assert len(verify._MATCHES) == 2

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -47,9 +47,32 @@ ConfigLoader = Callable[[], Config]
 
 @dataclass
 class _ProbeGate:
-    """How many /probe requests run now (one event loop: a plain counter is enough)."""
+    """How many /probe requests run now (one event loop: a plain counter is enough), and the
+    targets recent requests asked for.
+
+    A ``/probe`` target is a pure function of the query string, the scrape-timeout header and
+    the configuration; Prometheus asks for the same few again and again, so each is built
+    once per configuration (parsing, the allow-list and two frozen dataclasses cost about as
+    much as the rest of the request's handling). Refusals are not kept: each is built anew.
+    """
 
     busy: int = 0
+    config: Config | None = None
+    targets: dict[tuple[str, str], Target] = field(default_factory=dict)
+
+    def target(self, request: web.Request, config: Config) -> Target | web.Response:
+        if config is not self.config:
+            self.config = config
+            self.targets.clear()
+        key = (request.rel_url.raw_query_string, request.headers.get(_SCRAPE_TIMEOUT, ""))
+        if (held := self.targets.get(key)) is not None:
+            return held
+        target = _probe_target(request, config)
+        if isinstance(target, Target):
+            if len(self.targets) >= _HELD_TARGETS:
+                self.targets.clear()
+            self.targets[key] = target
+        return target
 
 
 STATE = web.AppKey("state", State)
@@ -63,6 +86,9 @@ LIFECYCLE = web.AppKey("lifecycle", bool)
 _TEXT = "text/plain; version=0.0.4; charset=utf-8"
 #: Seconds kept back from Prometheus's scrape timeout so /probe answers before it gives up.
 _SCRAPE_TIMEOUT_MARGIN = 0.5
+_SCRAPE_TIMEOUT = "X-Prometheus-Scrape-Timeout-Seconds"
+#: /probe targets kept per configuration (the table is emptied when it holds this many).
+_HELD_TARGETS = 1024
 
 
 def make_app(
@@ -208,7 +234,7 @@ def _probe_target(request: web.Request, config: Config) -> Target | web.Response
     if sni is not None and (why := hostname_problem(sni)) is not None:
         return _text(400, f"sni is not a valid host name: it {why}")
     timeout = opts.timeout
-    header = request.headers.get("X-Prometheus-Scrape-Timeout-Seconds", "")
+    header = request.headers.get(_SCRAPE_TIMEOUT, "")
     with contextlib.suppress(ValueError):
         scrape_timeout = float(header[:32])
         if math.isfinite(scrape_timeout):
@@ -264,7 +290,9 @@ async def _pin_address(target: Target, config: Config) -> Target | ProbeResult |
 
 async def handle_probe(request: web.Request) -> web.Response:
     """The blackbox multi-target pattern: ``/probe?target=host:port[&sni=&starttls=&module=]``."""
-    config = request.app[STATE].snapshot().config
+    # The configuration, not a snapshot: with the scheduler storing results, a snapshot would
+    # be rebuilt (every result copied) for nearly every /probe.
+    config = request.app[STATE].config
     gate = request.app[PROBE_GATE]
     if gate.busy >= config.probe.max_concurrent:
         return web.Response(
@@ -273,7 +301,7 @@ async def handle_probe(request: web.Request) -> web.Response:
             "(probe.max_concurrent); try again\n",
             headers={"Retry-After": "1"},
         )
-    target = _probe_target(request, config)
+    target = gate.target(request, config)
     if isinstance(target, web.Response):
         return target
     gate.busy += 1

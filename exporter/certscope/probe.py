@@ -27,7 +27,7 @@ from .revocation import (
 )
 from .tls.capture import capture_chain
 from .tls.handshake import MAX_CHAIN, Failure, Negotiated, Outcome, handshake
-from .verify import verify_chain
+from .verify import judge_trust, verify_chain
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +87,18 @@ async def _capture_within(target: Target, outcome: Outcome, deadline: float) -> 
 
 
 async def _revocation_within(
-    target: Target, outcome: Outcome, facts: tuple[CertFacts, ...], deadline: float
+    target: Target,
+    outcome: Outcome,
+    facts: tuple[CertFacts, ...],
+    deadline: float,
+    signer: int | None,
 ) -> Revocation:
     """The leaf's revocation, within what is left of the probe's time: a responder that does
     not answer in time is an ``error`` check, never a slower probe."""
     try:
         async with asyncio.timeout_at(deadline):
             return await check_revocation(
-                outcome.chain, facts[0], outcome.ocsp_response, target.tls.revocation
+                outcome.chain, facts[0], outcome.ocsp_response, target.tls.revocation, signer
             )
     except TimeoutError:
         checks = (Check(Method.OCSP, Status.ERROR, "no revocation answer within the timeout"),)
@@ -127,12 +131,19 @@ async def probe(target: Target, last_success: float | None = None) -> ProbeResul
             error=Failure(ProbeFailure.INTERNAL, f"internal error: {type(exc).__name__}")
         )
     facts = tuple(facts_from_der(der) for der in outcome.chain)
-    revocation = None
+    revocation = trust = None
+    judging = 0.0
     if facts:
+        # Trust first: the revocation check need not verify again the leaf signature that
+        # OpenSSL verified while building a trusted chain (the trust is cached per day).
+        # The probe's duration stays what it was (it never counted the verdict).
+        judging = time.perf_counter()
+        trust = judge_trust(outcome.chain, target.tls.ca_file, datetime.now(UTC))
+        judging = time.perf_counter() - judging
         revocation = cached_revocation(
-            outcome.chain, facts[0], outcome.ocsp_response, target.tls.revocation
-        ) or await _revocation_within(target, outcome, facts, deadline)
-    duration = time.perf_counter() - started
+            outcome.chain, facts[0], outcome.ocsp_response, target.tls.revocation, trust.signer
+        ) or await _revocation_within(target, outcome, facts, deadline, trust.signer)
+    duration = time.perf_counter() - started - judging
     now = time.time()
     verdict = None
     if outcome.chain:
@@ -143,6 +154,7 @@ async def probe(target: Target, last_success: float | None = None) -> ProbeResul
             target.tls.ca_file,
             datetime.fromtimestamp(now, UTC),
             revoked=revocation is not None and revocation.revoked,
+            trust=trust,
         )
     succeeded = outcome.error is None and bool(facts)  # what ProbeResult.success says
     return ProbeResult(

@@ -36,7 +36,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
 
 from .certs import CertFacts
 from .config import RevocationOptions
@@ -405,23 +405,101 @@ def _ts(when: datetime | None) -> float | None:
 # --- putting it together -------------------------------------------------------------------------
 
 
+#: Signature algorithms for which OpenSSL's verdict on a signature is cryptography's too
+#: (``verify_directly_issued_by``: the same library underneath; it refuses SHA-1, MD5 and
+#: checks PSS parameters its own way, so those are always checked here).
+_SAME_VERDICT = frozenset(
+    {
+        SignatureAlgorithmOID.RSA_WITH_SHA256,
+        SignatureAlgorithmOID.RSA_WITH_SHA384,
+        SignatureAlgorithmOID.RSA_WITH_SHA512,
+        SignatureAlgorithmOID.ECDSA_WITH_SHA256,
+        SignatureAlgorithmOID.ECDSA_WITH_SHA384,
+        SignatureAlgorithmOID.ECDSA_WITH_SHA512,
+        SignatureAlgorithmOID.ED25519,
+        SignatureAlgorithmOID.ED448,
+    }
+)
+
+
+def _tbs_names(der: bytes) -> tuple[bytes, bytes] | None:
+    """The issuer and subject names of a certificate as encoded in ``der``; None when its
+    outline is not what RFC 5280 says (the caller then compares parsed names)."""
+    cert = _element(der, 0)
+    tbs = _element(der, cert[1]) if cert is not None else None
+    if tbs is None:
+        return None
+    pos, end = tbs[1], tbs[2]
+    first = _element(der, pos)
+    if first is not None and first[0] == 0xA0:  # the optional [0] version
+        pos = first[2]
+    fields: list[bytes] = []
+    # serial, signature algorithm, issuer, validity, subject
+    while len(fields) < 5 and pos < end:
+        got = _element(der, pos)
+        if got is None:
+            return None
+        fields.append(der[pos : got[2]])
+        pos = got[2]
+    return (fields[2], fields[4]) if len(fields) == 5 else None
+
+
+def _element(der: bytes, pos: int) -> tuple[int, int, int] | None:
+    """``(tag, content start, element end)`` of the DER element at ``pos``."""
+    if pos + 2 > len(der):
+        return None
+    first = der[pos + 1]
+    start, length = pos + 2, first
+    if first & 0x80:
+        n = first & 0x7F
+        if not 0 < n <= 4:
+            return None
+        start, length = pos + 2 + n, int.from_bytes(der[pos + 2 : pos + 2 + n], "big")
+    end = start + length
+    return (der[pos], start, end) if end <= len(der) else None
+
+
+def _same_name(chain: tuple[bytes, ...], issued: tuple[bytes, bytes] | None, index: int) -> bool:
+    """Whether ``chain[index]``'s subject is the leaf's issuer name as encoded (``issued``:
+    the leaf's names), byte for byte."""
+    theirs = _tbs_names(chain[index]) if issued is not None else None
+    return theirs is not None and issued is not None and issued[0] == theirs[1]
+
+
 @lru_cache(maxsize=1024)
 def _leaf_and_issuer(
-    chain: tuple[bytes, ...],
+    chain: tuple[bytes, ...], signer: int | None = None
 ) -> tuple[x509.Certificate, x509.Certificate | None] | None:
     # Steady-state probes present the same chain: parse it and find the issuer once.
+    # ``signer``: the index of the certificate OpenSSL verified the leaf's signature with
+    # while trusting the chain (verify.judge_trust).
     try:
         certs = [x509.load_der_x509_certificate(der) for der in chain]
     except ValueError:
         return None
     leaf = certs[0]
-    for cert in certs[1:]:
-        if cert.subject == leaf.issuer:
+    issued = _tbs_names(chain[0])
+    for index, cert in enumerate(certs[1:], 1):
+        # Names equal as encoded are equal parsed too, and building cryptography's Name
+        # objects costs more than hashing the signed part: the bytes are compared first.
+        same_bytes = _same_name(chain, issued, index)
+        if not same_bytes and cert.subject != leaf.issuer:
+            continue
+        if same_bytes and index == signer and leaf.signature_algorithm_oid in _SAME_VERDICT:
+            # cryptography's check would compare these names byte for byte, load the issuer's
+            # key (it refuses some OpenSSL accepts, such as EC keys with explicit curve
+            # parameters: loaded here too), then verify the signature OpenSSL has already
+            # verified, with the same library underneath.
             try:
-                leaf.verify_directly_issued_by(cert)
-            except (ValueError, TypeError, InvalidSignature):
+                cert.public_key()
+            except (ValueError, TypeError):
                 continue
             return leaf, cert
+        try:
+            leaf.verify_directly_issued_by(cert)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return leaf, cert
     return leaf, None
 
 
@@ -462,14 +540,18 @@ class _Plan:
 
 
 def _plan(
-    chain: Sequence[bytes], leaf_facts: CertFacts, staple: bytes | None, opts: RevocationOptions
+    chain: Sequence[bytes],
+    leaf_facts: CertFacts,
+    staple: bytes | None,
+    opts: RevocationOptions,
+    signer: int | None,
 ) -> _Plan:
     must = leaf_facts.must_staple
     if not (staple or (opts.ocsp and leaf_facts.ocsp_urls) or (opts.crl and leaf_facts.crl_urls)):
         # Nothing to check: the first sight of such a chain skips parsing it again and the
         # signature check that finds the issuer (the same answer as below with no slots).
         return _Plan(Revocation(must_staple=must))
-    parsed = _leaf_and_issuer(tuple(chain)) if chain else None
+    parsed = _leaf_and_issuer(tuple(chain), signer) if chain else None
     if parsed is None:
         return _Plan(Revocation(stapled=bool(staple), must_staple=must))
     leaf, issuer = parsed
@@ -496,20 +578,30 @@ def _plan(
 
 
 def cached_revocation(
-    chain: Sequence[bytes], leaf_facts: CertFacts, staple: bytes | None, opts: RevocationOptions
+    chain: Sequence[bytes],
+    leaf_facts: CertFacts,
+    staple: bytes | None,
+    opts: RevocationOptions,
+    signer: int | None = None,
 ) -> Revocation | None:
-    """The answer from caches alone (steady state, no I/O); None when a fetch is needed."""
-    plan = _plan(chain, leaf_facts, staple, opts)
+    """The answer from caches alone (steady state, no I/O); None when a fetch is needed.
+    ``signer``: :attr:`verify.Trust.signer` of the chain, when the caller has judged it."""
+    plan = _plan(chain, leaf_facts, staple, opts, signer)
     if any(isinstance(slot, _Pending) for slot in plan.slots):
         return None
     return plan.revocation
 
 
 async def check_revocation(
-    chain: Sequence[bytes], leaf_facts: CertFacts, staple: bytes | None, opts: RevocationOptions
+    chain: Sequence[bytes],
+    leaf_facts: CertFacts,
+    staple: bytes | None,
+    opts: RevocationOptions,
+    signer: int | None = None,
 ) -> Revocation:
-    """Revocation of ``chain[0]``: the staple if any, else the responder; and the CRLs."""
-    plan = _plan(chain, leaf_facts, staple, opts)
+    """Revocation of ``chain[0]``: the staple if any, else the responder; and the CRLs.
+    ``signer`` as for :func:`cached_revocation`."""
+    plan = _plan(chain, leaf_facts, staple, opts, signer)
     leaf, issuer = plan.leaf, plan.issuer
     checks: list[Check] = []
     for slot in plan.slots:

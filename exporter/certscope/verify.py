@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 from OpenSSL import crypto
 
@@ -103,10 +104,18 @@ def _to_openssl(der: bytes) -> crypto.X509:
         return crypto.load_certificate(crypto.FILETYPE_ASN1, der)
 
 
+class Trust(NamedTuple):
+    """A chain's trust judgement: the reasons it is not trusted (none: trusted), and which
+    presented certificate OpenSSL checked the leaf's signature with when it trusted the chain
+    (its index in the chain; None when untrusted, or when the issuer came only from the
+    store), so that :mod:`certscope.revocation` need not check that signature again."""
+
+    errors: tuple[VerifyFailure, ...]
+    signer: int | None = None
+
+
 @lru_cache(maxsize=4096)
-def _trust_errors(
-    chain: tuple[bytes, ...], ca_file: str | None, stamp: int, day: int
-) -> tuple[VerifyFailure, ...]:
+def _trust_errors(chain: tuple[bytes, ...], ca_file: str | None, stamp: int, day: int) -> Trust:
     # Trust depends only on the chain and the store, not on the clock (time checks are off),
     # so the verdict is cached per (chain, store contents, day): steady-state probes of an
     # unchanged endpoint skip chain building, a changed chain or trust store is judged afresh,
@@ -115,19 +124,35 @@ def _trust_errors(
     try:
         certs = [_to_openssl(der) for der in chain]
     except crypto.Error:  # DER OpenSSL will not load (cryptography may have parsed it)
-        return (VerifyFailure.UNSUPPORTED_CERTIFICATE,)
+        return Trust((VerifyFailure.UNSUPPORTED_CERTIFICATE,))
     ctx = crypto.X509StoreContext(_store(ca_file, stamp), certs[0], certs[1:])
     try:
-        ctx.verify_certificate()
+        # The same verification as ``verify_certificate``, which also returns the chain built.
+        built = ctx.get_verified_chain()
     except crypto.X509StoreContextError as exc:
         code = int(exc.errors[0]) if exc.errors else -1
         if code in _ISSUER_UNKNOWN:
             depth = int(exc.errors[1]) if len(exc.errors) > 1 else 0
-            return (_issuer_unknown_reason(exc, depth),)
-        return (_CODE_REASONS.get(code, VerifyFailure.VERIFY_ERROR),)
+            return Trust((_issuer_unknown_reason(exc, depth),))
+        return Trust((_CODE_REASONS.get(code, VerifyFailure.VERIFY_ERROR),))
     except crypto.Error:  # OpenSSL failed inside the chain builder, not on the chain's merits
-        return (VerifyFailure.VERIFY_ERROR,)
-    return ()
+        return Trust((VerifyFailure.VERIFY_ERROR,))
+    return Trust((), _signer(chain, built))
+
+
+def _signer(chain: tuple[bytes, ...], built: Sequence[crypto.X509]) -> int | None:
+    """The index in ``chain`` of the certificate a trusted chain's leaf was verified with."""
+    if len(built) < 2:
+        return None
+    issuer = crypto.dump_certificate(crypto.FILETYPE_ASN1, built[1])
+    return next((i for i in range(1, len(chain)) if chain[i] == issuer), None)
+
+
+def judge_trust(chain: Sequence[bytes], ca_file: str | None, now: datetime) -> Trust:
+    """The trust judgement of ``chain`` against ``ca_file`` (None: the system store), cached
+    per chain, store contents and day."""
+    day = now.date().toordinal()
+    return _trust_errors(tuple(chain), ca_file, _stamp(ca_file, day), day)
 
 
 def _issuer_unknown_reason(exc: crypto.X509StoreContextError, depth: int) -> VerifyFailure:
@@ -155,6 +180,24 @@ def _issuer_unknown_reason(exc: crypto.X509StoreContextError, depth: int) -> Ver
     return VerifyFailure.UNKNOWN_ISSUER
 
 
+#: Host-name matches already judged, by host and the leaf's names: a target asks for the same
+#: name of the same certificate on every probe (the names' strings cache their hashes, so
+#: the key costs far less than the IDNA and address parsing of a match). Emptied when full.
+_MATCHES: dict[tuple[str, tuple[str, ...], str, tuple[str, ...]], bool] = {}
+_MATCHES_HELD = 4096
+
+
+def _host_matches(host: str, leaf: CertFacts) -> bool:
+    key = (host, leaf.sans, leaf.subject_cn, leaf.ip_sans)
+    match = _MATCHES.get(key)
+    if match is None:
+        match = hostname_matches(host, leaf.sans, leaf.subject_cn, ip_sans=leaf.ip_sans)
+        if len(_MATCHES) >= _MATCHES_HELD:
+            _MATCHES.clear()
+        _MATCHES[key] = match
+    return match
+
+
 def verify_chain(
     chain: Sequence[bytes],
     facts: Sequence[CertFacts],
@@ -162,11 +205,13 @@ def verify_chain(
     ca_file: str | None,
     now: datetime,
     revoked: bool = False,
+    trust: Trust | None = None,
 ) -> Verdict:
     """Verify a presented chain (leaf first) for ``host`` at ``now``.
 
     ``revoked``: OCSP or a CRL says the leaf is revoked (:mod:`certscope.revocation`); the
     chain is then not acceptable whatever else holds, and ``revoked`` is among the reasons.
+    ``trust``: :func:`judge_trust` of the same chain and store, when the caller has it.
     """
     if not chain:
         return Verdict(False, False, False, (VerifyFailure.NO_CERTIFICATE,))
@@ -182,20 +227,19 @@ def verify_chain(
     if any(f.not_after is not None and now > f.not_after for f in facts[1:] if not f.self_signed):
         errors.append(VerifyFailure.INTERMEDIATE_EXPIRED)
         valid_now = False
-    day = now.date().toordinal()
-    trust = _trust_errors(tuple(chain), ca_file, _stamp(ca_file, day), day)
-    errors.extend(trust)
+    untrusted = (trust or judge_trust(chain, ca_file, now)).errors
+    errors.extend(untrusted)
     match = True
     if host:
-        match = hostname_matches(host, leaf.sans, leaf.subject_cn, ip_sans=leaf.ip_sans)
+        match = _host_matches(host, leaf)
         if not match:
             errors.append(VerifyFailure.HOSTNAME_MISMATCH)
     if revoked:
         errors.append(VerifyFailure.REVOKED)
     return Verdict(
-        chain_trusted=not trust,
+        chain_trusted=not untrusted,
         hostname_match=match,
         valid_now=valid_now,
         errors=tuple(errors),
-        public_trust=not trust and ca_file is None,
+        public_trust=not untrusted and ca_file is None,
     )

@@ -282,7 +282,13 @@ def _negotiated(conn: SSL.Connection) -> Negotiated | None:
         group = conn.get_group_name() or ""
     except (AttributeError, UnicodeDecodeError):
         group = ""
-    alpn = conn.get_alpn_proto_negotiated() or b""
+    return _named(version, cipher, group, conn.get_alpn_proto_negotiated() or b"")
+
+
+@lru_cache(maxsize=1024)
+def _named(version: str, cipher: str, group: str, alpn: bytes) -> Negotiated:
+    # A fleet negotiates a handful of combinations: each is named once, and every result
+    # that negotiated it holds the same object.
     return Negotiated(
         version=_VERSION_NAMES.get(version, version),
         cipher=iana_name(cipher),
