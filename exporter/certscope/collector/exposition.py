@@ -49,9 +49,9 @@ _OPENINGS = tuple(f"{f.name}{{".encode() for f in FAMILIES)
 # A result's families are listed as one byte each.
 assert len(FAMILIES) < 256
 
-#: Families whose values are each result's own (when it ran, how long it took): their
-#: templates are never equal to another result's, so they are kept out of the shared table
-#: (where they would only push out what is shared).
+#: Families whose values are each result's own (when it ran, how long it took): a result holds
+#: only their values, formatted once; the rest of their text is a format shared between
+#: results (see :func:`_pack`).
 _OWN = frozenset(
     _INDEX[name]
     for name in (
@@ -65,12 +65,26 @@ _OWN = frozenset(
     )
 )
 
-#: id(result) -> (result, identity, shared families, shared templates, own families, own
-#: pieces). The result is held so that its id cannot be reused while the entry lives. Shared
-#: families name each shared template's family (one byte each); a result's own templates are
-#: one flat tuple of pieces, and own families are (family, number of pieces) byte pairs: one
-#: tuple per result instead of one per family.
-Entry = tuple[object, bytes, bytes, tuple[Template, ...], bytes, tuple[bytes, ...]]
+#: In an own format: where the identity goes, and where one family's text ends. Neither can
+#: be in exposition text but inside a label value; a result whose text holds one outside its
+#: identity keeps those families as templates (see :func:`_pack`).
+_MARK = b"\x01"
+_END = b"\x00"
+
+#: Equal identities as one object: a target's probe result and its assessment have the same
+#: identity labels. Bounded like the tables above; past it, a probe and the assessment stored
+#: right after it still share theirs.
+_identities = Interner(1 << 17)
+
+#: The parts of an entry that many results share: shared families (one byte each), their
+#: templates, own families (one byte each) and the own families' format (``%s`` for each
+#: value, :data:`_MARK` for the identity, :data:`_END` between families).
+Layout = tuple[bytes, tuple[Template, ...], bytes, bytes]
+
+#: id(result) -> (result, identity, layout, own values). The result is held so that its id
+#: cannot be reused while the entry lives. Own values: each own line's value, formatted, one
+#: space between (a value never holds one).
+Entry = tuple[object, bytes, Layout, bytes]
 
 
 def _identity(result: Result) -> str:
@@ -104,49 +118,61 @@ def _fragments_of(result: Result) -> Fragments:
     return policy_fragments(result)
 
 
+def _pack(text: bytes, identity: bytes) -> tuple[bytes, list[bytes]] | None:
+    """One own family's text as a format and its values: each line's value (what follows
+    its last space) becomes ``%s``, the identity :data:`_MARK`. None when the text outside
+    the identity holds a marker, so that formatting could not give the text back."""
+    pieces = text.split(identity)
+    if any(_MARK in p or _END in p for p in pieces):
+        return None
+    marked = _MARK.join(p.replace(b"%", b"%%") for p in pieces)
+    formats: list[bytes] = []
+    values: list[bytes] = []
+    for line in marked.split(b"\n")[:-1]:  # every line ends with one; a value never has one
+        head, _, value = line.rpartition(b" ")
+        formats.append(head + b" %s\n")
+        values.append(value.replace(b"%%", b"%"))
+    return b"".join(formats), values
+
+
 def _encode(result: Result) -> Entry:
-    """One result's lines as its identity and one template per family (see the module)."""
-    identity = _identity(result).encode()
+    """One result's lines as its identity, the shared layout and its own values (see the
+    module)."""
+    identity = _identities(_identity(result).encode())
     shared: list[Template] = []
-    own: list[bytes] = []
     shared_at = bytearray()
     own_at = bytearray()
+    formats: list[bytes] = []
+    values: list[bytes] = []
     for name, lines in _fragments_of(result).items():
         index = _INDEX[name]
         text = "".join(lines).encode()
+        packed = _pack(text, identity) if identity and index in _OWN else None
+        if packed is not None:
+            own_at.append(index)
+            formats.append(packed[0])
+            values += packed[1]
+            continue
         pieces = text.split(identity) if identity else [text]  # nothing to share without one
         if pieces[0] == _OPENINGS[index]:
             pieces[0] = _OPENINGS[index]
-        if (index in _OWN or not identity) and len(pieces) < 256:
-            own += pieces
-            own_at.extend((index, len(pieces)))
-        else:
-            shared.append(_shared(tuple(pieces)))
-            shared_at.append(index)
-    return (
-        result,
-        identity,
-        _shared(bytes(shared_at)),
-        _shared(tuple(shared)),
-        _shared(bytes(own_at)),
-        tuple(own),
-    )
+        # Results without an identity (sources) have text of their own: kept out of the table,
+        # where it would only push out what is shared.
+        shared.append(_shared(tuple(pieces)) if identity else tuple(pieces))
+        shared_at.append(index)
+    layout = (_shared(bytes(shared_at)), tuple(shared), _shared(bytes(own_at)), _END.join(formats))
+    return result, identity, _shared(layout) if identity else layout, b" ".join(values)
 
 
-def _templates(entry: Entry) -> Iterator[tuple[int, Template]]:
-    """Each family of an entry with its template (the scrape does the same, inline)."""
-    _, _, shared_at, shared, own_at, own = entry
-    yield from zip(shared_at, shared, strict=True)
-    start = 0
-    for index, count in zip(own_at[::2], own_at[1::2], strict=True):
-        yield index, own[start : start + count]
-        start += count
-
-
-def _size(entry: Entry) -> int:
-    """The length of the text an entry renders to."""
-    width = len(entry[1])
-    return sum(sum(map(len, t)) + width * (len(t) - 1) for _, t in _templates(entry))
+def _families(entry: Entry) -> Iterator[tuple[int, bytes]]:
+    """Each family of an entry with its text (the scrape does the same, inline)."""
+    _, identity, (shared_at, shared, own_at, own_format), own = entry
+    for index, template in zip(shared_at, shared, strict=True):
+        yield index, identity.join(template)
+    if own_at:
+        texts = (own_format % tuple(own.split(b" "))).split(_END)
+        for index, text in zip(own_at, texts, strict=True):
+            yield index, text.replace(_MARK, identity)
 
 
 class Exposition:
@@ -172,7 +198,7 @@ class Exposition:
     def held_bytes(self) -> int:
         """The size of the text the current results render to (what the templates stand
         for; shared templates make the memory held far smaller at fleet scale)."""
-        return sum(map(_size, self._cache.values()))
+        return sum(len(text) for entry in self._cache.values() for _, text in _families(entry))
 
     def memory_bytes(self) -> int:
         """The memory the current results' entries take, each shared object counted once
@@ -180,8 +206,9 @@ class Exposition:
         seen: set[int] = set()
         total = sys.getsizeof(self._cache)
         for entry in self._cache.values():
-            shared = entry[3]
-            for obj in chain(entry[1:], shared, chain.from_iterable(shared), entry[5]):
+            layout = entry[2]
+            held = chain(entry[1:], layout, layout[1], chain.from_iterable(layout[1]))
+            for obj in held:
                 if id(obj) not in seen:
                     seen.add(id(obj))
                     total += sys.getsizeof(obj)
@@ -205,18 +232,16 @@ class Exposition:
         current = list(results)
         by_family = [bytearray() for _ in _HEADERS]
         for r in current:
-            _, identity, shared_at, shared, own_at, own = self._encoded(r)
+            _, identity, (shared_at, shared, own_at, own_format), own = self._encoded(r)
             join = identity.join
             # Each joined piece is appended and freed at once: a scrape holds little beyond
             # the body it returns.
             for index, template in zip(shared_at, shared, strict=True):
                 by_family[index] += join(template)
-            start = 0
-            pairs = iter(own_at)
-            for index, count in zip(pairs, pairs, strict=True):
-                end = start + count
-                by_family[index] += join(own[start:end])
-                start = end
+            if own_at:
+                texts = (own_format % tuple(own.split(b" "))).split(_END)
+                for index, text in zip(own_at, texts, strict=True):
+                    by_family[index] += text.replace(_MARK, identity)
         if len(self._cache) > len(current):
             live = {id(r) for r in current}
             self._cache = {k: v for k, v in self._cache.items() if k in live}
