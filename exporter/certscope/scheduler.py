@@ -91,7 +91,7 @@ async def enumerate_target(target: Target) -> PostureScan:
     )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Job:
     key: JobKey
     interval: float
@@ -102,6 +102,16 @@ class _Job:
     queued: bool = False
     done_once: bool = False
     watching: bool = False  # a streaming source (decided once: the Protocol check is slow)
+    # Its place in the heap while queued (a job is queued at most once): when it is due, and
+    # the push's number, so that jobs due at the same time run in the order they were pushed.
+    due: float = 0.0
+    seq: int = 0
+
+    def __lt__(self, other: _Job) -> bool:
+        # The heap holds jobs themselves: a (due, seq, job) tuple per queued job was 100 bytes.
+        if self.due != other.due:
+            return self.due < other.due
+        return self.seq < other.seq
 
 
 def _account(result: SourceResult, previous: SourceResult | None, source: Source) -> SourceResult:
@@ -137,9 +147,9 @@ class Scheduler:
         self.rng = rng or random.Random()
         self.clock: Clock = clock or SystemClock()
         self._jobs: dict[JobKey, _Job] = {}
-        # (due, seq, job): seq breaks ties, so jobs are never compared. A job removed or
-        # replaced by a reload stays here until it is due, and is then skipped.
-        self._heap: list[tuple[float, int, _Job]] = []
+        # Ordered by due time, then push order (``_Job.__lt__``). A job removed or replaced by
+        # a reload stays here until it is due, and is then skipped.
+        self._heap: list[_Job] = []
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._concurrency = state.config.concurrency
@@ -222,7 +232,9 @@ class Scheduler:
 
     def _push(self, due: float, job: _Job) -> None:
         job.queued = True
-        heapq.heappush(self._heap, (due, next(self._seq), job))
+        job.due = due
+        job.seq = next(self._seq)
+        heapq.heappush(self._heap, job)
 
     def _next_due(self, job: _Job, started: float) -> float:
         spread = job.interval * self.state.config.jitter
@@ -235,10 +247,9 @@ class Scheduler:
             while True:
                 self._wake.clear()
                 now = self.clock.monotonic()
-                while self._heap and self._heap[0][0] <= now:
-                    _, _, job = heapq.heappop(self._heap)
-                    await self._start(job)
-                await self._wait(max(0.0, self._heap[0][0] - now) if self._heap else None)
+                while self._heap and self._heap[0].due <= now:
+                    await self._start(heapq.heappop(self._heap))
+                await self._wait(max(0.0, self._heap[0].due - now) if self._heap else None)
         finally:
             for task in list(self._tasks):
                 task.cancel()
@@ -373,7 +384,7 @@ class Scheduler:
             (t.name, t.address), result.scan, self._config.policy, self.clock.wall()
         )
         located = AssessedLocation("ssh", t.name, t.address, t.labels, assessment)
-        self.state.put_assessments(JobKey(JobKind.PROBE, t.name), (located,))
+        self.state.put_assessments(self._probe_key(t.name), (located,))
 
     def _assess_target(self, t: Target) -> None:
         if t.protocol == "ssh":
@@ -414,7 +425,14 @@ class Scheduler:
             if comparison is None
             else f"{comparison.expected.source}:{comparison.expected.cert.location}",
         )
-        self.state.put_assessments(JobKey(JobKind.PROBE, t.name), (located,))
+        self.state.put_assessments(self._probe_key(t.name), (located,))
+
+    def _probe_key(self, name: str) -> JobKey:
+        """The key of a target's probe job: the state keeps its assessments under that very
+        object rather than an equal one of their own (one fewer per target)."""
+        key = JobKey(JobKind.PROBE, name)
+        job = self._jobs.get(key)
+        return key if job is None else job.key
 
     def _assess_source(self, source: Source, result: SourceResult) -> None:
         now = self.clock.wall()
