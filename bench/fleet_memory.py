@@ -81,6 +81,13 @@ def scrape(app: web.Application) -> float:
     return round(took * 1000, 1)
 
 
+def held_results(app: web.Application) -> list[Any]:
+    """The results the exposition renders, as ``GET /metrics`` gathers them."""
+    snap = app[STATE].snapshot()
+    assessed = [a for items in snap.assessments.values() for a in items]
+    return [*snap.probes.values(), *snap.sources.values(), *assessed]
+
+
 def top_allocations(limit: int, targets: int) -> list[dict[str, Any]]:
     """Live memory by the line that allocated it, per target: where the bytes are."""
     stats = tracemalloc.take_snapshot().statistics("lineno")
@@ -183,19 +190,21 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 scrape_ms = scrape(app) if args.scrape else None
                 rss = rss_bytes()
                 exposition = app[EXPOSITION]
+                current = held_results(app)
                 rows.append(
                     {
                         "cycle": done,
                         "seconds": round(time.perf_counter() - started, 1),
                         "rss_mib": round(rss / 2**20, 1),
                         "bytes_per_target": round((rss - baseline) / args.targets),
-                        "rendered_bytes_per_target": round(exposition.held_bytes() / args.targets),
+                        "rendered_bytes_per_target": round(exposition.held_bytes(current) / args.targets),
                         "exposition_memory_per_target": round(
-                            exposition.memory_bytes() / args.targets
+                            exposition.memory_bytes(current) / args.targets
                         ),
                         "scrape_ms": scrape_ms,
                     }
                 )
+                del current
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
                 if args.trace and len(rows) == 1:
                     traced = tracemalloc.get_traced_memory()[0]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
+from typing import cast
 
 from ..certs import Interner
 from ..config import Policy
@@ -81,10 +82,9 @@ _identities = Interner(1 << 17)
 #: value, :data:`_MARK` for the identity, :data:`_END` between families).
 Layout = tuple[bytes, tuple[Template, ...], bytes, bytes]
 
-#: id(result) -> (result, identity, layout, own values). The result is held so that its id
-#: cannot be reused while the entry lives. Own values: each own line's value, formatted, one
-#: space between (a value never holds one).
-Entry = tuple[object, bytes, Layout, bytes]
+#: A result's rendering: (identity, layout, own values). Own values: each own line's value,
+#: formatted, one space between (a value never holds one).
+Entry = tuple[bytes, Layout, bytes]
 
 
 def _identity(result: Result) -> str:
@@ -161,12 +161,12 @@ def _encode(result: Result) -> Entry:
         shared.append(_shared(tuple(pieces)) if identity else tuple(pieces))
         shared_at.append(index)
     layout = (_shared(bytes(shared_at)), tuple(shared), _shared(bytes(own_at)), _END.join(formats))
-    return result, identity, _shared(layout) if identity else layout, b" ".join(values)
+    return identity, _shared(layout) if identity else layout, b" ".join(values)
 
 
 def _families(entry: Entry) -> Iterator[tuple[int, bytes]]:
     """Each family of an entry with its text (the scrape does the same, inline)."""
-    _, identity, (shared_at, shared, own_at, own_format), own = entry
+    identity, (shared_at, shared, own_at, own_format), own = entry
     for index, template in zip(shared_at, shared, strict=True):
         yield index, identity.join(template)
     if own_at:
@@ -176,51 +176,58 @@ def _families(entry: Entry) -> Iterator[tuple[int, bytes]]:
 
 
 class Exposition:
-    """Renders snapshots, holding each result's templates while that result is current.
+    """Renders snapshots from each result's entry: its identity, the shared layout and its own
+    values.
 
-    Each result is split into templates once (:func:`_encode`), when it is stored; a scrape
-    joins each result's identity into its templates, family by family.
+    Each result is encoded once (:func:`_encode`), when it is stored, and holds its entry
+    itself (``rendered``), so the entry lives exactly as long as the result: nothing here
+    has to be told that a result was replaced or removed, and no table of entries by result
+    is kept (at fleet scale its slots and keys were 140 bytes per target). A scrape joins
+    each result's identity into its templates, family by family.
     """
 
     def __init__(self) -> None:
-        self._cache: dict[int, Entry] = {}
+        # The policy (its exceptions' lines) is the one result kept by the configuration,
+        # which does not hold a rendering: its entry is kept here, for the current one.
+        self._policy: tuple[Policy, Entry] | None = None
 
     def prepare(self, stored: Sequence[Result], dropped: Sequence[Result]) -> None:
-        """Render ``stored`` results now and forget ``dropped`` ones (replaced or removed), so
-        that the scrape that first shows a result only joins its templates."""
-        for old in dropped:
-            hit = self._cache.get(id(old))
-            if hit is not None and hit[0] is old:
-                del self._cache[id(old)]
+        """Render ``stored`` results now, so that the scrape that first shows a result only
+        joins its templates (``dropped`` ones take their entries with them)."""
         for new in stored:
             self._encoded(new)
 
-    def held_bytes(self) -> int:
-        """The size of the text the current results render to (what the templates stand
-        for; shared templates make the memory held far smaller at fleet scale)."""
-        return sum(len(text) for entry in self._cache.values() for _, text in _families(entry))
+    def held_bytes(self, results: Iterable[Result]) -> int:
+        """The size of the text ``results`` render to (what their entries stand for; shared
+        templates make the memory held far smaller at fleet scale)."""
+        return sum(len(text) for r in results for _, text in _families(self._encoded(r)))
 
-    def memory_bytes(self) -> int:
-        """The memory the current results' entries take, each shared object counted once
-        (what :meth:`held_bytes` costs; a diagnostic, it walks every entry)."""
+    def memory_bytes(self, results: Iterable[Result]) -> int:
+        """The memory the entries of ``results`` take, each shared object counted once (what
+        :meth:`held_bytes` costs; a diagnostic, it walks every entry)."""
         seen: set[int] = set()
-        total = sys.getsizeof(self._cache)
-        for entry in self._cache.values():
-            layout = entry[2]
-            held = chain(entry[1:], layout, layout[1], chain.from_iterable(layout[1]))
+        total = 0
+        for entry in map(self._encoded, results):
+            layout = entry[1]
+            held = chain((entry,), entry, layout, layout[1], chain.from_iterable(layout[1]))
             for obj in held:
                 if id(obj) not in seen:
                     seen.add(id(obj))
                     total += sys.getsizeof(obj)
-        return total + sum(map(sys.getsizeof, self._cache.values()))
+        return total
 
     def _encoded(self, result: Result) -> Entry:
-        hit = self._cache.get(id(result))
-        if hit is not None and hit[0] is result:
-            return hit
-        hit = _encode(result)
-        self._cache[id(result)] = hit
-        return hit
+        if isinstance(result, Policy):
+            if self._policy is None or self._policy[0] is not result:
+                self._policy = (result, _encode(result))
+            return self._policy[1]
+        held = result.rendered
+        if held is None:
+            held = _encode(result)
+            # Results are frozen: their rendering is the one slot set after they are made,
+            # once, and it is not part of their value (see results.py).
+            object.__setattr__(result, "rendered", held)
+        return cast(Entry, held)
 
     def render_parts(self, results: Iterable[Result]) -> list[bytes | bytearray]:
         """The exposition as a few large parts (a header, then one family's lines), in
@@ -229,10 +236,9 @@ class Exposition:
         Nothing of a scrape is kept after it: at fleet scale a copy of the last body would
         be as large again as everything the templates hold.
         """
-        current = list(results)
         by_family = [bytearray() for _ in _HEADERS]
-        for r in current:
-            _, identity, (shared_at, shared, own_at, own_format), own = self._encoded(r)
+        for r in results:
+            identity, (shared_at, shared, own_at, own_format), own = self._encoded(r)
             join = identity.join
             # Each joined piece is appended and freed at once: a scrape holds little beyond
             # the body it returns.
@@ -242,9 +248,6 @@ class Exposition:
                 texts = (own_format % tuple(own.split(b" "))).split(_END)
                 for index, text in zip(own_at, texts, strict=True):
                     by_family[index] += text.replace(_MARK, identity)
-        if len(self._cache) > len(current):
-            live = {id(r) for r in current}
-            self._cache = {k: v for k, v in self._cache.items() if k in live}
         parts: list[bytes | bytearray] = []
         for header, present in zip(_HEADERS, by_family, strict=True):
             if present:
