@@ -18,6 +18,7 @@ fragments say even when an identity also appears inside another label's value.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
@@ -118,21 +119,21 @@ def _fragments_of(result: Result) -> Fragments:
     return policy_fragments(result)
 
 
-def _pack(text: bytes, identity: bytes) -> tuple[bytes, list[bytes]] | None:
-    """One own family's text as a format and its values: each line's value (what follows
-    its last space) becomes ``%s``, the identity :data:`_MARK`. None when the text outside
-    the identity holds a marker, so that formatting could not give the text back."""
-    pieces = text.split(identity)
-    if any(_MARK in p or _END in p for p in pieces):
+#: A line's value: what follows its last space (a value never holds a space or a newline).
+_VALUE = re.compile(rb" ([^ \n]*)\n")
+
+
+def _pack(texts: list[bytes], identity: bytes) -> tuple[bytes, bytes] | None:
+    """Own families' texts as one format and the values in them: each line's value becomes
+    ``%s``, the identity :data:`_MARK`, and :data:`_END` separates the families. None when
+    a text holds a marker byte (only a label value can), so that the format could not give
+    the text back."""
+    text = _END.join(texts)
+    if _MARK in text or text.count(_END) != len(texts) - 1:
         return None
-    marked = _MARK.join(p.replace(b"%", b"%%") for p in pieces)
-    formats: list[bytes] = []
-    values: list[bytes] = []
-    for line in marked.split(b"\n")[:-1]:  # every line ends with one; a value never has one
-        head, _, value = line.rpartition(b" ")
-        formats.append(head + b" %s\n")
-        values.append(value.replace(b"%%", b"%"))
-    return b"".join(formats), values
+    marked = text.replace(identity, _MARK)
+    values = _VALUE.findall(marked)
+    return _VALUE.sub(b" %s\n", marked.replace(b"%", b"%%")), b" ".join(values)
 
 
 def _encode(result: Result) -> Entry:
@@ -142,26 +143,34 @@ def _encode(result: Result) -> Entry:
     shared: list[Template] = []
     shared_at = bytearray()
     own_at = bytearray()
-    formats: list[bytes] = []
-    values: list[bytes] = []
+    own: list[bytes] = []
     for name, lines in _fragments_of(result).items():
         index = _INDEX[name]
         text = "".join(lines).encode()
-        packed = _pack(text, identity) if identity and index in _OWN else None
-        if packed is not None:
+        if identity and index in _OWN:
             own_at.append(index)
-            formats.append(packed[0])
-            values += packed[1]
+            own.append(text)
             continue
-        pieces = text.split(identity) if identity else [text]  # nothing to share without one
-        if pieces[0] == _OPENINGS[index]:
-            pieces[0] = _OPENINGS[index]
-        # Results without an identity (sources) have text of their own: kept out of the table,
-        # where it would only push out what is shared.
-        shared.append(_shared(tuple(pieces)) if identity else tuple(pieces))
+        shared.append(_template(index, text, identity))
         shared_at.append(index)
-    layout = (_shared(bytes(shared_at)), tuple(shared), _shared(bytes(own_at)), _END.join(formats))
-    return identity, _shared(layout) if identity else layout, b" ".join(values)
+    packed = _pack(own, identity) if own else (b"", b"")
+    if packed is None:  # kept as templates instead, each the family's own
+        for index, text in zip(own_at, own, strict=True):
+            shared.append(_template(index, text, identity))
+            shared_at.append(index)
+        own_at.clear()
+        packed = (b"", b"")
+    layout = (_shared(bytes(shared_at)), tuple(shared), _shared(bytes(own_at)), packed[0])
+    return identity, _shared(layout) if identity else layout, packed[1]
+
+
+def _template(index: int, text: bytes, identity: bytes) -> Template:
+    pieces = text.split(identity) if identity else [text]  # nothing to share without one
+    if pieces[0] == _OPENINGS[index]:
+        pieces[0] = _OPENINGS[index]
+    # Results without an identity (sources) have text of their own: kept out of the table,
+    # where it would only push out what is shared.
+    return _shared(tuple(pieces)) if identity else tuple(pieces)
 
 
 def _families(entry: Entry) -> Iterator[tuple[int, bytes]]:
