@@ -3,20 +3,23 @@ sets, verdicts and phase names, packed phase timings (issue #18, memory per targ
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 
 import pytest
 
+from certscope.collector import render_once
 from certscope.config import Target, TLSOptions, parse_config
 from certscope.policy import Assessment
 from certscope.posture import DHEGroup, PostureScan
-from certscope.results import AssessedLocation, JobKey, JobKind
+from certscope.results import AssessedLocation, JobKey, JobKind, ProbeResult
+from certscope.revocation import Revocation
 from certscope.scheduler import Scheduler, _Job
 from certscope.snapshot import State
 from certscope.tls.handshake import Negotiated, Outcome, Phases
 from certscope.verify import Verdict
-from helpers.clock import FakeClock
+from helpers.clock import FakeClock, settle
 from helpers.results import probe_result
 
 _CONFIG = """
@@ -99,3 +102,32 @@ def test_assessments_are_kept_under_the_probe_job_s_own_key() -> None:
     sched._assess_target(target)
     (stored,) = (k for k in state.snapshot().assessments if k.name == target.name)
     assert stored is sched._jobs[JobKey(JobKind.PROBE, target.name)].key
+
+
+async def test_stored_results_drop_the_staple_the_probe_already_judged() -> None:
+    """The stapled OCSP response is judged by the probe (its revocation); the state keeps the
+    result without it, and the exposition reads the same."""
+    config = parse_config(_CONFIG, "t")
+    state = State(config)
+    staple = bytes(range(256)) * 6
+    stapled = dataclasses.replace(
+        probe_result(config.targets[0].name),
+        outcome=Outcome(chain=(b"x",), ocsp_response=staple),
+        revocation=Revocation(stapled=True),
+    )
+
+    async def prober(target: Target, last_success: float | None) -> ProbeResult:
+        return stapled if target.name == stapled.name else probe_result(target.name)
+
+    clock = FakeClock()
+    sched = Scheduler(state, prober=prober, rng=random.Random(1), clock=clock)
+    task = asyncio.create_task(sched.run())
+    try:
+        await settle()
+        held = state.snapshot().probes[stapled.name]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert held.outcome.ocsp_response is None and held.revocation == stapled.revocation
+    assert dataclasses.replace(held, outcome=stapled.outcome) == stapled
+    assert render_once([held]) == render_once([stapled])

@@ -128,6 +128,15 @@ def _account(result: SourceResult, previous: SourceResult | None, source: Source
     return replace(result, errors_total=tuple(sorted(counts.items())), stale=stale)
 
 
+def _held(result: ProbeResult) -> ProbeResult:
+    """The result as the state keeps it: without the stapled OCSP response, which the probe
+    has already judged (``result.revocation``) and nothing reads again; a kilobyte or two per
+    target of a fleet that staples."""
+    if result.outcome.ocsp_response is None:
+        return result
+    return replace(result, outcome=replace(result.outcome, ocsp_response=None))
+
+
 class Scheduler:
     def __init__(
         self,
@@ -354,7 +363,7 @@ class Scheduler:
             self.metrics.runs.labels("success" if result.success else "failure").inc()
             self.metrics.refresh.labels("probe").observe(time.perf_counter() - t0)
             if self._jobs.get(job.key) is job:
-                self.state.put_probe(result)
+                self.state.put_probe(_held(result))
                 self._assess_target(job.target)
         elif job.reader is not None and job.source is not None:
             prev_s = self.state.previous_source(job.reader.name)
