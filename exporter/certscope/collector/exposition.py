@@ -6,14 +6,19 @@ present the same certificates, protocols, suites and policy verdict. So each res
 are held as its escaped identity and, per family, a *template*: the family's text split on
 that identity, a tuple of byte pieces such that ``identity.join(pieces)`` is the text. Equal
 templates are one object, shared through a bounded table of their own
-(:class:`certscope.certs.Interner`, apart from the one for DER and policy verdicts); a
-result's own bytes are its identity and the families whose values are its own (times and
-durations).
-A scrape does one C-level ``bytes.join`` per result and family.
+(:class:`certscope.certs.Interner`, apart from the one for DER and policy verdicts).
+The families whose values are each result's own (times and durations) are one format for
+all of them, shared like the templates, and the result keeps only their values, formatted
+once, in one bytes object. A target's probe result and its assessment share one identity
+object. Each result holds its rendering itself (``rendered``), so it lives and goes with
+the result and the exposition keeps no table of results.
+A scrape does one C-level ``bytes.join`` per result and shared family, and one ``%`` per
+result for its own families.
 
 Splitting and joining on the same separator gives back the same text whatever the text
 holds (``sep.join(text.split(sep)) == text``), so the exposition is byte for byte what the
-fragments say even when an identity also appears inside another label's value.
+fragments say even when an identity also appears inside another label's value; own families
+are packed only when no marker byte is in their text, else kept as templates.
 """
 
 from __future__ import annotations
