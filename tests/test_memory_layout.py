@@ -131,3 +131,19 @@ async def test_stored_results_drop_the_staple_the_probe_already_judged() -> None
     assert held.outcome.ocsp_response is None and held.revocation == stapled.revocation
     assert dataclasses.replace(held, outcome=stapled.outcome) == stapled
     assert render_once([held]) == render_once([stapled])
+
+
+def test_a_job_keeps_its_state_in_one_int_and_reads_its_interval() -> None:
+    """Two jobs per target: their four states are bits of one int, and the interval is read
+    from the target or source (a changed one makes a new job)."""
+    config = parse_config(_CONFIG + "sources:\n  - {name: f, kind: files, paths: [/x.pem]}\n", "t")
+    sched = Scheduler(State(config), rng=random.Random(1), clock=FakeClock())
+    assert set(_Job.__slots__) == {"key", "target", "reader", "source", "flags", "due", "seq"}
+    intervals = {str(k): j.interval for k, j in sched._jobs.items()}
+    assert intervals["probe:a.example:443"] == 3600.0
+    assert intervals["enumeration:a.example:443"] == config.targets[0].enumerate_interval
+    assert intervals["source:f"] == config.sources[0].interval
+    job = sched._jobs[JobKey(JobKind.PROBE, "a.example:443")]
+    assert job.queued and not job.running and not job.done_once and not job.watching
+    job.running, job.queued = True, False
+    assert job.running and not job.queued and job.flags == 1

@@ -91,21 +91,62 @@ async def enumerate_target(target: Target) -> PostureScan:
     )
 
 
+_RUNNING, _QUEUED, _DONE_ONCE, _WATCHING = 1, 2, 4, 8
+
+
 @dataclass(slots=True, eq=False)
 class _Job:
     key: JobKey
-    interval: float
     target: Target | None = None
     reader: SourceReader | None = None
     source: Source | None = None
-    running: bool = False
-    queued: bool = False
-    done_once: bool = False
-    watching: bool = False  # a streaming source (decided once: the Protocol check is slow)
+    # running, queued, done once, watching (a streaming source, decided once: the Protocol
+    # check is slow): bits of one int, as two jobs per target are held at fleet scale.
+    flags: int = 0
     # Its place in the heap while queued (a job is queued at most once): when it is due, and
     # the push's number, so that jobs due at the same time run in the order they were pushed.
     due: float = 0.0
     seq: int = 0
+
+    @property
+    def interval(self) -> float:
+        if self.target is None:
+            assert self.source is not None
+            return self.source.interval
+        if self.key.kind is JobKind.ENUMERATION:
+            return self.target.enumerate_interval
+        return self.target.interval
+
+    def _set(self, bit: int, on: bool) -> None:
+        self.flags = self.flags | bit if on else self.flags & ~bit
+
+    @property
+    def running(self) -> bool:
+        return bool(self.flags & _RUNNING)
+
+    @running.setter
+    def running(self, on: bool) -> None:
+        self._set(_RUNNING, on)
+
+    @property
+    def queued(self) -> bool:
+        return bool(self.flags & _QUEUED)
+
+    @queued.setter
+    def queued(self, on: bool) -> None:
+        self._set(_QUEUED, on)
+
+    @property
+    def done_once(self) -> bool:
+        return bool(self.flags & _DONE_ONCE)
+
+    @done_once.setter
+    def done_once(self, on: bool) -> None:
+        self._set(_DONE_ONCE, on)
+
+    @property
+    def watching(self) -> bool:
+        return bool(self.flags & _WATCHING)
 
     def __lt__(self, other: _Job) -> bool:
         # The heap holds jobs themselves: a (due, seq, job) tuple per queued job was 100 bytes.
@@ -214,13 +255,13 @@ class Scheduler:
             if old is not None:
                 self.state.forget_probe(t.name)  # labels or address changed: series go
                 self._jobs.pop(ekey, None)
-            wanted[key] = _Job(key, t.interval, target=t)
+            wanted[key] = _Job(key, target=t)
         if t.enumerate:
             eold = self._jobs.get(ekey)
             if eold is not None and eold.target == t:
                 wanted[ekey] = eold
             else:
-                wanted[ekey] = _Job(ekey, t.enumerate_interval, target=t)
+                wanted[ekey] = _Job(ekey, target=t)
 
     def _want_source(self, s: Source, wanted: dict[JobKey, _Job]) -> None:
         key = JobKey(JobKind.SOURCE, s.name)
@@ -231,13 +272,8 @@ class Scheduler:
         if old is not None:
             self.state.forget_source(s.name)
         reader = reader_for(s)
-        wanted[key] = _Job(
-            key,
-            s.interval,
-            reader=reader,
-            source=s,
-            watching=isinstance(reader, WatchingReader),
-        )
+        watching = isinstance(reader, WatchingReader)
+        wanted[key] = _Job(key, reader=reader, source=s, flags=_WATCHING if watching else 0)
 
     def _push(self, due: float, job: _Job) -> None:
         job.queued = True
