@@ -81,6 +81,13 @@ def scrape(app: web.Application) -> float:
     return round(took * 1000, 1)
 
 
+def held_results(app: web.Application) -> list[Any]:
+    """The results the exposition renders, as ``GET /metrics`` gathers them."""
+    snap = app[STATE].snapshot()
+    assessed = [a for items in snap.assessments.values() for a in items]
+    return [*snap.probes.values(), *snap.sources.values(), *assessed]
+
+
 def top_allocations(limit: int, targets: int) -> list[dict[str, Any]]:
     """Live memory by the line that allocated it, per target: where the bytes are."""
     stats = tracemalloc.take_snapshot().statistics("lineno")
@@ -127,6 +134,35 @@ class Replay:
     def cycles(self, names: list[str]) -> int:
         """Full cycles done: every target probed and enumerated at least this many times."""
         return min(min(self.probed.get(n, 0), self.enumerated.get(n, 0)) for n in names)
+
+
+def cycle_row(
+    app: web.Application,
+    args: argparse.Namespace,
+    cycle: int,
+    started: float,
+    baseline: int,
+    scrape_ms: float | None,
+    first: bool,
+) -> dict[str, Any]:
+    """RSS after a full cycle, then (a breakdown) the traced allocations and what the
+    exposition's entries stand for and take."""
+    rss = rss_bytes()
+    row: dict[str, Any] = {
+        "cycle": cycle,
+        "seconds": round(time.perf_counter() - started, 1),
+        "rss_mib": round(rss / 2**20, 1),
+        "bytes_per_target": round((rss - baseline) / args.targets),
+        "scrape_ms": scrape_ms,
+    }
+    if args.trace and first:  # before the results are gathered below, which copies tables
+        row["traced_bytes_per_target"] = round(tracemalloc.get_traced_memory()[0] / args.targets)
+        row["top_allocations"] = top_allocations(args.trace, args.targets)
+    current = held_results(app)
+    exposition = app[EXPOSITION]
+    row["rendered_bytes_per_target"] = round(exposition.held_bytes(current) / args.targets)
+    row["exposition_memory_per_target"] = round(exposition.memory_bytes(current) / args.targets)
+    return row
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -181,26 +217,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             if now_done > done:
                 done = now_done
                 scrape_ms = scrape(app) if args.scrape else None
-                rss = rss_bytes()
-                exposition = app[EXPOSITION]
-                rows.append(
-                    {
-                        "cycle": done,
-                        "seconds": round(time.perf_counter() - started, 1),
-                        "rss_mib": round(rss / 2**20, 1),
-                        "bytes_per_target": round((rss - baseline) / args.targets),
-                        "rendered_bytes_per_target": round(exposition.held_bytes() / args.targets),
-                        "exposition_memory_per_target": round(
-                            exposition.memory_bytes() / args.targets
-                        ),
-                        "scrape_ms": scrape_ms,
-                    }
-                )
+                rows.append(cycle_row(app, args, done, started, baseline, scrape_ms, not rows))
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-                if args.trace and len(rows) == 1:
-                    traced = tracemalloc.get_traced_memory()[0]
-                    rows[-1]["traced_bytes_per_target"] = round(traced / args.targets)
-                    rows[-1]["top_allocations"] = top_allocations(args.trace, args.targets)
     finally:
         runner.cancel()
     first, last = rows[0], rows[-1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import os
 import signal
 import ssl
@@ -21,6 +22,7 @@ from certscope.certs import CertFacts
 from certscope.collector import Exposition, probe_fragments
 from certscope.config import Config, Target, TLSOptions
 from certscope.probe import probe
+from certscope.results import ProbeResult
 from certscope.snapshot import State
 from certscope.web.allowlist import target_allowed
 from helpers.app import find
@@ -150,16 +152,19 @@ async def test_results_are_rendered_when_stored_and_forgotten_when_replaced(
     first = await probe(target)
     for _ in range(50):
         state.put_probe(dataclasses.replace(first, timestamp=first.timestamp + 1))
-    assert len(exposition._cache) == 1
+    gc.collect()
+    # The replaced results and their renderings are gone: the exposition holds none of them.
+    assert sum(isinstance(o, ProbeResult) and o.name == "web" for o in gc.get_objects()) == 2
     newest = dataclasses.replace(first, timestamp=first.timestamp + 60)
     state.put_probe(newest)
+    assert newest.rendered is not None  # rendered as it was stored, before any scrape
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
         text = await (await client.get("/metrics")).text()
         assert find(text, "certscope_probe_timestamp_seconds", source="web") == [newest.timestamp]
         state.forget_probe("web")
-        assert all(r is config.policy for r, *_ in exposition._cache.values())
+        assert exposition._policy is not None and exposition._policy[0] is config.policy
         text = await (await client.get("/metrics")).text()
         assert find(text, "certscope_probe_success", source="web") == []
     finally:
@@ -332,8 +337,8 @@ def test_exposition_groups_each_result_family_under_one_header() -> None:
     got = exposition.render_bytes(results).decode()
     assert len(probe_fragments(results[1])["certscope_cert_info"]) == 200
     assert got == expected_exposition(results)
-    assert exposition.held_bytes() == sum(
+    assert exposition.held_bytes(results) == sum(
         len("".join(line for lines in probe_fragments(r).values() for line in lines).encode())
         for r in results
     )
-    assert exposition.held_bytes() > 65536
+    assert exposition.held_bytes(results) > 65536

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from .tls.suites import PROTOCOLS, CipherSuite, by_code
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DHEGroup:
     """The finite-field group a server uses with one accepted DHE suite (its ServerKeyExchange)."""
 
@@ -24,7 +24,7 @@ class DHEGroup:
         return s.name if s is not None else f"{self.suite:#06x}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PostureScan:
     """Protocols, cipher suites and groups one endpoint accepted.
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import NamedTuple
 
-from .certs import CertFacts
+from .certs import CertFacts, shared
 from .errors import ItemReason, SourceFailure
 from .policy import Assessment
 from .posture import PostureScan
@@ -55,6 +55,15 @@ class ProbeResult:
     verdict: Verdict | None
     last_success: float | None  # carried from earlier results: continuity evidence
     revocation: Revocation | None = None  # None: not checked (no certificate)
+    # The exposition's rendering of this result (collector/exposition.py), set once when it
+    # is first rendered, so that it lives and goes with the result; not part of its value.
+    rendered: object = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Most targets' verdicts read the same (trusted, matching, valid): one object for
+        # them all instead of one per stored result.
+        if self.verdict is not None:
+            object.__setattr__(self, "verdict", shared(self.verdict))
 
     @property
     def success(self) -> bool:
@@ -80,6 +89,9 @@ class SSHProbeResult:
     duration: float
     scan: SSHScan
     last_success: float | None
+    # The exposition's rendering of this result (collector/exposition.py), set once when it
+    # is first rendered, so that it lives and goes with the result; not part of its value.
+    rendered: object = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def success(self) -> bool:
@@ -186,6 +198,9 @@ class SourceResult:
     stale: bool = False  # failing for longer than the source's stale_after
     keys: tuple[StoredKey, ...] = ()  # key-like credentials the store holds (see StoredKey)
     storage: tuple[StorageResource, ...] = ()  # encryption at rest of cloud storage
+    # The exposition's rendering of this result (collector/exposition.py), set once when it
+    # is first rendered, so that it lives and goes with the result; not part of its value.
+    rendered: object = field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,3 +217,6 @@ class AssessedLocation:
     scan_last_success: float | None = None
     served_matches_stored: bool | None = None  # None: no stored certificate to compare with
     expected_location: str = ""  # "<source>:<location>" of the newest stored certificate
+    # The exposition's rendering of this result (collector/exposition.py), set once when it
+    # is first rendered, so that it lives and goes with the result; not part of its value.
+    rendered: object = field(default=None, init=False, repr=False, compare=False)

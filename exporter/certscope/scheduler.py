@@ -91,17 +91,68 @@ async def enumerate_target(target: Target) -> PostureScan:
     )
 
 
-@dataclass(slots=True)
+_RUNNING, _QUEUED, _DONE_ONCE, _WATCHING = 1, 2, 4, 8
+
+
+@dataclass(slots=True, eq=False)
 class _Job:
     key: JobKey
-    interval: float
     target: Target | None = None
     reader: SourceReader | None = None
     source: Source | None = None
-    running: bool = False
-    queued: bool = False
-    done_once: bool = False
-    watching: bool = False  # a streaming source (decided once: the Protocol check is slow)
+    # running, queued, done once, watching (a streaming source, decided once: the Protocol
+    # check is slow): bits of one int, as two jobs per target are held at fleet scale.
+    flags: int = 0
+    # Its place in the heap while queued (a job is queued at most once): when it is due, and
+    # the push's number, so that jobs due at the same time run in the order they were pushed.
+    due: float = 0.0
+    seq: int = 0
+
+    @property
+    def interval(self) -> float:
+        if self.target is None:
+            assert self.source is not None
+            return self.source.interval
+        if self.key.kind is JobKind.ENUMERATION:
+            return self.target.enumerate_interval
+        return self.target.interval
+
+    def _set(self, bit: int, on: bool) -> None:
+        self.flags = self.flags | bit if on else self.flags & ~bit
+
+    @property
+    def running(self) -> bool:
+        return bool(self.flags & _RUNNING)
+
+    @running.setter
+    def running(self, on: bool) -> None:
+        self._set(_RUNNING, on)
+
+    @property
+    def queued(self) -> bool:
+        return bool(self.flags & _QUEUED)
+
+    @queued.setter
+    def queued(self, on: bool) -> None:
+        self._set(_QUEUED, on)
+
+    @property
+    def done_once(self) -> bool:
+        return bool(self.flags & _DONE_ONCE)
+
+    @done_once.setter
+    def done_once(self, on: bool) -> None:
+        self._set(_DONE_ONCE, on)
+
+    @property
+    def watching(self) -> bool:
+        return bool(self.flags & _WATCHING)
+
+    def __lt__(self, other: _Job) -> bool:
+        # The heap holds jobs themselves: a (due, seq, job) tuple per queued job was 100 bytes.
+        if self.due != other.due:
+            return self.due < other.due
+        return self.seq < other.seq
 
 
 def _account(result: SourceResult, previous: SourceResult | None, source: Source) -> SourceResult:
@@ -116,6 +167,15 @@ def _account(result: SourceResult, previous: SourceResult | None, source: Source
         since = result.last_success if result.last_success is not None else None
         stale = since is None or result.timestamp - since > source.stale_after
     return replace(result, errors_total=tuple(sorted(counts.items())), stale=stale)
+
+
+def _held(result: ProbeResult) -> ProbeResult:
+    """The result as the state keeps it: without the stapled OCSP response, which the probe
+    has already judged (``result.revocation``) and nothing reads again; a kilobyte or two per
+    target of a fleet that staples."""
+    if result.outcome.ocsp_response is None:
+        return result
+    return replace(result, outcome=replace(result.outcome, ocsp_response=None))
 
 
 class Scheduler:
@@ -137,9 +197,9 @@ class Scheduler:
         self.rng = rng or random.Random()
         self.clock: Clock = clock or SystemClock()
         self._jobs: dict[JobKey, _Job] = {}
-        # (due, seq, job): seq breaks ties, so jobs are never compared. A job removed or
-        # replaced by a reload stays here until it is due, and is then skipped.
-        self._heap: list[tuple[float, int, _Job]] = []
+        # Ordered by due time, then push order (``_Job.__lt__``). A job removed or replaced by
+        # a reload stays here until it is due, and is then skipped.
+        self._heap: list[_Job] = []
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._concurrency = state.config.concurrency
@@ -195,13 +255,13 @@ class Scheduler:
             if old is not None:
                 self.state.forget_probe(t.name)  # labels or address changed: series go
                 self._jobs.pop(ekey, None)
-            wanted[key] = _Job(key, t.interval, target=t)
+            wanted[key] = _Job(key, target=t)
         if t.enumerate:
             eold = self._jobs.get(ekey)
             if eold is not None and eold.target == t:
                 wanted[ekey] = eold
             else:
-                wanted[ekey] = _Job(ekey, t.enumerate_interval, target=t)
+                wanted[ekey] = _Job(ekey, target=t)
 
     def _want_source(self, s: Source, wanted: dict[JobKey, _Job]) -> None:
         key = JobKey(JobKind.SOURCE, s.name)
@@ -212,17 +272,14 @@ class Scheduler:
         if old is not None:
             self.state.forget_source(s.name)
         reader = reader_for(s)
-        wanted[key] = _Job(
-            key,
-            s.interval,
-            reader=reader,
-            source=s,
-            watching=isinstance(reader, WatchingReader),
-        )
+        watching = isinstance(reader, WatchingReader)
+        wanted[key] = _Job(key, reader=reader, source=s, flags=_WATCHING if watching else 0)
 
     def _push(self, due: float, job: _Job) -> None:
         job.queued = True
-        heapq.heappush(self._heap, (due, next(self._seq), job))
+        job.due = due
+        job.seq = next(self._seq)
+        heapq.heappush(self._heap, job)
 
     def _next_due(self, job: _Job, started: float) -> float:
         spread = job.interval * self.state.config.jitter
@@ -235,10 +292,9 @@ class Scheduler:
             while True:
                 self._wake.clear()
                 now = self.clock.monotonic()
-                while self._heap and self._heap[0][0] <= now:
-                    _, _, job = heapq.heappop(self._heap)
-                    await self._start(job)
-                await self._wait(max(0.0, self._heap[0][0] - now) if self._heap else None)
+                while self._heap and self._heap[0].due <= now:
+                    await self._start(heapq.heappop(self._heap))
+                await self._wait(max(0.0, self._heap[0].due - now) if self._heap else None)
         finally:
             for task in list(self._tasks):
                 task.cancel()
@@ -343,7 +399,7 @@ class Scheduler:
             self.metrics.runs.labels("success" if result.success else "failure").inc()
             self.metrics.refresh.labels("probe").observe(time.perf_counter() - t0)
             if self._jobs.get(job.key) is job:
-                self.state.put_probe(result)
+                self.state.put_probe(_held(result))
                 self._assess_target(job.target)
         elif job.reader is not None and job.source is not None:
             prev_s = self.state.previous_source(job.reader.name)
@@ -373,7 +429,7 @@ class Scheduler:
             (t.name, t.address), result.scan, self._config.policy, self.clock.wall()
         )
         located = AssessedLocation("ssh", t.name, t.address, t.labels, assessment)
-        self.state.put_assessments(JobKey(JobKind.PROBE, t.name), (located,))
+        self.state.put_assessments(self._probe_key(t.name), (located,))
 
     def _assess_target(self, t: Target) -> None:
         if t.protocol == "ssh":
@@ -414,7 +470,14 @@ class Scheduler:
             if comparison is None
             else f"{comparison.expected.source}:{comparison.expected.cert.location}",
         )
-        self.state.put_assessments(JobKey(JobKind.PROBE, t.name), (located,))
+        self.state.put_assessments(self._probe_key(t.name), (located,))
+
+    def _probe_key(self, name: str) -> JobKey:
+        """The key of a target's probe job: the state keeps its assessments under that very
+        object rather than an equal one of their own (one fewer per target)."""
+        key = JobKey(JobKind.PROBE, name)
+        job = self._jobs.get(key)
+        return key if job is None else job.key
 
     def _assess_source(self, source: Source, result: SourceResult) -> None:
         now = self.clock.wall()

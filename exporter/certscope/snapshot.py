@@ -42,8 +42,8 @@ class Snapshot:
 Stored = ProbeResult | SSHProbeResult | SourceResult | AssessedLocation
 
 #: Told of every result stored and of every result it replaces or removes (the exposition
-#: renders the new ones then and forgets the old ones, so a scrape only gathers rendered lines
-#: however many results changed since the last one, and nothing stale is kept).
+#: renders the new ones then, so a scrape only gathers rendered lines however many results
+#: changed since the last one; a result holds its rendering, which goes with it).
 Prepare = Callable[[Sequence[Stored], Sequence[Stored]], None]
 
 

@@ -6,21 +6,28 @@ present the same certificates, protocols, suites and policy verdict. So each res
 are held as its escaped identity and, per family, a *template*: the family's text split on
 that identity, a tuple of byte pieces such that ``identity.join(pieces)`` is the text. Equal
 templates are one object, shared through a bounded table of their own
-(:class:`certscope.certs.Interner`, apart from the one for DER and policy verdicts); a
-result's own bytes are its identity and the families whose values are its own (times and
-durations).
-A scrape does one C-level ``bytes.join`` per result and family.
+(:class:`certscope.certs.Interner`, apart from the one for DER and policy verdicts).
+The families whose values are each result's own (times and durations) are one format for
+all of them, shared like the templates, and the result keeps only their values, formatted
+once, in one bytes object. A target's probe result and its assessment share one identity
+object. Each result holds its rendering itself (``rendered``), so it lives and goes with
+the result and the exposition keeps no table of results.
+A scrape does one C-level ``bytes.join`` per result and shared family, and one ``%`` per
+result for its own families.
 
 Splitting and joining on the same separator gives back the same text whatever the text
 holds (``sep.join(text.split(sep)) == text``), so the exposition is byte for byte what the
-fragments say even when an identity also appears inside another label's value.
+fragments say even when an identity also appears inside another label's value; own families
+are packed only when no marker byte is in their text, else kept as templates.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
+from typing import cast
 
 from ..certs import Interner
 from ..config import Policy
@@ -49,9 +56,9 @@ _OPENINGS = tuple(f"{f.name}{{".encode() for f in FAMILIES)
 # A result's families are listed as one byte each.
 assert len(FAMILIES) < 256
 
-#: Families whose values are each result's own (when it ran, how long it took): their
-#: templates are never equal to another result's, so they are kept out of the shared table
-#: (where they would only push out what is shared).
+#: Families whose values are each result's own (when it ran, how long it took): a result holds
+#: only their values, formatted once; the rest of their text is a format shared between
+#: results (see :func:`_pack`).
 _OWN = frozenset(
     _INDEX[name]
     for name in (
@@ -65,12 +72,25 @@ _OWN = frozenset(
     )
 )
 
-#: id(result) -> (result, identity, shared families, shared templates, own families, own
-#: pieces). The result is held so that its id cannot be reused while the entry lives. Shared
-#: families name each shared template's family (one byte each); a result's own templates are
-#: one flat tuple of pieces, and own families are (family, number of pieces) byte pairs: one
-#: tuple per result instead of one per family.
-Entry = tuple[object, bytes, bytes, tuple[Template, ...], bytes, tuple[bytes, ...]]
+#: In an own format: where the identity goes, and where one family's text ends. Neither can
+#: be in exposition text but inside a label value; a result whose text holds one outside its
+#: identity keeps those families as templates (see :func:`_pack`).
+_MARK = b"\x01"
+_END = b"\x00"
+
+#: Equal identities as one object: a target's probe result and its assessment have the same
+#: identity labels. Bounded like the tables above; past it, a probe and the assessment stored
+#: right after it still share theirs.
+_identities = Interner(1 << 17)
+
+#: The parts of an entry that many results share: shared families (one byte each), their
+#: templates, own families (one byte each) and the own families' format (``%s`` for each
+#: value, :data:`_MARK` for the identity, :data:`_END` between families).
+Layout = tuple[bytes, tuple[Template, ...], bytes, bytes]
+
+#: A result's rendering: (identity, layout, own values). Own values: each own line's value,
+#: formatted, one space between (a value never holds one).
+Entry = tuple[bytes, Layout, bytes]
 
 
 def _identity(result: Result) -> str:
@@ -104,96 +124,124 @@ def _fragments_of(result: Result) -> Fragments:
     return policy_fragments(result)
 
 
+#: A line's value: what follows its last space (a value never holds a space or a newline).
+_VALUE = re.compile(rb" ([^ \n]*)\n")
+
+
+def _pack(texts: list[bytes], identity: bytes) -> tuple[bytes, bytes] | None:
+    """Own families' texts as one format and the values in them: each line's value becomes
+    ``%s``, the identity :data:`_MARK`, and :data:`_END` separates the families. None when
+    a text holds a marker byte (only a label value can), so that the format could not give
+    the text back."""
+    text = _END.join(texts)
+    if _MARK in text or text.count(_END) != len(texts) - 1:
+        return None
+    marked = text.replace(identity, _MARK)
+    values = _VALUE.findall(marked)
+    return _VALUE.sub(b" %s\n", marked.replace(b"%", b"%%")), b" ".join(values)
+
+
 def _encode(result: Result) -> Entry:
-    """One result's lines as its identity and one template per family (see the module)."""
-    identity = _identity(result).encode()
+    """One result's lines as its identity, the shared layout and its own values (see the
+    module)."""
+    identity = _identities(_identity(result).encode())
     shared: list[Template] = []
-    own: list[bytes] = []
     shared_at = bytearray()
     own_at = bytearray()
+    own: list[bytes] = []
     for name, lines in _fragments_of(result).items():
         index = _INDEX[name]
         text = "".join(lines).encode()
-        pieces = text.split(identity) if identity else [text]  # nothing to share without one
-        if pieces[0] == _OPENINGS[index]:
-            pieces[0] = _OPENINGS[index]
-        if (index in _OWN or not identity) and len(pieces) < 256:
-            own += pieces
-            own_at.extend((index, len(pieces)))
-        else:
-            shared.append(_shared(tuple(pieces)))
+        if identity and index in _OWN:
+            own_at.append(index)
+            own.append(text)
+            continue
+        shared.append(_template(index, text, identity))
+        shared_at.append(index)
+    packed = _pack(own, identity) if own else (b"", b"")
+    if packed is None:  # kept as templates instead, each the family's own
+        for index, text in zip(own_at, own, strict=True):
+            shared.append(_template(index, text, identity))
             shared_at.append(index)
-    return (
-        result,
-        identity,
-        _shared(bytes(shared_at)),
-        _shared(tuple(shared)),
-        _shared(bytes(own_at)),
-        tuple(own),
-    )
+        own_at.clear()
+        packed = (b"", b"")
+    layout = (_shared(bytes(shared_at)), tuple(shared), _shared(bytes(own_at)), packed[0])
+    return identity, _shared(layout) if identity else layout, packed[1]
 
 
-def _templates(entry: Entry) -> Iterator[tuple[int, Template]]:
-    """Each family of an entry with its template (the scrape does the same, inline)."""
-    _, _, shared_at, shared, own_at, own = entry
-    yield from zip(shared_at, shared, strict=True)
-    start = 0
-    for index, count in zip(own_at[::2], own_at[1::2], strict=True):
-        yield index, own[start : start + count]
-        start += count
+def _template(index: int, text: bytes, identity: bytes) -> Template:
+    pieces = text.split(identity) if identity else [text]  # nothing to share without one
+    if pieces[0] == _OPENINGS[index]:
+        pieces[0] = _OPENINGS[index]
+    # Results without an identity (sources) have text of their own: kept out of the table,
+    # where it would only push out what is shared.
+    return _shared(tuple(pieces)) if identity else tuple(pieces)
 
 
-def _size(entry: Entry) -> int:
-    """The length of the text an entry renders to."""
-    width = len(entry[1])
-    return sum(sum(map(len, t)) + width * (len(t) - 1) for _, t in _templates(entry))
+def _families(entry: Entry) -> Iterator[tuple[int, bytes]]:
+    """Each family of an entry with its text (the scrape does the same, inline)."""
+    identity, (shared_at, shared, own_at, own_format), own = entry
+    for index, template in zip(shared_at, shared, strict=True):
+        yield index, identity.join(template)
+    if own_at:
+        texts = (own_format % tuple(own.split(b" "))).split(_END)
+        for index, text in zip(own_at, texts, strict=True):
+            yield index, text.replace(_MARK, identity)
 
 
 class Exposition:
-    """Renders snapshots, holding each result's templates while that result is current.
+    """Renders snapshots from each result's entry: its identity, the shared layout and its own
+    values.
 
-    Each result is split into templates once (:func:`_encode`), when it is stored; a scrape
-    joins each result's identity into its templates, family by family.
+    Each result is encoded once (:func:`_encode`), when it is stored, and holds its entry
+    itself (``rendered``), so the entry lives exactly as long as the result: nothing here
+    has to be told that a result was replaced or removed, and no table of entries by result
+    is kept (at fleet scale its slots and keys were 140 bytes per target). A scrape joins
+    each result's identity into its templates, family by family.
     """
 
     def __init__(self) -> None:
-        self._cache: dict[int, Entry] = {}
+        # The policy (its exceptions' lines) is the one result kept by the configuration,
+        # which does not hold a rendering: its entry is kept here, for the current one.
+        self._policy: tuple[Policy, Entry] | None = None
 
     def prepare(self, stored: Sequence[Result], dropped: Sequence[Result]) -> None:
-        """Render ``stored`` results now and forget ``dropped`` ones (replaced or removed), so
-        that the scrape that first shows a result only joins its templates."""
-        for old in dropped:
-            hit = self._cache.get(id(old))
-            if hit is not None and hit[0] is old:
-                del self._cache[id(old)]
+        """Render ``stored`` results now, so that the scrape that first shows a result only
+        joins its templates (``dropped`` ones take their entries with them)."""
         for new in stored:
             self._encoded(new)
 
-    def held_bytes(self) -> int:
-        """The size of the text the current results render to (what the templates stand
-        for; shared templates make the memory held far smaller at fleet scale)."""
-        return sum(map(_size, self._cache.values()))
+    def held_bytes(self, results: Iterable[Result]) -> int:
+        """The size of the text ``results`` render to (what their entries stand for; shared
+        templates make the memory held far smaller at fleet scale)."""
+        return sum(len(text) for r in results for _, text in _families(self._encoded(r)))
 
-    def memory_bytes(self) -> int:
-        """The memory the current results' entries take, each shared object counted once
-        (what :meth:`held_bytes` costs; a diagnostic, it walks every entry)."""
+    def memory_bytes(self, results: Iterable[Result]) -> int:
+        """The memory the entries of ``results`` take, each shared object counted once (what
+        :meth:`held_bytes` costs; a diagnostic, it walks every entry)."""
         seen: set[int] = set()
-        total = sys.getsizeof(self._cache)
-        for entry in self._cache.values():
-            shared = entry[3]
-            for obj in chain(entry[1:], shared, chain.from_iterable(shared), entry[5]):
+        total = 0
+        for entry in map(self._encoded, results):
+            layout = entry[1]
+            held = chain((entry,), entry, layout, layout[1], chain.from_iterable(layout[1]))
+            for obj in held:
                 if id(obj) not in seen:
                     seen.add(id(obj))
                     total += sys.getsizeof(obj)
-        return total + sum(map(sys.getsizeof, self._cache.values()))
+        return total
 
     def _encoded(self, result: Result) -> Entry:
-        hit = self._cache.get(id(result))
-        if hit is not None and hit[0] is result:
-            return hit
-        hit = _encode(result)
-        self._cache[id(result)] = hit
-        return hit
+        if isinstance(result, Policy):
+            if self._policy is None or self._policy[0] is not result:
+                self._policy = (result, _encode(result))
+            return self._policy[1]
+        held = result.rendered
+        if held is None:
+            held = _encode(result)
+            # Results are frozen: their rendering is the one slot set after they are made,
+            # once, and it is not part of their value (see results.py).
+            object.__setattr__(result, "rendered", held)
+        return cast(Entry, held)
 
     def render_parts(self, results: Iterable[Result]) -> list[bytes | bytearray]:
         """The exposition as a few large parts (a header, then one family's lines), in
@@ -202,24 +250,18 @@ class Exposition:
         Nothing of a scrape is kept after it: at fleet scale a copy of the last body would
         be as large again as everything the templates hold.
         """
-        current = list(results)
         by_family = [bytearray() for _ in _HEADERS]
-        for r in current:
-            _, identity, shared_at, shared, own_at, own = self._encoded(r)
+        for r in results:
+            identity, (shared_at, shared, own_at, own_format), own = self._encoded(r)
             join = identity.join
             # Each joined piece is appended and freed at once: a scrape holds little beyond
             # the body it returns.
             for index, template in zip(shared_at, shared, strict=True):
                 by_family[index] += join(template)
-            start = 0
-            pairs = iter(own_at)
-            for index, count in zip(pairs, pairs, strict=True):
-                end = start + count
-                by_family[index] += join(own[start:end])
-                start = end
-        if len(self._cache) > len(current):
-            live = {id(r) for r in current}
-            self._cache = {k: v for k, v in self._cache.items() if k in live}
+            if own_at:
+                texts = (own_format % tuple(own.split(b" "))).split(_END)
+                for index, text in zip(own_at, texts, strict=True):
+                    by_family[index] += text.replace(_MARK, identity)
         parts: list[bytes | bytearray] = []
         for header, present in zip(_HEADERS, by_family, strict=True):
             if present:

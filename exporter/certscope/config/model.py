@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 
+from ..certs import Interner
 from ..net import is_ip, join_address
 from ..rulebook import WAIVABLE
 from ..ssh.algorithms import AlgorithmClass
@@ -49,7 +50,12 @@ SSH_ALGORITHM_CLASSES = tuple(
 HASH_NAMES = ("md2", "md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 
 
-@dataclass(frozen=True)
+#: Equal label sets as one object: most targets of a fleet carry the same few (environment,
+#: team), and every target's result and assessment hold its labels.
+_label_sets = Interner(4096)
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     name: str
     host: str
@@ -64,10 +70,12 @@ class Target:
     # the address against probe.allowed_networks, so that no second resolution can differ).
     connect_to: str | None = None
     protocol: str = "tls"  # "ssh": an SSH server (posture, host keys), no TLS handshake
+    # ``host:port``, made once: every result and assessment of the target holds this string.
+    address: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def address(self) -> str:
-        return join_address(self.host, self.port)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", _label_sets(self.labels))
+        object.__setattr__(self, "address", join_address(self.host, self.port))
 
     @property
     def connect_host(self) -> str:

@@ -13,15 +13,17 @@ from __future__ import annotations
 import logging
 import os
 import re
+import struct
 import time
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from OpenSSL import SSL, crypto
 
-from ..certs import a_label, shared_der
+from ..certs import a_label, shared, shared_der
 from ..errors import ProbeFailure
 from . import starttls
 from .channel import Channel, StreamChannel, connect, streams
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 MAX_CHAIN = 16
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Negotiated:
     version: str
     cipher: str
@@ -46,7 +48,29 @@ class Negotiated:
     alpn: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Phases:
+    """A probe's phase timings, packed: every stored result holds its own, and as a tuple of
+    (name, seconds) tuples they were 300 bytes. The names are one tuple shared by every probe
+    that went through the same phases; the seconds are 8-byte floats in one bytes object."""
+
+    names: tuple[str, ...] = ()
+    seconds: bytes = b""
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[str, float]]) -> Phases:
+        held = tuple(pairs)
+        names = shared(tuple(name for name, _ in held))
+        return cls(names, struct.pack(f"{len(held)}d", *(seconds for _, seconds in held)))
+
+    def __iter__(self) -> Iterator[tuple[str, float]]:
+        return zip(self.names, memoryview(self.seconds).cast("d"), strict=True)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What one connection attempt produced. ``chain`` is kept even when ``error`` is set."""
 
@@ -57,9 +81,14 @@ class Outcome:
     client_cert_required: bool = False
     peer_address: str = ""
     error: Failure | None = None
-    phases: tuple[tuple[str, float], ...] = field(default=())
+    # Given as (name, seconds) pairs, held as :class:`Phases`.
+    phases: Phases | tuple[tuple[str, float], ...] = field(default=())
     captured_by: str = "handshake"  # "hello": read from the first flight after a failure
     ocsp_response: bytes | None = None  # the stapled OCSP response, DER
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.phases, Phases):
+            object.__setattr__(self, "phases", Phases.of(self.phases))
 
     @property
     def presented(self) -> int:

@@ -17,7 +17,7 @@ DEFAULT_MAX_HANDSHAKE_BYTES = 1024 * 1024
 MAX_HANDSHAKE_BYTES_RANGE = (64 * 1024, 16 * 1024 * 1024)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RevocationOptions:
     """Whether and how a target's leaf is checked for revocation (see docs/configuration.md).
 
@@ -44,7 +44,7 @@ class RevocationOptions:
 STORED_REVOCATION_OFF: Final = RevocationOptions(ocsp=False, crl=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TLSOptions:
     """How to talk to one endpoint: shared by configured targets, /probe modules and ``scan``."""
 

@@ -1,0 +1,149 @@
+"""What each TLS target holds at fleet scale: records without instance dicts, shared label
+sets, verdicts and phase names, packed phase timings (issue #18, memory per target)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+
+import pytest
+
+from certscope.collector import render_once
+from certscope.config import Target, TLSOptions, parse_config
+from certscope.policy import Assessment
+from certscope.posture import DHEGroup, PostureScan
+from certscope.results import AssessedLocation, JobKey, JobKind, ProbeResult
+from certscope.revocation import Revocation
+from certscope.scheduler import Scheduler, _Job
+from certscope.snapshot import State
+from certscope.tls.handshake import Negotiated, Outcome, Phases
+from certscope.verify import Verdict
+from helpers.clock import FakeClock, settle
+from helpers.results import probe_result
+
+_CONFIG = """
+defaults: {interval: 1h, labels: {environment: production}}
+targets:
+  - {address: a.example:443, labels: {team: web}}
+  - {address: b.example:443, labels: {team: web}}
+  - {address: c.example:443, labels: {team: db}}
+"""
+
+
+def test_per_target_records_have_no_instance_dict() -> None:
+    """Each of these exists once or more per target: slots, not a dict per instance."""
+    target = parse_config(_CONFIG, "t").targets[0]
+    records = (
+        target,
+        target.tls,
+        Outcome(negotiated=Negotiated("TLSv1.3", "TLS_AES_128_GCM_SHA256")),
+        Negotiated("TLSv1.3", "TLS_AES_128_GCM_SHA256"),
+        Outcome().phases,
+        PostureScan(protocols=()),
+        DHEGroup("TLSv1.2", 0x009E, 2048, "ffdhe2048"),
+        probe_result(),
+        AssessedLocation("tls", "a", "a:443", (), Assessment(findings=())),
+    )
+    assert [type(r).__name__ for r in records if hasattr(r, "__dict__")] == []
+
+
+def test_targets_share_equal_label_sets_and_make_their_address_once() -> None:
+    a, b, c = parse_config(_CONFIG, "t").targets
+    assert a.labels == b.labels and a.labels is b.labels
+    assert c.labels != a.labels
+    assert a.address == "a.example:443" and a.address is a.address
+    moved = dataclasses.replace(a, port=8443)
+    assert moved.address == "a.example:8443" and moved == dataclasses.replace(moved)
+    assert Target("v6", "::1", 443, TLSOptions()).address == "[::1]:443"
+
+
+def test_phase_timings_are_packed_and_give_back_their_pairs() -> None:
+    pairs = (("resolve", 1e-05), ("connect", 0.000123456789), ("handshake", 0.1 + 0.2))
+    first, second = Outcome(phases=pairs), Outcome(phases=tuple(reversed(pairs))[::-1])
+    assert isinstance(first.phases, Phases)
+    assert list(first.phases) == list(pairs)  # the same floats, bit for bit
+    assert len(first.phases) == 3 and first == second
+    assert isinstance(second.phases, Phases)
+    assert first.phases.names is second.phases.names  # one tuple of names for every probe
+    assert len(first.phases.seconds) == 8 * len(pairs)
+    assert dataclasses.replace(first, error=None).phases == first.phases
+    assert list(Outcome().phases) == []
+
+
+def test_probe_results_share_equal_verdicts() -> None:
+    results = [
+        dataclasses.replace(probe_result(f"t{i}"), verdict=Verdict(True, True, True, ()))
+        for i in range(3)
+    ]
+    assert results[0].verdict is results[1].verdict is results[2].verdict
+    other = dataclasses.replace(results[0], verdict=Verdict(False, True, True, ()))
+    assert other.verdict is not results[0].verdict
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_heap_holds_jobs_in_due_then_push_order(seed: int) -> None:
+    """No (due, seq, job) tuple per queued job: the heap holds the jobs, ordered by due time
+    and, for the same due time, by the order they were pushed (configuration order)."""
+    config = parse_config(_CONFIG, "t")
+    sched = Scheduler(State(config), rng=random.Random(seed), clock=FakeClock())
+    assert sched._heap and all(isinstance(job, _Job) for job in sched._heap)
+    jobs = list(sched._jobs.values())
+    assert [j.key for j in sorted(sched._heap)] == [j.key for j in jobs]
+    assert sorted(sched._heap, key=lambda j: (j.due, j.seq)) == sorted(sched._heap)
+
+
+def test_assessments_are_kept_under_the_probe_job_s_own_key() -> None:
+    config = parse_config(_CONFIG, "t")
+    state = State(config)
+    sched = Scheduler(state, rng=random.Random(1), clock=FakeClock())
+    target = config.targets[0]
+    state.put_probe(probe_result(target.name))
+    sched._assess_target(target)
+    (stored,) = (k for k in state.snapshot().assessments if k.name == target.name)
+    assert stored is sched._jobs[JobKey(JobKind.PROBE, target.name)].key
+
+
+async def test_stored_results_drop_the_staple_the_probe_already_judged() -> None:
+    """The stapled OCSP response is judged by the probe (its revocation); the state keeps the
+    result without it, and the exposition reads the same."""
+    config = parse_config(_CONFIG, "t")
+    state = State(config)
+    staple = bytes(range(256)) * 6
+    stapled = dataclasses.replace(
+        probe_result(config.targets[0].name),
+        outcome=Outcome(chain=(b"x",), ocsp_response=staple),
+        revocation=Revocation(stapled=True),
+    )
+
+    async def prober(target: Target, last_success: float | None) -> ProbeResult:
+        return stapled if target.name == stapled.name else probe_result(target.name)
+
+    clock = FakeClock()
+    sched = Scheduler(state, prober=prober, rng=random.Random(1), clock=clock)
+    task = asyncio.create_task(sched.run())
+    try:
+        await settle()
+        held = state.snapshot().probes[stapled.name]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert held.outcome.ocsp_response is None and held.revocation == stapled.revocation
+    assert dataclasses.replace(held, outcome=stapled.outcome) == stapled
+    assert render_once([held]) == render_once([stapled])
+
+
+def test_a_job_keeps_its_state_in_one_int_and_reads_its_interval() -> None:
+    """Two jobs per target: their four states are bits of one int, and the interval is read
+    from the target or source (a changed one makes a new job)."""
+    config = parse_config(_CONFIG + "sources:\n  - {name: f, kind: files, paths: [/x.pem]}\n", "t")
+    sched = Scheduler(State(config), rng=random.Random(1), clock=FakeClock())
+    assert set(_Job.__slots__) == {"key", "target", "reader", "source", "flags", "due", "seq"}
+    intervals = {str(k): j.interval for k, j in sched._jobs.items()}
+    assert intervals["probe:a.example:443"] == 3600.0
+    assert intervals["enumeration:a.example:443"] == config.targets[0].enumerate_interval
+    assert intervals["source:f"] == config.sources[0].interval
+    job = sched._jobs[JobKey(JobKind.PROBE, "a.example:443")]
+    assert job.queued and not job.running and not job.done_once and not job.watching
+    job.running, job.queued = True, False
+    assert job.running and not job.queued and job.flags == 1
