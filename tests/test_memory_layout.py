@@ -88,8 +88,8 @@ def test_the_heap_holds_jobs_in_due_then_push_order(seed: int) -> None:
     config = parse_config(_CONFIG, "t")
     sched = Scheduler(State(config), rng=random.Random(seed), clock=FakeClock())
     assert sched._heap and all(isinstance(job, _Job) for job in sched._heap)
-    jobs = list(sched._jobs.values())
-    assert [j.key for j in sorted(sched._heap)] == [j.key for j in jobs]
+    jobs = list(sched._all_jobs())
+    assert [j.name for j in sorted(sched._heap)] == [j.name for j in jobs]
     assert sorted(sched._heap, key=lambda j: (j.due, j.seq)) == sorted(sched._heap)
 
 
@@ -134,12 +134,12 @@ async def test_stored_results_drop_the_staple_the_probe_already_judged() -> None
 
 
 def test_a_job_keeps_its_state_in_one_int_and_reads_its_interval() -> None:
-    """Two jobs per target: their four states are bits of one int, and the interval is read
+    """Two jobs per target: their five states are bits of one int, and the interval is read
     from the target or source (a changed one makes a new job)."""
     config = parse_config(_CONFIG + "sources:\n  - {name: f, kind: files, paths: [/x.pem]}\n", "t")
     sched = Scheduler(State(config), rng=random.Random(1), clock=FakeClock())
-    assert set(_Job.__slots__) == {"key", "target", "reader", "source", "flags", "due", "seq"}
-    intervals = {str(k): j.interval for k, j in sched._jobs.items()}
+    assert set(_Job.__slots__) == {"key", "target", "flags", "due", "seq", "scan"}
+    intervals = {j.name: j.interval for j in sched._all_jobs()}
     assert intervals["probe:a.example:443"] == 3600.0
     assert intervals["enumeration:a.example:443"] == config.targets[0].enumerate_interval
     assert intervals["source:f"] == config.sources[0].interval
@@ -147,3 +147,30 @@ def test_a_job_keeps_its_state_in_one_int_and_reads_its_interval() -> None:
     assert job.queued and not job.running and not job.done_once and not job.watching
     job.running, job.queued = True, False
     assert job.running and not job.queued and job.flags == 1
+
+
+def test_a_target_s_enumeration_job_hangs_off_its_probe_job() -> None:
+    """No key or table slot of its own: the enumeration job shares its probe job's key object,
+    and only probe and source jobs are in the table (nor do targets' jobs carry a source's
+    reader and configuration slots)."""
+    config = parse_config(_CONFIG + "sources:\n  - {name: f, kind: files, paths: [/x.pem]}\n", "t")
+    sched = Scheduler(State(config), rng=random.Random(1), clock=FakeClock())
+    assert {(k.kind, k.name) for k in sched._jobs} == {
+        *((JobKind.PROBE, t.name) for t in config.targets),
+        (JobKind.SOURCE, "f"),
+    }
+    for target in config.targets:
+        probe_job = sched._jobs[JobKey(JobKind.PROBE, target.name)]
+        assert probe_job.scan is not None and probe_job.scan.key is probe_job.key
+        assert probe_job.scan.kind is JobKind.ENUMERATION and probe_job.kind is JobKind.PROBE
+        assert not hasattr(probe_job, "reader") and not hasattr(probe_job.scan, "source")
+    assert sched.jobs == 2 * len(config.targets) + 1
+    # A reload that keeps a target keeps both its jobs; a changed target gets new ones.
+    kept = sched._jobs[JobKey(JobKind.PROBE, "a.example:443")]
+    changed = sched._jobs[JobKey(JobKind.PROBE, "b.example:443")]
+    assert kept.scan is not None and changed.scan is not None
+    targets = (config.targets[0], dataclasses.replace(config.targets[1], interval=60.0))
+    sched.apply(dataclasses.replace(config, targets=targets))
+    assert sched._jobs[kept.key] is kept and sched._current(kept) and sched._current(kept.scan)
+    assert not sched._current(changed) and not sched._current(changed.scan)
+    assert JobKey(JobKind.PROBE, "c.example:443") not in sched._jobs

@@ -18,7 +18,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
@@ -91,29 +91,45 @@ async def enumerate_target(target: Target) -> PostureScan:
     )
 
 
-_RUNNING, _QUEUED, _DONE_ONCE, _WATCHING = 1, 2, 4, 8
+_RUNNING, _QUEUED, _DONE_ONCE, _WATCHING, _SCAN = 1, 2, 4, 8, 16
 
 
 @dataclass(slots=True, eq=False)
 class _Job:
+    """A target's probe or enumeration, or (:class:`_SourceJob`) a source's refresh.
+
+    The jobs table holds probe and source jobs by key. A target's enumeration job hangs off
+    its probe job (``scan``) and shares its key object, marked by a flag: at fleet scale
+    each target has both, and a key and a table slot of its own were 100 bytes a target.
+    """
+
     key: JobKey
     target: Target | None = None
-    reader: SourceReader | None = None
-    source: Source | None = None
     # running, queued, done once, watching (a streaming source, decided once: the Protocol
-    # check is slow): bits of one int, as two jobs per target are held at fleet scale.
+    # check is slow), enumeration: bits of one int, as two jobs per target are held.
     flags: int = 0
     # Its place in the heap while queued (a job is queued at most once): when it is due, and
     # the push's number, so that jobs due at the same time run in the order they were pushed.
     due: float = 0.0
     seq: int = 0
+    scan: _Job | None = None  # a probe job's enumeration job, if the target enumerates
+
+    @property
+    def kind(self) -> JobKind:
+        return JobKind.ENUMERATION if self.flags & _SCAN else self.key.kind
+
+    @property
+    def name(self) -> str:
+        """What the job's task and log lines are called (``probe:web``, ``enumeration:web``)."""
+        return f"{self.kind}:{self.key.name}"
 
     @property
     def interval(self) -> float:
         if self.target is None:
+            assert isinstance(self, _SourceJob)
             assert self.source is not None
             return self.source.interval
-        if self.key.kind is JobKind.ENUMERATION:
+        if self.flags & _SCAN:
             return self.target.enumerate_interval
         return self.target.interval
 
@@ -153,6 +169,14 @@ class _Job:
         if self.due != other.due:
             return self.due < other.due
         return self.seq < other.seq
+
+
+@dataclass(slots=True, eq=False)
+class _SourceJob(_Job):
+    """A source's job: its reader and configuration (targets' jobs do without the slots)."""
+
+    reader: SourceReader | None = None
+    source: Source | None = None
 
 
 def _account(result: SourceResult, previous: SourceResult | None, source: Source) -> SourceResult:
@@ -235,7 +259,7 @@ class Scheduler:
             # Jobs holding the old semaphore finish on it; new ones queue on the new limit.
             self._concurrency = config.concurrency
             self._sem = asyncio.Semaphore(config.concurrency)
-        for job in wanted.values():
+        for job in self._all_jobs():
             if not job.queued and not job.running:
                 self._push(self.clock.monotonic(), job)
         self.metrics.targets.set(len(config.targets))
@@ -247,33 +271,42 @@ class Scheduler:
         """The probe job of ``t`` and, if it enumerates, its enumeration job: kept as they are
         when the target did not change, else new (and a changed target's series go at once)."""
         key = JobKey(JobKind.PROBE, t.name)
-        ekey = JobKey(JobKind.ENUMERATION, t.name)
         old = self._jobs.get(key)
         if old is not None and old.target == t:
-            wanted[key] = old
-        else:
-            if old is not None:
-                self.state.forget_probe(t.name)  # labels or address changed: series go
-                self._jobs.pop(ekey, None)
-            wanted[key] = _Job(key, target=t)
+            wanted[key] = old  # its enumeration job with it: ``enumerate`` is part of ``t``
+            return
+        if old is not None:
+            self.state.forget_probe(t.name)  # labels or address changed: series go
+            key = old.key  # the state keeps the target's assessments under this object
+        job = wanted[key] = _Job(key, target=t)
         if t.enumerate:
-            eold = self._jobs.get(ekey)
-            if eold is not None and eold.target == t:
-                wanted[ekey] = eold
-            else:
-                wanted[ekey] = _Job(ekey, target=t)
+            job.scan = _Job(key, target=t, flags=_SCAN)
 
     def _want_source(self, s: Source, wanted: dict[JobKey, _Job]) -> None:
         key = JobKey(JobKind.SOURCE, s.name)
         old = self._jobs.get(key)
-        if old is not None and old.source == s:
+        if isinstance(old, _SourceJob) and old.source == s:
             wanted[key] = old
             return
         if old is not None:
             self.state.forget_source(s.name)
         reader = reader_for(s)
         watching = isinstance(reader, WatchingReader)
-        wanted[key] = _Job(key, reader=reader, source=s, flags=_WATCHING if watching else 0)
+        wanted[key] = _SourceJob(key, reader=reader, source=s, flags=_WATCHING if watching else 0)
+
+    def _current(self, job: _Job) -> bool:
+        """Whether ``job`` is still wanted (a reload removes or replaces jobs, whose tasks
+        then finish without storing anything)."""
+        held = self._jobs.get(job.key)
+        if held is None or not job.flags & _SCAN:
+            return held is job
+        return held.scan is job
+
+    def _all_jobs(self) -> Iterator[_Job]:
+        for job in self._jobs.values():
+            yield job
+            if job.scan is not None:
+                yield job.scan
 
     def _push(self, due: float, job: _Job) -> None:
         job.queued = True
@@ -303,18 +336,18 @@ class Scheduler:
 
     async def _start(self, job: _Job) -> None:
         """Run ``job`` as a task once it holds a slot (a watch holds none: it mostly waits)."""
-        if self._jobs.get(job.key) is not job:
+        if not self._current(job):
             return  # removed or replaced by a reload
         sem = None
         if not job.watching:
             sem = self._sem  # a reload may replace it: the job releases the one it took
             await sem.acquire()  # at once while a slot is free
-            if self._jobs.get(job.key) is not job:  # removed while waiting for a slot
+            if not self._current(job):  # removed while waiting for a slot
                 sem.release()
                 return
         job.queued = False
         job.running = True
-        task = asyncio.create_task(self._run_job(job, sem), name=str(job.key))
+        task = asyncio.create_task(self._run_job(job, sem), name=job.name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -349,25 +382,26 @@ class Scheduler:
         except asyncio.CancelledError:
             raise
         except Exception:  # the scheduler boundary: one broken job must not stop the others
-            log.exception("job %s failed", job.key)
+            log.exception("job %s failed", job.name)
         finally:
             if sem is not None:
                 sem.release()
             job.running = False
             job.done_once = True
-            if self._jobs.get(job.key) is job and not job.queued:
+            if self._current(job) and not job.queued:
                 self._push(self._next_due(job, started), job)
                 self._wake.set()
             self._check_first_round()
 
     async def _run_watch(self, job: _Job) -> None:
         """A streaming source: one long task, outside the concurrency limit (it mostly waits)."""
+        assert isinstance(job, _SourceJob)
         reader, source = job.reader, job.source
         assert isinstance(reader, WatchingReader)
         assert source is not None
 
         def publish(result: SourceResult) -> None:
-            if self._jobs.get(job.key) is not job:
+            if not self._current(job):
                 return  # removed by a reload while the event was in flight
             previous = self.state.previous_source(source.name)
             result = _account(result, previous, source)
@@ -383,10 +417,10 @@ class Scheduler:
 
     async def _work(self, job: _Job) -> None:
         t0 = time.perf_counter()
-        if job.target is not None and job.key.kind is JobKind.ENUMERATION:
+        if job.target is not None and job.flags & _SCAN:
             scan = await self.enumerator(job.target)
             self.metrics.refresh.labels("enumeration").observe(time.perf_counter() - t0)
-            if self._jobs.get(job.key) is job:  # not removed by a reload while running
+            if self._current(job):  # not removed by a reload while running
                 if scan.complete:
                     self._scan_success[job.target.name] = scan.timestamp
                 self.state.put_posture(job.target.name, scan)
@@ -398,14 +432,14 @@ class Scheduler:
             result = await self.prober(job.target, prev.last_success if prev else None)
             self.metrics.runs.labels("success" if result.success else "failure").inc()
             self.metrics.refresh.labels("probe").observe(time.perf_counter() - t0)
-            if self._jobs.get(job.key) is job:
+            if self._current(job):
                 self.state.put_probe(_held(result))
                 self._assess_target(job.target)
-        elif job.reader is not None and job.source is not None:
+        elif isinstance(job, _SourceJob) and job.reader is not None and job.source is not None:
             prev_s = self.state.previous_source(job.reader.name)
             sresult = _account(await job.reader.refresh(prev_s), prev_s, job.source)
             self.metrics.refresh.labels("source").observe(time.perf_counter() - t0)
-            if self._jobs.get(job.key) is job:
+            if self._current(job):
                 log_new_errors(sresult, prev_s)
                 self.state.put_source(sresult)
                 self._assess_source(job.source, sresult)
@@ -416,7 +450,7 @@ class Scheduler:
         result = await self.ssh_prober(target, prev.last_success if prev else None)
         self.metrics.runs.labels("success" if result.success else "failure").inc()
         self.metrics.refresh.labels("probe").observe(time.perf_counter() - t0)
-        if self._jobs.get(job.key) is job:
+        if self._current(job):
             self.state.put_ssh(result)
             self._assess_ssh(target, result)
 
@@ -560,7 +594,7 @@ class Scheduler:
             await self.clock.sleep(_REASSESS_EVERY)
             self._reassess_pending = False
             for job in self._jobs.values():
-                if job.target is not None and job.key.kind is JobKind.PROBE:
+                if job.target is not None:  # a probe job (the table holds no enumeration)
                     self._assess_target(job.target)
 
         # Kept with the job tasks, so that stopping the scheduler cancels it too.
@@ -570,21 +604,19 @@ class Scheduler:
 
     def _reassess_all(self) -> None:
         for job in self._jobs.values():
-            if job.target is not None and job.key.kind is JobKind.PROBE:
+            if job.target is not None:  # a probe job (the table holds no enumeration)
                 self._assess_target(job.target)
-            elif job.source is not None:
+            elif isinstance(job, _SourceJob) and job.source is not None:
                 prev = self.state.previous_source(job.source.name)
                 if prev is not None:
                     self._assess_source(job.source, prev)
 
     def _check_first_round(self) -> None:
         # Readiness waits for probes and sources, not for enumerations, which take longer and
-        # only add posture detail.
-        if not self.state.first_round_done and all(
-            j.done_once for j in self._jobs.values() if j.key.kind is not JobKind.ENUMERATION
-        ):
+        # only add posture detail: the table holds no enumeration job.
+        if not self.state.first_round_done and all(j.done_once for j in self._jobs.values()):
             self.state.mark_first_round_done()
 
     @property
     def jobs(self) -> int:
-        return len(self._jobs)
+        return sum(1 for _ in self._all_jobs())
