@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from certscope.collector import render_once
+from certscope.collector import Exposition, render_once
 from certscope.config import Target, TLSOptions, parse_config
 from certscope.policy import Assessment
 from certscope.posture import DHEGroup, PostureScan
@@ -174,3 +174,27 @@ def test_a_target_s_enumeration_job_hangs_off_its_probe_job() -> None:
     assert sched._jobs[kept.key] is kept and sched._current(kept) and sched._current(kept.scan)
     assert not sched._current(changed) and not sched._current(changed.scan)
     assert JobKey(JobKind.PROBE, "c.example:443") not in sched._jobs
+
+
+_SCAN = PostureScan(protocols=(("TLSv1.3", True),), timestamp=1_000.5, duration=2.25)
+
+
+def test_a_result_holds_its_rendering_in_slots_not_a_tuple() -> None:
+    """The identity, the shared layout and the own values are three slots of the result: an
+    entry tuple held per result was 64 bytes more for each of a target's two."""
+    result = probe_result("svc", labels=(("team", "a"),))
+    assessed = AssessedLocation(
+        "tls", "svc", "svc:443", (("team", "a"),), Assessment(()), posture=_SCAN
+    )
+    exposition = Exposition()
+    exposition.prepare([result, assessed], ())
+    for held in (result, assessed):
+        assert isinstance(held.rendered, tuple) and len(held.rendered) == 4  # the layout
+        identity = b'source_kind="tls",source="svc",location="svc:443",team="a"'
+        assert held.rendered_identity == identity
+        assert held.rendered_values and b"\x01" not in held.rendered_values
+    assert result.rendered_identity is assessed.rendered_identity
+    assert exposition.render([result, assessed]) == render_once([result, assessed])
+    # Not part of the value: a replaced result is rendered again, and compares equal.
+    again = dataclasses.replace(result)
+    assert again.rendered is None and again.rendered_values == b"" and again == result

@@ -55,9 +55,12 @@ class ProbeResult:
     verdict: Verdict | None
     last_success: float | None  # carried from earlier results: continuity evidence
     revocation: Revocation | None = None  # None: not checked (no certificate)
-    # The exposition's rendering of this result (collector/exposition.py), set once when it
-    # is first rendered, so that it lives and goes with the result; not part of its value.
+    # The exposition's rendering of this result (collector/exposition.py): the layout it
+    # shares with other results, its identity and its own values, set once when it is first
+    # rendered, so that they live and go with the result; not part of its value.
     rendered: object = field(default=None, init=False, repr=False, compare=False)
+    rendered_identity: bytes = field(default=b"", init=False, repr=False, compare=False)
+    rendered_values: bytes = field(default=b"", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Most targets' verdicts read the same (trusted, matching, valid): one object for
@@ -89,9 +92,12 @@ class SSHProbeResult:
     duration: float
     scan: SSHScan
     last_success: float | None
-    # The exposition's rendering of this result (collector/exposition.py), set once when it
-    # is first rendered, so that it lives and goes with the result; not part of its value.
+    # The exposition's rendering of this result (collector/exposition.py): the layout it
+    # shares with other results, its identity and its own values, set once when it is first
+    # rendered, so that they live and go with the result; not part of its value.
     rendered: object = field(default=None, init=False, repr=False, compare=False)
+    rendered_identity: bytes = field(default=b"", init=False, repr=False, compare=False)
+    rendered_values: bytes = field(default=b"", init=False, repr=False, compare=False)
 
     @property
     def success(self) -> bool:
@@ -198,9 +204,12 @@ class SourceResult:
     stale: bool = False  # failing for longer than the source's stale_after
     keys: tuple[StoredKey, ...] = ()  # key-like credentials the store holds (see StoredKey)
     storage: tuple[StorageResource, ...] = ()  # encryption at rest of cloud storage
-    # The exposition's rendering of this result (collector/exposition.py), set once when it
-    # is first rendered, so that it lives and goes with the result; not part of its value.
+    # The exposition's rendering of this result (collector/exposition.py): the layout it
+    # shares with other results, its identity and its own values, set once when it is first
+    # rendered, so that they live and go with the result; not part of its value.
     rendered: object = field(default=None, init=False, repr=False, compare=False)
+    rendered_identity: bytes = field(default=b"", init=False, repr=False, compare=False)
+    rendered_values: bytes = field(default=b"", init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +226,9 @@ class AssessedLocation:
     scan_last_success: float | None = None
     served_matches_stored: bool | None = None  # None: no stored certificate to compare with
     expected_location: str = ""  # "<source>:<location>" of the newest stored certificate
-    # The exposition's rendering of this result (collector/exposition.py), set once when it
-    # is first rendered, so that it lives and goes with the result; not part of its value.
+    # The exposition's rendering of this result (collector/exposition.py): the layout it
+    # shares with other results, its identity and its own values, set once when it is first
+    # rendered, so that they live and go with the result; not part of its value.
     rendered: object = field(default=None, init=False, repr=False, compare=False)
+    rendered_identity: bytes = field(default=b"", init=False, repr=False, compare=False)
+    rendered_values: bytes = field(default=b"", init=False, repr=False, compare=False)
