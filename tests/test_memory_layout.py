@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+from datetime import UTC, datetime
 
 import pytest
 
 from certscope.collector import Exposition, render_once
 from certscope.config import Target, TLSOptions, parse_config
-from certscope.policy import Assessment
+from certscope.policy import Assessment, assess_endpoint
 from certscope.posture import DHEGroup, PostureScan
 from certscope.results import AssessedLocation, JobKey, JobKind, ProbeResult
 from certscope.revocation import Revocation
@@ -198,3 +199,19 @@ def test_a_result_holds_its_rendering_in_slots_not_a_tuple() -> None:
     # Not part of the value: a replaced result is rendered again, and compares equal.
     again = dataclasses.replace(result)
     assert again.rendered is None and again.rendered_values == b"" and again == result
+
+
+def test_targets_that_read_the_same_share_one_assessment() -> None:
+    """Equal endpoint assessments (the same posture, chain and policy) are one object; a
+    different posture reads differently and gets its own."""
+    policy = parse_config(_CONFIG, "t").policy
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    verdict = Verdict(True, True, True, ())
+    weak = PostureScan(protocols=(("TLSv1.0", True), ("TLSv1.2", True), ("TLSv1.3", True)))
+    strong = PostureScan(protocols=(("TLSv1.0", False), ("TLSv1.2", True), ("TLSv1.3", True)))
+    first, second, other = (
+        assess_endpoint((name, f"{name}:443"), (), verdict, dataclasses.replace(scan), policy, now)
+        for name, scan in (("a", weak), ("b", weak), ("c", strong))
+    )
+    assert first == second and first is second
+    assert other != first and other is not first
