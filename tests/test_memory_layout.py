@@ -215,3 +215,20 @@ def test_targets_that_read_the_same_share_one_assessment() -> None:
     )
     assert first == second and first is second
     assert other != first and other is not first
+
+
+def test_targets_share_an_address_and_a_default_name_is_the_address() -> None:
+    """Names on one virtual-hosting address share its string, and a target named by its
+    address (the default) holds one string for both."""
+    config = parse_config(
+        """
+targets:
+  - {address: 10.0.0.1:443, name: one, sni: one.example}
+  - {address: 10.0.0.1:443, name: two, sni: two.example}
+  - {address: 10.0.0.2:443}
+""",
+        "t",
+    )
+    one, two, unnamed = config.targets
+    assert one.address == two.address == "10.0.0.1:443" and one.address is two.address
+    assert unnamed.name == unnamed.address == "10.0.0.2:443" and unnamed.address is unnamed.name

@@ -53,6 +53,10 @@ HASH_NAMES = ("md2", "md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 #: Equal label sets as one object: most targets of a fleet carry the same few (environment,
 #: team), and every target's result and assessment hold its labels.
 _label_sets = Interner(4096)
+#: Equal addresses as one object: names on one virtual-hosting address (one ``host:port``,
+#: a name per SNI) share it, and a target named by its address (the default) holds one
+#: string for both.
+_addresses = Interner(4096)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +79,9 @@ class Target:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _label_sets(self.labels))
-        object.__setattr__(self, "address", join_address(self.host, self.port))
+        address = join_address(self.host, self.port)
+        address = self.name if address == self.name else _addresses(address)
+        object.__setattr__(self, "address", address)
 
     @property
     def connect_host(self) -> str:
