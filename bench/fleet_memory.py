@@ -114,7 +114,7 @@ class Replay:
         base = self.probes[target.port]
         now = time.time()
         self.probed[target.name] = self.probed.get(target.name, 0) + 1
-        phases = tuple((p, s * (1 + (now % 1) / 10)) for p, s in base.outcome.phases)
+        phases = tuple((p, s * (1 + (now % 1) / 10)) for p, s in base.phases)
         return dataclasses.replace(
             base,
             name=target.name,

@@ -16,7 +16,7 @@ from certscope.policy import Assessment, assess_endpoint
 from certscope.posture import DHEGroup, PostureScan
 from certscope.results import AssessedLocation, JobKey, JobKind, ProbeResult
 from certscope.revocation import Revocation
-from certscope.scheduler import Scheduler, _Job
+from certscope.scheduler import Scheduler, _held, _Job
 from certscope.snapshot import State
 from certscope.tls.handshake import Negotiated, Outcome, Phases
 from certscope.verify import Verdict
@@ -232,3 +232,40 @@ targets:
     one, two, unnamed = config.targets
     assert one.address == two.address == "10.0.0.1:443" and one.address is two.address
     assert unnamed.name == unnamed.address == "10.0.0.2:443" and unnamed.address is unnamed.name
+
+
+def test_a_result_holds_its_phase_timings_packed_beside_its_outcome() -> None:
+    """The timings are the result's own: one plain bytes object (the seconds, then two bytes
+    naming the phases), moved out of the outcome, which is then the same for every target
+    behind one endpoint."""
+    pairs = (("resolve", 1e-05), ("connect", 0.000123456789), ("handshake", 0.1 + 0.2))
+    result = dataclasses.replace(probe_result("svc"), outcome=Outcome(phases=pairs))
+    assert type(result.packed_phases) is bytes and len(result.packed_phases) == 8 * 3 + 2
+    assert result.phases == pairs  # the same floats, bit for bit
+    assert len(result.outcome.phases) == 0 and result.outcome == Outcome()
+    kept = dataclasses.replace(result, timestamp=2.0)
+    assert kept.phases == pairs and kept.packed_phases is result.packed_phases
+    assert 'phase="handshake"} 0.30000000000000004\n' in render_once([result])
+    assert probe_result("bare").phases == ()
+
+
+def test_stored_results_share_equal_outcomes() -> None:
+    """Targets behind one endpoint read the same outcome (without the timings): the state
+    keeps one object for them all; a different peer keeps its own."""
+    timings = (("resolve", 0.001), ("connect", 0.002))
+    outcomes = [
+        Outcome(
+            chain=(bytes(range(200)),),
+            negotiated=Negotiated("TLSv1.3", "TLS_AES_128_GCM_SHA256", "x25519"),
+            peer_address="10.0.0.1" if i < 3 else "10.0.0.2",
+            phases=tuple((name, seconds * (i + 1)) for name, seconds in timings),
+        )
+        for i in range(4)
+    ]
+    held = [
+        _held(dataclasses.replace(probe_result(f"t{i}"), outcome=outcome))
+        for i, outcome in enumerate(outcomes)
+    ]
+    assert held[0].outcome is held[1].outcome is held[2].outcome
+    assert held[3].outcome is not held[0].outcome and held[3].outcome.peer_address == "10.0.0.2"
+    assert [h.phases[1][1] for h in held] == [0.002, 0.004, 0.006, 0.008]

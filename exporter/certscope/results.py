@@ -5,7 +5,7 @@ Every outcome, good or bad, is one of these; nothing downstream needs to know ho
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import NamedTuple
@@ -16,7 +16,7 @@ from .policy import Assessment
 from .posture import PostureScan
 from .revocation import Revocation
 from .ssh.model import SSHScan
-from .tls.handshake import Outcome
+from .tls.handshake import Outcome, pack_phases, unpack_phases
 from .verify import Verdict
 
 Labels = tuple[tuple[str, str], ...]
@@ -55,6 +55,10 @@ class ProbeResult:
     verdict: Verdict | None
     last_success: float | None  # carried from earlier results: continuity evidence
     revocation: Revocation | None = None  # None: not checked (no certificate)
+    # The probe's phase timings (:func:`tls.handshake.pack_phases`), moved here from the
+    # outcome, given with it or (``replace``) kept: they are the result's own, and the outcome
+    # without them reads the same for every target behind one endpoint (see ``scheduler``).
+    packed_phases: bytes = field(default=b"", repr=False)
     # The exposition's rendering of this result (collector/exposition.py): the layout it
     # shares with other results, its identity and its own values, set once when it is first
     # rendered, so that they live and go with the result; not part of its value.
@@ -67,6 +71,14 @@ class ProbeResult:
         # them all instead of one per stored result.
         if self.verdict is not None:
             object.__setattr__(self, "verdict", shared(self.verdict))
+        if len(self.outcome.phases):
+            object.__setattr__(self, "packed_phases", pack_phases(self.outcome.phases))
+            object.__setattr__(self, "outcome", replace(self.outcome, phases=()))
+
+    @property
+    def phases(self) -> tuple[tuple[str, float], ...]:
+        """The probe's (phase, seconds) pairs, in order."""
+        return unpack_phases(self.packed_phases)
 
     @property
     def success(self) -> bool:

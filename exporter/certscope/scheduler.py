@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from .certs import CertFacts
+from .certs import CertFacts, Interner
 from .config import Config, Source, SSHKeysSource, Target
 from .keypolicy import assess_cloud
 from .matching import StoreIndex, build_index, compare
@@ -193,13 +193,22 @@ def _account(result: SourceResult, previous: SourceResult | None, source: Source
     return replace(result, errors_total=tuple(sorted(counts.items())), stale=stale)
 
 
+#: Equal probe outcomes of stored results as one object. Without its phase timings (the
+#: result's own) an outcome reads the same for every target behind one endpoint (its chain,
+#: negotiated parameters, peer address) and from one probe of a target to the next. A table
+#: of its own, so that outcomes distinct per target cannot push out what others share.
+_outcomes = Interner(8192)
+
+
 def _held(result: ProbeResult) -> ProbeResult:
-    """The result as the state keeps it: without the stapled OCSP response, which the probe
-    has already judged (``result.revocation``) and nothing reads again; a kilobyte or two per
-    target of a fleet that staples."""
-    if result.outcome.ocsp_response is None:
-        return result
-    return replace(result, outcome=replace(result.outcome, ocsp_response=None))
+    """The result as the state keeps it: its outcome one object with equal ones, and without
+    the stapled OCSP response, which the probe has already judged (``result.revocation``) and
+    nothing reads again; a kilobyte or two per target of a fleet that staples."""
+    outcome = result.outcome
+    if outcome.ocsp_response is not None:
+        outcome = replace(outcome, ocsp_response=None)
+    outcome = _outcomes(outcome)
+    return result if outcome is result.outcome else replace(result, outcome=outcome)
 
 
 class Scheduler:
