@@ -84,7 +84,7 @@ def scrape(app: web.Application) -> float:
 def held_results(app: web.Application) -> list[Any]:
     """The results the exposition renders, as ``GET /metrics`` gathers them."""
     snap = app[STATE].snapshot()
-    assessed = [a for items in snap.assessments.values() for a in items]
+    assessed = snap.assessed()
     return [*snap.probes.values(), *snap.sources.values(), *assessed]
 
 

@@ -94,15 +94,25 @@ def test_the_heap_holds_jobs_in_due_then_push_order(seed: int) -> None:
     assert sorted(sched._heap, key=lambda j: (j.due, j.seq)) == sorted(sched._heap)
 
 
-def test_assessments_are_kept_under_the_probe_job_s_own_key() -> None:
+def test_a_target_s_assessment_is_kept_as_it_is_under_its_name() -> None:
+    """No key object and no one-element tuple per target: the state keeps a target's one
+    assessment under the target's own name string (the key of its probe job too), and its
+    posture scan only there."""
     config = parse_config(_CONFIG, "t")
     state = State(config)
     sched = Scheduler(state, rng=random.Random(1), clock=FakeClock())
     target = config.targets[0]
     state.put_probe(probe_result(target.name))
-    sched._assess_target(target)
-    (stored,) = (k for k in state.snapshot().assessments if k.name == target.name)
-    assert stored is sched._jobs[JobKey(JobKind.PROBE, target.name)].key
+    scan = PostureScan(protocols=(("TLSv1.3", True),), timestamp=5.0)
+    sched._assess_target(target, scan)
+    snap = state.snapshot()
+    ((stored, held),) = snap.assessments.items()
+    assert stored is target.name and sched._jobs[target.name].key is target.name
+    assert isinstance(held, AssessedLocation) and held.posture is scan
+    assert not hasattr(snap, "postures") and state.posture(target.name) is scan
+    assert snap.assessed() == [held]
+    sched._assess_target(target)  # a probe's assessment judges the scan held
+    assert state.assessed(target.name) is not held and state.posture(target.name) is scan
 
 
 async def test_stored_results_drop_the_staple_the_probe_already_judged() -> None:
@@ -144,37 +154,34 @@ def test_a_job_keeps_its_state_in_one_int_and_reads_its_interval() -> None:
     assert intervals["probe:a.example:443"] == 3600.0
     assert intervals["enumeration:a.example:443"] == config.targets[0].enumerate_interval
     assert intervals["source:f"] == config.sources[0].interval
-    job = sched._jobs[JobKey(JobKind.PROBE, "a.example:443")]
+    job = sched._jobs["a.example:443"]
     assert job.queued and not job.running and not job.done_once and not job.watching
     job.running, job.queued = True, False
     assert job.running and not job.queued and job.flags == 1
 
 
 def test_a_target_s_enumeration_job_hangs_off_its_probe_job() -> None:
-    """No key or table slot of its own: the enumeration job shares its probe job's key object,
-    and only probe and source jobs are in the table (nor do targets' jobs carry a source's
+    """No key or table slot of its own: the enumeration job shares its probe job's key (the
+    target's name), and only probe and source jobs are in the table (nor do targets' jobs carry a source's
     reader and configuration slots)."""
     config = parse_config(_CONFIG + "sources:\n  - {name: f, kind: files, paths: [/x.pem]}\n", "t")
     sched = Scheduler(State(config), rng=random.Random(1), clock=FakeClock())
-    assert {(k.kind, k.name) for k in sched._jobs} == {
-        *((JobKind.PROBE, t.name) for t in config.targets),
-        (JobKind.SOURCE, "f"),
-    }
+    assert set(sched._jobs) == {*(t.name for t in config.targets), JobKey(JobKind.SOURCE, "f")}
     for target in config.targets:
-        probe_job = sched._jobs[JobKey(JobKind.PROBE, target.name)]
+        probe_job = sched._jobs[target.name]
         assert probe_job.scan is not None and probe_job.scan.key is probe_job.key
         assert probe_job.scan.kind is JobKind.ENUMERATION and probe_job.kind is JobKind.PROBE
         assert not hasattr(probe_job, "reader") and not hasattr(probe_job.scan, "source")
     assert sched.jobs == 2 * len(config.targets) + 1
     # A reload that keeps a target keeps both its jobs; a changed target gets new ones.
-    kept = sched._jobs[JobKey(JobKind.PROBE, "a.example:443")]
-    changed = sched._jobs[JobKey(JobKind.PROBE, "b.example:443")]
+    kept = sched._jobs["a.example:443"]
+    changed = sched._jobs["b.example:443"]
     assert kept.scan is not None and changed.scan is not None
     targets = (config.targets[0], dataclasses.replace(config.targets[1], interval=60.0))
     sched.apply(dataclasses.replace(config, targets=targets))
     assert sched._jobs[kept.key] is kept and sched._current(kept) and sched._current(kept.scan)
     assert not sched._current(changed) and not sched._current(changed.scan)
-    assert JobKey(JobKind.PROBE, "c.example:443") not in sched._jobs
+    assert "c.example:443" not in sched._jobs
 
 
 _SCAN = PostureScan(protocols=(("TLSv1.3", True),), timestamp=1_000.5, duration=2.25)

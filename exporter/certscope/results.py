@@ -23,9 +23,9 @@ Labels = tuple[tuple[str, str], ...]
 
 
 class JobKind(StrEnum):
-    """What a scheduled job does. The state keeps each job's assessments under its ``JobKey``:
-    a target's posture scan is judged together with its probe, so enumeration jobs store
-    theirs under the target's ``PROBE`` key."""
+    """What a scheduled job does. The state keeps a source's assessments under its source
+    job's ``JobKey`` and a target's one assessment under the target's name: a target's posture
+    scan is judged together with its probe, so enumeration jobs store theirs there too."""
 
     PROBE = "probe"  # a target's TLS or SSH probe
     ENUMERATION = "enumeration"  # a target's protocol and cipher-suite scan

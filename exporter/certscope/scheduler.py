@@ -98,12 +98,14 @@ _RUNNING, _QUEUED, _DONE_ONCE, _WATCHING, _SCAN = 1, 2, 4, 8, 16
 class _Job:
     """A target's probe or enumeration, or (:class:`_SourceJob`) a source's refresh.
 
-    The jobs table holds probe and source jobs by key. A target's enumeration job hangs off
-    its probe job (``scan``) and shares its key object, marked by a flag: at fleet scale
-    each target has both, and a key and a table slot of its own were 100 bytes a target.
+    The jobs table holds probe jobs under their target's name (the target's string: no key
+    object per target) and source jobs under their ``JobKey``, as the state keeps their
+    assessments. A target's enumeration job hangs off its probe job (``scan``) and shares its
+    key, marked by a flag: at fleet scale each target has both, and a key and a table slot
+    of their own were 100 bytes a target.
     """
 
-    key: JobKey
+    key: str | JobKey
     target: Target | None = None
     # running, queued, done once, watching (a streaming source, decided once: the Protocol
     # check is slow), enumeration: bits of one int, as two jobs per target are held.
@@ -116,12 +118,14 @@ class _Job:
 
     @property
     def kind(self) -> JobKind:
-        return JobKind.ENUMERATION if self.flags & _SCAN else self.key.kind
+        if self.flags & _SCAN:
+            return JobKind.ENUMERATION
+        return JobKind.PROBE if isinstance(self.key, str) else self.key.kind
 
     @property
     def name(self) -> str:
         """What the job's task and log lines are called (``probe:web``, ``enumeration:web``)."""
-        return f"{self.kind}:{self.key.name}"
+        return f"{self.kind}:{self.key if isinstance(self.key, str) else self.key.name}"
 
     @property
     def interval(self) -> float:
@@ -229,7 +233,7 @@ class Scheduler:
         self.enumerator = enumerator
         self.rng = rng or random.Random()
         self.clock: Clock = clock or SystemClock()
-        self._jobs: dict[JobKey, _Job] = {}
+        self._jobs: dict[str | JobKey, _Job] = {}
         # Ordered by due time, then push order (``_Job.__lt__``). A job removed or replaced by
         # a reload stays here until it is due, and is then skipped.
         self._heap: list[_Job] = []
@@ -250,15 +254,15 @@ class Scheduler:
         """Reconcile jobs with ``config``: new and changed ones run now, removed ones go."""
         # Against the config this scheduler last applied: the state may already hold the new one.
         policy_changed = config.policy != self._config.policy
-        wanted: dict[JobKey, _Job] = {}
+        wanted: dict[str | JobKey, _Job] = {}
         for t in config.targets:
             self._want_target(t, wanted)
         for s in config.sources:
             self._want_source(s, wanted)
         for key in self._jobs.keys() - wanted.keys():
-            if key.kind is JobKind.PROBE:
-                self.state.forget_probe(key.name)
-            elif key.kind is JobKind.SOURCE:
+            if isinstance(key, str):
+                self.state.forget_probe(key)
+            else:
                 self.state.forget_source(key.name)
         self._jobs = wanted
         self._config = config
@@ -276,22 +280,20 @@ class Scheduler:
         self._check_first_round()
         self._wake.set()
 
-    def _want_target(self, t: Target, wanted: dict[JobKey, _Job]) -> None:
+    def _want_target(self, t: Target, wanted: dict[str | JobKey, _Job]) -> None:
         """The probe job of ``t`` and, if it enumerates, its enumeration job: kept as they are
         when the target did not change, else new (and a changed target's series go at once)."""
-        key = JobKey(JobKind.PROBE, t.name)
-        old = self._jobs.get(key)
+        old = self._jobs.get(t.name)
         if old is not None and old.target == t:
-            wanted[key] = old  # its enumeration job with it: ``enumerate`` is part of ``t``
+            wanted[t.name] = old  # its enumeration job with it: ``enumerate`` is part of ``t``
             return
         if old is not None:
             self.state.forget_probe(t.name)  # labels or address changed: series go
-            key = old.key  # the state keeps the target's assessments under this object
-        job = wanted[key] = _Job(key, target=t)
+        job = wanted[t.name] = _Job(t.name, target=t)
         if t.enumerate:
-            job.scan = _Job(key, target=t, flags=_SCAN)
+            job.scan = _Job(t.name, target=t, flags=_SCAN)
 
-    def _want_source(self, s: Source, wanted: dict[JobKey, _Job]) -> None:
+    def _want_source(self, s: Source, wanted: dict[str | JobKey, _Job]) -> None:
         key = JobKey(JobKind.SOURCE, s.name)
         old = self._jobs.get(key)
         if isinstance(old, _SourceJob) and old.source == s:
@@ -432,8 +434,7 @@ class Scheduler:
             if self._current(job):  # not removed by a reload while running
                 if scan.complete:
                     self._scan_success[job.target.name] = scan.timestamp
-                self.state.put_posture(job.target.name, scan)
-                self._assess_target(job.target)
+                self._assess_target(job.target, scan)
         elif job.target is not None and job.target.protocol == "ssh":
             await self._work_ssh(job, job.target, t0)
         elif job.target is not None:
@@ -472,16 +473,19 @@ class Scheduler:
             (t.name, t.address), result.scan, self._config.policy, self.clock.wall()
         )
         located = AssessedLocation("ssh", t.name, t.address, t.labels, assessment)
-        self.state.put_assessments(self._probe_key(t.name), (located,))
+        self.state.put_assessment(t.name, located)
 
-    def _assess_target(self, t: Target) -> None:
+    def _assess_target(self, t: Target, scan: PostureScan | None = None) -> None:
+        """Judge ``t``'s newest probe result with ``scan``, else with the posture scan its
+        current assessment holds (the state keeps a target's scan there, nowhere else)."""
         if t.protocol == "ssh":
             ssh_result = self.state.previous_ssh(t.name)
             if ssh_result is not None:
                 self._assess_ssh(t, ssh_result)
             return
         probe_result = self.state.previous_probe(t.name)
-        scan = self.state.posture(t.name)
+        if scan is None:
+            scan = self.state.posture(t.name)
         if probe_result is None and scan is None:
             return
         comparison = None
@@ -513,14 +517,7 @@ class Scheduler:
             if comparison is None
             else f"{comparison.expected.source}:{comparison.expected.cert.location}",
         )
-        self.state.put_assessments(self._probe_key(t.name), (located,))
-
-    def _probe_key(self, name: str) -> JobKey:
-        """The key of a target's probe job: the state keeps its assessments under that very
-        object rather than an equal one of their own (one fewer per target)."""
-        key = JobKey(JobKind.PROBE, name)
-        job = self._jobs.get(key)
-        return key if job is None else job.key
+        self.state.put_assessment(t.name, located)
 
     def _assess_source(self, source: Source, result: SourceResult) -> None:
         now = self.clock.wall()
