@@ -276,3 +276,40 @@ def test_stored_results_share_equal_outcomes() -> None:
     assert held[0].outcome is held[1].outcome is held[2].outcome
     assert held[3].outcome is not held[0].outcome and held[3].outcome.peer_address == "10.0.0.2"
     assert [h.phases[1][1] for h in held] == [0.002, 0.004, 0.006, 0.008]
+
+
+def test_when_a_scan_last_completed_is_held_by_the_assessment() -> None:
+    """No table entry per target for the last complete enumeration: the assessment holds it
+    (an incomplete scan keeps it); only a target changed or removed by a reload leaves it in
+    the scheduler's table, for a target of that name to report until it completes its own."""
+    config = parse_config(_CONFIG, "t")
+    state = State(config)
+    sched = Scheduler(state, rng=random.Random(1), clock=FakeClock())
+    a, b, c = config.targets
+    for target in (a, b, c):
+        state.put_probe(probe_result(target.name))
+        sched._assess_target(target, PostureScan(protocols=(), timestamp=10.0))
+    sched._assess_target(a, PostureScan(protocols=(), timestamp=20.0, complete=False))
+    sched._assess_target(a)
+    held = state.assessed(a.name)
+    assert held is not None and held.scan_last_success == 10.0 and sched._scan_success == {}
+    # b changed (its labels), c removed: their series go, when they last completed stays.
+    changed = dataclasses.replace(b, labels=(("team", "other"),))
+    sched.apply(dataclasses.replace(config, targets=(a, changed)))
+    assert state.assessed(changed.name) is None and sched._scan_success == {
+        b.name: 10.0,
+        c.name: 10.0,
+    }
+    state.put_probe(probe_result(changed.name))
+    sched._assess_target(changed)
+    again = state.assessed(changed.name)
+    assert again is not None and again.scan_last_success == 10.0
+    assert sched._scan_success == {c.name: 10.0}
+    sched.apply(config)  # c is back: it reports its old success until it completes a scan
+    state.put_probe(probe_result(c.name))
+    sched._assess_target(c)
+    back = state.assessed(c.name)
+    assert back is not None and back.scan_last_success == 10.0
+    sched._assess_target(c, PostureScan(protocols=(), timestamp=30.0))
+    newest = state.assessed(c.name)
+    assert newest is not None and newest.scan_last_success == 30.0

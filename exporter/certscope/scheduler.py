@@ -243,6 +243,9 @@ class Scheduler:
         self._sem = asyncio.Semaphore(self._concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._config = state.config
+        # When the last complete enumeration of a target no longer assessed (changed or
+        # removed by a reload) finished, by name: a target with that name reports it until it
+        # completes one of its own. A current target's is in its assessment.
         self._scan_success: dict[str, float] = {}
         self._index: StoreIndex | None = None
         self._reassess_pending = False
@@ -261,7 +264,7 @@ class Scheduler:
             self._want_source(s, wanted)
         for key in self._jobs.keys() - wanted.keys():
             if isinstance(key, str):
-                self.state.forget_probe(key)
+                self._forget_target(key)
             else:
                 self.state.forget_source(key.name)
         self._jobs = wanted
@@ -288,7 +291,7 @@ class Scheduler:
             wanted[t.name] = old  # its enumeration job with it: ``enumerate`` is part of ``t``
             return
         if old is not None:
-            self.state.forget_probe(t.name)  # labels or address changed: series go
+            self._forget_target(t.name)  # labels or address changed: series go
         job = wanted[t.name] = _Job(t.name, target=t)
         if t.enumerate:
             job.scan = _Job(t.name, target=t, flags=_SCAN)
@@ -432,8 +435,6 @@ class Scheduler:
             scan = await self.enumerator(job.target)
             self.metrics.refresh.labels("enumeration").observe(time.perf_counter() - t0)
             if self._current(job):  # not removed by a reload while running
-                if scan.complete:
-                    self._scan_success[job.target.name] = scan.timestamp
                 self._assess_target(job.target, scan)
         elif job.target is not None and job.target.protocol == "ssh":
             await self._work_ssh(job, job.target, t0)
@@ -484,6 +485,7 @@ class Scheduler:
                 self._assess_ssh(t, ssh_result)
             return
         probe_result = self.state.previous_probe(t.name)
+        scan_success = self._last_scan_success(t.name, scan)  # before the scan is stored
         if scan is None:
             scan = self.state.posture(t.name)
         if probe_result is None and scan is None:
@@ -511,13 +513,33 @@ class Scheduler:
             assessment=assessment,
             posture=scan,
             scan_interval=t.enumerate_interval if t.enumerate else None,
-            scan_last_success=self._scan_success.get(t.name),
+            scan_last_success=scan_success,
             served_matches_stored=None if comparison is None else comparison.matches,
             expected_location=""
             if comparison is None
             else f"{comparison.expected.source}:{comparison.expected.cert.location}",
         )
         self.state.put_assessment(t.name, located)
+        self._scan_success.pop(t.name, None)  # its assessment holds it now
+
+    def _last_scan_success(self, name: str, scan: PostureScan | None) -> float | None:
+        """When ``name``'s last complete enumeration finished: ``scan``'s time if it is one,
+        else as its assessment says, else as a target of that name said before a reload
+        changed or removed it (kept here, in a table of such targets only)."""
+        if scan is not None and scan.complete:
+            return scan.timestamp
+        held = self.state.assessed(name)
+        if held is not None:
+            return held.scan_last_success
+        return self._scan_success.get(name)
+
+    def _forget_target(self, name: str) -> None:
+        """Drop a changed or removed target's series, keeping when it last completed an
+        enumeration (reported again by a target of that name, as before the reload)."""
+        held = self.state.assessed(name)
+        if held is not None and held.scan_last_success is not None:
+            self._scan_success[name] = held.scan_last_success
+        self.state.forget_probe(name)
 
     def _assess_source(self, source: Source, result: SourceResult) -> None:
         now = self.clock.wall()
