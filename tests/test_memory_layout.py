@@ -241,6 +241,13 @@ targets:
     assert unnamed.name == unnamed.address == "10.0.0.2:443" and unnamed.address is unnamed.name
 
 
+def test_targets_with_the_same_tls_options_share_them() -> None:
+    a, b, c = parse_config(_CONFIG, "t").targets
+    assert a.tls == b.tls == c.tls and a.tls is b.tls is c.tls
+    own = parse_config("targets:\n  - {address: a.example:443, sni: other.example}\n", "t")
+    assert own.targets[0].tls.sni == "other.example" and own.targets[0].tls is not a.tls
+
+
 def test_a_result_holds_its_phase_timings_packed_beside_its_outcome() -> None:
     """The timings are the result's own: one plain bytes object (the seconds, then two bytes
     naming the phases), moved out of the outcome, which is then the same for every target

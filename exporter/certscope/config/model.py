@@ -57,6 +57,9 @@ _label_sets = Interner(4096)
 #: a name per SNI) share it, and a target named by its address (the default) holds one
 #: string for both.
 _addresses = Interner(4096)
+#: Equal TLS options as one object: most targets take the defaults (their SNI is their host),
+#: and the configuration builds options for each.
+_tls_options = Interner(4096)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,7 @@ class Target:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _label_sets(self.labels))
+        object.__setattr__(self, "tls", _tls_options(self.tls))
         address = join_address(self.host, self.port)
         address = self.name if address == self.name else _addresses(address)
         object.__setattr__(self, "address", address)
