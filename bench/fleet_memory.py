@@ -84,7 +84,7 @@ def scrape(app: web.Application) -> float:
 def held_results(app: web.Application) -> list[Any]:
     """The results the exposition renders, as ``GET /metrics`` gathers them."""
     snap = app[STATE].snapshot()
-    assessed = [a for items in snap.assessments.values() for a in items]
+    assessed = snap.assessed()
     return [*snap.probes.values(), *snap.sources.values(), *assessed]
 
 
@@ -114,7 +114,7 @@ class Replay:
         base = self.probes[target.port]
         now = time.time()
         self.probed[target.name] = self.probed.get(target.name, 0) + 1
-        phases = tuple((p, s * (1 + (now % 1) / 10)) for p, s in base.outcome.phases)
+        phases = tuple((p, s * (1 + (now % 1) / 10)) for p, s in base.phases)
         return dataclasses.replace(
             base,
             name=target.name,

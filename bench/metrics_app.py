@@ -84,7 +84,7 @@ def synthetic(base: ProbeResult, i: int, rng: random.Random) -> ProbeResult:
         subject_cn=host,
         sans=(host, f"www.{host}", f"api.{host}"),
     )
-    phases = tuple((phase, seconds * rng.uniform(0.5, 2)) for phase, seconds in base.outcome.phases)
+    phases = tuple((phase, seconds * rng.uniform(0.5, 2)) for phase, seconds in base.phases)
     return dataclasses.replace(
         base,
         name=address,

@@ -9,7 +9,7 @@ import pytest
 
 from certscope.certs import CertFacts
 from certscope.collector import FAMILIES, Exposition, render_direct
-from certscope.collector.exposition import Entry
+from certscope.collector.exposition import Entry, Layout
 from certscope.policy import Assessment
 from certscope.results import AssessedLocation, ProbeResult
 from certscope.tls.handshake import Outcome
@@ -18,7 +18,7 @@ from helpers.results import expected_exposition, probe_result
 
 def _entry(result: ProbeResult | AssessedLocation) -> Entry:
     """The rendering a result holds (its identity, the shared layout, its own values)."""
-    return cast(Entry, result.rendered)
+    return result.rendered_identity, cast(Layout, result.rendered), result.rendered_values
 
 
 def _fleet(n: int, facts: tuple[CertFacts, ...]) -> list[ProbeResult]:

@@ -142,7 +142,7 @@ async def test_trusted_valid_chain(pki: TestPKI, leaves: Leaves, web_server: Ser
     assert r.outcome.peer_address == "127.0.0.1"
     assert not r.outcome.chain_truncated
     assert not r.outcome.client_cert_required
-    assert [name for name, _ in r.outcome.phases] == ["resolve", "connect", "handshake"]
+    assert [name for name, _ in r.phases] == ["resolve", "connect", "handshake"]
     assert 0 < r.duration < 5
     assert r.last_success == r.timestamp
     assert (r.address, r.server_name) == (web_server.address, "web.test")

@@ -236,7 +236,8 @@ async def test_scheduler_reports_cert_revoked_for_the_stored_leaf(store: Store) 
             await task
     found = {
         Path(a.location).name: {f.rule: f.severity for f in a.assessment.findings}
-        for a in state.snapshot().assessments[JobKey(JobKind.SOURCE, "disk")]
+        for a in state.snapshot().assessed()
+        if a.source == "disk"
     }
     assert found["revoked.pem"].get(Rule.CERT_REVOKED) == "critical"
     assert Rule.CERT_REVOKED not in found.get("good.pem", {})

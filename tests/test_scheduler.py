@@ -20,7 +20,7 @@ import pytest
 from certscope.collector import Exposition
 from certscope.config import Config, Target, parse_config
 from certscope.probe import probe
-from certscope.results import JobKey, JobKind, ProbeResult
+from certscope.results import ProbeResult
 from certscope.scheduler import Scheduler
 from certscope.snapshot import State
 from helpers.clock import FakeClock, settle
@@ -206,7 +206,7 @@ async def test_reload_removes_changes_and_adds(refused: ProbeResult) -> None:
         snap = state.snapshot()
         assert "t2" not in snap.probes  # removed: gone at once
         assert "t1" not in snap.probes  # changed: old series dropped at once
-        assert set(snap.assessments) == {JobKey(JobKind.PROBE, "t0")}
+        assert set(snap.assessments) == {"t0"}
         await clock.advance(0.1)
         snap = state.snapshot()
         assert set(snap.probes) == {"t0", "t1", "t9"}
@@ -214,7 +214,7 @@ async def test_reload_removes_changes_and_adds(refused: ProbeResult) -> None:
         assert dict(snap.probes["t1"].labels) == {"owner": "x"}
         assert prober.times("t0") == [0.0]
         assert prober.times("t1") == [0.0, 0.1]
-        assert set(snap.assessments) == {JobKey(JobKind.PROBE, n) for n in ("t0", "t1", "t9")}
+        assert set(snap.assessments) == {"t0", "t1", "t9"}
 
 
 async def test_a_crashing_prober_does_not_stop_the_others(refused: ProbeResult) -> None:

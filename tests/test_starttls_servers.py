@@ -112,7 +112,7 @@ async def test_starttls_with_the_real_server(
     assert r.verdict is not None and r.verdict.verified, r.verdict
     assert r.facts[0].subject_cn == "mail.test"
     assert r.outcome.chain[0] == leaf.der  # the certificate the daemon was configured with
-    assert [phase for phase, _ in r.outcome.phases] == [
+    assert [phase for phase, _ in r.phases] == [
         "resolve",
         "connect",
         "starttls",

@@ -168,7 +168,7 @@ def metrics_parts(app: web.Application) -> list[bytes | bytearray]:
     """The exposition of the current snapshot, a family per part (certscope's own metrics
     are not in it)."""
     snap = app[STATE].snapshot()
-    assessed = [a for items in snap.assessments.values() for a in items]
+    assessed = snap.assessed()
     return app[EXPOSITION].render_parts(
         [
             *snap.probes.values(),

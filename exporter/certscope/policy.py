@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from .certs import CertFacts, shared
+from .certs import CertFacts, Interner, shared
 from .config import Policy, Waiver
 from .errors import VerifyFailure
 from .posture import DHEGroup, PostureScan
@@ -624,6 +624,12 @@ def today(now: datetime) -> date:
 # --- putting it together -----------------------------------------------------------------------
 
 
+#: Equal endpoint assessments as one object: targets with the same posture, chain and policy
+#: read the same. A table of its own, so that a fleet whose targets each read differently
+#: cannot push the shared DER and verdicts out of :data:`certs.shared`.
+_assessments = Interner(8192)
+
+
 @dataclass(frozen=True, slots=True)
 class Assessment:
     """Everything policy says about one TLS target or one stored-certificate location."""
@@ -698,11 +704,14 @@ def assess_endpoint(
         if scan is not None
         else ()
     )
-    # Targets with the same posture get equal verdicts: they share one copy of each part.
-    return Assessment(
-        findings=shared(tuple(findings)),
-        grade=None if g is None else shared(g),
-        mozilla=shared(moz),
+    # Targets with the same posture get equal verdicts: they share one copy of each part, and
+    # of the whole.
+    return _assessments(
+        Assessment(
+            findings=shared(tuple(findings)),
+            grade=None if g is None else shared(g),
+            mozilla=shared(moz),
+        )
     )
 
 

@@ -5,7 +5,7 @@ Every outcome, good or bad, is one of these; nothing downstream needs to know ho
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import NamedTuple
@@ -16,16 +16,16 @@ from .policy import Assessment
 from .posture import PostureScan
 from .revocation import Revocation
 from .ssh.model import SSHScan
-from .tls.handshake import Outcome
+from .tls.handshake import Outcome, pack_phases, unpack_phases
 from .verify import Verdict
 
 Labels = tuple[tuple[str, str], ...]
 
 
 class JobKind(StrEnum):
-    """What a scheduled job does. The state keeps each job's assessments under its ``JobKey``:
-    a target's posture scan is judged together with its probe, so enumeration jobs store
-    theirs under the target's ``PROBE`` key."""
+    """What a scheduled job does. The state keeps a source's assessments under its source
+    job's ``JobKey`` and a target's one assessment under the target's name: a target's posture
+    scan is judged together with its probe, so enumeration jobs store theirs there too."""
 
     PROBE = "probe"  # a target's TLS or SSH probe
     ENUMERATION = "enumeration"  # a target's protocol and cipher-suite scan
@@ -55,15 +55,30 @@ class ProbeResult:
     verdict: Verdict | None
     last_success: float | None  # carried from earlier results: continuity evidence
     revocation: Revocation | None = None  # None: not checked (no certificate)
-    # The exposition's rendering of this result (collector/exposition.py), set once when it
-    # is first rendered, so that it lives and goes with the result; not part of its value.
+    # The probe's phase timings (:func:`tls.handshake.pack_phases`), moved here from the
+    # outcome, given with it or (``replace``) kept: they are the result's own, and the outcome
+    # without them reads the same for every target behind one endpoint (see ``scheduler``).
+    packed_phases: bytes = field(default=b"", repr=False)
+    # The exposition's rendering of this result (collector/exposition.py): the layout it
+    # shares with other results, its identity and its own values, set once when it is first
+    # rendered, so that they live and go with the result; not part of its value.
     rendered: object = field(default=None, init=False, repr=False, compare=False)
+    rendered_identity: bytes = field(default=b"", init=False, repr=False, compare=False)
+    rendered_values: bytes = field(default=b"", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Most targets' verdicts read the same (trusted, matching, valid): one object for
         # them all instead of one per stored result.
         if self.verdict is not None:
             object.__setattr__(self, "verdict", shared(self.verdict))
+        if len(self.outcome.phases):
+            object.__setattr__(self, "packed_phases", pack_phases(self.outcome.phases))
+            object.__setattr__(self, "outcome", replace(self.outcome, phases=()))
+
+    @property
+    def phases(self) -> tuple[tuple[str, float], ...]:
+        """The probe's (phase, seconds) pairs, in order."""
+        return unpack_phases(self.packed_phases)
 
     @property
     def success(self) -> bool:
@@ -89,9 +104,12 @@ class SSHProbeResult:
     duration: float
     scan: SSHScan
     last_success: float | None
-    # The exposition's rendering of this result (collector/exposition.py), set once when it
-    # is first rendered, so that it lives and goes with the result; not part of its value.
+    # The exposition's rendering of this result (collector/exposition.py): the layout it
+    # shares with other results, its identity and its own values, set once when it is first
+    # rendered, so that they live and go with the result; not part of its value.
     rendered: object = field(default=None, init=False, repr=False, compare=False)
+    rendered_identity: bytes = field(default=b"", init=False, repr=False, compare=False)
+    rendered_values: bytes = field(default=b"", init=False, repr=False, compare=False)
 
     @property
     def success(self) -> bool:
@@ -198,9 +216,12 @@ class SourceResult:
     stale: bool = False  # failing for longer than the source's stale_after
     keys: tuple[StoredKey, ...] = ()  # key-like credentials the store holds (see StoredKey)
     storage: tuple[StorageResource, ...] = ()  # encryption at rest of cloud storage
-    # The exposition's rendering of this result (collector/exposition.py), set once when it
-    # is first rendered, so that it lives and goes with the result; not part of its value.
+    # The exposition's rendering of this result (collector/exposition.py): the layout it
+    # shares with other results, its identity and its own values, set once when it is first
+    # rendered, so that they live and go with the result; not part of its value.
     rendered: object = field(default=None, init=False, repr=False, compare=False)
+    rendered_identity: bytes = field(default=b"", init=False, repr=False, compare=False)
+    rendered_values: bytes = field(default=b"", init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +238,9 @@ class AssessedLocation:
     scan_last_success: float | None = None
     served_matches_stored: bool | None = None  # None: no stored certificate to compare with
     expected_location: str = ""  # "<source>:<location>" of the newest stored certificate
-    # The exposition's rendering of this result (collector/exposition.py), set once when it
-    # is first rendered, so that it lives and goes with the result; not part of its value.
+    # The exposition's rendering of this result (collector/exposition.py): the layout it
+    # shares with other results, its identity and its own values, set once when it is first
+    # rendered, so that they live and go with the result; not part of its value.
     rendered: object = field(default=None, init=False, repr=False, compare=False)
+    rendered_identity: bytes = field(default=b"", init=False, repr=False, compare=False)
+    rendered_values: bytes = field(default=b"", init=False, repr=False, compare=False)

@@ -18,12 +18,12 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from .certs import CertFacts
+from .certs import CertFacts, Interner
 from .config import Config, Source, SSHKeysSource, Target
 from .keypolicy import assess_cloud
 from .matching import StoreIndex, build_index, compare
@@ -91,29 +91,49 @@ async def enumerate_target(target: Target) -> PostureScan:
     )
 
 
-_RUNNING, _QUEUED, _DONE_ONCE, _WATCHING = 1, 2, 4, 8
+_RUNNING, _QUEUED, _DONE_ONCE, _WATCHING, _SCAN = 1, 2, 4, 8, 16
 
 
 @dataclass(slots=True, eq=False)
 class _Job:
-    key: JobKey
+    """A target's probe or enumeration, or (:class:`_SourceJob`) a source's refresh.
+
+    The jobs table holds probe jobs under their target's name (the target's string: no key
+    object per target) and source jobs under their ``JobKey``, as the state keeps their
+    assessments. A target's enumeration job hangs off its probe job (``scan``) and shares its
+    key, marked by a flag: at fleet scale each target has both, and a key and a table slot
+    of their own were 100 bytes a target.
+    """
+
+    key: str | JobKey
     target: Target | None = None
-    reader: SourceReader | None = None
-    source: Source | None = None
     # running, queued, done once, watching (a streaming source, decided once: the Protocol
-    # check is slow): bits of one int, as two jobs per target are held at fleet scale.
+    # check is slow), enumeration: bits of one int, as two jobs per target are held.
     flags: int = 0
     # Its place in the heap while queued (a job is queued at most once): when it is due, and
     # the push's number, so that jobs due at the same time run in the order they were pushed.
     due: float = 0.0
     seq: int = 0
+    scan: _Job | None = None  # a probe job's enumeration job, if the target enumerates
+
+    @property
+    def kind(self) -> JobKind:
+        if self.flags & _SCAN:
+            return JobKind.ENUMERATION
+        return JobKind.PROBE if isinstance(self.key, str) else self.key.kind
+
+    @property
+    def name(self) -> str:
+        """What the job's task and log lines are called (``probe:web``, ``enumeration:web``)."""
+        return f"{self.kind}:{self.key if isinstance(self.key, str) else self.key.name}"
 
     @property
     def interval(self) -> float:
         if self.target is None:
+            assert isinstance(self, _SourceJob)
             assert self.source is not None
             return self.source.interval
-        if self.key.kind is JobKind.ENUMERATION:
+        if self.flags & _SCAN:
             return self.target.enumerate_interval
         return self.target.interval
 
@@ -155,6 +175,14 @@ class _Job:
         return self.seq < other.seq
 
 
+@dataclass(slots=True, eq=False)
+class _SourceJob(_Job):
+    """A source's job: its reader and configuration (targets' jobs do without the slots)."""
+
+    reader: SourceReader | None = None
+    source: Source | None = None
+
+
 def _account(result: SourceResult, previous: SourceResult | None, source: Source) -> SourceResult:
     """Carry the error counters forward and decide staleness (a failing source keeps its last
     good certificates; after ``stale_after`` it says so instead of pretending they are fresh)."""
@@ -169,13 +197,22 @@ def _account(result: SourceResult, previous: SourceResult | None, source: Source
     return replace(result, errors_total=tuple(sorted(counts.items())), stale=stale)
 
 
+#: Equal probe outcomes of stored results as one object. Without its phase timings (the
+#: result's own) an outcome reads the same for every target behind one endpoint (its chain,
+#: negotiated parameters, peer address) and from one probe of a target to the next. A table
+#: of its own, so that outcomes distinct per target cannot push out what others share.
+_outcomes = Interner(8192)
+
+
 def _held(result: ProbeResult) -> ProbeResult:
-    """The result as the state keeps it: without the stapled OCSP response, which the probe
-    has already judged (``result.revocation``) and nothing reads again; a kilobyte or two per
-    target of a fleet that staples."""
-    if result.outcome.ocsp_response is None:
-        return result
-    return replace(result, outcome=replace(result.outcome, ocsp_response=None))
+    """The result as the state keeps it: its outcome one object with equal ones, and without
+    the stapled OCSP response, which the probe has already judged (``result.revocation``) and
+    nothing reads again; a kilobyte or two per target of a fleet that staples."""
+    outcome = result.outcome
+    if outcome.ocsp_response is not None:
+        outcome = replace(outcome, ocsp_response=None)
+    outcome = _outcomes(outcome)
+    return result if outcome is result.outcome else replace(result, outcome=outcome)
 
 
 class Scheduler:
@@ -196,7 +233,7 @@ class Scheduler:
         self.enumerator = enumerator
         self.rng = rng or random.Random()
         self.clock: Clock = clock or SystemClock()
-        self._jobs: dict[JobKey, _Job] = {}
+        self._jobs: dict[str | JobKey, _Job] = {}
         # Ordered by due time, then push order (``_Job.__lt__``). A job removed or replaced by
         # a reload stays here until it is due, and is then skipped.
         self._heap: list[_Job] = []
@@ -206,6 +243,9 @@ class Scheduler:
         self._sem = asyncio.Semaphore(self._concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._config = state.config
+        # When the last complete enumeration of a target no longer assessed (changed or
+        # removed by a reload) finished, by name: a target with that name reports it until it
+        # completes one of its own. A current target's is in its assessment.
         self._scan_success: dict[str, float] = {}
         self._index: StoreIndex | None = None
         self._reassess_pending = False
@@ -217,15 +257,15 @@ class Scheduler:
         """Reconcile jobs with ``config``: new and changed ones run now, removed ones go."""
         # Against the config this scheduler last applied: the state may already hold the new one.
         policy_changed = config.policy != self._config.policy
-        wanted: dict[JobKey, _Job] = {}
+        wanted: dict[str | JobKey, _Job] = {}
         for t in config.targets:
             self._want_target(t, wanted)
         for s in config.sources:
             self._want_source(s, wanted)
         for key in self._jobs.keys() - wanted.keys():
-            if key.kind is JobKind.PROBE:
-                self.state.forget_probe(key.name)
-            elif key.kind is JobKind.SOURCE:
+            if isinstance(key, str):
+                self._forget_target(key)
+            else:
                 self.state.forget_source(key.name)
         self._jobs = wanted
         self._config = config
@@ -235,7 +275,7 @@ class Scheduler:
             # Jobs holding the old semaphore finish on it; new ones queue on the new limit.
             self._concurrency = config.concurrency
             self._sem = asyncio.Semaphore(config.concurrency)
-        for job in wanted.values():
+        for job in self._all_jobs():
             if not job.queued and not job.running:
                 self._push(self.clock.monotonic(), job)
         self.metrics.targets.set(len(config.targets))
@@ -243,37 +283,44 @@ class Scheduler:
         self._check_first_round()
         self._wake.set()
 
-    def _want_target(self, t: Target, wanted: dict[JobKey, _Job]) -> None:
+    def _want_target(self, t: Target, wanted: dict[str | JobKey, _Job]) -> None:
         """The probe job of ``t`` and, if it enumerates, its enumeration job: kept as they are
         when the target did not change, else new (and a changed target's series go at once)."""
-        key = JobKey(JobKind.PROBE, t.name)
-        ekey = JobKey(JobKind.ENUMERATION, t.name)
-        old = self._jobs.get(key)
+        old = self._jobs.get(t.name)
         if old is not None and old.target == t:
-            wanted[key] = old
-        else:
-            if old is not None:
-                self.state.forget_probe(t.name)  # labels or address changed: series go
-                self._jobs.pop(ekey, None)
-            wanted[key] = _Job(key, target=t)
+            wanted[t.name] = old  # its enumeration job with it: ``enumerate`` is part of ``t``
+            return
+        if old is not None:
+            self._forget_target(t.name)  # labels or address changed: series go
+        job = wanted[t.name] = _Job(t.name, target=t)
         if t.enumerate:
-            eold = self._jobs.get(ekey)
-            if eold is not None and eold.target == t:
-                wanted[ekey] = eold
-            else:
-                wanted[ekey] = _Job(ekey, target=t)
+            job.scan = _Job(t.name, target=t, flags=_SCAN)
 
-    def _want_source(self, s: Source, wanted: dict[JobKey, _Job]) -> None:
+    def _want_source(self, s: Source, wanted: dict[str | JobKey, _Job]) -> None:
         key = JobKey(JobKind.SOURCE, s.name)
         old = self._jobs.get(key)
-        if old is not None and old.source == s:
+        if isinstance(old, _SourceJob) and old.source == s:
             wanted[key] = old
             return
         if old is not None:
             self.state.forget_source(s.name)
         reader = reader_for(s)
         watching = isinstance(reader, WatchingReader)
-        wanted[key] = _Job(key, reader=reader, source=s, flags=_WATCHING if watching else 0)
+        wanted[key] = _SourceJob(key, reader=reader, source=s, flags=_WATCHING if watching else 0)
+
+    def _current(self, job: _Job) -> bool:
+        """Whether ``job`` is still wanted (a reload removes or replaces jobs, whose tasks
+        then finish without storing anything)."""
+        held = self._jobs.get(job.key)
+        if held is None or not job.flags & _SCAN:
+            return held is job
+        return held.scan is job
+
+    def _all_jobs(self) -> Iterator[_Job]:
+        for job in self._jobs.values():
+            yield job
+            if job.scan is not None:
+                yield job.scan
 
     def _push(self, due: float, job: _Job) -> None:
         job.queued = True
@@ -303,18 +350,18 @@ class Scheduler:
 
     async def _start(self, job: _Job) -> None:
         """Run ``job`` as a task once it holds a slot (a watch holds none: it mostly waits)."""
-        if self._jobs.get(job.key) is not job:
+        if not self._current(job):
             return  # removed or replaced by a reload
         sem = None
         if not job.watching:
             sem = self._sem  # a reload may replace it: the job releases the one it took
             await sem.acquire()  # at once while a slot is free
-            if self._jobs.get(job.key) is not job:  # removed while waiting for a slot
+            if not self._current(job):  # removed while waiting for a slot
                 sem.release()
                 return
         job.queued = False
         job.running = True
-        task = asyncio.create_task(self._run_job(job, sem), name=str(job.key))
+        task = asyncio.create_task(self._run_job(job, sem), name=job.name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -349,25 +396,26 @@ class Scheduler:
         except asyncio.CancelledError:
             raise
         except Exception:  # the scheduler boundary: one broken job must not stop the others
-            log.exception("job %s failed", job.key)
+            log.exception("job %s failed", job.name)
         finally:
             if sem is not None:
                 sem.release()
             job.running = False
             job.done_once = True
-            if self._jobs.get(job.key) is job and not job.queued:
+            if self._current(job) and not job.queued:
                 self._push(self._next_due(job, started), job)
                 self._wake.set()
             self._check_first_round()
 
     async def _run_watch(self, job: _Job) -> None:
         """A streaming source: one long task, outside the concurrency limit (it mostly waits)."""
+        assert isinstance(job, _SourceJob)
         reader, source = job.reader, job.source
         assert isinstance(reader, WatchingReader)
         assert source is not None
 
         def publish(result: SourceResult) -> None:
-            if self._jobs.get(job.key) is not job:
+            if not self._current(job):
                 return  # removed by a reload while the event was in flight
             previous = self.state.previous_source(source.name)
             result = _account(result, previous, source)
@@ -383,14 +431,11 @@ class Scheduler:
 
     async def _work(self, job: _Job) -> None:
         t0 = time.perf_counter()
-        if job.target is not None and job.key.kind is JobKind.ENUMERATION:
+        if job.target is not None and job.flags & _SCAN:
             scan = await self.enumerator(job.target)
             self.metrics.refresh.labels("enumeration").observe(time.perf_counter() - t0)
-            if self._jobs.get(job.key) is job:  # not removed by a reload while running
-                if scan.complete:
-                    self._scan_success[job.target.name] = scan.timestamp
-                self.state.put_posture(job.target.name, scan)
-                self._assess_target(job.target)
+            if self._current(job):  # not removed by a reload while running
+                self._assess_target(job.target, scan)
         elif job.target is not None and job.target.protocol == "ssh":
             await self._work_ssh(job, job.target, t0)
         elif job.target is not None:
@@ -398,14 +443,14 @@ class Scheduler:
             result = await self.prober(job.target, prev.last_success if prev else None)
             self.metrics.runs.labels("success" if result.success else "failure").inc()
             self.metrics.refresh.labels("probe").observe(time.perf_counter() - t0)
-            if self._jobs.get(job.key) is job:
+            if self._current(job):
                 self.state.put_probe(_held(result))
                 self._assess_target(job.target)
-        elif job.reader is not None and job.source is not None:
+        elif isinstance(job, _SourceJob) and job.reader is not None and job.source is not None:
             prev_s = self.state.previous_source(job.reader.name)
             sresult = _account(await job.reader.refresh(prev_s), prev_s, job.source)
             self.metrics.refresh.labels("source").observe(time.perf_counter() - t0)
-            if self._jobs.get(job.key) is job:
+            if self._current(job):
                 log_new_errors(sresult, prev_s)
                 self.state.put_source(sresult)
                 self._assess_source(job.source, sresult)
@@ -416,7 +461,7 @@ class Scheduler:
         result = await self.ssh_prober(target, prev.last_success if prev else None)
         self.metrics.runs.labels("success" if result.success else "failure").inc()
         self.metrics.refresh.labels("probe").observe(time.perf_counter() - t0)
-        if self._jobs.get(job.key) is job:
+        if self._current(job):
             self.state.put_ssh(result)
             self._assess_ssh(target, result)
 
@@ -429,16 +474,20 @@ class Scheduler:
             (t.name, t.address), result.scan, self._config.policy, self.clock.wall()
         )
         located = AssessedLocation("ssh", t.name, t.address, t.labels, assessment)
-        self.state.put_assessments(self._probe_key(t.name), (located,))
+        self.state.put_assessment(t.name, located)
 
-    def _assess_target(self, t: Target) -> None:
+    def _assess_target(self, t: Target, scan: PostureScan | None = None) -> None:
+        """Judge ``t``'s newest probe result with ``scan``, else with the posture scan its
+        current assessment holds (the state keeps a target's scan there, nowhere else)."""
         if t.protocol == "ssh":
             ssh_result = self.state.previous_ssh(t.name)
             if ssh_result is not None:
                 self._assess_ssh(t, ssh_result)
             return
         probe_result = self.state.previous_probe(t.name)
-        scan = self.state.posture(t.name)
+        scan_success = self._last_scan_success(t.name, scan)  # before the scan is stored
+        if scan is None:
+            scan = self.state.posture(t.name)
         if probe_result is None and scan is None:
             return
         comparison = None
@@ -464,20 +513,33 @@ class Scheduler:
             assessment=assessment,
             posture=scan,
             scan_interval=t.enumerate_interval if t.enumerate else None,
-            scan_last_success=self._scan_success.get(t.name),
+            scan_last_success=scan_success,
             served_matches_stored=None if comparison is None else comparison.matches,
             expected_location=""
             if comparison is None
             else f"{comparison.expected.source}:{comparison.expected.cert.location}",
         )
-        self.state.put_assessments(self._probe_key(t.name), (located,))
+        self.state.put_assessment(t.name, located)
+        self._scan_success.pop(t.name, None)  # its assessment holds it now
 
-    def _probe_key(self, name: str) -> JobKey:
-        """The key of a target's probe job: the state keeps its assessments under that very
-        object rather than an equal one of their own (one fewer per target)."""
-        key = JobKey(JobKind.PROBE, name)
-        job = self._jobs.get(key)
-        return key if job is None else job.key
+    def _last_scan_success(self, name: str, scan: PostureScan | None) -> float | None:
+        """When ``name``'s last complete enumeration finished: ``scan``'s time if it is one,
+        else as its assessment says, else as a target of that name said before a reload
+        changed or removed it (kept here, in a table of such targets only)."""
+        if scan is not None and scan.complete:
+            return scan.timestamp
+        held = self.state.assessed(name)
+        if held is not None:
+            return held.scan_last_success
+        return self._scan_success.get(name)
+
+    def _forget_target(self, name: str) -> None:
+        """Drop a changed or removed target's series, keeping when it last completed an
+        enumeration (reported again by a target of that name, as before the reload)."""
+        held = self.state.assessed(name)
+        if held is not None and held.scan_last_success is not None:
+            self._scan_success[name] = held.scan_last_success
+        self.state.forget_probe(name)
 
     def _assess_source(self, source: Source, result: SourceResult) -> None:
         now = self.clock.wall()
@@ -560,7 +622,7 @@ class Scheduler:
             await self.clock.sleep(_REASSESS_EVERY)
             self._reassess_pending = False
             for job in self._jobs.values():
-                if job.target is not None and job.key.kind is JobKind.PROBE:
+                if job.target is not None:  # a probe job (the table holds no enumeration)
                     self._assess_target(job.target)
 
         # Kept with the job tasks, so that stopping the scheduler cancels it too.
@@ -570,21 +632,19 @@ class Scheduler:
 
     def _reassess_all(self) -> None:
         for job in self._jobs.values():
-            if job.target is not None and job.key.kind is JobKind.PROBE:
+            if job.target is not None:  # a probe job (the table holds no enumeration)
                 self._assess_target(job.target)
-            elif job.source is not None:
+            elif isinstance(job, _SourceJob) and job.source is not None:
                 prev = self.state.previous_source(job.source.name)
                 if prev is not None:
                     self._assess_source(job.source, prev)
 
     def _check_first_round(self) -> None:
         # Readiness waits for probes and sources, not for enumerations, which take longer and
-        # only add posture detail.
-        if not self.state.first_round_done and all(
-            j.done_once for j in self._jobs.values() if j.key.kind is not JobKind.ENUMERATION
-        ):
+        # only add posture detail: the table holds no enumeration job.
+        if not self.state.first_round_done and all(j.done_once for j in self._jobs.values()):
             self.state.mark_first_round_done()
 
     @property
     def jobs(self) -> int:
-        return len(self._jobs)
+        return sum(1 for _ in self._all_jobs())

@@ -23,20 +23,36 @@ from .results import (
     SSHProbeResult,
 )
 
+#: What the state keeps of one target's or source's assessment: a target's one assessment
+#: as it is (at fleet scale a one-element tuple per target was 48 bytes more), a source's
+#: assessed locations as a tuple.
+Assessed = AssessedLocation | tuple[AssessedLocation, ...]
+
 
 @dataclass(frozen=True)
 class Snapshot:
     config: Config
     probes: Mapping[str, ProbeResult]
     sources: Mapping[str, SourceResult]
-    postures: Mapping[str, PostureScan]
-    assessments: Mapping[JobKey, tuple[AssessedLocation, ...]]  # by the job that made them
+    # A target's assessment under its name, a source's under its ``JobKey`` (one table, in
+    # the order they were first stored; a name is never equal to a key).
+    assessments: Mapping[str | JobKey, Assessed]
     generation: int
     config_loaded_at: float
     first_round_done: bool = False
     reload_ok: bool = True
     reload_errors: tuple[str, ...] = field(default=())
     ssh: Mapping[str, SSHProbeResult] = field(default_factory=lambda: MappingProxyType({}))
+
+    def assessed(self) -> list[AssessedLocation]:
+        """Every assessed location: each target's and each source's, in the table's order."""
+        out: list[AssessedLocation] = []
+        for held in self.assessments.values():
+            if isinstance(held, AssessedLocation):
+                out.append(held)
+            else:
+                out.extend(held)
+        return out
 
 
 Stored = ProbeResult | SSHProbeResult | SourceResult | AssessedLocation
@@ -53,8 +69,7 @@ class State:
         self._prepare = prepare
         self._probes: dict[str, ProbeResult] = {}
         self._sources: dict[str, SourceResult] = {}
-        self._postures: dict[str, PostureScan] = {}
-        self._assessments: dict[JobKey, tuple[AssessedLocation, ...]] = {}
+        self._assessments: dict[str | JobKey, Assessed] = {}
         self._ssh: dict[str, SSHProbeResult] = {}
         self._generation = 0
         self._cached: Snapshot | None = None
@@ -97,19 +112,29 @@ class State:
         self._changed()
         self._stored((result,), (old,))
 
-    def put_posture(self, name: str, scan: PostureScan) -> None:
-        self._postures[name] = scan
-        self._changed()
+    def assessed(self, name: str) -> AssessedLocation | None:
+        """The target's current assessment, which holds its newest posture scan."""
+        held = self._assessments.get(name)
+        return held if isinstance(held, AssessedLocation) else None
 
     def posture(self, name: str) -> PostureScan | None:
-        return self._postures.get(name)
+        held = self.assessed(name)
+        return None if held is None else held.posture
+
+    def put_assessment(self, name: str, item: AssessedLocation) -> None:
+        """Replace the assessment of one target (its probe and its posture scan judged
+        together; the assessment holds the scan)."""
+        old = self._assessments.get(name)
+        self._assessments[name] = item
+        self._changed()
+        self._stored((item,), (old,) if isinstance(old, AssessedLocation) else ())
 
     def put_assessments(self, key: JobKey, items: tuple[AssessedLocation, ...]) -> None:
-        """Replace the assessments of one target (``JobKind.PROBE``) or source."""
+        """Replace the assessments of one source (``JobKind.SOURCE``)."""
         old = self._assessments.get(key, ())
         self._assessments[key] = items
         self._changed()
-        self._stored(items, old)
+        self._stored(items, old if isinstance(old, tuple) else (old,))
 
     def previous_probe(self, name: str) -> ProbeResult | None:
         return self._probes.get(name)
@@ -119,16 +144,15 @@ class State:
 
     def forget_probe(self, name: str) -> None:
         probe, ssh = self._probes.pop(name, None), self._ssh.pop(name, None)
-        self._postures.pop(name, None)
-        assessed = self._assessments.pop(JobKey(JobKind.PROBE, name), ())
+        assessed = self._assessments.pop(name, None)
         self._changed()
-        self._stored((), (probe, ssh, *assessed))
+        self._stored((), (probe, ssh, assessed if isinstance(assessed, AssessedLocation) else None))
 
     def forget_source(self, name: str) -> None:
         source = self._sources.pop(name, None)
         assessed = self._assessments.pop(JobKey(JobKind.SOURCE, name), ())
         self._changed()
-        self._stored((), (source, *assessed))
+        self._stored((), (source, *(assessed if isinstance(assessed, tuple) else ())))
 
     def set_config(self, config: Config) -> None:
         self.config = config
@@ -153,7 +177,6 @@ class State:
                 config=self.config,
                 probes=MappingProxyType(dict(self._probes)),
                 sources=MappingProxyType(dict(self._sources)),
-                postures=MappingProxyType(dict(self._postures)),
                 assessments=MappingProxyType(dict(self._assessments)),
                 generation=self._generation,
                 config_loaded_at=self.config_loaded_at,

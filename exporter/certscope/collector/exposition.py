@@ -10,8 +10,9 @@ templates are one object, shared through a bounded table of their own
 The families whose values are each result's own (times and durations) are one format for
 all of them, shared like the templates, and the result keeps only their values, formatted
 once, in one bytes object. A target's probe result and its assessment share one identity
-object. Each result holds its rendering itself (``rendered``), so it lives and goes with
-the result and the exposition keeps no table of results.
+object. Each result holds its rendering itself (``rendered``, ``rendered_identity``,
+``rendered_values``), so it lives and goes with the result and the exposition keeps no
+table of results.
 A scrape does one C-level ``bytes.join`` per result and shared family, and one ``%`` per
 result for its own families.
 
@@ -194,7 +195,7 @@ class Exposition:
     values.
 
     Each result is encoded once (:func:`_encode`), when it is stored, and holds its entry
-    itself (``rendered``), so the entry lives exactly as long as the result: nothing here
+    itself (three slots), so the entry lives exactly as long as the result: nothing here
     has to be told that a result was replaced or removed, and no table of entries by result
     is kept (at fleet scale its slots and keys were 140 bytes per target). A scrape joins
     each result's identity into its templates, family by family.
@@ -235,13 +236,17 @@ class Exposition:
             if self._policy is None or self._policy[0] is not result:
                 self._policy = (result, _encode(result))
             return self._policy[1]
-        held = result.rendered
-        if held is None:
-            held = _encode(result)
-            # Results are frozen: their rendering is the one slot set after they are made,
-            # once, and it is not part of their value (see results.py).
-            object.__setattr__(result, "rendered", held)
-        return cast(Entry, held)
+        layout = result.rendered
+        if layout is None:
+            entry = _encode(result)
+            # Results are frozen: their rendering is the slots set after they are made, once,
+            # and it is not part of their value (see results.py). Three slots, not the entry
+            # tuple: 48 bytes less for each result held.
+            object.__setattr__(result, "rendered_identity", entry[0])
+            object.__setattr__(result, "rendered_values", entry[2])
+            object.__setattr__(result, "rendered", entry[1])
+            return entry
+        return result.rendered_identity, cast(Layout, layout), result.rendered_values
 
     def render_parts(self, results: Iterable[Result]) -> list[bytes | bytearray]:
         """The exposition as a few large parts (a header, then one family's lines), in

@@ -20,7 +20,7 @@ def probe_fragments(r: ProbeResult) -> Fragments:
     _line(out, "certscope_probe_success", base, 1 if r.success else 0)
     _line(out, "certscope_probe_duration_seconds", base, r.duration)
     _line(out, "certscope_probe_timestamp_seconds", base, r.timestamp)
-    for phase, seconds in r.outcome.phases:
+    for phase, seconds in r.phases:
         _line(
             out,
             "certscope_probe_phase_duration_seconds",

@@ -53,6 +53,13 @@ HASH_NAMES = ("md2", "md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 #: Equal label sets as one object: most targets of a fleet carry the same few (environment,
 #: team), and every target's result and assessment hold its labels.
 _label_sets = Interner(4096)
+#: Equal addresses as one object: names on one virtual-hosting address (one ``host:port``,
+#: a name per SNI) share it, and a target named by its address (the default) holds one
+#: string for both.
+_addresses = Interner(4096)
+#: Equal TLS options as one object: most targets take the defaults (their SNI is their host),
+#: and the configuration builds options for each.
+_tls_options = Interner(4096)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +82,10 @@ class Target:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _label_sets(self.labels))
-        object.__setattr__(self, "address", join_address(self.host, self.port))
+        object.__setattr__(self, "tls", _tls_options(self.tls))
+        address = join_address(self.host, self.port)
+        address = self.name if address == self.name else _addresses(address)
+        object.__setattr__(self, "address", address)
 
     @property
     def connect_host(self) -> str:

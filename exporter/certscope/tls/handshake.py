@@ -70,6 +70,39 @@ class Phases:
         return len(self.names)
 
 
+#: Every distinct sequence of phase names probes went through, in order of first sight:
+#: packed timings name theirs by its place here. The names come from the handshake's code
+#: (a few fixed sequences), never from a peer; the bound only guards against a bug.
+_PHASE_NAMES: list[tuple[str, ...]] = []
+_PHASE_INDEX: dict[tuple[str, ...], int] = {}
+_MAX_PHASE_NAMES = 1 << 16
+
+
+def pack_phases(phases: Iterable[tuple[str, float]]) -> bytes:
+    """Phase timings as one plain bytes object, what a stored result holds: the seconds as
+    native doubles, then two bytes naming the sequence of names. A :class:`Phases` is an
+    object and a bytes object; a result held 112 bytes for them, now 64."""
+    held = tuple(phases)
+    names = tuple(name for name, _ in held)
+    index = _PHASE_INDEX.get(names)
+    if index is None:
+        if len(_PHASE_NAMES) >= _MAX_PHASE_NAMES:
+            raise ValueError("too many distinct sequences of phase names")
+        index = _PHASE_INDEX[names] = len(_PHASE_NAMES)
+        _PHASE_NAMES.append(names)
+    seconds = struct.pack(f"{len(held)}d", *(seconds for _, seconds in held))
+    return seconds + index.to_bytes(2, "little")
+
+
+def unpack_phases(packed: bytes) -> tuple[tuple[str, float], ...]:
+    """The (name, seconds) pairs of :func:`pack_phases`'s bytes (none for empty bytes)."""
+    if not packed:
+        return ()
+    names = _PHASE_NAMES[int.from_bytes(packed[-2:], "little")]
+    # The doubles come first, where a bytes object's data is 8-byte aligned.
+    return tuple(zip(names, memoryview(packed)[:-2].cast("d"), strict=True))
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What one connection attempt produced. ``chain`` is kept even when ``error`` is set."""
