@@ -16,7 +16,7 @@ from .policy import Assessment
 from .posture import PostureScan
 from .revocation import Revocation
 from .ssh.model import SSHScan
-from .tls.handshake import Outcome, pack_phases, unpack_phases
+from .tls.handshake import Outcome, Phases, pack_phases, unpack_phases
 from .verify import Verdict
 
 Labels = tuple[tuple[str, str], ...]
@@ -71,8 +71,9 @@ class ProbeResult:
         # them all instead of one per stored result.
         if self.verdict is not None:
             object.__setattr__(self, "verdict", shared(self.verdict))
-        if len(self.outcome.phases):
-            object.__setattr__(self, "packed_phases", pack_phases(self.outcome.phases))
+        phases = self.outcome.phases  # always a Phases once the outcome is made
+        if isinstance(phases, Phases) and len(phases):
+            object.__setattr__(self, "packed_phases", pack_phases(phases))
             object.__setattr__(self, "outcome", replace(self.outcome, phases=()))
 
     @property

@@ -78,20 +78,17 @@ _PHASE_INDEX: dict[tuple[str, ...], int] = {}
 _MAX_PHASE_NAMES = 1 << 16
 
 
-def pack_phases(phases: Iterable[tuple[str, float]]) -> bytes:
-    """Phase timings as one plain bytes object, what a stored result holds: the seconds as
-    native doubles, then two bytes naming the sequence of names. A :class:`Phases` is an
+def pack_phases(phases: Phases) -> bytes:
+    """Phase timings as one plain bytes object, what a stored result holds: the outcome's
+    packed seconds, then two bytes naming the sequence of names. A :class:`Phases` is an
     object and a bytes object; a result held 112 bytes for them, now 64."""
-    held = tuple(phases)
-    names = tuple(name for name, _ in held)
-    index = _PHASE_INDEX.get(names)
+    index = _PHASE_INDEX.get(phases.names)
     if index is None:
         if len(_PHASE_NAMES) >= _MAX_PHASE_NAMES:
             raise ValueError("too many distinct sequences of phase names")
-        index = _PHASE_INDEX[names] = len(_PHASE_NAMES)
-        _PHASE_NAMES.append(names)
-    seconds = struct.pack(f"{len(held)}d", *(seconds for _, seconds in held))
-    return seconds + index.to_bytes(2, "little")
+        index = _PHASE_INDEX[phases.names] = len(_PHASE_NAMES)
+        _PHASE_NAMES.append(phases.names)
+    return phases.seconds + index.to_bytes(2, "little")
 
 
 def unpack_phases(packed: bytes) -> tuple[tuple[str, float], ...]:
