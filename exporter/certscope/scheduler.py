@@ -94,6 +94,19 @@ async def enumerate_target(target: Target) -> PostureScan:
 _RUNNING, _QUEUED, _DONE_ONCE, _WATCHING, _SCAN = 1, 2, 4, 8, 16
 
 
+class _Flag:
+    """One bit of a job's ``flags``, read and set as a bool."""
+
+    def __init__(self, bit: int) -> None:
+        self.bit = bit
+
+    def __get__(self, job: _Job, owner: type | None = None) -> bool:
+        return bool(job.flags & self.bit)
+
+    def __set__(self, job: _Job, on: bool) -> None:
+        job.flags = job.flags | self.bit if on else job.flags & ~self.bit
+
+
 @dataclass(slots=True, eq=False)
 class _Job:
     """A target's probe or enumeration, or (:class:`_SourceJob`) a source's refresh.
@@ -137,36 +150,10 @@ class _Job:
             return self.target.enumerate_interval
         return self.target.interval
 
-    def _set(self, bit: int, on: bool) -> None:
-        self.flags = self.flags | bit if on else self.flags & ~bit
-
-    @property
-    def running(self) -> bool:
-        return bool(self.flags & _RUNNING)
-
-    @running.setter
-    def running(self, on: bool) -> None:
-        self._set(_RUNNING, on)
-
-    @property
-    def queued(self) -> bool:
-        return bool(self.flags & _QUEUED)
-
-    @queued.setter
-    def queued(self, on: bool) -> None:
-        self._set(_QUEUED, on)
-
-    @property
-    def done_once(self) -> bool:
-        return bool(self.flags & _DONE_ONCE)
-
-    @done_once.setter
-    def done_once(self, on: bool) -> None:
-        self._set(_DONE_ONCE, on)
-
-    @property
-    def watching(self) -> bool:
-        return bool(self.flags & _WATCHING)
+    running = _Flag(_RUNNING)
+    queued = _Flag(_QUEUED)
+    done_once = _Flag(_DONE_ONCE)
+    watching = _Flag(_WATCHING)
 
     def __lt__(self, other: _Job) -> bool:
         # The heap holds jobs themselves: a (due, seq, job) tuple per queued job was 100 bytes.
