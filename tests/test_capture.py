@@ -1,18 +1,23 @@
 """The certificate is reported whatever the server negotiates: legacy-only suites and
-versions, chains over OpenSSL's certificate-list limit, huge and long chains.
+versions, chains over OpenSSL's certificate-list limit, huge and long chains, certificates
+OpenSSL refuses to load.
 
-Real servers: gnutls-serv (RC4, 3DES and NULL suites, which OpenSSL 3 no longer serves, and a
-TLS 1.0-only endpoint), ``openssl s_server`` and Python ``ssl`` for huge certificates and long
-chains. SSLv3 has no real server left on Debian (OpenSSL and GnuTLS both removed it), so that
+Real servers: gnutls-serv (RC4, 3DES and NULL suites, which OpenSSL 3 no longer serves, a
+TLS 1.0-only endpoint, and a certificate OpenSSL refuses), ``openssl s_server`` and Python
+``ssl`` for huge certificates and long chains. SSLv3 has no real server left on Debian (OpenSSL and GnuTLS both removed it), so that
 one case uses the scripted responder from ``tlsresponder.py``; the flight codec's own edge
 cases are tested without sockets.
 """
 
 from __future__ import annotations
 
+import ssl
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+from OpenSSL import crypto
 
 from certscope.collector import render_once
 from certscope.config import Policy, Target, TLSOptions
@@ -289,3 +294,38 @@ def test_max_handshake_bytes_setting() -> None:
     with pytest.raises(ConfigError) as err:
         parse_config("targets:\n - address: a.test:443\n   max_handshake_bytes: 1000\n", "t.yaml")
     assert [p.location for p in err.value.problems] == ["targets[0].max_handshake_bytes"]
+
+
+# --- a certificate OpenSSL will not load (gnutls-serv) -----------------------------------------
+
+
+async def test_certificate_openssl_refuses_is_unsupported(pki: TestPKI, tmp_path: Path) -> None:
+    """A subject whose UTF8String is not UTF-8: cryptography parses the certificate (names
+    are read lazily), OpenSSL refuses it outright, in the handshake and in the chain builder.
+    GnuTLS serves it. The probe reports the certificate, read from the first flight, and the
+    verdict says OpenSSL could not use it rather than calling it trusted or merely unknown."""
+    leaf = pki.leaf("refused.test", cn="refused-cn-Q", key="rsa")
+    marker = b"\x0c\x0crefused-cn-Q"  # the subject's CN, a UTF8String of 12 bytes
+    assert leaf.der.count(marker) == 1
+    der = leaf.der.replace(marker, marker[:-1] + b"\xff")
+    with pytest.raises(crypto.Error):
+        crypto.load_certificate(crypto.FILETYPE_ASN1, der)
+    chain = tmp_path / "refused-chain.pem"
+    intermediate = pki.intermediate.certificate.public_bytes(Encoding.PEM).decode()
+    chain.write_text(ssl.DER_cert_to_PEM_cert(der) + intermediate)
+    with GnuTLSServer(chain, leaf.key, "NORMAL:-VERS-ALL:+VERS-TLS1.2") as srv:
+        r = await probe(
+            _target("127.0.0.1", srv.port, sni="refused.test", ca_file=str(pki.ca_file))
+        )
+    assert r.outcome.error is not None  # OpenSSL's own handshake refuses the certificate
+    assert r.outcome.captured_by == "hello"
+    assert r.facts[0].sans == ("refused.test",)
+    assert r.verdict is not None
+    assert not r.verdict.chain_trusted
+    assert VerifyFailure.UNSUPPORTED_CERTIFICATE in r.verdict.errors
+    failures = [
+        line
+        for line in render_once([r]).splitlines()
+        if line.startswith("certscope_cert_verification_failure{")
+    ]
+    assert any('reason="unsupported_certificate"' in f and f.endswith(" 1") for f in failures)
