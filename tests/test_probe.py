@@ -19,12 +19,16 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
 from certscope import certs
@@ -272,6 +276,102 @@ async def test_expired_intermediate(tmp_path: Path) -> None:
     assert r.verdict.chain_trusted  # trust is judged without the clock
     assert not r.verdict.valid_now
     assert len(r.facts) == 2
+
+
+def _with_broken_signature(der: bytes) -> bytes:
+    """``der`` with the last byte of its signature changed: the certificate still parses (the
+    last byte of an ECDSA signature's ``s``), and no key verifies it."""
+    return der[:-1] + bytes([der[-1] ^ 0x01])
+
+
+async def test_broken_leaf_signature(pki: TestPKI, tmp_path: Path) -> None:
+    """A leaf whose signature does not verify under the intermediate that names it: the chain
+    is refused for that reason, not as an unknown issuer or a generic error."""
+    leaf = pki.leaf("forged.test")
+    forged = _with_broken_signature(leaf.der)
+    chain = tmp_path / "forged.chain.pem"
+    chain.write_text(ssl.DER_cert_to_PEM_cert(forged) + pki.intermediate.pem.decode())
+    with tls_server(chain, leaf.key) as srv:
+        r = await probe(target(srv, sni="forged.test", ca_file=pki.ca_file))
+    assert r.success  # the handshake does not judge the chain
+    assert r.outcome.chain[0] == forged
+    assert r.verdict is not None
+    assert r.verdict.errors == (V.BAD_SIGNATURE,)
+    assert not r.verdict.chain_trusted
+    assert r.verdict.hostname_match and r.verdict.valid_now
+
+
+def _issued(
+    cn: str, issuer: x509.Certificate, issuer_key: ec.EllipticCurvePrivateKey, ca: bool | None
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A certificate for ``cn`` and its key; ``ca``: its basic constraints (None: a leaf,
+    with ``cn`` as its name, and no basic constraints)."""
+    now = datetime.now(UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+    )
+    if ca is None:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), False)
+    else:
+        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), True)
+    if ca:
+        usage = dict.fromkeys(
+            (
+                "digital_signature",
+                "content_commitment",
+                "key_encipherment",
+                "data_encipherment",
+                "key_agreement",
+                "encipher_only",
+                "decipher_only",
+            ),
+            False,
+        )
+        builder = builder.add_extension(
+            x509.KeyUsage(key_cert_sign=True, crl_sign=True, **usage), critical=True
+        )
+    return builder.sign(issuer_key, hashes.SHA256()), key
+
+
+@pytest.mark.parametrize(
+    "ca",
+    [
+        # An end-entity certificate (CA:FALSE) signed the leaf.
+        pytest.param(False, id="issuer-not-a-ca"),
+        # A real sub-CA signed it, but the intermediate above allows no CA below it
+        # (pathlen 0).
+        pytest.param(True, id="issuer-beyond-path-length"),
+    ],
+)
+async def test_leaf_issued_by_a_certificate_that_may_not_issue(
+    pki: TestPKI, tmp_path: Path, ca: bool
+) -> None:
+    """The intermediate issued a certificate whose key then signed the leaf: every signature
+    verifies and the chain reaches the trusted root, and it is still refused, as an invalid
+    CA, not as a generic verification error."""
+    intermediate = pki.intermediate
+    assert isinstance(intermediate.key, ec.EllipticCurvePrivateKey)
+    middle, middle_key = _issued("certscope Middle", intermediate.certificate, intermediate.key, ca)
+    leaf, leaf_key = _issued("under-middle.test", middle, middle_key, None)
+    chain = tmp_path / "under-middle.chain.pem"
+    presented = (leaf, middle, intermediate.certificate)
+    chain.write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in presented))
+    key = tmp_path / "under-middle.key"
+    key.write_bytes(leaf_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    with tls_server(chain, key) as srv:
+        r = await probe(target(srv, sni="under-middle.test", ca_file=pki.ca_file))
+    assert r.success
+    assert len(r.facts) == 3 and r.facts[1].is_ca is ca
+    assert r.verdict is not None
+    assert r.verdict.errors == (V.INVALID_CA,)
+    assert not r.verdict.chain_trusted
 
 
 async def test_client_flight_larger_than_the_send_buffer(

@@ -26,24 +26,27 @@ from .trust import system_ca_paths
 # X509_V_FLAG_NO_CHECK_TIME: trust is judged without the clock; expiry is reported on its own.
 _NO_CHECK_TIME = 0x200000
 
-# OpenSSL X509_V_ERR_* codes, see openssl/x509_vfy.h.
+# OpenSSL 3's X509_V_ERR_* codes, see openssl/x509_vfy.h. OpenSSL 3 renumbered some of
+# 1.1's: 24, once INVALID_CA, is NO_ISSUER_PUBLIC_KEY, and INVALID_CA is 79.
+# tests/test_verify_codes.py checks each against OpenSSL's own description of it.
 _ISSUER_UNKNOWN = {2, 20, 21}
 _CODE_REASONS = {
-    4: VerifyFailure.BAD_SIGNATURE,
-    5: VerifyFailure.BAD_SIGNATURE,
-    6: VerifyFailure.BAD_SIGNATURE,
-    7: VerifyFailure.BAD_SIGNATURE,
-    8: VerifyFailure.BAD_SIGNATURE,
+    4: VerifyFailure.BAD_SIGNATURE,  # unable to decrypt certificate's signature
+    5: VerifyFailure.BAD_SIGNATURE,  # unable to decrypt CRL's signature
+    6: VerifyFailure.BAD_SIGNATURE,  # unable to decode issuer public key
+    7: VerifyFailure.BAD_SIGNATURE,  # certificate signature failure
+    8: VerifyFailure.BAD_SIGNATURE,  # CRL signature failure
     9: VerifyFailure.NOT_YET_VALID,
     10: VerifyFailure.EXPIRED,
-    18: VerifyFailure.SELF_SIGNED,
-    19: VerifyFailure.UNTRUSTED_ROOT,
+    18: VerifyFailure.SELF_SIGNED,  # self-signed certificate (the leaf)
+    19: VerifyFailure.UNTRUSTED_ROOT,  # self-signed certificate in certificate chain
     22: VerifyFailure.CHAIN_TOO_LONG,
-    24: VerifyFailure.INVALID_CA,
-    26: VerifyFailure.UNSUPPORTED_CERTIFICATE,
-    27: VerifyFailure.UNTRUSTED_ROOT,
-    28: VerifyFailure.UNTRUSTED_ROOT,
-    79: VerifyFailure.INVALID_CA,
+    24: VerifyFailure.BAD_SIGNATURE,  # issuer certificate doesn't have a public key
+    25: VerifyFailure.INVALID_CA,  # path length constraint exceeded
+    26: VerifyFailure.UNSUPPORTED_CERTIFICATE,  # unsuitable certificate purpose
+    27: VerifyFailure.UNTRUSTED_ROOT,  # certificate not trusted
+    28: VerifyFailure.UNTRUSTED_ROOT,  # certificate rejected
+    79: VerifyFailure.INVALID_CA,  # invalid CA certificate
 }
 
 
