@@ -740,6 +740,40 @@ async def test_serial_gone_between_list_and_read(
     )
 
 
+async def test_dot_segments_in_key_names_are_skipped(
+    fake_vault: tuple[str, dict[str, Answer]], monkeypatch: pytest.MonkeyPatch, pki: TestPKI
+) -> None:
+    """Key names with a ``.`` or ``..`` segment are never followed: from a name such as
+    ``../pki/`` the next LIST would read outside the configured path. A real Vault or OpenBao
+    cannot be made to list such a name (its router cleans dot segments from every path), so
+    a prepared HTTP server answers here, with a readable certificate where a followed
+    ``..`` would land."""
+    address, answers = fake_vault
+
+    def secret(cn: str) -> Answer:
+        data = {"certificate": pki.leaf(cn).pem.decode()}
+        body = {"data": {"data": data, "metadata": {"deletion_time": "", "destroyed": False}}}
+        return 200, json.dumps(body).encode(), JSON
+
+    listing = {"data": {"keys": ["..", "../", "./", "web", "a/../"]}}
+    answers["secret/metadata/tls/"] = (200, json.dumps(listing).encode(), JSON)
+    answers["secret/data/tls/web"] = secret("inside.test")
+    # Where ``..`` and ``../`` would lead, normalised or not.
+    outside = {"data": {"keys": ["stolen"]}}
+    for folder in ("secret/metadata/", "secret/metadata/tls/../", "secret/metadata/tls/a/../"):
+        answers[folder] = (200, json.dumps(outside).encode(), JSON)
+    for where in ("secret/data/stolen", "secret/data/tls/../stolen", "secret/data/tls/.."):
+        answers[where] = secret("outside.test")
+    monkeypatch.setenv("CERTSCOPE_TEST_VAULT_TOKEN", "t-123")
+    auth = VaultAuth("token", token=SecretRef(env="CERTSCOPE_TEST_VAULT_TOKEN"))
+    result = await VaultReader(_source(address, auth, pki=())).refresh(None)
+    assert result.up
+    assert _found(result) == {("secret/tls/web#certificate", 0): "inside.test"}
+    assert _errors(result) == {
+        (f"secret/tls/{name}", "unsafe_name") for name in ("..", "../", "./", "a/../")
+    }
+
+
 # --- the whole exporter ----------------------------------------------------------------------
 
 
