@@ -48,6 +48,7 @@ from helpers.servers import (
     Server,
     dribble_server,
     garbage_server,
+    hangup_server,
     http_server,
     huge_certificate_server,
     long_chain_server,
@@ -728,6 +729,22 @@ async def test_not_tls(factory: Any, shown: str) -> None:
     assert r.outcome.error is not None
     assert shown in r.outcome.error.message
     assert r.duration < 2
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+async def test_server_hangs_up_during_the_handshake(reset: bool) -> None:
+    """The server reads the ClientHello and goes away: a clean close or a TCP reset is
+    ``connection_closed`` at once, and the probe does not wait for its timeout."""
+    with hangup_server(reset=reset) as srv:
+        r = await probe(target(srv, timeout=10))
+        seen = srv.settled()
+    assert reason(r) is ProbeFailure.CONNECTION_CLOSED
+    assert r.outcome.error is not None
+    expected = "connection lost" if reset else "server closed the connection during the handshake"
+    assert expected in r.outcome.error.message
+    assert r.duration < 3
+    assert r.facts == ()
+    assert seen[0].commands[0][:1] == b"\x16"  # it did get a ClientHello first
 
 
 async def test_tls_alert_no_shared_suite(pki: TestPKI, leaves: Leaves) -> None:

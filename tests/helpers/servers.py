@@ -26,7 +26,8 @@ Factories:
   cipher string). It completes the handshake and closes.
 - :func:`http_server` (answers a plain HTTP 400), :func:`garbage_server` (bytes that are not
   TLS), :func:`silent_server` (accepts and never speaks), :func:`dribble_server` (a TLS-looking
-  record, one byte per ``interval`` seconds).
+  record, one byte per ``interval`` seconds), :func:`hangup_server` (reads the ClientHello,
+  then closes or resets the connection without a byte).
 - :func:`huge_certificate_server` (a single certificate of about 1 MiB) and
   :func:`long_chain_server` (a chain of ``length`` certificates), both built from a
   :class:`pki.TestPKI`.
@@ -46,6 +47,7 @@ import re
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -416,6 +418,22 @@ def dribble_server(interval: float = 1.0, host: str = "127.0.0.1") -> Server:
             await _say(w, DRIBBLE[i : i + 1])
             await asyncio.sleep(interval)
         await _until_eof(r)
+
+    return Server(handler, host)
+
+
+def hangup_server(reset: bool = False, host: str = "127.0.0.1") -> Server:
+    """Reads the client's first bytes, then closes the connection without sending one: with
+    ``reset``, abortively (``SO_LINGER`` 0: the client sees a TCP reset, not an end of
+    stream). A TLS server that crashes or is killed mid-handshake; no real server can be made
+    to do it on cue."""
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection) -> None:
+        c.commands.append(await r.read(65536))
+        if reset:
+            sock = w.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        w.close()
 
     return Server(handler, host)
 
