@@ -465,13 +465,39 @@ def _same_suite_every_time(hello: SeenHello) -> Reply:
     return Reply(TLS12_HELLO)
 
 
+def _refuses_only_accepted_suites(hello: SeenHello) -> Reply:
+    # Accepts each of its suites while others are offered beside them, and refuses a hello
+    # offering nothing else (the hellos that find the server's order).
+    if set(hello.suites) <= set(codes("ECDHE-RSA-AES128-GCM-SHA256", "AES128-SHA")):
+        return Reply(enc.build_alert(40))
+    return GOOD(hello)
+
+
 @pytest.mark.parametrize(
     ("reply", "reason", "tls12"),
     [
         (Reply(enc.build_server_hello(0x1301)), ScanFailure.SUITE_NOT_OFFERED, None),
+        (_refuses_only_accepted_suites, ScanFailure.INCONSISTENT, True),
         (_same_suite_every_time, ScanFailure.SUITE_NOT_OFFERED, True),
         (Reply(enc.build_server_hello(0xC02F, version=0x0305)), ScanFailure.UNKNOWN_VERSION, None),
         (Reply(enc.build_server_hello(0xC02F, version=0x7F1C)), ScanFailure.UNKNOWN_VERSION, None),
+        # TLS 1.3's version extension in answer to a TLS 1.2 hello, which did not offer it.
+        (
+            Reply(enc.build_server_hello(0xC02F, selected_version=0x0303)),
+            ScanFailure.VERSION_NOT_OFFERED,
+            None,
+        ),
+        # A version above the hello's.
+        (
+            Reply(enc.build_server_hello(0xC02F, version=0x0304)),
+            ScanFailure.VERSION_NOT_OFFERED,
+            None,
+        ),
+        (
+            Reply(enc.build_server_hello(0xC02F, compression_method=1)),
+            ScanFailure.PROTOCOL_VIOLATION,
+            None,
+        ),
         # A ServerHello whose session id overruns the message.
         (Reply(TLS12_HELLO[:43] + b"\x40" + TLS12_HELLO[44:]), HelloFailure.MALFORMED, None),
         (Reply(b"\x16\x09\x09\x00\x05hello"), HelloFailure.UNSUPPORTED_VERSION, None),
@@ -483,9 +509,13 @@ def _same_suite_every_time(hello: SeenHello) -> Reply:
     ],
     ids=[
         "suite-never-offered",
+        "refuses-its-own-suites",
         "suite-no-longer-offered",
         "version-0305",
         "version-draft",
+        "version-extension-not-offered",
+        "version-above-the-hello",
+        "compression",
         "malformed",
         "bad-record-version",
         "truncated",
