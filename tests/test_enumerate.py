@@ -599,6 +599,16 @@ async def test_closed_port() -> None:
     assert result.duration < 1
 
 
+async def test_connect_error_other_than_refused() -> None:
+    # Linux refuses a TCP connect to the limited broadcast address at once (ENETUNREACH).
+    result = await enumerate_posture("255.255.255.255", 443, None, timeout=1)
+    assert not result.complete
+    assert result.error == ScanFailure.CONNECT_ERROR
+    assert any("cannot connect to 255.255.255.255 port 443" in n for n in result.notes)
+    assert dict(result.protocols) == dict.fromkeys(suites.PROTOCOLS)
+    assert result.duration < 1
+
+
 async def test_unresolvable_host() -> None:
     result = await enumerate_posture("nonexistent.invalid", 443, None, timeout=2)
     assert result.error == ScanFailure.DNS

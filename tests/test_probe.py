@@ -701,6 +701,20 @@ async def test_connection_refused() -> None:
     assert not r.success
 
 
+#: Linux refuses a TCP connect to the limited broadcast address at once (ENETUNREACH), with
+#: or without a route out: a connect error that is neither a refusal nor a timeout.
+UNREACHABLE = "255.255.255.255"
+
+
+async def test_connect_error_other_than_refused() -> None:
+    r = await probe(Target("unreachable", UNREACHABLE, 443, TLSOptions(timeout=5)))
+    assert reason(r) is ProbeFailure.CONNECT_ERROR
+    assert r.outcome.error is not None
+    assert r.outcome.error.message.startswith(f"cannot connect to {UNREACHABLE} port 443: ")
+    assert r.duration < 2
+    assert not r.success
+
+
 # --- failures during the handshake ---------------------------------------------------------
 
 

@@ -234,6 +234,14 @@ def test_closed_port() -> None:
     assert result.error.reason is ProbeFailure.CONNECT_REFUSED
 
 
+def test_connect_error_other_than_refused() -> None:
+    # Linux refuses a TCP connect to the limited broadcast address at once (ENETUNREACH).
+    result = run_scan("255.255.255.255", 22)
+    assert result.error is not None
+    assert result.error.reason is ProbeFailure.CONNECT_ERROR
+    assert "cannot connect to 255.255.255.255 port 22" in result.error.message
+
+
 @pytest.mark.parametrize("make", [http_server, garbage_server])
 def test_not_ssh(make: object) -> None:
     assert callable(make)
