@@ -32,7 +32,13 @@ from certscope.tls.hello import HelloFailure, NamedGroup
 from certscope.tls.suites import SuiteClass
 from helpers import tls_encoders as enc
 from helpers.pki import TestPKI
-from helpers.servers import NginxServer, OpenSSLServer, listening_port, stop_process
+from helpers.servers import (
+    NginxServer,
+    OpenSSLServer,
+    garbage_server,
+    listening_port,
+    stop_process,
+)
 from helpers.tlsresponder import Reply, Responder, SeenHello, ServerModel, misbehave
 
 # --------------------------------------------------------------------------------------
@@ -691,6 +697,20 @@ async def test_starttls_refused_stops_the_scan() -> None:
         result = await enumerate_posture(srv.host, srv.port, None, starttls="smtp", timeout=1)
     assert result.error == ScanFailure.STARTTLS_REFUSED
     assert dict(result.protocols) == dict.fromkeys(suites.PROTOCOLS)
+    assert result.duration < 3
+
+
+async def test_starttls_answered_out_of_protocol_stops_the_scan() -> None:
+    """An HTTP server where an SMTP one was expected: the preamble fails the same way on
+    every connection, so the scan stops with starttls_error instead of retrying each hello."""
+    with garbage_server(b"HTTP/1.1 400 Bad Request\r\n\r\n") as srv:
+        result = await enumerate_posture(srv.host, srv.port, None, starttls="smtp", timeout=1)
+    assert result.error == ScanFailure.STARTTLS_ERROR
+    assert result.notes == (
+        "starttls_error: STARTTLS: unexpected reply 'HTTP/1.1 400 Bad Request'",
+    )
+    assert dict(result.protocols) == dict.fromkeys(suites.PROTOCOLS)
+    assert result.connections <= 8
     assert result.duration < 3
 
 
