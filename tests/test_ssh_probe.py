@@ -20,7 +20,14 @@ from certscope.ssh import wire
 from certscope.ssh.model import SSHScan
 from certscope.ssh.probe import plan_host_keys, probe_target, scan
 from helpers.promserver import binary
-from helpers.servers import Connection, Server, garbage_server, http_server, silent_server
+from helpers.servers import (
+    Connection,
+    Server,
+    garbage_server,
+    hangup_server,
+    http_server,
+    silent_server,
+)
 from helpers.sshservers import (
     STRONG,
     WEAK,
@@ -268,6 +275,73 @@ def test_ssh1_only_server() -> None:
         result = run_scan(srv.host, srv.port)
     assert result.error is not None
     assert result.error.reason is ProbeFailure.SSH_VERSION
+
+
+def _packet(payload: bytes) -> bytes:
+    """An unencrypted SSH binary packet (RFC 4253 section 6), written out here rather than by
+    the codec under test."""
+    pad = 8 - (5 + len(payload)) % 8
+    pad += 8 if pad < 4 else 0
+    body = bytes([pad]) + payload + bytes(pad)
+    return len(body).to_bytes(4, "big") + body
+
+
+def _ssh_string(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+# What real servers do only on conditions a test cannot set up on cue (a ban, an overload, a
+# bug), so hand-written servers send it.
+_IDENT = b"SSH-2.0-Scripted_1.0\r\n"
+_DISCONNECT = _packet(
+    bytes([1]) + (7).to_bytes(4, "big") + _ssh_string(b"too many\x07") + _ssh_string(b"")
+)
+
+
+@pytest.mark.parametrize(
+    ("sent", "reason", "message"),
+    [
+        (
+            _IDENT + _DISCONNECT,
+            ProbeFailure.SSH_DISCONNECT,
+            "server disconnected (code 7): too many?",
+        ),
+        (
+            _IDENT + b"\xff\xff\xff\xf0" + bytes(12),
+            ProbeFailure.SSH_PROTOCOL_ERROR,
+            "packet_too_large",
+        ),
+        # The server closes while certscope's KEXINIT is on its way: the client reads an
+        # end of stream or, as often, a reset. Either is the server going away, never an
+        # internal error.
+        (_IDENT, ProbeFailure.CONNECTION_CLOSED, "connection"),
+    ],
+    ids=["disconnect", "packet-too-large", "closed-after-identification"],
+)
+def test_server_gives_up_after_its_identification(
+    sent: bytes, reason: ProbeFailure, message: str
+) -> None:
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter, c: Connection) -> None:
+        w.write(sent)
+        await w.drain()
+        w.close()
+
+    with Server(handler) as srv:
+        result = run_scan(srv.host, srv.port)
+    assert result.error is not None
+    assert result.error.reason is reason
+    assert message in result.error.message
+    assert result.host_keys == ()
+
+
+def test_server_resets_the_connection() -> None:
+    """A TCP reset instead of an identification (a crashed server, a firewall): the server
+    went away, ``connection_closed``, not an internal error with a traceback."""
+    with hangup_server(reset=True) as srv:
+        result = run_scan(srv.host, srv.port)
+    assert result.error is not None
+    assert result.error.reason is ProbeFailure.CONNECTION_CLOSED
+    assert result.error.message == "connection lost: Connection reset by peer"
 
 
 def forging_server(

@@ -103,7 +103,13 @@ class _Conn:
             ev = self.parser.next_event()
             if not isinstance(ev, wire.NeedMoreData):
                 break
-            data = await self.reader.read(_READ)
+            try:
+                data = await self.reader.read(_READ)
+            except OSError as exc:  # a reset: the server went away as surely as with an EOF
+                text = exc.strerror or type(exc).__name__
+                raise _Abort(
+                    Failure(ProbeFailure.CONNECTION_CLOSED, f"connection lost: {text}")
+                ) from None
             if data:
                 self.parser.receive_data(data)
             else:
