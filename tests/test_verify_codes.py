@@ -3,16 +3,27 @@
 The codes are OpenSSL's numbers (``X509_V_ERR_*``), and OpenSSL 3 renumbered some of 1.1's:
 24, once "invalid CA certificate", is now "issuer certificate doesn't have a public key".
 So each mapped code is checked against the description the OpenSSL certscope runs on gives
-of it, and a renumbering, or a code mapped to the wrong reason, fails here.
+of it, and a renumbering, or a code mapped to the wrong reason, fails here. The last tests
+reach two codes no server-facing test can: a path over OpenSSL's depth limit, and a code no
+reason names.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
 import pytest
+from cryptography import x509
 from cryptography.hazmat.bindings.openssl.binding import Binding
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 
 from certscope import verify
 from certscope.errors import VerifyFailure
+from helpers.pki import TestPKI
 
 V = VerifyFailure
 
@@ -57,3 +68,47 @@ def test_renumbered_codes() -> None:
     assert verify._CODE_REASONS[24] is V.BAD_SIGNATURE
     assert described(79) == "invalid ca certificate"
     assert verify._CODE_REASONS[79] is V.INVALID_CA
+
+
+# --- chains that reach the codes, judged by OpenSSL -----------------------------------------
+
+
+def _judge(chain: tuple[bytes, ...], ca_file: Path) -> verify.Trust:
+    return verify.judge_trust(chain, str(ca_file), datetime.now(UTC))
+
+
+def test_a_path_over_the_depth_limit_is_chain_too_long(pki: TestPKI, tmp_path: Path) -> None:
+    """OpenSSL stops building at 100 certificates. A probe keeps 16 of what the server sent,
+    so only a trust store holding the rest of a long path can take it there."""
+    long = pki.long_chain("long.test", 101)
+    certs = x509.load_pem_x509_certificates(long.chain.read_bytes())
+    store = tmp_path / "long-path.pem"
+    held = (*certs[1:], pki.intermediate.certificate, pki.root.certificate)
+    store.write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in held))
+    presented = tuple(c.public_bytes(Encoding.DER) for c in certs[:16])
+    assert _judge(presented, store).errors == (V.CHAIN_TOO_LONG,)
+
+
+def test_an_unmapped_code_is_verify_error(pki: TestPKI) -> None:
+    """A leaf with a critical extension nobody knows (X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION,
+    34, which no reason names): verify_error, never a reason that says something else."""
+    assert 34 not in verify._CODE_REASONS
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    odd = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x05\x00")
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "odd.test")]))
+        .issuer_name(pki.intermediate.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(odd, critical=True)
+        .sign(pki.intermediate.key, hashes.SHA256())
+    )
+    chain = (
+        leaf.public_bytes(Encoding.DER),
+        pki.intermediate.certificate.public_bytes(Encoding.DER),
+    )
+    assert _judge(chain, pki.ca_file).errors == (V.VERIFY_ERROR,)
