@@ -604,6 +604,16 @@ async def test_tls_sealed_and_stopped_keep_last_good(
     assert (untrusted.up, untrusted.error_reason) == (False, "tls_error")
     assert untrusted.error.startswith("certificate of 127.0.0.1:")
 
+    # http:// for an https listener: the address's scheme is named as the thing to fix.
+    plain = bao.address.replace("https://", "http://")
+    assert plain != bao.address
+    misaddressed = await VaultReader(_source(plain, auth, kv=kv, pki=())).refresh(None)
+    assert (misaddressed.up, misaddressed.error_reason) == (False, "bad_response")
+    assert misaddressed.error == (
+        "HTTP 400 from LIST /v1/secret/metadata/tls/: the server speaks HTTPS; "
+        "use https:// in address"
+    )
+
     reader = VaultReader(_source(bao.address, auth, kv=kv, pki=(), ca_file=bao.ca_file))
     good = await reader.refresh(None)
     assert good.up, good.error
@@ -620,7 +630,7 @@ async def test_tls_sealed_and_stopped_keep_last_good(
     assert (down.up, down.error_reason) == (False, "unreachable")
     assert down.error.startswith("cannot connect to 127.0.0.1:")
     assert (down.certs, down.last_success) == (good.certs, good.last_success)
-    _assert_no_secrets([untrusted, good, sealed, down], bao.root_token)
+    _assert_no_secrets([untrusted, misaddressed, good, sealed, down], bao.root_token)
 
 
 async def test_timeout_keeps_last_good(monkeypatch: pytest.MonkeyPatch) -> None:

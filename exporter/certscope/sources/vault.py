@@ -143,6 +143,10 @@ def _q1(segment: str) -> str:
     return quote(segment, safe=":")
 
 
+#: The body of Go's answer to plain HTTP on a TLS listener (Vault and OpenBao are Go).
+_PLAIN_HTTP_TO_HTTPS = b"Client sent an HTTP request to an HTTPS server"
+
+
 def _unsafe(name: str) -> bool:
     return any(part in (".", "..") for part in name.split("/"))
 
@@ -361,6 +365,11 @@ class _Client:
                 SourceFailure.HTTP_ERROR, f"HTTP {status} from {what}: {text or 'no details'}"
             )
         if body is None:
+            if status == 400 and raw.startswith(_PLAIN_HTTP_TO_HTTPS):
+                # Go's net/http answers so when an https listener gets plain HTTP: the one
+                # misconfiguration worth naming (the rest of a non-JSON body is not shown).
+                msg = f"HTTP 400 from {what}: the server speaks HTTPS; use https:// in address"
+                raise self.fail(SourceFailure.BAD_RESPONSE, msg)
             raise self.fail(
                 SourceFailure.BAD_RESPONSE, f"HTTP {status} from {what}: not a JSON object"
             )
