@@ -34,6 +34,7 @@ from certscope.sources import vault as vault_module
 from certscope.sources.vault import VaultReader, parse_pem_value
 from helpers.openbao import OpenBao
 from helpers.pki import TestPKI
+from helpers.sshservers import HostKeys, OpenSSHServer
 
 CORRUPT = "-----BEGIN CERTIFICATE-----\nnot base64 !!!\n-----END CERTIFICATE-----\n"
 POLICY = """
@@ -577,6 +578,19 @@ async def test_kubernetes_auth(
     denied = await VaultReader(_source(bao.address, wrong_role, pki=())).refresh(None)
     assert (denied.up, denied.error_reason) == (False, "auth_failed")
     _assert_no_secrets([result, denied], jwt)
+
+
+async def test_an_address_that_is_not_http(tmp_path: Path) -> None:
+    """The address points at another service (here a real sshd, whose banner comes first):
+    the answer is named as not HTTP, not as an unreachable Vault."""
+    keys = HostKeys.generate(tmp_path / "keys", ("ed25519",))
+    with OpenSSHServer(tmp_path, keys) as sshd:
+        auth = _token_auth(tmp_path, "t-123")
+        address = f"http://{sshd.host}:{sshd.port}"
+        result = await VaultReader(_source(address, auth, pki=())).refresh(None)
+    assert (result.up, result.error_reason) == (False, "bad_response")
+    assert result.error == "LIST /v1/secret/metadata/tls/: the answer is not HTTP"
+    _assert_no_secrets([result], "t-123")
 
 
 # --- failures keep the last good data -------------------------------------------------------

@@ -327,6 +327,11 @@ class _Client:
                 SourceFailure.BAD_RESPONSE, f"truncated or malformed response to {what}"
             ) from None
         except aiohttp.ClientError as exc:
+            if type(exc) is aiohttp.ClientResponseError:
+                # aiohttp's parser refused the answer (its subclasses are proxies, redirects
+                # and content types): something other than HTTP listens at the address.
+                msg = f"{what}: the answer is not HTTP"
+                raise self.fail(SourceFailure.BAD_RESPONSE, msg) from None
             raise self.fail(SourceFailure.UNREACHABLE, f"{what}: {type(exc).__name__}") from None
         return self._judge(status, raw, what)
 
