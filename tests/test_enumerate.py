@@ -474,7 +474,7 @@ def _same_suite_every_time(hello: SeenHello) -> Reply:
 def _refuses_only_accepted_suites(hello: SeenHello) -> Reply:
     # Accepts each of its suites while others are offered beside them, and refuses a hello
     # offering nothing else (the hellos that find the server's order).
-    if set(hello.suites) <= set(codes("ECDHE-RSA-AES128-GCM-SHA256", "AES128-SHA")):
+    if set(hello.suites) <= set(GOOD.suites["TLSv1.2"]):
         return Reply(enc.build_alert(40))
     return GOOD(hello)
 

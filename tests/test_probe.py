@@ -19,16 +19,12 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
 from certscope import certs
@@ -42,7 +38,7 @@ from certscope.tls import channel as channel_module
 from certscope.tls import driver as driver_module
 from certscope.tls import handshake as handshake_module
 from certscope.tls.handshake import MAX_CHAIN
-from helpers.pki import Leaf, TestPKI
+from helpers.pki import Leaf, TestPKI, issued
 from helpers.servers import (
     OpenSSLServer,
     Server,
@@ -302,45 +298,6 @@ async def test_broken_leaf_signature(pki: TestPKI, tmp_path: Path) -> None:
     assert r.verdict.hostname_match and r.verdict.valid_now
 
 
-def _issued(
-    cn: str, issuer: x509.Certificate, issuer_key: ec.EllipticCurvePrivateKey, ca: bool | None
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """A certificate for ``cn`` and its key; ``ca``: its basic constraints (None: a leaf,
-    with ``cn`` as its name, and no basic constraints)."""
-    now = datetime.now(UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-        .issuer_name(issuer.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-    )
-    if ca is None:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), False)
-    else:
-        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), True)
-    if ca:
-        usage = dict.fromkeys(
-            (
-                "digital_signature",
-                "content_commitment",
-                "key_encipherment",
-                "data_encipherment",
-                "key_agreement",
-                "encipher_only",
-                "decipher_only",
-            ),
-            False,
-        )
-        builder = builder.add_extension(
-            x509.KeyUsage(key_cert_sign=True, crl_sign=True, **usage), critical=True
-        )
-    return builder.sign(issuer_key, hashes.SHA256()), key
-
-
 @pytest.mark.parametrize(
     "ca",
     [
@@ -358,9 +315,10 @@ async def test_leaf_issued_by_a_certificate_that_may_not_issue(
     verifies and the chain reaches the trusted root, and it is still refused, as an invalid
     CA, not as a generic verification error."""
     intermediate = pki.intermediate
-    assert isinstance(intermediate.key, ec.EllipticCurvePrivateKey)
-    middle, middle_key = _issued("certscope Middle", intermediate.certificate, intermediate.key, ca)
-    leaf, leaf_key = _issued("under-middle.test", middle, middle_key, None)
+    middle, middle_key = issued(
+        "certscope Middle", intermediate.certificate, intermediate.key, ca=ca
+    )
+    leaf, leaf_key = issued("under-middle.test", middle, middle_key)
     chain = tmp_path / "under-middle.chain.pem"
     presented = (leaf, middle, intermediate.certificate)
     chain.write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in presented))

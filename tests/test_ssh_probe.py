@@ -277,25 +277,10 @@ def test_ssh1_only_server() -> None:
     assert result.error.reason is ProbeFailure.SSH_VERSION
 
 
-def _packet(payload: bytes) -> bytes:
-    """An unencrypted SSH binary packet (RFC 4253 section 6), written out here rather than by
-    the codec under test."""
-    pad = 8 - (5 + len(payload)) % 8
-    pad += 8 if pad < 4 else 0
-    body = bytes([pad]) + payload + bytes(pad)
-    return len(body).to_bytes(4, "big") + body
-
-
-def _ssh_string(data: bytes) -> bytes:
-    return len(data).to_bytes(4, "big") + data
-
-
 # What real servers do only on conditions a test cannot set up on cue (a ban, an overload, a
 # bug), so hand-written servers send it.
 _IDENT = b"SSH-2.0-Scripted_1.0\r\n"
-_DISCONNECT = _packet(
-    bytes([1]) + (7).to_bytes(4, "big") + _ssh_string(b"too many\x07") + _ssh_string(b"")
-)
+_DISCONNECT = wire.build_packet(wire.build_disconnect(7, "too many\x07"))
 
 
 @pytest.mark.parametrize(

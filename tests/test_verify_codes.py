@@ -10,20 +10,17 @@ reason names.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.bindings.openssl.binding import Binding
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
 from certscope import verify
 from certscope.errors import VerifyFailure
-from helpers.pki import TestPKI
+from helpers.pki import TestPKI, issued
 
 V = VerifyFailure
 
@@ -93,19 +90,10 @@ def test_an_unmapped_code_is_verify_error(pki: TestPKI) -> None:
     """A leaf with a critical extension nobody knows (X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION,
     34, which no reason names): verify_error, never a reason that says something else."""
     assert 34 not in verify._CODE_REASONS
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
     odd = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x05\x00")
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "odd.test")]))
-        .issuer_name(pki.intermediate.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(odd, critical=True)
-        .sign(pki.intermediate.key, hashes.SHA256())
+    intermediate = pki.intermediate
+    leaf, _ = issued(
+        "odd.test", intermediate.certificate, intermediate.key, extensions=[(odd, True)]
     )
     chain = (
         leaf.public_bytes(Encoding.DER),

@@ -49,6 +49,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -59,7 +60,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-__all__ = ["Issuer", "KeyKind", "Leaf", "TestPKI", "private_key"]
+__all__ = ["Issuer", "KeyKind", "Leaf", "TestPKI", "ca_usage", "issued", "private_key"]
 
 KeyKind = Literal["ec", "p384", "rsa", "ed25519"]
 HashName = Literal["sha256", "sha384", "sha512", "sha1"]
@@ -251,7 +252,7 @@ class TestPKI:
             .not_valid_before(now - timedelta(days=1))
             .not_valid_after(now + timedelta(days=7300))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(self._ca_usage(), critical=True)
+            .add_extension(ca_usage(), critical=True)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False
             )
@@ -271,7 +272,7 @@ class TestPKI:
             .not_valid_before(min(now - timedelta(days=1), int_not_after - timedelta(days=1)))
             .not_valid_after(int_not_after)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(self._ca_usage(), critical=True)
+            .add_extension(ca_usage(), critical=True)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(int_key.public_key()), critical=False
             )
@@ -298,20 +299,6 @@ class TestPKI:
     def ca_file(self) -> Path:
         """The root certificate (PEM): the trust anchor."""
         return self.root.path
-
-    @staticmethod
-    def _ca_usage() -> x509.KeyUsage:
-        return x509.KeyUsage(
-            digital_signature=True,
-            content_commitment=False,
-            key_encipherment=False,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=True,
-            crl_sign=True,
-            encipher_only=False,
-            decipher_only=False,
-        )
 
     def _write(self, filename: str, *certs: x509.Certificate) -> Path:
         path = self.directory / f"{_slug(self.name)}-{filename}"
@@ -509,6 +496,56 @@ def _sct_list(log_ids: tuple[bytes, ...], when: datetime) -> bytes:
         sct = b"\x00" + log_id + millis + b"\x00\x00" + b"\x04\x03" + b"\x00\x02" + b"\x30\x00"
         items += len(sct).to_bytes(2, "big") + sct
     return len(items).to_bytes(2, "big") + items
+
+
+def ca_usage() -> x509.KeyUsage:
+    """The key usage of a CA certificate: signing certificates and CRLs."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def issued(
+    cn: str,
+    issuer: x509.Certificate,
+    issuer_key: PrivateKey,
+    *,
+    ca: bool | None = None,
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A certificate for ``cn`` and its new key, signed by ``issuer_key`` outside any
+    :class:`TestPKI`: for chains no PKI gives (an end-entity certificate or an extra CA in
+    the middle, an extension nobody knows). ``ca``: its basic constraints, with a CA's key
+    usage when True; None: a leaf, with ``cn`` as its subject alternative name.
+    ``extensions``: more (extension, critical) pairs."""
+    now = datetime.now(UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+    )
+    if ca is None:
+        builder = builder.add_extension(x509.SubjectAlternativeName([_general_name(cn)]), False)
+    else:
+        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), True)
+    if ca:
+        builder = builder.add_extension(ca_usage(), critical=True)
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical)
+    return _sign(builder, issuer_key, "sha256"), key
 
 
 def _general_name(name: str) -> x509.GeneralName:
